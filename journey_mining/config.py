@@ -1,0 +1,147 @@
+"""Settings and analysis parameters, validated once at the edge.
+
+A config file (YAML) has two parts, kept apart on purpose:
+
+* `ingest`: how to read the exports (file patterns, column renames, source
+  time zones). Changing it changes what is loaded.
+* `analysis`: how to interpret what is loaded (stage map, dormancy window,
+  churn horizon, free-mail domains). Changing it only rebuilds the marts.
+
+Every default lives here, in one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from journey_mining.errors import ConfigError
+from journey_mining.sources import SOURCES
+
+DEFAULT_FREE_MAIL_DOMAINS = (
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk", "live.com",
+    "msn.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "ymail.com", "icloud.com", "me.com",
+    "mac.com", "aol.com", "proton.me", "protonmail.com", "gmx.com", "gmx.de", "gmx.net",
+    "web.de", "mail.com", "zoho.com", "yandex.com", "yandex.ru", "mail.ru", "qq.com",
+    "163.com", "126.com", "free.fr", "orange.fr", "laposte.net", "libero.it", "t-online.de",
+    "fastmail.com", "hey.com", "tutanota.com", "pm.me",
+)
+
+
+def _check_timezone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone '{value}' (use an IANA name like 'Europe/Berlin')") from exc
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    """How one source's exports are found and read."""
+
+    files: list[str] | None = Field(
+        default=None, description="glob patterns of file names; default '<source>*'"
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="export column name -> contract column name"
+    )
+    timezone: str | None = Field(default=None, description="zone of timestamps without offset")
+    delimiter: str | None = Field(default=None, description="CSV delimiter; sniffed if unset")
+
+    _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
+
+
+class IngestConfig(_Strict):
+    timezone: str = "UTC"
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+
+    _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, sources: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+        for name, source in sources.items():
+            if name not in SOURCES:
+                raise ValueError(f"unknown source '{name}' (known: {', '.join(SOURCES)})")
+            targets = list(source.columns.values())
+            for target in targets:
+                if target not in SOURCES[name].columns:
+                    raise ValueError(
+                        f"sources.{name}.columns maps to '{target}', which is not a column "
+                        f"of {name} (columns: {', '.join(SOURCES[name].columns)})"
+                    )
+            dup = {t for t in targets if targets.count(t) > 1}
+            if dup:
+                raise ValueError(f"sources.{name}.columns maps several columns to {sorted(dup)}")
+        return sources
+
+    def source(self, name: str) -> SourceConfig:
+        return self.sources.get(name, SourceConfig())
+
+    def timezone_of(self, name: str) -> str:
+        return self.source(name).timezone or self.timezone
+
+    def patterns_of(self, name: str) -> list[str]:
+        return self.source(name).files or [f"{name}*"]
+
+
+class AnalysisParams(_Strict):
+    """How loaded touchpoints are interpreted. Changing these only rebuilds marts."""
+
+    stage_map: str | None = Field(
+        default=None, description="path of a stage map YAML; the contract's default if unset"
+    )
+    dormancy_days: int = Field(default=90, ge=1)
+    churn_horizon_days: int = Field(default=180, ge=1)
+    as_of: dt.datetime | None = Field(
+        default=None, description="analysis date; the latest occurred_at if unset"
+    )
+    free_mail_domains: list[str] = Field(default_factory=lambda: list(DEFAULT_FREE_MAIL_DOMAINS))
+
+    @field_validator("free_mail_domains")
+    @classmethod
+    def _lower(cls, domains: list[str]) -> list[str]:
+        return sorted({d.strip().lower() for d in domains if d.strip()})
+
+
+class Config(_Strict):
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    analysis: AnalysisParams = Field(default_factory=AnalysisParams)
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a config file; the defaults when `path` is None."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
+    stage_map = config.analysis.stage_map
+    if stage_map and not Path(stage_map).is_absolute():
+        # A stage map path is relative to the config file that names it.
+        resolved = str((path.parent / stage_map).resolve())
+        config = config.model_copy(
+            update={"analysis": config.analysis.model_copy(update={"stage_map": resolved})}
+        )
+    return config

@@ -1,0 +1,41 @@
+"""Errors a user can act on. Each names the file, column or setting at fault."""
+
+from __future__ import annotations
+
+
+class JourneyError(Exception):
+    """Base of every error journey-mining raises on purpose."""
+
+
+class ConfigError(JourneyError):
+    """A config file or parameter is invalid."""
+
+
+class IngestError(JourneyError):
+    """A load cannot go ahead; nothing of it was applied."""
+
+
+class UnknownFileError(IngestError):
+    def __init__(self, file: str, reason: str):
+        self.file = file
+        super().__init__(f"{file}: {reason}")
+
+
+class MissingColumnError(IngestError):
+    def __init__(self, file: str, source: str, column: str, available: list[str]):
+        self.file, self.source, self.column = file, source, column
+        super().__init__(
+            f"{file}: required column '{column}' of source {source} is missing "
+            f"(file has: {', '.join(available) or 'no columns'}); "
+            "map it with sources.{source}.columns in the config".replace("{source}", source)
+        )
+
+
+class UnreadableFileError(IngestError):
+    def __init__(self, file: str, reason: str):
+        self.file = file
+        super().__init__(f"{file}: cannot be read: {reason}")
+
+
+class WarehouseLockedError(JourneyError):
+    """Another run holds the warehouse."""

@@ -1,0 +1,152 @@
+"""The DuckDB warehouse: connection, schema of the loaded layer, and the SQL model runner.
+
+The warehouse has two kinds of tables:
+
+* loaded tables (`raw_<source>`, `rejected_rows`, `loads`, `load_files`), appended to
+  by ingest and never rebuilt: they are the system of record;
+* model tables (`stg_*`, `int_*` and the marts), rebuilt from the loaded tables by
+  running every SQL file under `sql/` in dependency order, in one transaction.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from journey_mining.sources import SOURCES
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+LAYERS = ("staging", "intermediate", "marts")
+
+
+def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with the session settings every query relies on (UTC clock)."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All or nothing: commit when the block ends, roll back if it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the loaded tables if absent. Their columns come from the source specs."""
+    for spec in SOURCES.values():
+        columns = ",\n  ".join(
+            f"{_quote(c)} {'TIMESTAMP' if c in spec.timestamps else 'VARCHAR'}"
+            for c in spec.columns
+        )
+        con.execute(
+            f"""CREATE TABLE IF NOT EXISTS {spec.raw_table} (
+  {columns},
+  _load_id BIGINT NOT NULL,
+  _file VARCHAR NOT NULL,
+  _row_number BIGINT NOT NULL,
+  _row_hash VARCHAR NOT NULL
+)"""
+        )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS rejected_rows (
+  source VARCHAR NOT NULL,
+  file VARCHAR NOT NULL,
+  row_number BIGINT,
+  reason VARCHAR NOT NULL,
+  raw VARCHAR,
+  load_id BIGINT NOT NULL
+)"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS loads (
+  load_id BIGINT PRIMARY KEY,
+  started_at TIMESTAMP NOT NULL,
+  finished_at TIMESTAMP NOT NULL,
+  input_dir VARCHAR NOT NULL,
+  files_seen INTEGER NOT NULL,
+  files_read INTEGER NOT NULL,
+  files_skipped INTEGER NOT NULL,
+  rows_read BIGINT NOT NULL,
+  rows_loaded BIGINT NOT NULL,
+  rows_duplicate BIGINT NOT NULL,
+  rows_rejected BIGINT NOT NULL
+)"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS load_files (
+  load_id BIGINT NOT NULL,
+  source VARCHAR NOT NULL,
+  file VARCHAR NOT NULL,
+  sha256 VARCHAR NOT NULL,
+  bytes BIGINT NOT NULL,
+  status VARCHAR NOT NULL,          -- read | skipped (same checksum already loaded)
+  rows_read BIGINT NOT NULL,
+  rows_loaded BIGINT NOT NULL,
+  rows_duplicate BIGINT NOT NULL,
+  rows_rejected BIGINT NOT NULL
+)"""
+    )
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    layer: str
+    path: Path
+    sql: str
+
+
+def discover_models(sql_dir: Path = SQL_DIR) -> list[Model]:
+    """Every model under sql/<layer>/, in an order where each runs after what it reads."""
+    models = {}
+    for layer in LAYERS:
+        for path in sorted((sql_dir / layer).glob("*.sql")):
+            models[path.stem] = Model(path.stem, layer, path, path.read_text())
+    graph = {}
+    for model in models.values():
+        # A dependency is any other model's name used as a whole word (after
+        # stripping comments); over-approximating only adds ordering constraints.
+        text = re.sub(r"--[^\n]*", "", model.sql)
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+        graph[model.name] = {name for name in models if name in words and name != model.name}
+    order = graphlib.TopologicalSorter(graph).static_order()
+    return [models[name] for name in order]
+
+
+def run_models(
+    con: duckdb.DuckDBPyConnection, parameters: dict | None = None, sql_dir: Path = SQL_DIR
+) -> list[str]:
+    """Rebuild every model table in one transaction; returns the model names in run order.
+
+    `parameters` are bound as `$name` placeholders in the model SQL, never formatted in.
+    """
+    parameters = parameters or {}
+    built = []
+    with transaction(con):
+        for model in discover_models(sql_dir):
+            used = {k: v for k, v in parameters.items() if f"${k}" in model.sql}
+            try:
+                con.execute(f"CREATE OR REPLACE TABLE {model.name} AS\n{model.sql}", used)
+            except duckdb.Error as exc:
+                raise duckdb.Error(f"model {model.layer}/{model.name}.sql failed: {exc}") from exc
+            built.append(model.name)
+    return built
