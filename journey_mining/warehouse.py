@@ -150,3 +150,20 @@ def run_models(
                 raise duckdb.Error(f"model {model.layer}/{model.name}.sql failed: {exc}") from exc
             built.append(model.name)
     return built
+
+
+def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
+    """Rebuild all models with the analysis parameters (`AnalysisParams`).
+
+    `as_of` overrides `params.as_of`; when both are unset the models use the latest
+    occurred_at in the warehouse (see sql/intermediate/run_parameters.sql).
+    """
+    ensure_schema(con)
+    return run_models(
+        con,
+        {
+            "as_of": as_of or params.as_of,
+            "dormancy_days": params.dormancy_days,
+            "churn_horizon_days": params.churn_horizon_days,
+        },
+    )

@@ -1,0 +1,35 @@
+# Two commands: `make demo` and `make test`. Both set up the virtual environment first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+# No telemetry, no network at run time; Prefect keeps its state inside the project.
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export DO_NOT_TRACK := 1
+
+.PHONY: install demo test lint sample clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install  ## load data/sample into warehouse/demo.duckdb and build the journeys
+	$(BIN)/journey demo
+
+test: install  ## the whole test suite (2 workers)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+lint: install
+	$(BIN)/ruff check journey_mining pipelines tests
+
+sample: install  ## regenerate data/sample (seeded: the same files every time)
+	$(BIN)/journey generate --out data/sample --accounts 400 --seed 7
+
+clean:
+	rm -rf $(VENV) warehouse reports .prefect .pytest_cache

@@ -1,0 +1,1 @@
+"""Prefect flows: wiring only. Each task is one IO step or one call into journey_mining."""

@@ -1,0 +1,82 @@
+"""The journey pipeline as Prefect flows.
+
+`ingest` loads a folder of exports; `journey_pipeline` runs ingest then rebuilds
+the SQL models. Later stages (mining, churn, reports) are added as tasks here,
+each a single call into the library.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+
+from journey_mining import ingest as ingest_lib
+from journey_mining import warehouse
+from journey_mining.config import Config, load_config
+from journey_mining.errors import JourneyError
+
+
+def _retry_io_only(task, task_run, state) -> bool:
+    """Retry a read that failed on the file system, never a load our checks rejected."""
+    try:
+        state.result()
+    except JourneyError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else (OSError, IO hiccup) is worth a retry
+        return True
+    return False
+
+
+@task(name="load-exports", retries=3, retry_delay_seconds=[2, 5, 15],
+      retry_condition_fn=_retry_io_only)
+def load_exports(input_dir: str, warehouse_path: str, config: Config,
+                 full_reload: bool = False) -> dict:
+    logger = get_run_logger()
+    con = warehouse.connect(warehouse_path)
+    try:
+        report = ingest_lib.load_exports(
+            con, input_dir, config.ingest, full_reload=full_reload,
+            on_file=lambda f: logger.info("reading %s (%s, %s bytes)", f.name, f.source, f.bytes),
+        )
+    finally:
+        con.close()
+    for f in report.files:
+        logger.info("%s: %s, %s rows read, %s loaded, %s duplicate, %s rejected", f.file,
+                    f.status, f.rows_read, f.rows_loaded, f.rows_duplicate, f.rows_rejected)
+    logger.info(report.summary())
+    return {"load_id": report.load_id, "rows_read": report.rows_read,
+            "rows_loaded": report.rows_loaded, "rows_duplicate": report.rows_duplicate,
+            "rows_rejected": report.rows_rejected, "files": len(report.files),
+            "files_skipped": report.files_skipped}
+
+
+@task(name="build-models")
+def build_models(warehouse_path: str, config: Config, as_of: dt.datetime | None) -> list[str]:
+    logger = get_run_logger()
+    con = warehouse.connect(warehouse_path)
+    try:
+        built = warehouse.build(con, config.analysis, as_of=as_of)
+    finally:
+        con.close()
+    logger.info("rebuilt %d models: %s", len(built), ", ".join(built))
+    return built
+
+
+@flow(name="ingest", flow_run_name="ingest {input_dir}")
+def ingest(input_dir: str, warehouse_path: str, config_path: str | None = None,
+           full_reload: bool = False) -> dict:
+    """Load every export in `input_dir` into the warehouse, all or nothing."""
+    config = load_config(config_path)
+    return load_exports(input_dir, warehouse_path, config, full_reload)
+
+
+@flow(name="journey-pipeline", flow_run_name="journeys {input_dir} -> {warehouse_path}")
+def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | None = None,
+                     as_of: dt.datetime | None = None, full_reload: bool = False) -> dict:
+    """Load the exports, then rebuild journeys and marts as of `as_of`."""
+    config = load_config(config_path)
+    load = load_exports(input_dir, warehouse_path, config, full_reload)
+    models = build_models(warehouse_path, config, as_of)
+    return {"load": load, "models": models, "warehouse": str(Path(warehouse_path).resolve())}

@@ -1,0 +1,17 @@
+-- Grain: one row: the analysis parameters this build used, bound by the runner.
+-- as_of: the given date, else the latest occurred_at in the warehouse (contract section 3).
+with touchpoints as (
+    select occurred_at from int_touchpoints_unioned
+),
+
+final as (
+    select
+        coalesce(
+            cast($as_of as timestamp), (select max(occurred_at) from touchpoints)
+        ) as as_of,
+        cast($dormancy_days as integer) as dormancy_days,
+        cast($churn_horizon_days as integer) as churn_horizon_days,
+        current_timestamp::timestamp as built_at
+)
+
+select * from final

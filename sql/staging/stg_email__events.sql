@@ -1,0 +1,18 @@
+-- Grain: one row per email-platform event. Renames and casts only.
+with source as (
+    select * from raw_email_events
+),
+
+final as (
+    select
+        event_id,
+        occurred_at,
+        email,
+        regexp_replace(lower(trim(event_type)), '[\s-]+', '_', 'g') as activity,
+        campaign_id,
+        campaign_name,
+        url
+    from source
+)
+
+select * from final
