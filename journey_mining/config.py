@@ -38,7 +38,9 @@ def _check_timezone(value: str | None) -> str | None:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone '{value}' (use an IANA name like 'Europe/Berlin')") from exc
+        raise ValueError(
+            f"unknown time zone '{value}' (use an IANA name like 'Europe/Berlin')"
+        ) from exc
     return value
 
 

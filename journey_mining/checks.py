@@ -1,0 +1,77 @@
+"""Data tests declared beside each model (`sql/<layer>/<model>.yml`), run on a warehouse.
+
+A spec names the model's grain and what must hold for every row:
+
+    grain: one row per canonical touchpoint
+    unique: [touchpoint_id]            # a column or a list of columns
+    not_null: [touchpoint_id, source]
+    accepted_values: {channel: [web, email, crm]}
+    relationships: {account_id: account_journeys.account_id}
+    expect: ["last_touch_at >= first_touch_at"]   # SQL predicates over the model's rows
+
+Each check counts the rows that break it; zero is a pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from journey_mining.warehouse import LAYERS, SQL_DIR
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    model: str
+    check: str
+    failing_rows: int
+
+    @property
+    def passed(self) -> bool:
+        return self.failing_rows == 0
+
+
+def _queries(model: str, spec: dict) -> list[tuple[str, str]]:
+    queries = []
+    for key in spec.get("unique", []):
+        cols = key if isinstance(key, list) else [key]
+        col_list = ", ".join(cols)
+        queries.append((f"unique({col_list})",
+                        f"SELECT count(*) FROM (SELECT {col_list} FROM {model} "
+                        f"GROUP BY ALL HAVING count(*) > 1)"))
+    for col in spec.get("not_null", []):
+        queries.append((f"not_null({col})", f"SELECT count(*) FROM {model} WHERE {col} IS NULL"))
+    for col, values in spec.get("accepted_values", {}).items():
+        literals = ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+        queries.append((f"accepted_values({col})",
+                        f"SELECT count(*) FROM {model} WHERE {col} NOT IN ({literals})"))
+    for col, target in spec.get("relationships", {}).items():
+        table, target_col = target.split(".")
+        queries.append((f"relationships({col} -> {target})",
+                        f"SELECT count(*) FROM {model} m WHERE m.{col} IS NOT NULL AND NOT EXISTS "
+                        f"(SELECT 1 FROM {table} t WHERE t.{target_col} = m.{col})"))
+    for predicate in spec.get("expect", []):
+        queries.append((f"expect({predicate})",
+                        f"SELECT count(*) FROM {model} WHERE NOT coalesce(({predicate}), false)"))
+    return queries
+
+
+def model_specs(sql_dir: Path = SQL_DIR) -> dict[str, dict]:
+    """The declared tests of every model that has a .yml beside its .sql."""
+    specs = {}
+    for layer in LAYERS:
+        for path in sorted((sql_dir / layer).glob("*.yml")):
+            specs[path.stem] = yaml.safe_load(path.read_text()) or {}
+    return specs
+
+
+def run_checks(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> list[CheckResult]:
+    """Run every declared model test; returns one result per check (the spec is trusted SQL)."""
+    results = []
+    for model, spec in model_specs(sql_dir).items():
+        for name, query in _queries(model, spec):
+            results.append(CheckResult(model, name, con.execute(query).fetchall()[0][0]))
+    return results

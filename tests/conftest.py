@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny export folders a reader can check by eye, and the sample warehouse."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
+from journey_mining import ingest, warehouse  # noqa: E402
+from journey_mining.config import Config  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample"
+SHARED_REAL = REPO.parent / "shared" / "data" / "real"
+
+
+def write_csv(folder: Path, name: str, header: str, *rows: str) -> Path:
+    """Write a CSV export: a header line and data lines, exactly as given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+WEB_HEADER = "event_id,occurred_at,anonymous_id,event_name,email"
+
+
+@pytest.fixture
+def con():
+    connection = warehouse.connect()
+    warehouse.ensure_schema(connection)
+    yield connection
+    connection.close()
+
+
+def table_rows(con, table: str, order: str = "ALL") -> list[tuple]:
+    return con.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse(tmp_path_factory) -> Path:
+    """The committed sample loaded and built once per test session (no Prefect)."""
+    path = tmp_path_factory.mktemp("sample") / "sample.duckdb"
+    connection = warehouse.connect(path)
+    config = Config()
+    ingest.load_exports(connection, SAMPLE, config.ingest)
+    warehouse.build(connection, config.analysis)
+    connection.close()
+    return path
+
+
+@pytest.fixture
+def sample_con(sample_warehouse):
+    connection = warehouse.connect(sample_warehouse, read_only=True)
+    yield connection
+    connection.close()

@@ -1,0 +1,58 @@
+"""Config files are validated once, with messages that name the setting at fault."""
+
+from __future__ import annotations
+
+import pytest
+
+from journey_mining.config import load_config
+from journey_mining.errors import ConfigError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "journey.yml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_when_no_config_is_given():
+    config = load_config(None)
+    assert config.ingest.timezone == "UTC"
+    assert config.analysis.dormancy_days == 90
+    assert config.analysis.churn_horizon_days == 180
+    assert "gmail.com" in config.analysis.free_mail_domains
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ingest:\n  sources:\n    hubspot: {}\n", "unknown source 'hubspot'"),
+        ("ingest:\n  timezone: Mars/Base\n", "unknown time zone 'Mars/Base'"),
+        ("ingest:\n  sources:\n    web_events:\n      columns: {Id: visitor}\n",
+         "maps to 'visitor', which is not a column of web_events"),
+        ("ingest:\n  sources:\n    web_events:\n      columns: {A: event_id, B: event_id}\n",
+         "maps several columns to ['event_id']"),
+        ("analysis:\n  dormancy_days: 0\n", "analysis.dormancy_days"),
+        ("analysis:\n  dormacy_days: 30\n", "analysis.dormacy_days: Extra inputs"),
+        ("ingest: [\n", "not valid YAML"),
+    ],
+)
+def test_invalid_config_is_a_clear_error(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yml")
+
+
+def test_stage_map_path_is_relative_to_the_config_file(tmp_path):
+    path = write(tmp_path, "analysis:\n  stage_map: maps/stages.yml\n")
+    assert load_config(path).analysis.stage_map == str(tmp_path / "maps" / "stages.yml")
+
+
+def test_free_mail_domains_are_normalised(tmp_path):
+    path = write(tmp_path, "analysis:\n  free_mail_domains: [' GMail.com', web.de]\n")
+    assert load_config(path).analysis.free_mail_domains == ["gmail.com", "web.de"]

@@ -1,0 +1,68 @@
+"""The Prefect flows end to end, and the `journey` command that runs them."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from journey_mining.cli import app
+from journey_mining.config import Config
+from journey_mining.errors import MissingColumnError
+from pipelines.journey_pipeline import _retry_io_only, ingest, journey_pipeline, load_exports
+from tests.conftest import WEB_HEADER, write_csv
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def exports(tmp_path):
+    folder = tmp_path / "exports"
+    write_csv(folder, "crm_accounts.csv", "account_id,name,domain", "acc1,Acme,acme.com")
+    write_csv(folder, "web_events_2025-01.csv", WEB_HEADER,
+              "w1,2025-01-10T09:00:00Z,anon1,page_view,",
+              "w2,2025-01-11T09:00:00Z,anon1,form_submit,ann@acme.com",
+              "w3,bad,anon1,page_view,")
+    return folder
+
+
+def test_pipeline_flow_loads_and_builds_the_warehouse(exports, tmp_path):
+    db = tmp_path / "w.duckdb"
+    result = journey_pipeline(str(exports), str(db))
+    assert (result["load"]["rows_loaded"], result["load"]["rows_rejected"]) == (3, 1)
+    assert "touchpoints" in result["models"]
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT touchpoint_id FROM touchpoints ORDER BY 1").fetchall() == [
+        ("web_events:w1",), ("web_events:w2",)]
+    assert con.execute("SELECT row_number FROM rejected_rows").fetchall() == [(4,)]
+
+
+def test_running_again_on_the_same_folder_adds_nothing(exports, tmp_path):
+    db = tmp_path / "w.duckdb"
+    journey_pipeline(str(exports), str(db))
+    again = journey_pipeline(str(exports), str(db))
+    assert again["load"]["rows_loaded"] == 0 and again["load"]["files_skipped"] == 2
+
+
+def test_ingest_flow_fails_with_the_library_error_and_does_not_retry_it(exports, tmp_path):
+    write_csv(exports, "email_events.csv", "event_id,occurred_at,email", "m1,2025-01-01,a@b.co")
+    with pytest.raises(MissingColumnError, match="event_type"):
+        ingest(str(exports), str(tmp_path / "w.duckdb"))
+    state = load_exports(str(exports), str(tmp_path / "w2.duckdb"), Config(), return_state=True)
+    assert not _retry_io_only(None, None, state)
+
+
+def test_cli_run_prints_where_the_outputs_are(exports, tmp_path):
+    db = tmp_path / "cli.duckdb"
+    result = CliRunner().invoke(app, ["run", "--input", str(exports), "--warehouse", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "loaded 3 new rows" in result.output and str(db) in result.output
+
+
+def test_cli_reports_a_bad_folder_in_one_line_and_exits_non_zero(tmp_path):
+    write_csv(tmp_path, "leads.csv", "a,b", "1,2")
+    result = CliRunner().invoke(app, ["run", "--input", str(tmp_path),
+                                      "--warehouse", str(tmp_path / "w.duckdb")])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "leads.csv" in result.output
+    assert "Traceback" not in result.output

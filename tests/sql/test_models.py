@@ -1,0 +1,81 @@
+"""SQL models: run order, staging rules on given rows, and the declared data tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from journey_mining import checks, warehouse
+from journey_mining.config import AnalysisParams
+
+
+def test_models_run_after_the_models_they_read():
+    order = [m.name for m in warehouse.discover_models()]
+    assert order.index("stg_web__events") < order.index("int_touchpoints_unioned")
+    assert order.index("int_touchpoints_unioned") < order.index("touchpoints")
+    assert order.index("int_touchpoints_unioned") < order.index("run_parameters")
+
+
+def insert(con, table, **columns):
+    """Insert one loaded row with the bookkeeping columns filled in."""
+    names = list(columns) + ["_load_id", "_file", "_row_number", "_row_hash"]
+    values = list(columns.values()) + [1, "given.csv", 2, "h"]
+    marks = ", ".join("?" for _ in names)
+    con.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", values)
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("Decider", "decider"), (" BUYER ", "buyer"), ("Champion", "other"), (None, None)])
+def test_contact_role_is_a_buying_committee_role_or_other(con, given, expected):
+    insert(con, "raw_crm_contacts", contact_id="c1", account_id="a1", role=given)
+    warehouse.build(con, AnalysisParams())
+    assert con.execute("SELECT role FROM stg_crm__contacts").fetchall() == [(expected,)]
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("acme.com", "acme.com"), ("https://www.Acme.com/about", "acme.com"),
+    ("WWW.ACME.CO.UK", "acme.co.uk"), ("", None)])
+def test_account_domain_is_normalised_for_matching(con, given, expected):
+    insert(con, "raw_crm_accounts", account_id="a1", name="Acme", domain=given)
+    warehouse.build(con, AnalysisParams())
+    assert con.execute("SELECT domain FROM stg_crm__accounts").fetchall() == [(expected,)]
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("Deal Won", "deal_won"), ("deal-won", "deal_won"), (" meeting ", "meeting")])
+def test_activity_names_are_normalised(con, given, expected):
+    import datetime as dt
+
+    insert(con, "raw_crm_activities", activity_id="x1", occurred_at=dt.datetime(2025, 1, 1),
+           account_id="a1", activity_type=given)
+    warehouse.build(con, AnalysisParams())
+    assert con.execute("SELECT activity FROM touchpoints").fetchall() == [(expected,)]
+
+
+def test_as_of_defaults_to_the_latest_touchpoint(con):
+    import datetime as dt
+
+    for i, day in enumerate((3, 9, 5)):
+        insert(con, "raw_web_events", event_id=f"w{i}", occurred_at=dt.datetime(2025, 1, day),
+               anonymous_id="a", event_name="page_view")
+    warehouse.build(con, AnalysisParams())
+    assert con.execute("SELECT as_of FROM run_parameters").fetchall() == [
+        (dt.datetime(2025, 1, 9),)]
+    warehouse.build(con, AnalysisParams(), as_of=dt.datetime(2025, 1, 4))
+    assert con.execute("SELECT as_of FROM run_parameters").fetchall() == [
+        (dt.datetime(2025, 1, 4),)]
+
+
+def test_every_declared_data_test_passes_on_the_sample(sample_con):
+    failures = [r for r in checks.run_checks(sample_con) if not r.passed]
+    assert failures == []
+
+
+def test_a_broken_invariant_is_reported(con):
+    import datetime as dt
+
+    insert(con, "raw_web_events", event_id="w1", occurred_at=dt.datetime(2025, 1, 1),
+           anonymous_id="a", event_name="page_view")
+    warehouse.build(con, AnalysisParams())
+    con.execute("INSERT INTO touchpoints SELECT * FROM touchpoints")  # break uniqueness
+    failed = {(r.model, r.check) for r in checks.run_checks(con) if not r.passed}
+    assert ("touchpoints", "unique(touchpoint_id)") in failed
