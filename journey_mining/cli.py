@@ -18,7 +18,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True)  # progress and errors
+out = Console(soft_wrap=True)  # results: never wrapped, so paths can be copied
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
 
@@ -57,13 +58,13 @@ def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.dateti
 
 def _print_outputs(result: dict) -> None:
     load = result["load"]
-    console.print(
+    out.print(
         f"[green]loaded[/] {load['rows_loaded']:,} new rows "
         f"({load['rows_duplicate']:,} duplicate, {load['rows_rejected']:,} rejected) "
         f"from {load['files']} files ({load['files_skipped']} unchanged)"
     )
-    console.print(f"[green]warehouse:[/] {result['warehouse']}")
-    console.print(f"[green]tables:[/] {', '.join(result['models'])}, loads, rejected_rows")
+    out.print(f"[green]warehouse:[/] {result['warehouse']}")
+    out.print(f"[green]tables:[/] {', '.join(result['models'])}, loads, rejected_rows")
 
 
 @app.command()
@@ -104,7 +105,8 @@ def demo(
 
 @app.command()
 def generate(
-    out: Annotated[Path, typer.Option(help="folder to write the exports into")] = SAMPLE_DIR,
+    folder: Annotated[Path, typer.Option("--out", help="folder to write the exports into")] =
+        SAMPLE_DIR,
     accounts: Annotated[int, typer.Option(help="number of accounts")] = 400,
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
     dirt: Annotated[bool, typer.Option(help="add the dirt of real exports")] = True,
@@ -112,5 +114,5 @@ def generate(
     """Write synthetic exports (and their ground truth in OUT/truth/)."""
     from journey_mining.generator import GeneratorSpec, generate_exports
 
-    counts = generate_exports(out, GeneratorSpec(n_accounts=accounts, seed=seed, dirt=dirt))
-    console.print(f"wrote {sum(counts.values()):,} clean rows to {out}: {counts}")
+    counts = generate_exports(folder, GeneratorSpec(n_accounts=accounts, seed=seed, dirt=dirt))
+    out.print(f"wrote {sum(counts.values()):,} clean rows to {folder}: {counts}")
