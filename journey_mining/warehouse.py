@@ -123,11 +123,12 @@ def discover_models(sql_dir: Path = SQL_DIR) -> list[Model]:
             models[path.stem] = Model(path.stem, layer, path, path.read_text())
     graph = {}
     for model in models.values():
-        # A dependency is any other model's name used as a whole word (after
-        # stripping comments); over-approximating only adds ordering constraints.
-        text = re.sub(r"--[^\n]*", "", model.sql)
-        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
-        graph[model.name] = {name for name in models if name in words and name != model.name}
+        # A dependency is a model named after FROM or JOIN that is not one of the
+        # file's own CTEs (so a model must not name a CTE after another model).
+        text = re.sub(r"--[^\n]*", "", model.sql).lower()
+        read = set(re.findall(r"\b(?:from|join)\s+([a-z_][a-z0-9_]*)", text))
+        ctes = set(re.findall(r"\b([a-z_][a-z0-9_]*)\s+as\s*\(", text))
+        graph[model.name] = {n for n in read - ctes if n in models and n != model.name}
     order = graphlib.TopologicalSorter(graph).static_order()
     return [models[name] for name in order]
 
@@ -135,35 +136,42 @@ def discover_models(sql_dir: Path = SQL_DIR) -> list[Model]:
 def run_models(
     con: duckdb.DuckDBPyConnection, parameters: dict | None = None, sql_dir: Path = SQL_DIR
 ) -> list[str]:
-    """Rebuild every model table in one transaction; returns the model names in run order.
+    """Rebuild every model table; returns the model names in run order.
 
-    `parameters` are bound as `$name` placeholders in the model SQL, never formatted in.
+    `parameters` are bound as `$name` placeholders in the model SQL, never
+    formatted in. Call inside `transaction` (as `build` does) for all or nothing.
     """
     parameters = parameters or {}
     built = []
-    with transaction(con):
-        for model in discover_models(sql_dir):
-            used = {k: v for k, v in parameters.items() if f"${k}" in model.sql}
-            try:
-                con.execute(f"CREATE OR REPLACE TABLE {model.name} AS\n{model.sql}", used)
-            except duckdb.Error as exc:
-                raise duckdb.Error(f"model {model.layer}/{model.name}.sql failed: {exc}") from exc
-            built.append(model.name)
+    for model in discover_models(sql_dir):
+        used = {k: v for k, v in parameters.items() if f"${k}" in model.sql}
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {model.name} AS\n{model.sql}", used)
+        except duckdb.Error as exc:
+            raise duckdb.Error(f"model {model.layer}/{model.name}.sql failed: {exc}") from exc
+        built.append(model.name)
     return built
 
 
 def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
-    """Rebuild all models with the analysis parameters (`AnalysisParams`).
+    """Rebuild all models with the analysis parameters (`AnalysisParams`), all or nothing.
 
-    `as_of` overrides `params.as_of`; when both are unset the models use the latest
-    occurred_at in the warehouse (see sql/intermediate/run_parameters.sql).
+    Writes the configuration tables the models join (stage ladder and map,
+    free-mail domains), then every model. `as_of` overrides `params.as_of`; when
+    both are unset the models use the latest occurred_at in the warehouse.
     """
+    from journey_mining import stages
+
+    stage_map = stages.load_stage_map(params.stage_map)
     ensure_schema(con)
-    return run_models(
-        con,
-        {
-            "as_of": as_of or params.as_of,
-            "dormancy_days": params.dormancy_days,
-            "churn_horizon_days": params.churn_horizon_days,
-        },
-    )
+    with transaction(con):
+        stages.register_stage_map(con, stage_map)
+        stages.register_free_mail_domains(con, params.free_mail_domains)
+        return run_models(
+            con,
+            {
+                "as_of": as_of or params.as_of,
+                "dormancy_days": params.dormancy_days,
+                "churn_horizon_days": params.churn_horizon_days,
+            },
+        )

@@ -1,7 +1,7 @@
--- Grain: one row per canonical touchpoint (contract section 4). Unique key: touchpoint_id.
--- Tests: touchpoint_id unique and not null; (source, source_id) unique.
+-- Grain: one row per canonical touchpoint (contract section 4), all of them,
+-- whatever the as-of date. account_id is empty where stitching found no account.
 with touchpoints as (
-    select * from int_touchpoints_unioned
+    select * from int_touchpoints_staged
 ),
 
 final as (
@@ -10,16 +10,19 @@ final as (
         source,
         source_id,
         occurred_at,
-        crm_account_id as account_id,
-        crm_contact_id as contact_id,
+        account_id,
+        contact_id,
         anonymous_id,
         channel,
         activity,
-        null::varchar as stage,
-        false as is_negative,
+        stage,
+        is_negative,
+        stage_order,
+        resolution_method,
         email,
         opportunity_id,
         amount,
+        score,
         properties,
         campaign_id,
         url

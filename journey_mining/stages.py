@@ -1,0 +1,143 @@
+"""The stage ladder and the stage map: which activity signals which stage.
+
+The ladder is the contract's and fixed (its names carry meaning elsewhere:
+engagements start at `client`, end in `between_engagements` or
+`former_client`). The map from activities to stages is configuration: a YAML
+file validated on load, so an unknown stage or an activity mapped twice is an
+error before anything is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from journey_mining.errors import ConfigError
+
+LADDER = (
+    "awareness", "consideration", "evaluation", "decision",
+    "client", "between_engagements", "advocacy", "former_client",
+)
+STAGE_ORDER = {stage: i + 1 for i, stage in enumerate(LADDER)}
+CHANNELS = ("web", "email", "crm")
+
+
+@dataclass(frozen=True)
+class ScoreRule:
+    channel: str
+    activity: str
+    property: str
+    negative_max: float
+
+
+@dataclass(frozen=True)
+class StageMap:
+    signals: tuple[tuple[str, str, str], ...]  # (channel, activity, stage)
+    negative: tuple[tuple[str, str], ...]  # (channel, activity)
+    score_rules: tuple[ScoreRule, ...]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML loader that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+
+def _mapping(loader, node, deep=False):
+    keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+    seen = {k for k in keys if keys.count(k) > 1}
+    if seen:
+        raise ConfigError(f"line {node.start_mark.line + 1}: {sorted(seen)} given twice")
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def _normal(activity: str) -> str:
+    return "_".join(str(activity).strip().lower().replace("-", " ").split())
+
+
+def parse_stage_map(data: dict, origin: str = "stage map") -> StageMap:
+    """Validate a stage map given as a dict (the YAML's content)."""
+    def fail(message: str):
+        raise ConfigError(f"{origin}: {message}")
+
+    if not isinstance(data, dict) or not isinstance(data.get("signals"), dict):
+        fail("needs a 'signals' mapping of channel -> activity -> stage")
+    unknown_keys = set(data) - {"signals", "negative", "score_responses"}
+    if unknown_keys:
+        fail(f"unknown keys {sorted(unknown_keys)}")
+    signals, seen = [], {}
+    for channel, activities in data["signals"].items():
+        if channel not in CHANNELS:
+            fail(f"unknown channel '{channel}' (channels: {', '.join(CHANNELS)})")
+        for activity, stage in (activities or {}).items():
+            if stage not in STAGE_ORDER:
+                fail(f"{channel}.{activity}: unknown stage '{stage}' (stages: {', '.join(LADDER)})")
+            key = (channel, _normal(activity))
+            if key in seen:
+                fail(f"{channel}.{activity} is mapped twice ('{seen[key]}' and '{stage}')")
+            seen[key] = stage
+            signals.append((channel, key[1], stage))
+    negative = []
+    for channel, activities in (data.get("negative") or {}).items():
+        if channel not in CHANNELS:
+            fail(f"negative: unknown channel '{channel}'")
+        negative.extend((channel, _normal(a)) for a in activities or [])
+    rules = []
+    for rule in data.get("score_responses") or []:
+        try:
+            rules.append(ScoreRule(rule["channel"], _normal(rule["activity"]), rule["property"],
+                                   float(rule["negative_max"])))
+        except (KeyError, TypeError, ValueError):
+            fail(f"score_responses: {rule} needs channel, activity, property, negative_max")
+    return StageMap(tuple(signals), tuple(negative), tuple(rules))
+
+
+def load_stage_map(path: str | Path | None = None) -> StageMap:
+    """The stage map at `path`, or the contract's default when None."""
+    if path is None:
+        text = resources.files("journey_mining").joinpath("config/stage_map.yml").read_text()
+        origin = "default stage map"
+    else:
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: stage map not found") from exc
+        origin = str(path)
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}") from exc
+    return parse_stage_map(data, origin)
+
+
+def register_stage_map(con: duckdb.DuckDBPyConnection, stage_map: StageMap) -> None:
+    """Write the ladder and the map as tables the SQL models join (values bound, not formatted)."""
+    con.execute("CREATE OR REPLACE TABLE stage_ladder (stage VARCHAR PRIMARY KEY, "
+                "stage_order INTEGER NOT NULL)")
+    con.executemany("INSERT INTO stage_ladder VALUES (?, ?)", list(STAGE_ORDER.items()))
+    con.execute("CREATE OR REPLACE TABLE stage_map (channel VARCHAR, activity VARCHAR, "
+                "stage VARCHAR, PRIMARY KEY (channel, activity))")
+    if stage_map.signals:
+        con.executemany("INSERT INTO stage_map VALUES (?, ?, ?)", list(stage_map.signals))
+    con.execute("CREATE OR REPLACE TABLE negative_signals (channel VARCHAR, activity VARCHAR)")
+    if stage_map.negative:
+        con.executemany("INSERT INTO negative_signals VALUES (?, ?)", list(stage_map.negative))
+    con.execute("CREATE OR REPLACE TABLE score_rules (channel VARCHAR, activity VARCHAR, "
+                "property VARCHAR, negative_max DOUBLE)")
+    if stage_map.score_rules:
+        con.executemany("INSERT INTO score_rules VALUES (?, ?, ?, ?)",
+                        [(r.channel, r.activity, r.property, r.negative_max)
+                         for r in stage_map.score_rules])
+
+
+def register_free_mail_domains(con: duckdb.DuckDBPyConnection, domains: list[str]) -> None:
+    con.execute("CREATE OR REPLACE TABLE free_mail_domains (domain VARCHAR PRIMARY KEY)")
+    if domains:
+        con.executemany("INSERT INTO free_mail_domains VALUES (?)", [(d,) for d in domains])

@@ -1,0 +1,43 @@
+-- Grain: one row per touchpoint, with the stage its activity signals (stage map)
+-- and whether it is a negative signal (the map's list, or a score response at or
+-- below its threshold, e.g. an NPS of 0-6).
+with touchpoints as (
+    select * from int_touchpoints_stitched
+),
+
+stage_signals as (
+    select m.channel, m.activity, m.stage, l.stage_order
+    from stage_map as m
+    inner join stage_ladder as l on m.stage = l.stage
+),
+
+negatives as (
+    select distinct channel, activity from negative_signals
+),
+
+scored as (
+    select
+        t.touchpoint_id,
+        try_cast(
+            json_extract_string(t.properties, '$."' || r.property || '"') as double
+        ) as score,
+        r.negative_max
+    from touchpoints as t
+    inner join score_rules as r on t.channel = r.channel and t.activity = r.activity
+),
+
+final as (
+    select
+        t.*,
+        s.stage,
+        s.stage_order,
+        sc.score,
+        n.activity is not null
+        or coalesce(sc.score between 0 and sc.negative_max, false) as is_negative
+    from touchpoints as t
+    left join stage_signals as s on t.channel = s.channel and t.activity = s.activity
+    left join negatives as n on t.channel = n.channel and t.activity = n.activity
+    left join scored as sc on t.touchpoint_id = sc.touchpoint_id
+)
+
+select * from final

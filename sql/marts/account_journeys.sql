@@ -1,0 +1,136 @@
+-- Grain: one row per account: every CRM account, plus any account_id that CRM
+-- activities name without an account record. Touchpoints up to the as-of date.
+--
+-- furthest_stage: the highest ladder stage among the account's staged touchpoints.
+-- current_stage, where the journey is now (it moves back as well as forward):
+--   * an account with client-side signals (client, between_engagements, advocacy,
+--     former_client) is at the stage of its latest such signal: a completed
+--     project puts it between engagements, a cancellation makes it a former
+--     client, a new deal_won a client again;
+--   * otherwise it is at the highest stage reached since its latest deal_lost;
+--     a lost deal puts it back to consideration (or wherever it has got to since).
+-- dropped: furthest stage below client and no touchpoint for more than
+-- dormancy_days before the as-of date; it dropped at its furthest stage.
+with params as (
+    select * from run_parameters
+),
+
+touchpoints as (
+    select t.*
+    from int_touchpoints_staged as t, params as p
+    where t.account_id is not null and t.occurred_at <= p.as_of
+),
+
+accounts as (
+    select account_id from stg_crm__accounts
+    union
+    select distinct account_id from touchpoints
+),
+
+contacts as (
+    select contact_id, role from stg_crm__contacts
+),
+
+ladder as (
+    select * from stage_ladder
+),
+
+activity as (
+    select
+        account_id,
+        min(occurred_at) as first_touch_at,
+        max(occurred_at) as last_touch_at,
+        count(*) as n_touchpoints,
+        count(distinct contact_id) as n_contacts_engaged,
+        max(stage_order) as furthest_stage_order
+    from touchpoints
+    group by account_id
+),
+
+roles as (
+    select t.account_id, list(distinct c.role order by c.role) as roles_engaged
+    from touchpoints as t
+    inner join contacts as c on t.contact_id = c.contact_id
+    where c.role is not null
+    group by t.account_id
+),
+
+latest_client_side as (
+    select account_id, stage_order
+    from touchpoints
+    where stage_order >= 5
+    qualify row_number() over (
+        partition by account_id order by occurred_at desc, stage_order desc
+    ) = 1
+),
+
+last_loss as (
+    select account_id, max(occurred_at) as lost_at
+    from touchpoints
+    where activity = 'deal_lost'
+    group by account_id
+),
+
+pre_sale as (
+    select
+        t.account_id,
+        case
+            when l.lost_at is null then max(t.stage_order)
+            else greatest(2, coalesce(max(t.stage_order) filter (where t.occurred_at > l.lost_at), 2))
+        end as stage_order
+    from touchpoints as t
+    left join last_loss as l on t.account_id = l.account_id
+    where t.stage_order <= 4
+    group by t.account_id, l.lost_at
+),
+
+engagement_counts as (
+    select account_id, count(*) as n_engagements
+    from engagements
+    group by account_id
+),
+
+combined as (
+    select
+        a.account_id,
+        act.first_touch_at,
+        act.last_touch_at,
+        coalesce(act.n_touchpoints, 0) as n_touchpoints,
+        coalesce(act.n_contacts_engaged, 0) as n_contacts_engaged,
+        coalesce(r.roles_engaged, []::varchar[]) as roles_engaged,
+        act.furthest_stage_order,
+        coalesce(lcs.stage_order, ps.stage_order) as current_stage_order,
+        coalesce(e.n_engagements, 0) as n_engagements,
+        act.furthest_stage_order < 5
+        and act.last_touch_at < p.as_of - to_days(p.dormancy_days) as dropped
+    from accounts as a
+    cross join params as p
+    left join activity as act on a.account_id = act.account_id
+    left join roles as r on a.account_id = r.account_id
+    left join latest_client_side as lcs on a.account_id = lcs.account_id
+    left join pre_sale as ps on a.account_id = ps.account_id
+    left join engagement_counts as e on a.account_id = e.account_id
+),
+
+final as (
+    select
+        c.account_id,
+        c.first_touch_at,
+        c.last_touch_at,
+        c.n_touchpoints,
+        c.n_contacts_engaged,
+        c.roles_engaged,
+        furthest.stage as furthest_stage,
+        current_.stage as current_stage,
+        c.n_engagements,
+        coalesce(c.dropped, false) as dropped,
+        case when c.dropped then furthest.stage end as dropped_at_stage,
+        c.furthest_stage_order,
+        c.current_stage_order
+    from combined as c
+    left join ladder as furthest on c.furthest_stage_order = furthest.stage_order
+    left join ladder as current_ on c.current_stage_order = current_.stage_order
+)
+
+select * from final
+order by account_id
