@@ -63,8 +63,15 @@ def _print_outputs(result: dict) -> None:
         f"({load['rows_duplicate']:,} duplicate, {load['rows_rejected']:,} rejected) "
         f"from {load['files']} files ({load['files_skipped']} unchanged)"
     )
+    out.print()
+    out.print(result["summary"], highlight=False, markup=False)
+    out.print()
+    if result["failed_checks"]:
+        out.print(f"[yellow]{result['failed_checks']} data tests failed; see the log above[/]")
     out.print(f"[green]warehouse:[/] {result['warehouse']}")
-    out.print(f"[green]tables:[/] {', '.join(result['models'])}, loads, rejected_rows")
+    marts = [m for m in result["models"] if not m.startswith(("stg_", "int_"))]
+    out.print(f"[green]tables:[/] {', '.join(marts)}, loads, rejected_rows "
+              "(plus staging stg_* and intermediate int_* models)")
 
 
 @app.command()

@@ -142,7 +142,8 @@ class _Simulation:
         if t > self.t_end:
             return
         sid = f"w{len(self.web) + 1:08d}"
-        device = self._pick(person.devices)
+        # People mostly browse from one primary device; a second one now and then.
+        device = person.devices[0] if self.rng.random() < 0.85 else self._pick(person.devices)
         email = None
         if activity in FORMS:
             email = self._messy(person.email)
@@ -192,8 +193,10 @@ class _Simulation:
         roles = ["initiator"] + [self._pick(ROLES) for _ in range(n_committee - 1)]
         for j, role in enumerate(roles):
             first, last = self._pick(FIRST), self._pick(LAST)
-            in_crm = self.rng.random() < 0.8
-            free = self.rng.random() < 0.12
+            # The account is in the CRM because someone there is known: the
+            # initiator is always a contact with a work email.
+            in_crm = j == 0 or self.rng.random() < 0.8
+            free = j > 0 and self.rng.random() < 0.12
             local = f"{first}.{last}{j}{i}"
             email = f"{local}@{self._pick(FREE_MAIL) if free else domain}"
             devices = [self._device() for _ in range(1 + int(self.rng.random() < 0.3))]
@@ -245,7 +248,15 @@ class _Simulation:
             t = t0
             for _ in range(n):
                 t = self._business_time(t + self._days(6))
-                person = who or self._pick(people)
+                # Past awareness, the people researching are mostly those already
+                # engaged: the committee members who have filled a form.
+                engaged = [p for p in people if p.identified_devices]
+                if who is not None:
+                    person = who
+                elif stage != "awareness" and engaged and rng.random() < 0.9:
+                    person = self._pick(engaged)
+                else:
+                    person = self._pick(people)
                 activity = self._pick(activities)
                 for _ in range(int(rng.integers(0, 4)) if activity != "page_view" else 0):
                     self.web_event(t, account, person, "page_view", "awareness")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
+from journey_mining import checks, journeys, warehouse
 from journey_mining import ingest as ingest_lib
-from journey_mining import warehouse
 from journey_mining.config import Config, load_config
 from journey_mining.errors import JourneyError
 
@@ -52,7 +52,7 @@ def load_exports(input_dir: str, warehouse_path: str, config: Config,
             "files_skipped": report.files_skipped}
 
 
-@task(name="build-models")
+@task(name="build-journeys")
 def build_models(warehouse_path: str, config: Config, as_of: dt.datetime | None) -> list[str]:
     logger = get_run_logger()
     con = warehouse.connect(warehouse_path)
@@ -62,6 +62,32 @@ def build_models(warehouse_path: str, config: Config, as_of: dt.datetime | None)
         con.close()
     logger.info("rebuilt %d models: %s", len(built), ", ".join(built))
     return built
+
+
+@task(name="check-models")
+def check_models(warehouse_path: str) -> int:
+    """Run the data tests declared beside the models; log each failure. Returns failures."""
+    logger = get_run_logger()
+    con = warehouse.connect(warehouse_path, read_only=True)
+    try:
+        failed = [r for r in checks.run_checks(con) if not r.passed]
+    finally:
+        con.close()
+    for result in failed:
+        logger.warning("data test failed: %s %s (%d rows)", result.model, result.check,
+                       result.failing_rows)
+    return len(failed)
+
+
+@task(name="summarise-journeys")
+def summarise(warehouse_path: str) -> str:
+    con = warehouse.connect(warehouse_path, read_only=True)
+    try:
+        text = journeys.journey_summary(con).to_text()
+    finally:
+        con.close()
+    get_run_logger().info("\n%s", text)
+    return text
 
 
 @flow(name="ingest", flow_run_name="ingest {input_dir}")
@@ -79,4 +105,7 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
     config = load_config(config_path)
     load = load_exports(input_dir, warehouse_path, config, full_reload)
     models = build_models(warehouse_path, config, as_of)
-    return {"load": load, "models": models, "warehouse": str(Path(warehouse_path).resolve())}
+    failed_checks = check_models(warehouse_path)
+    summary = summarise(warehouse_path)
+    return {"load": load, "models": models, "failed_checks": failed_checks, "summary": summary,
+            "warehouse": str(Path(warehouse_path).resolve())}

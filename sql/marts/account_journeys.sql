@@ -3,12 +3,15 @@
 --
 -- furthest_stage: the highest ladder stage among the account's staged touchpoints.
 -- current_stage, where the journey is now (it moves back as well as forward):
---   * an account with client-side signals (client, between_engagements, advocacy,
---     former_client) is at the stage of its latest such signal: a completed
---     project puts it between engagements, a cancellation makes it a former
---     client, a new deal_won a client again;
---   * otherwise it is at the highest stage reached since its latest deal_lost;
---     a lost deal puts it back to consideration (or wherever it has got to since).
+--   * with an engagement (a deal_won): an open engagement is client; one ended by
+--     a cancellation is former_client; one ended by project_completed is
+--     between_engagements, or advocacy if a referral or case study came after it.
+--     Service signals (support tickets, NPS replies) do not move the stage.
+--   * client-side signals without any deal_won (history before the data): the
+--     stage of the latest such signal.
+--   * before any sale: the highest stage reached since the latest deal_lost; a
+--     lost deal puts the account back to consideration (or wherever it has got
+--     to since).
 -- dropped: furthest stage below client and no touchpoint for more than
 -- dormancy_days before the as-of date; it dropped at its furthest stage.
 with params as (
@@ -55,6 +58,33 @@ roles as (
     group by t.account_id
 ),
 
+latest_engagement as (
+    select account_id, ended_at, ended_by
+    from engagements
+    qualify row_number() over (partition by account_id order by engagement_no desc) = 1
+),
+
+advocacy_since as (
+    select le.account_id
+    from latest_engagement as le
+    inner join touchpoints as t on le.account_id = t.account_id
+    where t.stage = 'advocacy' and t.occurred_at > le.ended_at
+    group by le.account_id
+),
+
+post_sale as (
+    select
+        le.account_id,
+        case
+            when le.ended_at is null then 5
+            when le.ended_by = 'cancellation' then 8
+            when adv.account_id is not null then 7
+            else 6
+        end as stage_order
+    from latest_engagement as le
+    left join advocacy_since as adv on le.account_id = adv.account_id
+),
+
 latest_client_side as (
     select account_id, stage_order
     from touchpoints
@@ -99,7 +129,7 @@ combined as (
         coalesce(act.n_contacts_engaged, 0) as n_contacts_engaged,
         coalesce(r.roles_engaged, []::varchar[]) as roles_engaged,
         act.furthest_stage_order,
-        coalesce(lcs.stage_order, ps.stage_order) as current_stage_order,
+        coalesce(pos.stage_order, lcs.stage_order, ps.stage_order) as current_stage_order,
         coalesce(e.n_engagements, 0) as n_engagements,
         act.furthest_stage_order < 5
         and act.last_touch_at < p.as_of - to_days(p.dormancy_days) as dropped
@@ -107,6 +137,7 @@ combined as (
     cross join params as p
     left join activity as act on a.account_id = act.account_id
     left join roles as r on a.account_id = r.account_id
+    left join post_sale as pos on a.account_id = pos.account_id
     left join latest_client_side as lcs on a.account_id = lcs.account_id
     left join pre_sale as ps on a.account_id = ps.account_id
     left join engagement_counts as e on a.account_id = e.account_id

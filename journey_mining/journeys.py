@@ -1,0 +1,66 @@
+"""Journey headline numbers, read from the marts (defined once, in sql/marts/journey_kpis.sql)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class FunnelStage:
+    stage: str
+    reached: int
+    conversion_to_next: float | None
+    dropped: int
+
+
+@dataclass(frozen=True)
+class JourneySummary:
+    """The short summary `make demo` prints: one build's headline numbers."""
+
+    as_of: object
+    accounts: int
+    accounts_with_touchpoints: int
+    touchpoints: int
+    resolved_share: float | None
+    dropped_accounts: int
+    re_engagement_rate: float | None
+    re_engaged_accounts: int
+    first_engagement_ended: int
+    funnel: tuple[FunnelStage, ...]
+
+    def to_text(self) -> str:
+        pct = lambda x: "n/a" if x is None else f"{x:.1%}"  # noqa: E731
+        lines = [
+            f"Journeys as of {self.as_of:%Y-%m-%d}: {self.accounts:,} accounts "
+            f"({self.accounts_with_touchpoints:,} with touchpoints), {self.touchpoints:,} "
+            f"touchpoints, {pct(self.resolved_share)} tied to an account",
+            f"{'stage':<20}{'reached':>9}{'to next':>9}{'dropped':>9}",
+        ]
+        for s in self.funnel:
+            conversion = "" if s.conversion_to_next is None else pct(s.conversion_to_next)
+            lines.append(f"{s.stage:<20}{s.reached:>9,}{conversion:>9}{s.dropped:>9,}")
+        lines.append(
+            f"Dropped: {self.dropped_accounts:,} accounts. Re-engagement: "
+            f"{pct(self.re_engagement_rate)} ({self.re_engaged_accounts:,} of "
+            f"{self.first_engagement_ended:,} accounts whose first engagement ended came back)"
+        )
+        return "\n".join(lines)
+
+
+def journey_summary(con: duckdb.DuckDBPyConnection) -> JourneySummary:
+    """Headline numbers and the funnel of the last build."""
+    kpis = con.execute(
+        "SELECT as_of, accounts, accounts_with_touchpoints, touchpoints, resolved_share, "
+        "dropped_accounts, re_engagement_rate, re_engaged_accounts, first_engagement_ended "
+        "FROM journey_kpis"
+    ).fetchall()[0]
+    funnel = tuple(
+        FunnelStage(*row)
+        for row in con.execute(
+            "SELECT stage, reached, conversion_to_next, dropped FROM stage_funnel "
+            "ORDER BY stage_order"
+        ).fetchall()
+    )
+    return JourneySummary(*kpis, funnel=funnel)
