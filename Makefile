@@ -22,7 +22,8 @@ install: $(STAMP)
 demo: install  ## load data/sample into warehouse/demo.duckdb and build the journeys
 	$(BIN)/journey demo
 
-test: install  ## the whole test suite (2 workers)
+test: install  ## lint, then the whole test suite (2 workers)
+	$(BIN)/ruff check journey_mining pipelines tests
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: install

@@ -2,7 +2,8 @@
 
 | account | what it shows |
 |---|---|
-| A01 Acme     | form-fill back-fill: visitor v01 browses, then submits " Ann@ACME.com " (contact C01); dropped at evaluation |
+| A01 Acme     | form-fill back-fill: visitor v01 browses, then submits " Ann@ACME.com " |
+|              | (contact C01); dropped at evaluation |
 | A02 Beta     | domain match: bob@beta.io is no contact; domain given as https://www.beta.io |
 | A03 Gamma    | free-mail contact: " Carl@GMail.com " is contact C03; dropped at awareness |
 | A04 Delta    | lost, then won: an open engagement, current stage client |

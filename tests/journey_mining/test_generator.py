@@ -64,3 +64,13 @@ def test_truth_is_written_beside_not_among_the_exports(tmp_path):
     assert {p.name for p in (tmp_path / "truth").iterdir()} == {
         "identities.csv", "touchpoints.parquet", "accounts.csv", "engagements.csv"}
     ingest.discover_files(tmp_path, ingest.IngestConfig())  # no error: truth/ is not read
+
+
+def test_loading_the_sample_twice_adds_nothing(tmp_path):
+    con = warehouse.connect()
+    first = ingest.load_exports(con, SAMPLE)
+    rejected = con.execute("SELECT count(*) FROM rejected_rows").fetchall()
+    again = ingest.load_exports(con, SAMPLE, full_reload=True)
+    assert again.rows_loaded == 0
+    assert again.rows_duplicate == first.rows_loaded + first.rows_duplicate
+    assert con.execute("SELECT count(*) FROM rejected_rows").fetchall() == rejected

@@ -44,10 +44,12 @@ def test_invalid_stage_map_is_a_clear_error(tmp_path, text, message):
 
 def test_a_custom_map_changes_the_stages_after_a_rebuild(con, tmp_path):
     write_csv(tmp_path / "in", "web_events.csv", WEB_HEADER,
-              "w1,2025-01-01T00:00:00Z,v1,page_view,", "w2,2025-01-02T00:00:00Z,v1,case_study_read,")
+              "w1,2025-01-01T00:00:00Z,v1,page_view,",
+              "w2,2025-01-02T00:00:00Z,v1,case_study_read,")
     ingest.load_exports(con, tmp_path / "in")
     custom = tmp_path / "stages.yml"
-    custom.write_text("signals:\n  web:\n    page_view: awareness\n    case_study_read: evaluation\n")
+    custom.write_text(
+        "signals:\n  web:\n    page_view: awareness\n    case_study_read: evaluation\n")
     warehouse.build(con, AnalysisParams(stage_map=str(custom)))
     assert con.execute("SELECT source_id, stage FROM touchpoints ORDER BY 1").fetchall() == [
         ("w1", "awareness"), ("w2", "evaluation")]
