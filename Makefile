@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export DO_NOT_TRACK := 1
+export PM4PY_SHOW_PROGRESS_BAR := false
 
 .PHONY: install demo test lint sample clean
 

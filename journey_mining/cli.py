@@ -29,6 +29,7 @@ def _prefect_environment() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "false")
 
 
 def _parse_date(value: str | None) -> dt.datetime | None:
@@ -46,13 +47,14 @@ def _fail(exc: Exception) -> None:
 
 
 def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.datetime | None,
-         full_reload: bool) -> dict:
+         full_reload: bool, outputs: Path) -> dict:
     _prefect_environment()
     from pipelines.journey_pipeline import journey_pipeline
 
     with console.status("running the journey pipeline (Prefect starts a local API first)"):
         return journey_pipeline(
-            str(input_dir), str(warehouse), str(config) if config else None, as_of, full_reload
+            str(input_dir), str(warehouse), str(config) if config else None, as_of, full_reload,
+            str(outputs),
         )
 
 
@@ -69,6 +71,8 @@ def _print_outputs(result: dict) -> None:
     if result["failed_checks"]:
         out.print(f"[yellow]{result['failed_checks']} data tests failed; see the log above[/]")
     out.print(f"[green]warehouse:[/] {result['warehouse']}")
+    for name, path in result["files"].items():
+        out.print(f"[green]{name}:[/] {Path(path).resolve()}")
     marts = [m for m in result["models"] if not m.startswith(("stg_", "int_"))]
     out.print(f"[green]tables:[/] {', '.join(marts)}, loads, rejected_rows "
               "(plus staging stg_* and intermediate int_* models)")
@@ -84,10 +88,12 @@ def run(
     as_of: Annotated[str | None, typer.Option(help="analysis date (default: latest event)")] =
         None,
     full_reload: Annotated[bool, typer.Option(help="re-read files loaded before")] = False,
+    outputs: Annotated[Path, typer.Option(help="folder for process models and log exports")] =
+        Path("outputs"),
 ) -> None:
-    """Load the exports in INPUT into the warehouse and rebuild the journeys."""
+    """Load the exports in INPUT into the warehouse, rebuild and mine the journeys."""
     try:
-        result = _run(input, warehouse, config, _parse_date(as_of), full_reload)
+        result = _run(input, warehouse, config, _parse_date(as_of), full_reload, outputs)
     except JourneyError as exc:
         _fail(exc)
     _print_outputs(result)
@@ -97,6 +103,8 @@ def run(
 def demo(
     warehouse: Annotated[Path, typer.Option(help="DuckDB warehouse file")] =
         Path("warehouse/demo.duckdb"),
+    outputs: Annotated[Path, typer.Option(help="folder for process models and log exports")] =
+        Path("outputs/demo"),
 ) -> None:
     """Run the whole pipeline on the bundled sample data into a fresh warehouse."""
     if not SAMPLE_DIR.is_dir():
@@ -104,7 +112,7 @@ def demo(
     for stale in (warehouse, Path(f"{warehouse}.wal")):
         stale.unlink(missing_ok=True)
     try:
-        result = _run(SAMPLE_DIR, warehouse, None, None, False)
+        result = _run(SAMPLE_DIR, warehouse, None, None, False, outputs)
     except JourneyError as exc:
         _fail(exc)
     _print_outputs(result)

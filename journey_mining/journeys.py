@@ -29,6 +29,7 @@ class JourneySummary:
     re_engaged_accounts: int
     first_engagement_ended: int
     funnel: tuple[FunnelStage, ...]
+    paths: dict | None = None  # from the mining step, when it has run
 
     def to_text(self) -> str:
         pct = lambda x: "n/a" if x is None else f"{x:.1%}"  # noqa: E731
@@ -46,6 +47,14 @@ class JourneySummary:
             f"{pct(self.re_engagement_rate)} ({self.re_engaged_accounts:,} of "
             f"{self.first_engagement_ended:,} accounts whose first engagement ended came back)"
         )
+        if self.paths:
+            p = self.paths
+            lines.append(
+                f"Paths: {pct(p['linear_share'])} of journeys follow the ladder; "
+                f"{p['variants']:,} distinct stage paths, the 10 most common cover "
+                f"{pct(p['top_10_coverage'])}. Reached client: {pct(p['conversion_linear'])} "
+                f"of linear vs {pct(p['conversion_non_linear'])} of non-linear journeys"
+            )
         return "\n".join(lines)
 
 
@@ -63,4 +72,18 @@ def journey_summary(con: duckdb.DuckDBPyConnection) -> JourneySummary:
             "ORDER BY stage_order"
         ).fetchall()
     )
-    return JourneySummary(*kpis, funnel=funnel)
+    return JourneySummary(*kpis, funnel=funnel, paths=_paths(con))
+
+
+def _paths(con: duckdb.DuckDBPyConnection) -> dict | None:
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if not {"conformance_summary", "path_variants"} <= tables:
+        return None
+    linear, conv_linear, conv_other = con.execute(
+        "SELECT linear_share, client_conversion_linear, client_conversion_non_linear "
+        "FROM conformance_summary").fetchall()[0]
+    variants, top = con.execute(
+        "SELECT count(*), sum(coverage) FILTER (WHERE variant_rank <= 10) "
+        "FROM path_variants WHERE level = 'stage'").fetchall()[0]
+    return {"linear_share": linear, "conversion_linear": conv_linear,
+            "conversion_non_linear": conv_other, "variants": variants, "top_10_coverage": top}

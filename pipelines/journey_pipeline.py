@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
-from journey_mining import checks, journeys, warehouse
+from journey_mining import checks, journeys, mining, warehouse
 from journey_mining import ingest as ingest_lib
 from journey_mining.config import Config, load_config
 from journey_mining.errors import JourneyError
@@ -64,6 +64,25 @@ def build_models(warehouse_path: str, config: Config, as_of: dt.datetime | None)
     return built
 
 
+@task(name="mine-journeys")
+def mine_journeys(warehouse_path: str, outputs: str) -> dict:
+    """Paths, variants, conformance, timing; process models and XES/OCEL exports."""
+    logger = get_run_logger()
+    con = warehouse.connect(warehouse_path)
+    try:
+        result = mining.mine(con, Path(outputs))
+    finally:
+        con.close()
+    for level, summary in result.summary.items():
+        logger.info(
+            "%s level: %d variants over %d accounts; the top %d cover %.1f%%, the long tail "
+            "%.1f%%", level, summary["variants"], summary["cases"], summary["top_k"],
+            100 * summary["top_k_coverage"], 100 * summary["long_tail_share"])
+    for name, path in result.files.items():
+        logger.info("wrote %s: %s", name, path)
+    return {"tables": result.tables, "files": {k: str(v) for k, v in result.files.items()}}
+
+
 @task(name="check-models")
 def check_models(warehouse_path: str) -> int:
     """Run the data tests declared beside the models; log each failure. Returns failures."""
@@ -100,12 +119,15 @@ def ingest(input_dir: str, warehouse_path: str, config_path: str | None = None,
 
 @flow(name="journey-pipeline", flow_run_name="journeys {input_dir} -> {warehouse_path}")
 def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | None = None,
-                     as_of: dt.datetime | None = None, full_reload: bool = False) -> dict:
-    """Load the exports, then rebuild journeys and marts as of `as_of`."""
+                     as_of: dt.datetime | None = None, full_reload: bool = False,
+                     outputs: str = "outputs") -> dict:
+    """Load the exports, rebuild journeys and marts as of `as_of`, mine them, check them."""
     config = load_config(config_path)
     load = load_exports(input_dir, warehouse_path, config, full_reload)
     models = build_models(warehouse_path, config, as_of)
+    mined = mine_journeys(warehouse_path, outputs)
     failed_checks = check_models(warehouse_path)
     summary = summarise(warehouse_path)
-    return {"load": load, "models": models, "failed_checks": failed_checks, "summary": summary,
+    return {"load": load, "models": models + mined["tables"], "files": mined["files"],
+            "failed_checks": failed_checks, "summary": summary,
             "warehouse": str(Path(warehouse_path).resolve())}

@@ -9,6 +9,7 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "false")
 
 from journey_mining import ingest, warehouse  # noqa: E402
 from journey_mining.config import Config  # noqa: E402

@@ -28,9 +28,11 @@ def exports(tmp_path):
 
 def test_pipeline_flow_loads_and_builds_the_warehouse(exports, tmp_path):
     db = tmp_path / "w.duckdb"
-    result = journey_pipeline(str(exports), str(db))
+    result = journey_pipeline(str(exports), str(db), outputs=str(tmp_path / "out"))
     assert (result["load"]["rows_loaded"], result["load"]["rows_rejected"]) == (3, 1)
-    assert "touchpoints" in result["models"]
+    assert {"touchpoints", "stage_transitions", "journey_conformance"} <= set(result["models"])
+    assert result["failed_checks"] == 0
+    assert (tmp_path / "out" / "exports" / "account_log.xes").exists()
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT touchpoint_id FROM touchpoints ORDER BY 1").fetchall() == [
         ("web_events:w1",), ("web_events:w2",)]
@@ -39,8 +41,8 @@ def test_pipeline_flow_loads_and_builds_the_warehouse(exports, tmp_path):
 
 def test_running_again_on_the_same_folder_adds_nothing(exports, tmp_path):
     db = tmp_path / "w.duckdb"
-    journey_pipeline(str(exports), str(db))
-    again = journey_pipeline(str(exports), str(db))
+    journey_pipeline(str(exports), str(db), outputs=str(tmp_path / "out"))
+    again = journey_pipeline(str(exports), str(db), outputs=str(tmp_path / "out"))
     assert again["load"]["rows_loaded"] == 0 and again["load"]["files_skipped"] == 2
 
 
@@ -54,7 +56,8 @@ def test_ingest_flow_fails_with_the_library_error_and_does_not_retry_it(exports,
 
 def test_cli_run_prints_where_the_outputs_are(exports, tmp_path):
     db = tmp_path / "cli.duckdb"
-    result = CliRunner().invoke(app, ["run", "--input", str(exports), "--warehouse", str(db)])
+    result = CliRunner().invoke(app, ["run", "--input", str(exports), "--warehouse", str(db),
+                                      "--outputs", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "loaded 3 new rows" in result.output and str(db) in result.output
 

@@ -1,0 +1,82 @@
+"""Event logs for process mining, built in DuckDB from the journey events.
+
+Two levels of abstraction (`stage`, `activity`) and three case notions
+(`account`, `contact`, `engagement_cycle`), all from one SQL definition,
+`sql/mining/event_log.sql`, with the choices bound as parameters. Consecutive
+repeats of an activity can be collapsed into one event (default), keeping their
+count in `n_repeats`: a run of five page views is one step of a path, not five.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from journey_mining.errors import JourneyError
+from journey_mining.warehouse import SQL_DIR
+
+MINING_SQL = SQL_DIR / "mining"
+LEVELS = ("stage", "activity")
+CASE_NOTIONS = ("account", "contact", "engagement_cycle")
+PM4PY_COLUMNS = {"case_id": "case:concept:name", "activity": "concept:name",
+                 "timestamp": "time:timestamp"}
+
+
+def mining_sql(name: str) -> str:
+    return (MINING_SQL / f"{name}.sql").read_text()
+
+
+def event_log(
+    con: duckdb.DuckDBPyConnection,
+    level: str = "stage",
+    case_notion: str = "account",
+    collapse: bool = True,
+) -> duckdb.DuckDBPyRelation:
+    """The event log of the built journeys: case_id, activity, timestamp, event_index, ...
+
+    Grain: one row per event (per run of repeats when `collapse`), ordered by case
+    and event_index.
+    """
+    if level not in LEVELS:
+        raise JourneyError(f"unknown level '{level}' (levels: {', '.join(LEVELS)})")
+    if case_notion not in CASE_NOTIONS:
+        raise JourneyError(
+            f"unknown case notion '{case_notion}' (case notions: {', '.join(CASE_NOTIONS)})"
+        )
+    return con.sql(
+        mining_sql("event_log"),
+        params={"level": level, "case_notion": case_notion, "collapse": collapse},
+    )
+
+
+def from_frame(
+    con: duckdb.DuckDBPyConnection,
+    frame: pd.DataFrame,
+    case_id: str = "case:concept:name",
+    activity: str = "concept:name",
+    timestamp: str = "time:timestamp",
+) -> duckdb.DuckDBPyRelation:
+    """Any event table (a pm4py DataFrame, say) as an event log relation.
+
+    Ties in time keep the frame's row order, as pm4py does.
+    """
+    ordered = frame.reset_index(drop=True)
+    rel = con.from_df(ordered[[case_id, activity, timestamp]].assign(_row=range(len(ordered))))
+    return rel.query(
+        "source",
+        f"""SELECT "{case_id}"::VARCHAR AS case_id, "{activity}"::VARCHAR AS activity,
+                   "{timestamp}" AS timestamp,
+                   row_number() OVER (PARTITION BY "{case_id}"
+                                      ORDER BY "{timestamp}", _row)::INTEGER AS event_index
+            FROM source""",
+    )
+
+
+def to_pm4py(log: duckdb.DuckDBPyRelation) -> pd.DataFrame:
+    """The log as the DataFrame pm4py expects (case:concept:name, concept:name, time:timestamp)."""
+    frame = log.order("case_id, event_index").df()
+    frame = frame.rename(columns=PM4PY_COLUMNS)
+    frame["time:timestamp"] = pd.to_datetime(frame["time:timestamp"], utc=True)
+    return frame
+
+

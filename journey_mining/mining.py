@@ -1,0 +1,205 @@
+"""The mining step of the pipeline: paths, variants, conformance and stage timing, stored.
+
+Reads the built journeys (`int_journey_events`) and writes, in one transaction:
+
+| table | one row is |
+|---|---|
+| `stage_transitions` | a directly-follows pair of stages (contract section 4), with its kind |
+| `activity_transitions` | a directly-follows pair of touchpoint activities |
+| `process_endpoints` | a level x activity: cases starting / ending with it |
+| `path_variants` | a level x distinct path: cases, coverage, rank, cumulative coverage |
+| `journey_conformance` | an account: its stage path, ladder fitness and deviations |
+| `conformance_summary` | one row: share linear, fitness, conversion linear vs not |
+| `stage_timing` | a stage: time to the next stage, Kaplan-Meier, open journeys censored |
+
+and, when given a folder, the discovered process models (BPMN, PNML) and the
+XES and OCEL 2.0 exports. All counting runs in DuckDB; pm4py gets the
+aggregated DFG (discovery) and one trace per variant (conformance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from journey_mining import conformance, discovery, eventlog, exports, survival
+from journey_mining.stages import LADDER, STAGE_ORDER
+from journey_mining.warehouse import transaction
+
+
+@dataclass(frozen=True)
+class MiningParams:
+    collapse_repeats: bool = True
+    noise_threshold: float = 0.2
+    top_k: int = 10
+
+
+@dataclass
+class MiningResult:
+    tables: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+
+
+def _transition_kind(from_stage: str, to_stage: str) -> str:
+    step = STAGE_ORDER[to_stage] - STAGE_ORDER[from_stage]
+    return {1: "ladder", 0: "repeat"}.get(step, "skip" if step > 1 else "back_step")
+
+
+def stage_transitions(dfg: pd.DataFrame) -> pd.DataFrame:
+    """The stage DFG in the contract's shape, each pair marked ladder/skip/back_step/repeat."""
+    frame = dfg.rename(columns={"from_activity": "from_stage", "to_activity": "to_stage",
+                                "cases": "accounts"})
+    frame["kind"] = [_transition_kind(a, b) for a, b in zip(frame.from_stage, frame.to_stage,
+                                                             strict=True)]
+    columns = ["from_stage", "to_stage", "transitions", "accounts", "median_hours", "kind",
+               "mean_hours", "p75_hours", "p90_hours", "min_hours", "max_hours"]
+    return frame[columns]
+
+
+STAGE_DURATIONS_SQL = """
+WITH entries AS (
+    SELECT e.case_id AS account_id, l.stage_order, min(e.timestamp) AS entered_at
+    FROM event_log e JOIN stage_ladder l ON l.stage = e.activity
+    GROUP BY ALL
+),
+pairs AS (
+    SELECT a.account_id, a.stage_order, a.entered_at,
+           min(b.entered_at) FILTER (WHERE b.stage_order > a.stage_order
+                                       AND b.entered_at >= a.entered_at) AS next_at
+    FROM entries a LEFT JOIN entries b USING (account_id)
+    GROUP BY ALL
+)
+SELECT p.account_id, l.stage, p.stage_order,
+       (epoch(coalesce(p.next_at, r.as_of)) - epoch(p.entered_at)) / 86400.0 AS days,
+       p.next_at IS NOT NULL AS converted
+FROM pairs p JOIN stage_ladder l USING (stage_order), run_parameters r
+"""
+
+
+def stage_timing(stage_log: duckdb.DuckDBPyRelation) -> pd.DataFrame:
+    """Per stage: time from first entering it to first entering any later stage.
+
+    Kaplan-Meier over accounts, censored at the as-of date when they have not moved
+    on yet. median/p75/p90_days are the times by which 50/75/90 % have moved on
+    (None when fewer than that share move on within the observed time).
+    """
+    durations = stage_log.query("event_log", STAGE_DURATIONS_SQL).df()
+    rows = []
+    for stage in LADDER[:-1]:
+        subset = durations[durations.stage == stage]
+        if subset.empty:
+            rows.append((stage, STAGE_ORDER[stage], 0, 0, 0, None, None, None, None))
+            continue
+        curve = survival.kaplan_meier(subset.days, subset.converted)
+        within_90 = curve.loc[curve.time <= 90, "converted"]
+        rows.append((
+            stage, STAGE_ORDER[stage], len(subset), int(subset.converted.sum()),
+            int((~subset.converted).sum()),
+            survival.time_to_fraction(curve, 0.5), survival.time_to_fraction(curve, 0.75),
+            survival.time_to_fraction(curve, 0.9),
+            float(within_90.iloc[-1]) if len(within_90) else 0.0,
+        ))
+    return pd.DataFrame(rows, columns=[
+        "stage", "stage_order", "accounts_entered", "moved_on", "censored", "median_days",
+        "p75_days", "p90_days", "moved_on_within_90d"])
+
+
+def journey_conformance(con: duckdb.DuckDBPyConnection,
+                        stage_log: duckdb.DuckDBPyRelation) -> pd.DataFrame:
+    """Per account: stage path, ladder fitness (pm4py, per variant) and deviations (SQL)."""
+    paths = stage_log.query(
+        "event_log",
+        "SELECT case_id AS account_id, string_agg(activity, ' > ' ORDER BY event_index) AS variant,"
+        " count(*)::INTEGER AS n_stage_steps FROM event_log GROUP BY case_id",
+    ).df()
+    fitness = conformance.variant_fitness(paths[["variant"]].drop_duplicates())
+    deviations = conformance.journey_deviations(con, stage_log)
+    journeys = con.sql(
+        "SELECT account_id, n_engagements, furthest_stage_order FROM account_journeys").df()
+    frame = (paths.merge(fitness, on="variant", how="left")
+             .merge(deviations, on="account_id", how="left")
+             .merge(journeys, on="account_id", how="left"))
+    frame["n_reengagement_cycles"] = (frame.n_engagements.fillna(0) - 1).clip(lower=0).astype(int)
+    frame["is_linear"] = (frame.n_skipped_stages == 0) & (frame.n_back_steps == 0)
+    frame["reached_client"] = frame.furthest_stage_order >= STAGE_ORDER["client"]
+    return frame[["account_id", "variant", "n_stage_steps", "fitness", "n_skipped_stages",
+                  "n_back_steps", "n_loops", "n_reengagement_cycles", "is_linear",
+                  "reached_client"]].sort_values("account_id").reset_index(drop=True)
+
+
+def conformance_summary(journeys: pd.DataFrame) -> pd.DataFrame:
+    """One row: how linear journeys are, and whether the linear ones convert better."""
+    def rate(flags: pd.Series) -> float | None:
+        return float(flags.mean()) if len(flags) else None
+
+    linear = journeys[journeys.is_linear]
+    other = journeys[~journeys.is_linear]
+    return pd.DataFrame([{
+        "accounts": len(journeys),
+        "linear_share": rate(journeys.is_linear),
+        "mean_fitness": rate(journeys.fitness),
+        "share_with_skips": rate(journeys.n_skipped_stages > 0),
+        "share_with_back_steps": rate(journeys.n_back_steps > 0),
+        "share_with_loops": rate(journeys.n_loops > 0),
+        "share_reengaged": rate(journeys.n_reengagement_cycles > 0),
+        "accounts_linear": len(linear),
+        "accounts_non_linear": len(other),
+        "client_conversion_linear": rate(linear.reached_client),
+        "client_conversion_non_linear": rate(other.reached_client),
+    }])
+
+
+def _store(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+    con.register("_mined", frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _mined")
+    finally:
+        con.unregister("_mined")
+
+
+def mine(con: duckdb.DuckDBPyConnection, out_dir: Path | None = None,
+         params: MiningParams | None = None) -> MiningResult:
+    """Run the mining step on built journeys; store its tables (and files in `out_dir`)."""
+    params = params or MiningParams()
+    result = MiningResult()
+    logs = {level: eventlog.event_log(con, level, "account", params.collapse_repeats)
+            for level in ("stage", "activity")}
+    dfgs = {level: discovery.discover_dfg(log) for level, log in logs.items()}
+    endpoints = {level: discovery.discover_start_end(log) for level, log in logs.items()}
+    variants = {level: discovery.discover_variants(log) for level, log in logs.items()}
+    journeys = journey_conformance(con, logs["stage"])
+    tables = {
+        "stage_transitions": stage_transitions(dfgs["stage"]),
+        "activity_transitions": dfgs["activity"].rename(columns={"cases": "accounts"}),
+        "process_endpoints": pd.concat(
+            [frame.assign(level=level) for level, frame in endpoints.items()], ignore_index=True),
+        "path_variants": pd.concat(
+            [frame.assign(level=level, in_top_k=frame.variant_rank <= params.top_k)
+             for level, frame in variants.items()], ignore_index=True),
+        "journey_conformance": journeys,
+        "conformance_summary": conformance_summary(journeys),
+        "stage_timing": stage_timing(logs["stage"]),
+    }
+    with transaction(con):
+        for name, frame in tables.items():
+            _store(con, name, frame)
+    result.tables = list(tables)
+    result.summary = {level: discovery.variants_summary(frame, params.top_k)
+                      for level, frame in variants.items()}
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        for level in ("stage", "activity"):
+            if dfgs[level].empty:
+                continue
+            model = discovery.discover_process_model(dfgs[level], endpoints[level],
+                                                     params.noise_threshold)
+            for kind, path in discovery.write_process_model(
+                    model, out_dir / "models", f"{level}_process").items():
+                result.files[f"{level}_{kind}"] = path
+        result.files["xes"] = exports.write_xes(con, out_dir / "exports" / "account_log.xes")
+        result.files["ocel"] = exports.write_ocel(con, out_dir / "exports" / "journeys.jsonocel")
+    return result

@@ -1,0 +1,57 @@
+-- Grain: one row per touchpoint that process mining reads: touchpoints of an account,
+-- up to the as-of date, that signal a stage or are negative signals. Outbound email
+-- sends and deliveries (no stage, not negative) are the company's actions, not the
+-- account's, and would swamp the paths.
+-- engagement_cycle: 1 + the number of the account's engagements that ended before
+-- the touchpoint, so a cycle is the stretch of the journey up to and including one
+-- engagement (the last cycle is open).
+-- event_order: a total order for ties in time (stage order, then touchpoint id).
+with params as (
+    select * from run_parameters
+),
+
+touchpoints as (
+    select t.*
+    from int_touchpoints_staged as t, params as p
+    where t.account_id is not null
+        and t.occurred_at <= p.as_of
+        and (t.stage is not null or t.is_negative)
+),
+
+ended as (
+    select account_id, ended_at, engagement_no
+    from engagements
+    where ended_at is not null
+),
+
+with_cycle as (
+    select
+        t.*,
+        coalesce(e.engagement_no, 0) + 1 as engagement_cycle
+    from touchpoints as t
+    asof left join ended as e
+        on t.account_id = e.account_id and t.occurred_at > e.ended_at
+),
+
+final as (
+    select
+        touchpoint_id,
+        account_id,
+        contact_id,
+        account_id || '#' || engagement_cycle as engagement_cycle_id,
+        engagement_cycle,
+        opportunity_id,
+        campaign_id,
+        occurred_at,
+        channel,
+        activity,
+        stage,
+        stage_order,
+        is_negative,
+        row_number() over (
+            order by occurred_at, coalesce(stage_order, 0), touchpoint_id
+        ) as event_order
+    from with_cycle
+)
+
+select * from final

@@ -1,0 +1,34 @@
+-- Directly-follows graph with frequency and performance, over any event log
+-- (case_id, activity, timestamp, event_index). One row per (from, to) pair:
+-- transitions, distinct cases, and hours between the two events: mean, median,
+-- p75, p90, min, max. pm4py's discover_dfg / discover_performance_dfg compute the
+-- same from a DataFrame; this runs in DuckDB at any scale.
+with pairs as (
+    select
+        case_id,
+        activity as from_activity,
+        lead(activity) over by_case as to_activity,
+        (epoch(lead(timestamp) over by_case) - epoch(timestamp)) / 3600.0 as hours
+    from event_log
+    window by_case as (partition by case_id order by event_index)
+),
+
+final as (
+    select
+        from_activity,
+        to_activity,
+        count(*) as transitions,
+        count(distinct case_id) as cases,
+        avg(hours) as mean_hours,
+        median(hours) as median_hours,
+        quantile_cont(hours, 0.75) as p75_hours,
+        quantile_cont(hours, 0.9) as p90_hours,
+        min(hours) as min_hours,
+        max(hours) as max_hours
+    from pairs
+    where to_activity is not null
+    group by from_activity, to_activity
+)
+
+select * from final
+order by transitions desc, from_activity, to_activity

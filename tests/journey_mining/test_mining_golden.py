@@ -1,0 +1,126 @@
+"""Process mining on the hand-built journeys of tests/journeys_fixture.py.
+
+Stage paths (repeats collapsed), worked out from the fixture by hand:
+  A01 awareness > consideration > evaluation > consideration
+  A02 awareness > consideration            A03, A07 awareness
+  A04 evaluation > decision > evaluation > decision > client
+  A05 client > between_engagements > client > between_engagements
+  A06 client > former_client               A08 evaluation > decision > awareness
+  A09 client > between_engagements > advocacy > client
+  A11 awareness > consideration > evaluation > awareness
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from journey_mining import eventlog, ingest, mining, warehouse
+from journey_mining.config import AnalysisParams
+from tests.journeys_fixture import AS_OF, write_journey_exports
+
+
+@pytest.fixture(scope="module")
+def mined(tmp_path_factory):
+    folder = write_journey_exports(tmp_path_factory.mktemp("journeys"))
+    con = warehouse.connect()
+    ingest.load_exports(con, folder)
+    warehouse.build(con, AnalysisParams(), as_of=AS_OF)
+    mining.mine(con)
+    yield con
+    con.close()
+
+
+def test_stage_transitions(mined):
+    rows = mined.execute(
+        "SELECT from_stage, to_stage, transitions, accounts, kind FROM stage_transitions "
+        "ORDER BY from_stage, to_stage").fetchall()
+    assert rows == [
+        ("advocacy", "client", 1, 1, "back_step"),
+        ("awareness", "consideration", 3, 3, "ladder"),
+        ("between_engagements", "advocacy", 1, 1, "ladder"),
+        ("between_engagements", "client", 1, 1, "back_step"),
+        ("client", "between_engagements", 3, 2, "ladder"),
+        ("client", "former_client", 1, 1, "skip"),
+        ("consideration", "evaluation", 2, 2, "ladder"),
+        ("decision", "awareness", 1, 1, "back_step"),
+        ("decision", "client", 1, 1, "ladder"),
+        ("decision", "evaluation", 1, 1, "back_step"),
+        ("evaluation", "awareness", 1, 1, "back_step"),
+        ("evaluation", "consideration", 1, 1, "back_step"),
+        ("evaluation", "decision", 3, 2, "ladder"),
+    ]
+
+
+def test_transition_times_are_between_stage_entries(mined):
+    # awareness -> consideration: A01 120 h, A02 5 min, A11 24 h.
+    # evaluation -> decision: A04 27 and 31 days, A08 31 days.
+    rows = dict(((a, b), (med, mean)) for a, b, med, mean in mined.execute(
+        "SELECT from_stage, to_stage, median_hours, mean_hours FROM stage_transitions").fetchall())
+    assert rows[("awareness", "consideration")] == pytest.approx((24.0, (120 + 5 / 60 + 24) / 3))
+    assert rows[("evaluation", "decision")] == pytest.approx((744.0, (648 + 744 + 744) / 3))
+
+
+def test_variants_with_coverage(mined):
+    rows = mined.execute(
+        "SELECT variant, cases, coverage FROM path_variants WHERE level = 'stage' "
+        "ORDER BY variant_rank").fetchall()
+    assert rows[0] == ("awareness", 2, 0.2)
+    assert len(rows) == 9 and sum(r[1] for r in rows) == 10
+    assert ("client > between_engagements > advocacy > client", 1, 0.1) in rows
+
+
+def test_conformance_deviations(mined):
+    rows = mined.execute(
+        "SELECT account_id, n_skipped_stages, n_back_steps, n_loops, n_reengagement_cycles, "
+        "is_linear, reached_client FROM journey_conformance ORDER BY account_id").fetchall()
+    assert rows == [
+        ("A01", 0, 1, 1, 0, False, False),
+        ("A02", 0, 0, 0, 0, True, False),
+        ("A03", 0, 0, 0, 0, True, False),
+        ("A04", 2, 1, 2, 0, False, True),   # starts at evaluation: skips 2 stages
+        ("A05", 4, 1, 2, 1, False, True),   # re-engaged once
+        ("A06", 6, 0, 0, 0, False, True),   # starts at client (4), skips to former (2)
+        ("A07", 0, 0, 0, 0, True, False),
+        ("A08", 2, 1, 0, 0, False, False),
+        ("A09", 4, 1, 1, 0, False, True),
+        ("A11", 0, 1, 1, 0, False, False),
+    ]
+
+
+def test_ladder_fitness_is_one_exactly_for_linear_journeys(mined):
+    rows = mined.execute("SELECT is_linear, fitness FROM journey_conformance").fetchall()
+    assert all(f == pytest.approx(1.0) for linear, f in rows if linear)
+    assert all(f < 1.0 for linear, f in rows if not linear)
+
+
+def test_conformance_summary(mined):
+    row = mined.execute(
+        "SELECT accounts, linear_share, accounts_linear, client_conversion_linear, "
+        "client_conversion_non_linear FROM conformance_summary").fetchall()[0]
+    assert row == (10, 0.3, 3, 0.0, pytest.approx(4 / 7))
+
+
+def test_stage_timing_censors_open_journeys(mined):
+    # Entered awareness: A01 (moved on after 5 d), A02 (5 min), A11 (1 d), and A03, A07,
+    # A08 still there at the as-of date (censored). Half moved on by day 5.
+    row = mined.execute(
+        "SELECT accounts_entered, moved_on, censored, median_days, p75_days, "
+        "moved_on_within_90d FROM stage_timing WHERE stage = 'awareness'").fetchall()[0]
+    assert row == (6, 3, 3, 5.0, None, 0.5)
+
+
+def test_consecutive_repeats_collapse_and_keep_their_count(mined):
+    log = eventlog.event_log(mined, "stage", "account", collapse=True)
+    a01 = log.filter("case_id = 'A01'").order("event_index").fetchall()
+    assert [(r[1], r[4]) for r in a01] == [
+        ("awareness", 2), ("consideration", 1), ("evaluation", 1), ("consideration", 1)]
+    raw = eventlog.event_log(mined, "stage", "account", collapse=False)
+    assert len(raw.filter("case_id = 'A01'").fetchall()) == 5
+
+
+def test_engagement_cycle_case_notion_splits_an_account_at_each_engagement_end(mined):
+    log = eventlog.event_log(mined, "stage", "engagement_cycle")
+    cases = log.filter("account_id = 'A05'").order("case_id, event_index").fetchall()
+    assert [(r[0], r[1]) for r in cases] == [
+        ("A05#1", "client"), ("A05#1", "between_engagements"),
+        ("A05#2", "client"), ("A05#2", "between_engagements")]
