@@ -22,8 +22,8 @@ import yaml
 
 from journey_mining.warehouse import LAYERS, SQL_DIR
 
-# Specs of the SQL models, and of the tables the mining step stores.
-SPEC_DIRS = (*LAYERS, "mining")
+# Specs of the SQL models, and of the tables the mining and analysis steps store.
+SPEC_DIRS = (*LAYERS, "mining", "analysis")
 
 
 @dataclass(frozen=True)

@@ -220,16 +220,19 @@ class _Simulation:
                 campaign_no[0] += 1
                 campaign = (f"cmp-{t:%Y%m}-{campaign_no[0] % 4}", f"Newsletter {t:%b %Y}")
                 for person in people:
-                    if rng.random() < 0.6:
+                    # The initiator subscribed (that is how the account got into the
+                    # CRM), so the first newsletter reaches and is opened by them.
+                    welcome = campaign_no[0] == 1 and person is people[0]
+                    if not welcome and rng.random() < 0.6:
                         continue
                     at = self._business_time(t)
                     self.email_event(at, account, person, "sent", None, campaign)
-                    if rng.random() < 0.03:
+                    if not welcome and rng.random() < 0.03:
                         self.email_event(at, account, person, "bounce", None, campaign)
                         continue
                     self.email_event(at + dt.timedelta(seconds=30), account, person,
                                      "delivered", None, campaign)
-                    if rng.random() < p_open:
+                    if welcome or rng.random() < p_open:
                         at2 = at + self._days(1)
                         self.email_event(at2, account, person, "open", "awareness", campaign)
                         if rng.random() < 0.3 * stage_weight:
@@ -328,34 +331,47 @@ class _Simulation:
                 nurture(t, t + dt.timedelta(days=120), p_open=0.5)
 
     def client_life(self, account: _Account, t_won: dt.datetime, opp: str) -> None:
-        """Engagements, service, gaps, re-engagement, cancellation, advocacy."""
+        """Engagements, service, gaps, re-engagement, cancellation, advocacy.
+
+        A cancellation is decided ahead (weekly hazard rising as health falls) and
+        casts a shadow: in the ten weeks before it, support tickets pile up, NPS
+        replies turn sour and visits to the website dry up, as they do in life.
+        """
         rng = self.rng
         health = account.health
         contacts = [p for p in account.people if p.contact_id] or account.people[:1]
         engagement_no, t = 1, t_won
         cancel_hazard = 0.006 * math.exp(-1.1 * health)  # per week
+        warning = dt.timedelta(days=70)
+
+        def service_week(week, cancel_at):
+            """One week of service signals; `cancel_at` within ten weeks darkens them."""
+            shadow = cancel_at is not None and cancel_at - week < warning
+            if rng.random() < 0.04 * math.exp(-0.8 * health) + (0.2 if shadow else 0):
+                self.crm_event(self._business_time(week), account, self._pick(contacts),
+                               "support_ticket", "client")
+            if rng.random() < 0.02 + (0.1 if shadow else 0):
+                mood = 7.5 + 1.8 * health - (3.5 if shadow else 0)
+                score = int(np.clip(round(mood + rng.normal(0, 1.2)), 0, 10))
+                self.crm_event(self._business_time(week), account, self._pick(contacts),
+                               "nps_response", "client", props={"score": score})
+            if rng.random() < 0.06 * math.exp(0.5 * health) * (0.2 if shadow else 1):
+                self.web_event(self._business_time(week), account, self._pick(contacts),
+                               self._pick(("page_view", "webinar_attended")), "awareness")
+
         while t < self.t_end:
             start = t
             t = self._business_time(t + self._days(7))
             self.crm_event(t, account, self._pick(contacts), "project_started", "client", opp=opp)
             project_end = t + dt.timedelta(days=float(rng.uniform(60, 300)))
-            cancelled = None
+            weeks_to_cancel = int(rng.geometric(min(cancel_hazard, 1.0)))
+            cancel_at = t + dt.timedelta(days=7 * weeks_to_cancel)
+            cancelled = self._business_time(cancel_at) if cancel_at < project_end else None
             week = t
-            while week < project_end:
+            while week < (cancelled or project_end):
                 week += dt.timedelta(days=7)
-                if rng.random() < 0.04 * math.exp(-0.8 * health):
-                    self.crm_event(self._business_time(week), account, self._pick(contacts),
-                                   "support_ticket", "client")
-                if rng.random() < 0.015:
-                    score = int(np.clip(round(7.5 + 1.8 * health + rng.normal(0, 1.2)), 0, 10))
-                    self.crm_event(self._business_time(week), account, self._pick(contacts),
-                                   "nps_response", "client", props={"score": score})
-                if rng.random() < 0.05 * math.exp(0.5 * health):
-                    self.web_event(self._business_time(week), account, self._pick(contacts),
-                                   "page_view", "awareness")
-                if rng.random() < cancel_hazard:
-                    cancelled = self._business_time(week)
-                    break
+                if cancelled is None or week < cancelled:
+                    service_week(week, cancelled)
             if cancelled:
                 self.crm_event(cancelled, account, contacts[0], "cancellation", "former_client")
                 self.engagements.append((account.account_id, engagement_no, start, cancelled))
@@ -370,16 +386,25 @@ class _Simulation:
             if rng.random() < 0.25 * (1 + max(health, 0)):
                 self.crm_event(self._business_time(t + self._days(40)), account, contacts[0],
                                self._pick(("referral", "case_study")), "advocacy")
-            # Between engagements: occasional web visits, then back, gone, or quiet.
+            # Between engagements: back, gone (cancelled), or quiet. Decided now, so the
+            # gap can show it: returning accounts keep visiting, leaving ones fall silent
+            # and complain.
             gap_end = t + self._days(150)
+            roll = rng.random()
+            outcome = ("return" if roll < 0.45 + 0.1 * health
+                       else "cancel" if roll < 0.6 - 0.1 * health else "quiet")
             browse_t = t
             while browse_t < gap_end:
                 browse_t = self._business_time(browse_t + self._days(35))
+                if outcome == "cancel" and gap_end - browse_t < warning:
+                    if rng.random() < 0.5:
+                        self.crm_event(browse_t, account, self._pick(contacts),
+                                       "support_ticket", "client")
+                    continue
                 self.web_event(browse_t, account, self._pick(contacts),
                                self._pick(("page_view", "pricing_view", "webinar_attended")),
                                "awareness")
-            roll = rng.random()
-            if roll < 0.45 + 0.1 * health:
+            if outcome == "return":
                 t = self._business_time(gap_end)
                 self.n_opps += 1
                 opp = f"O{self.n_opps:06d}"
@@ -391,9 +416,9 @@ class _Simulation:
                 self.crm_event(t, account, contacts[0], "deal_won", "client", opp=opp,
                                amount=round(float(rng.lognormal(9.5, 0.7)), 2))
                 engagement_no += 1
-            elif roll < 0.6 - 0.1 * health:
-                cancelled = self._business_time(gap_end)
-                self.crm_event(cancelled, account, contacts[0], "cancellation", "former_client")
+            elif outcome == "cancel":
+                self.crm_event(self._business_time(gap_end), account, contacts[0],
+                               "cancellation", "former_client")
                 return
             else:
                 return

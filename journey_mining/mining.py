@@ -27,7 +27,7 @@ import pandas as pd
 
 from journey_mining import conformance, discovery, eventlog, exports, survival
 from journey_mining.stages import LADDER, STAGE_ORDER
-from journey_mining.warehouse import transaction
+from journey_mining.warehouse import store_frame, transaction
 
 
 @dataclass(frozen=True)
@@ -153,14 +153,6 @@ def conformance_summary(journeys: pd.DataFrame) -> pd.DataFrame:
     }])
 
 
-def _store(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
-    con.register("_mined", frame)
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _mined")
-    finally:
-        con.unregister("_mined")
-
-
 def mine(con: duckdb.DuckDBPyConnection, out_dir: Path | None = None,
          params: MiningParams | None = None) -> MiningResult:
     """Run the mining step on built journeys; store its tables (and files in `out_dir`)."""
@@ -186,7 +178,7 @@ def mine(con: duckdb.DuckDBPyConnection, out_dir: Path | None = None,
     }
     with transaction(con):
         for name, frame in tables.items():
-            _store(con, name, frame)
+            store_frame(con, name, frame)
     result.tables = list(tables)
     result.summary = {level: discovery.variants_summary(frame, params.top_k)
                       for level, frame in variants.items()}

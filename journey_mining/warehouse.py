@@ -133,6 +133,20 @@ def discover_models(sql_dir: Path = SQL_DIR) -> list[Model]:
     return [models[name] for name in order]
 
 
+def store_frame(con: duckdb.DuckDBPyConnection, name: str, frame, append: bool = False) -> None:
+    """Write a DataFrame computed in Python as a warehouse table (replace, or append by name)."""
+    con.register("_frame_to_store", frame)
+    try:
+        if append:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS "
+                        "SELECT * FROM _frame_to_store LIMIT 0")
+            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _frame_to_store")
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _frame_to_store")
+    finally:
+        con.unregister("_frame_to_store")
+
+
 def run_models(
     con: duckdb.DuckDBPyConnection, parameters: dict | None = None, sql_dir: Path = SQL_DIR
 ) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
-from journey_mining import checks, journeys, mining, warehouse
+from journey_mining import checks, churn, journeys, mining, reengagement, warehouse
 from journey_mining import ingest as ingest_lib
 from journey_mining.config import Config, load_config
 from journey_mining.errors import JourneyError
@@ -83,6 +83,46 @@ def mine_journeys(warehouse_path: str, outputs: str) -> dict:
     return {"tables": result.tables, "files": {k: str(v) for k, v in result.files.items()}}
 
 
+@task(name="analyse-reengagement")
+def analyse_reengagement(warehouse_path: str) -> dict:
+    con = warehouse.connect(warehouse_path)
+    try:
+        tables = reengagement.analyse_reengagement(con)
+    finally:
+        con.close()
+    overall = tables["reengagement_summary"].query("segment_type == 'all'")
+    if len(overall):
+        row = overall.iloc[0]
+        get_run_logger().info(
+            "re-engagement: %d of %d ended engagements came back; %.0f%% within 180 days",
+            row.returned, row.gaps, 100 * row.returned_within_180d)
+    return {"tables": list(tables)}
+
+
+@task(name="score-churn-risk")
+def score_churn_risk(warehouse_path: str, horizon_days: int) -> dict:
+    logger = get_run_logger()
+    con = warehouse.connect(warehouse_path)
+    try:
+        run = churn.score_churn(con, horizon_days=horizon_days)
+        churn.store_churn(con, run)
+    finally:
+        con.close()
+    r = run.run
+    if r["status"] == "trained":
+        logger.info(
+            "churn model: backtest ROC AUC %.3f vs %.3f for recency alone (PR AUC %.3f vs %.3f) "
+            "on %d client snapshots with %d cancellations; %s the baseline",
+            r["roc_auc"], r["recency_roc_auc"], r["pr_auc"], r["recency_pr_auc"],
+            r["n_test_rows"], r["n_test_positive"],
+            "beats" if r["beats_recency_baseline"] else "does NOT beat")
+    else:
+        logger.warning("churn: too little history to train (%s); scored with the documented "
+                       "fallback (historical rate, rule-based bands)", r["reason"])
+    return {"tables": ["churn_scores", "model_runs"], "status": r["status"],
+            "scored": r["n_scored"]}
+
+
 @task(name="check-models")
 def check_models(warehouse_path: str) -> int:
     """Run the data tests declared beside the models; log each failure. Returns failures."""
@@ -126,8 +166,11 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
     load = load_exports(input_dir, warehouse_path, config, full_reload)
     models = build_models(warehouse_path, config, as_of)
     mined = mine_journeys(warehouse_path, outputs)
+    returning = analyse_reengagement(warehouse_path)
+    churned = score_churn_risk(warehouse_path, config.analysis.churn_horizon_days)
     failed_checks = check_models(warehouse_path)
     summary = summarise(warehouse_path)
-    return {"load": load, "models": models + mined["tables"], "files": mined["files"],
+    return {"load": load, "models": models + mined["tables"] + returning["tables"]
+            + churned["tables"], "files": mined["files"], "churn": churned,
             "failed_checks": failed_checks, "summary": summary,
             "warehouse": str(Path(warehouse_path).resolve())}

@@ -1,0 +1,321 @@
+"""Churn risk: which clients will cancel within the horizon, scored at the as-of date.
+
+Intuition
+---------
+A client's future is unknown at the as-of date, so the model learns from the
+past the way it will be used: **snapshots**. At each earlier date T (every
+`step_days`), the clients of that day get features from touchpoints up to T only
+(`sql/analysis/churn_features.sql`, T bound as a parameter) and a label: did they
+cancel in (T, T + horizon]? Only snapshots whose horizon is fully observed are
+labelled.
+
+The **backtest** is rolling-origin: for each of the latest `n_test_snapshots`
+labelled dates, a model is trained on snapshots whose labels were already known
+by then (T_train + horizon <= T_test), never on the future, and scored on that
+date. Pooled, these give ROC AUC, PR AUC and Brier score, next to two baselines
+trained the same way: recency only (days since the last touchpoint) and the base
+rate. The final model is trained on every labelled snapshot and scores the
+clients at the as-of date.
+
+With too little history to train and test honestly (see `MIN_*`), nothing is
+fitted: every client gets the historical cancellation rate as its probability,
+bands come from documented rules, and the run is flagged `fallback`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from journey_mining.eventlog import MINING_SQL
+from journey_mining.warehouse import store_frame, transaction
+
+FEATURES_SQL = MINING_SQL.parent / "analysis" / "churn_features.sql"
+NUMERIC = [
+    "tenure_days", "days_since_deal_won", "deals_won", "deals_lost", "advocacy_signals",
+    "days_since_engagement_end", "days_since_last_touch", "touches_90d", "touches_prev_90d",
+    "touch_trend", "web_90d", "email_90d", "crm_90d", "support_tickets_60d",
+    "support_tickets_180d", "low_nps_180d", "last_nps", "email_negative_180d",
+    "contacts_engaged_180d", "roles_engaged", "employees", "in_open_engagement",
+]
+CATEGORICAL = ["industry"]
+MIN_TRAIN_ROWS, MIN_TRAIN_POSITIVES, MIN_TEST_POSITIVES = 40, 8, 3
+
+# How a marketer reads a feature that pushes risk up: (singular, plural) per feature.
+FACTOR_TEXT = {
+    "support_tickets_60d": ("{v} support ticket in 60 days", "{v} support tickets in 60 days"),
+    "support_tickets_180d": ("{v} support ticket in 180 days",
+                             "{v} support tickets in 180 days"),
+    "low_nps_180d": ("{v} NPS reply of 6 or less in 180 days",
+                     "{v} NPS replies of 6 or less in 180 days"),
+    "last_nps": ("last NPS {v}",) * 2,
+    "days_since_last_touch": ("no touchpoint for {v} day", "no touchpoint for {v} days"),
+    "touches_90d": ("{v} touchpoint in the last 90 days", "{v} touchpoints in the last 90 days"),
+    "touches_prev_90d": ("{v} touchpoint 90-180 days ago", "{v} touchpoints 90-180 days ago"),
+    "touch_trend": ("touchpoints {v:+d} vs the 90 days before",) * 2,
+    "web_90d": ("{v} website visit in 90 days", "{v} website visits in 90 days"),
+    "email_90d": ("{v} email interaction in 90 days", "{v} email interactions in 90 days"),
+    "crm_90d": ("{v} sales/service contact in 90 days", "{v} sales/service contacts in 90 days"),
+    "days_since_engagement_end": ("{v} day since the last project ended",
+                                  "{v} days since the last project ended"),
+    "email_negative_180d": ("{v} unsubscribe/bounce/complaint in 180 days",
+                            "{v} unsubscribes/bounces/complaints in 180 days"),
+    "contacts_engaged_180d": ("{v} contact engaged in 180 days",
+                              "{v} contacts engaged in 180 days"),
+    "roles_engaged": ("{v} buying-committee role engaged", "{v} buying-committee roles engaged"),
+    "in_open_engagement": ("no open project", "in an open project"),
+    "tenure_days": ("client for {v} day", "client for {v} days"),
+    "days_since_deal_won": ("{v} day since the last deal was won",
+                            "{v} days since the last deal was won"),
+    "deals_won": ("{v} deal won", "{v} deals won"),
+    "deals_lost": ("{v} lost deal", "{v} lost deals"),
+    "advocacy_signals": ("no referral or case study", "{v} referrals or case studies"),
+    "employees": ("{v} employee", "{v} employees"),
+}
+
+
+def features_at(con: duckdb.DuckDBPyConnection, as_of: dt.datetime,
+                horizon_days: int) -> pd.DataFrame:
+    """Clients at `as_of` with their features (data up to `as_of` only) and label."""
+    frame = con.sql(FEATURES_SQL.read_text(),
+                    params={"as_of": as_of, "horizon_days": horizon_days}).df()
+    frame["in_open_engagement"] = frame["in_open_engagement"].astype(float)
+    return frame
+
+
+def snapshot_dates(as_of: dt.datetime, horizon_days: int, step_days: int,
+                   earliest: dt.datetime) -> list[dt.datetime]:
+    """Labelled snapshot dates, newest first: T + horizon <= as_of, T >= earliest."""
+    dates, t = [], as_of - dt.timedelta(days=horizon_days)
+    while t >= earliest:
+        dates.append(t)
+        t -= dt.timedelta(days=step_days)
+    return dates
+
+
+class ChurnModel(BaseEstimator, ClassifierMixin):
+    """Preprocessing and a sigmoid-calibrated logistic regression in one Pipeline.
+
+    Parameters are stored as given; the fitted pipeline is `pipeline_`.
+    """
+
+    def __init__(self, C: float = 0.05, features: tuple[str, ...] | None = None,
+                 random_state: int = 0):
+        self.C = C
+        self.features = features
+        self.random_state = random_state
+
+    def _columns(self):
+        numeric = list(self.features) if self.features else NUMERIC
+        categorical = [] if self.features else CATEGORICAL
+        return numeric, categorical
+
+    def fit(self, X: pd.DataFrame, y) -> ChurnModel:
+        numeric, categorical = self._columns()
+        transformers = [("numeric", Pipeline([
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler())]), numeric)]
+        if categorical:
+            transformers.append(
+                ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical))
+        y = np.asarray(y).astype(int)
+        folds = int(max(2, min(3, y.sum(), len(y) - y.sum())))
+        self.pipeline_ = Pipeline([
+            ("features", ColumnTransformer(transformers)),
+            ("model", CalibratedClassifierCV(
+                LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state),
+                method="sigmoid", cv=folds, ensemble=False)),
+        ]).fit(X, y)
+        self.classes_ = self.pipeline_.classes_
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.pipeline_.predict_proba(X)
+
+    def top_factors(self, X: pd.DataFrame, k: int = 3) -> list[str]:
+        """Per row, the k features that push its risk up most, in words."""
+        numeric, _ = self._columns()
+        features = self.pipeline_.named_steps["features"]
+        regression = self.pipeline_.named_steps["model"].calibrated_classifiers_[0].estimator
+        names = list(features.get_feature_names_out())
+        coef = dict(zip(names, regression.coef_[0], strict=True))
+        scaled = pd.DataFrame(features.transform(X), columns=names, index=X.index)
+        texts = []
+        for idx, row in X.iterrows():
+            pushes = sorted(
+                ((coef[f"numeric__{c}"] * scaled.at[idx, f"numeric__{c}"], c) for c in numeric),
+                reverse=True)
+            words = [_factor_text(c, row[c]) for push, c in pushes[:k] if push > 0.05]
+            texts.append("; ".join(words) or "no strong risk signal")
+        return texts
+
+
+def _factor_text(feature: str, value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return {"last_nps": "no NPS reply"}.get(feature, f"no {feature.replace('_', ' ')}")
+    v = int(round(float(value)))
+    singular, plural = FACTOR_TEXT.get(feature, (feature.replace("_", " ") + ": {v}",) * 2)
+    if feature in ("in_open_engagement", "advocacy_signals"):
+        return (singular if v == 0 else plural).format(v=v)
+    return (singular if abs(v) == 1 else plural).format(v=v)
+
+
+def _scores(y, p) -> dict:
+    y = np.asarray(y).astype(int)
+    return {"roc_auc": float(roc_auc_score(y, p)), "pr_auc": float(average_precision_score(y, p)),
+            "brier": float(brier_score_loss(y, p))}
+
+
+@dataclass
+class Backtest:
+    status: str  # 'ok' or the reason the data is too thin
+    test_dates: list = field(default_factory=list)
+    n_train_rows: int = 0
+    n_train_positive: int = 0
+    n_test_rows: int = 0
+    n_test_positive: int = 0
+    model: dict = field(default_factory=dict)
+    recency_baseline: dict = field(default_factory=dict)
+    base_rate_baseline: dict = field(default_factory=dict)
+
+
+def backtest(snapshots: pd.DataFrame, horizon_days: int, n_test_snapshots: int = 6,
+             random_state: int = 0) -> Backtest:
+    """Rolling-origin evaluation over labelled snapshots (see the module docstring)."""
+    labelled = snapshots[snapshots.label.notna()]
+    dates = sorted(labelled.as_of.unique(), reverse=True)[:n_test_snapshots]
+    predictions, train_rows, train_pos = [], 0, 0
+    for test_date in dates:
+        train = labelled[labelled.as_of + pd.Timedelta(days=horizon_days) <= test_date]
+        test = labelled[labelled.as_of == test_date]
+        y_train = train.label.astype(int)
+        if len(train) < MIN_TRAIN_ROWS or y_train.sum() < MIN_TRAIN_POSITIVES:
+            continue
+        model = ChurnModel(random_state=random_state).fit(train, y_train)
+        recency = ChurnModel(features=("days_since_last_touch",),
+                             random_state=random_state).fit(train, y_train)
+        predictions.append(pd.DataFrame({
+            "label": test.label.astype(int).to_numpy(),
+            "model": model.predict_proba(test)[:, 1],
+            "recency": recency.predict_proba(test)[:, 1],
+            "base_rate": np.full(len(test), y_train.mean()),
+        }))
+        train_rows, train_pos = max(train_rows, len(train)), max(train_pos, int(y_train.sum()))
+    if not predictions:
+        return Backtest(status="too few labelled snapshots with enough cancellations to train")
+    pooled = pd.concat(predictions, ignore_index=True)
+    if pooled.label.sum() < MIN_TEST_POSITIVES or pooled.label.nunique() < 2:
+        return Backtest(status="too few cancellations in the test snapshots to evaluate")
+    return Backtest(
+        status="ok", test_dates=[pd.Timestamp(d).to_pydatetime() for d in dates],
+        n_train_rows=train_rows, n_train_positive=train_pos, n_test_rows=len(pooled),
+        n_test_positive=int(pooled.label.sum()), model=_scores(pooled.label, pooled.model),
+        recency_baseline=_scores(pooled.label, pooled.recency),
+        base_rate_baseline={"brier": float(brier_score_loss(pooled.label, pooled.base_rate))},
+    )
+
+
+def risk_band(probability: float, base_rate: float) -> str:
+    """high: at least twice the base rate; medium: above it; low: below it."""
+    if probability >= 2 * base_rate:
+        return "high"
+    return "medium" if probability >= base_rate else "low"
+
+
+def _fallback_band(row) -> str:
+    """Rules when no model can be trained: negative signals first, then silence."""
+    if row.support_tickets_60d >= 2 or row.low_nps_180d >= 1:
+        return "high"
+    return "medium" if row.days_since_last_touch > 90 else "low"
+
+
+def _fallback_factors(row) -> str:
+    words = []
+    if row.support_tickets_60d:
+        words.append(_factor_text("support_tickets_60d", row.support_tickets_60d))
+    if row.low_nps_180d:
+        words.append(_factor_text("low_nps_180d", row.low_nps_180d))
+    if row.days_since_last_touch > 90:
+        words.append(_factor_text("days_since_last_touch", row.days_since_last_touch))
+    return "; ".join(words) or "no strong risk signal"
+
+
+@dataclass
+class ChurnRun:
+    scores: pd.DataFrame
+    run: dict
+
+
+def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_days: int = 30,
+                n_test_snapshots: int = 6, random_state: int = 0) -> ChurnRun:
+    """Backtest, fit on all labelled history, and score the clients at the build's as-of."""
+    as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
+    first = con.execute(
+        "SELECT min(occurred_at) FROM int_touchpoints_staged WHERE activity = 'deal_won'"
+    ).fetchall()[0][0]
+    current = features_at(con, as_of, horizon_days)
+    dates = snapshot_dates(as_of, horizon_days, step_days, first) if first else []
+    snapshots = pd.concat([features_at(con, d, horizon_days) for d in dates],
+                          ignore_index=True) if dates else current.iloc[0:0]
+    labelled = snapshots[snapshots.label.notna()]
+    base_rate = float(labelled.label.astype(float).mean()) if len(labelled) else 0.0
+    result = backtest(snapshots, horizon_days, n_test_snapshots, random_state)
+    enough = (result.status == "ok" and len(labelled) >= MIN_TRAIN_ROWS
+              and labelled.label.sum() >= MIN_TRAIN_POSITIVES)
+    scores = current[["account_id"]].copy()
+    scores["as_of"] = as_of
+    if enough and len(current):
+        model = ChurnModel(random_state=random_state).fit(labelled, labelled.label.astype(int))
+        scores["churn_probability"] = model.predict_proba(current)[:, 1]
+        scores["risk_band"] = [risk_band(p, base_rate) for p in scores.churn_probability]
+        scores["top_factors"] = model.top_factors(current)
+        scores["model"] = "calibrated_logistic"
+    else:
+        scores["churn_probability"] = base_rate
+        scores["risk_band"] = [_fallback_band(r) for r in current.itertuples()]
+        scores["top_factors"] = [_fallback_factors(r) for r in current.itertuples()]
+        scores["model"] = "fallback"
+    scores = scores.sort_values("churn_probability", ascending=False, kind="stable")
+    run = {
+        "as_of": as_of, "trained_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "status": "trained" if enough else "fallback", "reason": result.status,
+        "horizon_days": horizon_days, "step_days": step_days,
+        "n_snapshots": len(dates), "n_labelled_rows": len(labelled),
+        "n_labelled_positive": int(labelled.label.sum()) if len(labelled) else 0,
+        "base_rate": base_rate, "n_scored": len(scores),
+        "backtest_test_dates": ", ".join(f"{d:%Y-%m-%d}" for d in result.test_dates),
+        "n_test_rows": result.n_test_rows, "n_test_positive": result.n_test_positive,
+        "roc_auc": result.model.get("roc_auc"), "pr_auc": result.model.get("pr_auc"),
+        "brier": result.model.get("brier"),
+        "recency_roc_auc": result.recency_baseline.get("roc_auc"),
+        "recency_pr_auc": result.recency_baseline.get("pr_auc"),
+        "recency_brier": result.recency_baseline.get("brier"),
+        "base_rate_brier": result.base_rate_baseline.get("brier"),
+    }
+    run["beats_recency_baseline"] = (
+        run["roc_auc"] is not None and run["roc_auc"] > run["recency_roc_auc"])
+    return ChurnRun(scores.reset_index(drop=True), run)
+
+
+def store_churn(con: duckdb.DuckDBPyConnection, run: ChurnRun) -> None:
+    """Replace `churn_scores`; append the run's evaluation to `model_runs`."""
+    record = pd.DataFrame([run.run])
+    # Metrics are empty on a fallback run; keep them DOUBLE so later runs append cleanly.
+    metrics = [c for c in record.columns if c.endswith(("auc", "brier", "rate"))]
+    record[metrics] = record[metrics].astype(float)
+    with transaction(con):
+        store_frame(con, "churn_scores", run.scores)
+        store_frame(con, "model_runs", record, append=True)
