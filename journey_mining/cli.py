@@ -30,6 +30,8 @@ def _prefect_environment() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "false")
+    # The local API can take a while to start on a busy machine (default: 20 s).
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def _parse_date(value: str | None) -> dt.datetime | None:

@@ -1,0 +1,645 @@
+"""The HTML report marketing reads without help.
+
+`report_data` reads what the pipeline stored; `build_*_figure(frame)` are pure
+functions from a frame to a Plotly figure; `write_report` is the one writer: a
+self-contained `index.html` (plotly.js embedded once, no CDN, works offline)
+with a plain-language headline per section, plus the full list of dropped
+accounts as CSV beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from journey_mining.stages import LADDER, STAGE_ORDER
+
+FUNNEL = LADDER[:5]
+LABEL = {s: s.replace("_", " ") for s in LADDER}
+CHANNEL_COLOURS = {"web": "#4C78A8", "email": "#F58518", "crm": "#54A24B"}
+BAND_COLOURS = {"high": "#E45756", "medium": "#F2B701", "low": "#72B7B2"}
+LAYOUT = dict(template="plotly_white", height=420, margin=dict(l=60, r=30, t=50, b=50),
+              font=dict(size=13))
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows, read from the warehouse once."""
+
+    kpis: pd.Series
+    funnel: pd.DataFrame
+    dropped: pd.DataFrame
+    stage_transitions: pd.DataFrame
+    activity_transitions: pd.DataFrame
+    activity_stages: pd.DataFrame
+    variants: pd.DataFrame
+    conformance: pd.Series
+    cohorts: pd.DataFrame
+    segments: pd.DataFrame
+    channel_mix: pd.DataFrame
+    stage_timing: pd.DataFrame
+    curves: pd.DataFrame
+    gaps: pd.DataFrame
+    lifecycle: pd.DataFrame
+    lift: pd.DataFrame
+    churn: pd.DataFrame
+    model_run: pd.Series | None
+    loads: pd.DataFrame
+    rejects: pd.DataFrame
+    resolution: pd.DataFrame
+
+
+def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
+    q = lambda sql: con.sql(sql).df()  # noqa: E731
+    runs = q("SELECT * FROM model_runs ORDER BY trained_at DESC LIMIT 1")
+    return ReportData(
+        kpis=q("SELECT * FROM journey_kpis").iloc[0],
+        funnel=q("SELECT * FROM stage_funnel ORDER BY stage_order"),
+        dropped=q("""SELECT j.account_id, a.account_name, a.industry, j.dropped_at_stage,
+                            j.last_touch_at,
+                            date_diff('day', j.last_touch_at, p.as_of) AS days_silent,
+                            j.n_touchpoints, j.n_contacts_engaged
+                     FROM account_journeys j JOIN run_parameters p ON true
+                     LEFT JOIN stg_crm__accounts a USING (account_id)
+                     WHERE j.dropped
+                     ORDER BY j.furthest_stage_order DESC, j.last_touch_at DESC"""),
+        stage_transitions=q("SELECT * FROM stage_transitions"),
+        activity_transitions=q("SELECT * FROM activity_transitions ORDER BY transitions DESC"),
+        activity_stages=q("""SELECT activity, any_value(stage_order) AS stage_order, count(*) AS n
+                             FROM int_journey_events GROUP BY activity"""),
+        variants=q("SELECT * FROM path_variants WHERE level = 'stage' ORDER BY variant_rank"),
+        conformance=q("SELECT * FROM conformance_summary").iloc[0],
+        cohorts=q("""SELECT date_trunc('month', first_touch_at)::DATE AS cohort,
+                            count(*) AS accounts,
+                            avg((furthest_stage_order >= 3)::INT) AS evaluation,
+                            avg((furthest_stage_order >= 4)::INT) AS decision,
+                            avg((furthest_stage_order >= 5)::INT) AS client
+                     FROM account_journeys WHERE furthest_stage_order IS NOT NULL
+                     GROUP BY 1 ORDER BY 1"""),
+        segments=q("""SELECT coalesce(a.industry, 'unknown') AS industry, count(*) AS accounts,
+                             avg((j.furthest_stage_order >= 5)::INT) AS client
+                      FROM account_journeys j LEFT JOIN stg_crm__accounts a USING (account_id)
+                      WHERE j.furthest_stage_order IS NOT NULL GROUP BY 1 ORDER BY client DESC"""),
+        channel_mix=q("""SELECT stage, stage_order, channel, count(*) AS touchpoints
+                         FROM int_journey_events WHERE stage IS NOT NULL
+                         GROUP BY ALL ORDER BY stage_order, channel"""),
+        stage_timing=q("SELECT * FROM stage_timing ORDER BY stage_order"),
+        curves=q("SELECT * FROM reengagement_curves"),
+        gaps=q("SELECT * FROM reengagement_gaps"),
+        lifecycle=q("SELECT * FROM lifecycle_periods WHERE period_type = 'month'"),
+        lift=q("SELECT * FROM gap_touchpoint_lift ORDER BY lift DESC"),
+        churn=q("""SELECT c.*, a.account_name FROM churn_scores c
+                   LEFT JOIN stg_crm__accounts a USING (account_id)
+                   ORDER BY churn_probability DESC, account_id"""),
+        model_run=runs.iloc[0] if len(runs) else None,
+        loads=q("SELECT * FROM loads ORDER BY load_id"),
+        rejects=q("""SELECT source, split_part(reason, ':', 1) AS reason, count(*) AS rows
+                     FROM rejected_rows GROUP BY ALL ORDER BY rows DESC"""),
+        resolution=q("SELECT * FROM identity_resolution"),
+    )
+
+
+# -- formatting -----------------------------------------------------------------------
+
+def pct(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
+def days(hours) -> str:
+    if hours is None or (isinstance(hours, float) and math.isnan(hours)):
+        return "n/a"
+    return f"{hours / 24:.1f} d" if hours >= 24 else f"{hours:.1f} h"
+
+
+# -- figures --------------------------------------------------------------------------
+
+def build_funnel_figure(funnel: pd.DataFrame) -> go.Figure:
+    part = funnel[funnel.stage.isin(FUNNEL)]
+    fig = go.Figure(go.Funnel(
+        y=[LABEL[s] for s in part.stage], x=part.reached.tolist(),
+        textinfo="value+percent previous", marker=dict(color="#4C78A8"),
+        hovertemplate="%{y}: %{x} accounts reached<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Accounts reaching each stage (or further)")
+    return fig
+
+
+def build_dropoff_figure(funnel: pd.DataFrame) -> go.Figure:
+    part = funnel[funnel.stage.isin(FUNNEL[:4])]
+    fig = go.Figure(go.Bar(
+        x=[LABEL[s] for s in part.stage], y=part.dropped.tolist(), marker_color="#E45756",
+        text=part.dropped.tolist(), textposition="outside",
+        hovertemplate="%{x}: %{y} accounts went quiet<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Where accounts went quiet (dropped)",
+                      yaxis_title="accounts")
+    return fig
+
+
+def _arc(x0: float, x1: float, bend: float, n: int = 30):
+    """Points of a quadratic curve from (x0, 0) to (x1, 0) bulging to `bend`."""
+    t = np.linspace(0, 1, n)
+    xm = (x0 + x1) / 2
+    xs = (1 - t) ** 2 * x0 + 2 * (1 - t) * t * xm + t ** 2 * x1
+    ys = 2 * (1 - t) * t * bend
+    return xs, ys
+
+
+def build_process_map_figure(transitions: pd.DataFrame, funnel: pd.DataFrame) -> go.Figure:
+    """Stage DFG in ladder order: forward moves arc above, back-steps below; width = volume."""
+    fig = go.Figure()
+    top = max(transitions.transitions.max(), 1) if len(transitions) else 1
+    labelled = set(transitions.nlargest(10, "transitions").index)
+    for r in transitions.sort_values("transitions").itertuples():
+        x0, x1 = STAGE_ORDER[r.from_stage], STAGE_ORDER[r.to_stage]
+        forward = x1 > x0
+        bend = (0.3 + 0.1 * abs(x1 - x0)) * (1 if forward else -1)
+        xs, ys = _arc(x0, x1, bend)
+        colour = {"ladder": "#4C78A8", "skip": "#9D755D", "back_step": "#E45756"}.get(
+            r.kind, "#999")
+        text = (f"{LABEL[r.from_stage]} → {LABEL[r.to_stage]}: {r.transitions} moves by "
+                f"{r.accounts} accounts, median {days(r.median_hours)}")
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines", line=dict(width=1 + 11 * r.transitions / top,
+                                                color=colour),
+            opacity=0.75, hoverinfo="text", hovertext=text, showlegend=False))
+        if r.Index in labelled:
+            fig.add_annotation(x=xs[15], y=ys[15],
+                               text=f"{r.transitions} · {days(r.median_hours)}",
+                               showarrow=False, font=dict(size=11, color=colour),
+                               bgcolor="rgba(255,255,255,0.8)")
+        fig.add_annotation(x=xs[-1], y=ys[-1], ax=xs[-4], ay=ys[-4], xref="x", yref="y",
+                           axref="x", ayref="y", showarrow=True, arrowhead=2, arrowsize=1.2,
+                           arrowcolor=colour, text="")
+    ever = dict(zip(funnel.stage, funnel.ever_in_stage, strict=True))
+    fig.add_trace(go.Scatter(
+        x=[STAGE_ORDER[s] for s in LADDER], y=[0] * len(LADDER), mode="markers+text",
+        marker=dict(size=[58 + 20 * math.sqrt(ever.get(s, 0) / max(max(ever.values()), 1))
+                          for s in LADDER], color="#1f3a5f"),
+        text=[f"{LABEL[s]}<br>{ever.get(s, 0)} accounts" for s in LADDER],
+        textposition="middle center", textfont=dict(color="#fff", size=10),
+        hoverinfo="text", showlegend=False, name="stages"))
+    for name, colour in (("ladder step", "#4C78A8"), ("skip", "#9D755D"),
+                         ("back-step", "#E45756")):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name,
+                                 line=dict(color=colour, width=4)))
+    fig.update_layout(**{**LAYOUT, "height": 560},
+                      title="How journeys really move between stages",
+                      xaxis=dict(visible=False, range=[0.4, 8.6]),
+                      yaxis=dict(visible=False, range=[-1.3, 1.3]),
+                      legend=dict(orientation="h", y=1.05))
+    return fig
+
+
+def build_activity_map_figure(transitions: pd.DataFrame, activities: pd.DataFrame,
+                              top_ns: tuple[int, ...] = (10, 25, 50)) -> go.Figure:
+    """Touchpoint-level map: activities by stage column; a slider shows the top-N moves."""
+    stage_of = dict(zip(activities.activity, activities.stage_order.fillna(0), strict=True))
+    freq = dict(zip(activities.activity, activities.n, strict=True))
+    pos = {}
+    for order in sorted(set(stage_of.values())):
+        column = sorted((a for a in stage_of if stage_of[a] == order), key=lambda a: -freq[a])
+        for i, activity in enumerate(column):
+            pos[activity] = (order, (len(column) - 1) / 2 - i)
+    edges = transitions.sort_values("transitions", ascending=False).reset_index(drop=True)
+    edges = edges[edges.from_activity.isin(pos) & edges.to_activity.isin(pos)]
+    top = max(edges.transitions.max(), 1) if len(edges) else 1
+    fig = go.Figure()
+    for r in edges.itertuples():
+        (x0, y0), (x1, y1) = pos[r.from_activity], pos[r.to_activity]
+        fig.add_trace(go.Scatter(
+            x=[x0, (x0 + x1) / 2 + 0.15, x1], y=[y0, (y0 + y1) / 2 + 0.3, y1],
+            mode="lines", line=dict(width=1 + 8 * r.transitions / top, shape="spline",
+                                    color="rgba(76,120,168,0.5)"),
+            hoverinfo="text", showlegend=False, visible=r.Index < top_ns[0],
+            hovertext=f"{r.from_activity} → {r.to_activity}: {r.transitions} "
+                      f"({r.accounts} accounts), median {days(r.median_hours)}"))
+    names = list(pos)
+    fig.add_trace(go.Scatter(
+        x=[pos[a][0] for a in names], y=[pos[a][1] for a in names], mode="markers+text",
+        text=names, textposition="top center", showlegend=False,
+        marker=dict(size=[10 + 25 * math.sqrt(freq[a] / max(freq.values())) for a in names],
+                    color="#F58518"),
+        hovertext=[f"{a}: {freq[a]} touchpoints" for a in names], hoverinfo="text"))
+    n_edges = len(edges)
+    steps = []
+    for n in [*top_ns, n_edges]:
+        visible = [i < n for i in range(n_edges)] + [True]
+        steps.append(dict(method="update", args=[{"visible": visible}],
+                          label=f"top {min(n, n_edges)}" if n < n_edges else f"all {n_edges}"))
+    fig.update_layout(**{**LAYOUT, "height": 560},
+                      title="Touchpoint map: the most frequent moves between activities",
+                      xaxis=dict(tickvals=list(range(0, 9)),
+                                 ticktext=["no stage"] + [LABEL[s] for s in LADDER]),
+                      yaxis=dict(visible=False),
+                      sliders=[dict(active=0, steps=steps, currentvalue={"prefix": "showing "},
+                                    pad={"t": 40})])
+    return fig
+
+
+def build_sankey_figure(variants: pd.DataFrame, top_k: int = 10) -> go.Figure:
+    """The most common stage paths, step by step."""
+    top = variants.head(top_k)
+    nodes, index, links = [], {}, {}
+    for r in top.itertuples():
+        steps = r.variant.split(" > ")
+        for i, stage in enumerate(steps):
+            key = (i, stage)
+            if key not in index:
+                index[key] = len(nodes)
+                nodes.append(f"{i + 1}. {LABEL[stage]}")
+            if i:
+                link = (index[(i - 1, steps[i - 1])], index[key])
+                links[link] = links.get(link, 0) + r.cases
+    tail = 1 - top.coverage.sum()
+    fig = go.Figure(go.Sankey(
+        node=dict(label=nodes, pad=12, thickness=14),
+        link=dict(source=[s for s, _ in links], target=[t for _, t in links],
+                  value=list(links.values()))))
+    fig.update_layout(**{**LAYOUT, "height": 520},
+                      title=f"The {len(top)} most common paths ({pct(top.coverage.sum())} of "
+                            f"accounts); the other {pct(tail)} take rarer paths")
+    return fig
+
+
+def build_linearity_figure(conformance: pd.Series) -> go.Figure:
+    labels = ["follow the ladder", "skip a stage", "step back", "loop", "re-engaged"]
+    values = [conformance.linear_share, conformance.share_with_skips,
+              conformance.share_with_back_steps, conformance.share_with_loops,
+              conformance.share_reengaged]
+    fig = go.Figure(go.Bar(x=labels, y=values, text=[pct(v) for v in values],
+                           textposition="outside", marker_color="#72B7B2"))
+    fig.update_layout(**LAYOUT, title="Share of journeys with each kind of move",
+                      yaxis=dict(tickformat=".0%", range=[0, 1.1]))
+    return fig
+
+
+def build_cohort_figure(cohorts: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for stage, colour in (("evaluation", "#4C78A8"), ("decision", "#F58518"),
+                          ("client", "#54A24B")):
+        fig.add_trace(go.Scatter(x=cohorts.cohort, y=cohorts[stage], mode="lines+markers",
+                                 name=f"reached {stage}", line=dict(color=colour),
+                                 customdata=cohorts.accounts,
+                                 hovertemplate="%{x|%b %Y}: %{y:.0%} of %{customdata} "
+                                               "accounts<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Conversion by cohort (month of first touch)",
+                      yaxis=dict(tickformat=".0%"))
+    return fig
+
+
+def build_segment_figure(segments: pd.DataFrame) -> go.Figure:
+    fig = go.Figure(go.Bar(x=segments.industry, y=segments.client,
+                           text=[pct(v) for v in segments.client], textposition="outside",
+                           customdata=segments.accounts, marker_color="#54A24B",
+                           hovertemplate="%{x}: %{y:.0%} of %{customdata} accounts became "
+                                         "clients<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Share becoming a client, by industry",
+                      yaxis=dict(tickformat=".0%"))
+    return fig
+
+
+def build_channel_mix_figure(mix: pd.DataFrame) -> go.Figure:
+    share = mix.assign(share=mix.touchpoints / mix.groupby("stage").touchpoints.transform("sum"))
+    fig = go.Figure()
+    for channel, part in share.groupby("channel"):
+        fig.add_trace(go.Bar(x=[LABEL[s] for s in part.stage], y=part.share,
+                             name={"crm": "sales & service (CRM)"}.get(channel, channel),
+                             marker_color=CHANNEL_COLOURS.get(channel),
+                             customdata=part.touchpoints,
+                             hovertemplate="%{x}: %{y:.0%} (%{customdata} touchpoints)"
+                                           "<extra></extra>"))
+    fig.update_layout(**LAYOUT, barmode="stack", yaxis=dict(tickformat=".0%"),
+                      title="Self-directed (web, email) vs sales contact, by stage")
+    return fig
+
+
+def build_reengagement_curve_figure(curves: pd.DataFrame, segment_type: str = "size_band"
+                                    ) -> go.Figure:
+    fig = go.Figure()
+    for (kind, segment), part in curves.groupby(["segment_type", "segment"], sort=False):
+        if kind not in ("all", segment_type):
+            continue
+        xs = [0, *part.time_days.tolist()]
+        ys = [0, *part.returned_share.tolist()]
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines", line=dict(shape="hv", width=4 if kind == "all" else 2),
+            name="all accounts" if kind == "all" else f"{segment} employees"))
+    fig.update_layout(**LAYOUT, title="Share back for a new engagement, by days since the last "
+                                      "one ended (Kaplan-Meier)",
+                      xaxis_title="days since the engagement ended",
+                      yaxis=dict(tickformat=".0%"))
+    return fig
+
+
+def build_gap_figure(gaps: pd.DataFrame) -> go.Figure:
+    back = gaps[gaps.returned]
+    fig = go.Figure(go.Histogram(x=back.gap_days, nbinsx=20, marker_color="#4C78A8",
+                                 hovertemplate="%{x} days: %{y} returns<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Time between engagements, for accounts that came back",
+                      xaxis_title="days", yaxis_title="returns")
+    return fig
+
+
+def build_lifecycle_figure(lifecycle: pd.DataFrame) -> go.Figure:
+    colours = {"new": "#54A24B", "returning": "#4C78A8", "resurrecting": "#F2B701",
+               "dormant": "#E45756"}
+    fig = go.Figure()
+    for status in ("new", "returning", "resurrecting", "dormant"):
+        part = lifecycle[lifecycle.status == status]
+        sign = -1 if status == "dormant" else 1
+        fig.add_trace(go.Bar(x=part.period_start, y=sign * part.accounts, name=status,
+                             marker_color=colours[status], customdata=part.accounts,
+                             hovertemplate="%{x|%b %Y}: %{customdata} " + status
+                                           + "<extra></extra>"))
+    fig.update_layout(**LAYOUT, barmode="relative", yaxis_title="accounts",
+                      title="Active accounts per month: new, returning, resurrecting; "
+                            "dormant below zero")
+    return fig
+
+
+def build_lift_figure(lift: pd.DataFrame) -> go.Figure:
+    part = lift.sort_values("lift")
+    fig = go.Figure(go.Bar(
+        y=part.touchpoint, x=part.lift, orientation="h",
+        marker_color=["#54A24B" if s and v > 1 else "#BAB0AC"
+                      for s, v in zip(part.significant, part.lift, strict=True)],
+        error_x=dict(type="data", symmetric=False, array=part.lift_ci_high - part.lift,
+                     arrayminus=part.lift - part.lift_ci_low),
+        customdata=np.stack([part.gaps_with, part.return_rate_with], axis=-1),
+        hovertemplate="%{y}: x%{x:.2f} (seen in %{customdata[0]} gaps, "
+                      "%{customdata[1]:.0%} came back)<extra></extra>"))
+    fig.add_vline(x=1, line_dash="dot")
+    fig.update_layout(**LAYOUT, xaxis_type="log",
+                      title="Touchpoints in the gap: how much more often accounts came back",
+                      xaxis_title="return rate with / without (log scale, 95 % interval)")
+    return fig
+
+
+def build_model_quality_figure(run: pd.Series) -> go.Figure:
+    metrics = ["ROC AUC", "PR AUC"]
+    fig = go.Figure([
+        go.Bar(name="churn model", x=metrics, y=[run.roc_auc, run.pr_auc],
+               marker_color="#4C78A8"),
+        go.Bar(name="recency only", x=metrics, y=[run.recency_roc_auc, run.recency_pr_auc],
+               marker_color="#BAB0AC")])
+    fig.update_layout(**LAYOUT, barmode="group", yaxis=dict(range=[0, 1]),
+                      title="Backtest: the model vs a recency-only baseline (higher is better)")
+    return fig
+
+
+def build_quality_figure(resolution: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for method, part in resolution.groupby("method"):
+        fig.add_trace(go.Bar(x=part.source, y=part.share_of_source, name=method,
+                             customdata=part.touchpoints,
+                             hovertemplate="%{x}: %{y:.0%} (%{customdata} touchpoints) "
+                                           + method + "<extra></extra>"))
+    fig.update_layout(**LAYOUT, barmode="stack", yaxis=dict(tickformat=".0%"),
+                      title="How touchpoints were tied to accounts, by source")
+    return fig
+
+
+# -- headlines ------------------------------------------------------------------------
+
+def headlines(d: ReportData) -> dict[str, str]:
+    f = d.funnel.set_index("stage")
+    steps = f.loc[list(FUNNEL[:4]), "conversion_to_next"]
+    worst = steps.idxmin()
+    nxt = FUNNEL[FUNNEL.index(worst) + 1]
+    aware, clients = f.at["awareness", "reached"], f.at["client", "reached"]
+    biggest_drop = d.funnel.loc[d.funnel.dropped.idxmax()]
+    ladder_moves = d.stage_transitions[d.stage_transitions.kind == "back_step"]
+    top_back = ladder_moves.sort_values("accounts", ascending=False).head(1)
+    c = d.conformance
+    g = d.gaps
+    returned = int(g.returned.sum())
+    top_lift = d.lift[d.lift.significant & (d.lift.lift > 1)
+                      & ~d.lift.touchpoint.str.startswith("crm:")].head(1)
+    churn_high = int((d.churn.risk_band == "high").sum())
+    k = d.kpis
+    out = {
+        "funnel": (
+            f"Of {aware:,} accounts that showed awareness, {clients:,} became clients "
+            f"({pct(clients / aware if aware else None)}). The weakest step is "
+            f"{LABEL[worst]} to {LABEL[nxt]}: {pct(steps[worst])} move on. "
+            f"{int(d.funnel.dropped.sum()):,} accounts went quiet before buying, most at "
+            f"{LABEL[biggest_drop.stage]} ({int(biggest_drop.dropped):,})."),
+        "map": (
+            f"Journeys do not run straight: {pct(c.share_with_back_steps)} of accounts step "
+            f"back at least once" + (
+                f", most often from {LABEL[top_back.iloc[0].from_stage]} to "
+                f"{LABEL[top_back.iloc[0].to_stage]} ({int(top_back.iloc[0].accounts)} accounts)"
+                if len(top_back) else "") + "."),
+        "paths": (
+            f"{len(d.variants):,} different stage paths for {int(d.variants.cases.sum()):,} "
+            f"accounts: the 10 most common cover {pct(d.variants.head(10).coverage.sum())}, and "
+            f"{pct((d.variants.cases == 1).sum() / max(d.variants.cases.sum(), 1))} of accounts "
+            f"follow a path nobody else took."),
+        "linearity": (
+            f"Only {pct(c.linear_share)} of journeys follow the textbook ladder. "
+            f"{pct(c.client_conversion_linear)} of those reached client, against "
+            f"{pct(c.client_conversion_non_linear)} of the others: long journeys that convert "
+            f"collect detours on the way, so read this as description, not cause."),
+        "cohorts": _cohort_sentence(d.cohorts, d.segments),
+        "channels": _channel_sentence(d.channel_mix),
+        "reengagement": (
+            f"{returned} of {len(g)} ended engagements led to a new one "
+            f"(re-engagement rate {pct(k.re_engagement_rate)} of accounts)." + (
+                f" Accounts with {top_lift.iloc[0].touchpoint.split(':')[1].replace('_', ' ')} "
+                f"in the gap came back x{top_lift.iloc[0].lift:.1f} as often."
+                if len(top_lift) else "")),
+        "churn": (
+            f"{len(d.churn)} clients scored; {churn_high} at high risk of cancelling in the next "
+            f"{int(d.model_run.horizon_days) if d.model_run is not None else 180} days."
+            + (_model_sentence(d.model_run) if d.model_run is not None else "")),
+        "quality": (
+            f"{int(d.loads.rows_loaded.sum()):,} rows loaded, "
+            f"{int(d.loads.rows_duplicate.sum()):,} duplicates skipped, "
+            f"{int(d.loads.rows_rejected.sum()):,} rejected. {pct(k.resolved_share)} of "
+            f"touchpoints are tied to an account."),
+    }
+    return out
+
+
+def _cohort_sentence(cohorts: pd.DataFrame, segments: pd.DataFrame) -> str:
+    mature = cohorts[cohorts.cohort <= cohorts.cohort.max() - pd.DateOffset(months=6)]
+    text = "Recent cohorts have had less time to convert."
+    if len(mature):
+        rate = (mature.client * mature.accounts).sum() / mature.accounts.sum()
+        text = (f"Of accounts first seen at least six months before the last cohort, "
+                f"{pct(rate)} became clients; recent cohorts have had less time.")
+    big = segments[segments.accounts >= 10]
+    if len(big) >= 2:
+        best, worst = big.iloc[0], big.iloc[-1]
+        text += (f" {best.industry.title()} converts best ({pct(best.client)}), "
+                 f"{worst.industry} least ({pct(worst.client)}).")
+    return text
+
+
+def _channel_sentence(mix: pd.DataFrame) -> str:
+    def share(stages, channels):
+        part = mix[mix.stage.isin(stages)]
+        total = part.touchpoints.sum()
+        return part[part.channel.isin(channels)].touchpoints.sum() / total if total else None
+
+    return (f"At awareness and consideration {pct(share(FUNNEL[:2], ['web', 'email']))} of "
+            f"touchpoints are self-directed (website, email); at evaluation and decision "
+            f"{pct(share(FUNNEL[2:4], ['crm']))} are sales contact.")
+
+
+def _model_sentence(run: pd.Series) -> str:
+    if run.status != "trained":
+        return (f" Too little history to train a model ({run.reason}); scores use the "
+                "historical cancellation rate and simple rules.")
+    verdict = "beats" if run.beats_recency_baseline else "does not beat"
+    return (f" In the backtest the model ranks clients with ROC AUC {run.roc_auc:.2f} and "
+            f"{verdict} recency alone ({run.recency_roc_auc:.2f}).")
+
+
+# -- the writer -----------------------------------------------------------------------
+
+def _table(frame: pd.DataFrame, formats: dict | None = None) -> str:
+    formats = formats or {}
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for _, row in frame.iterrows():
+        cells = "".join(
+            f"<td>{html.escape(formats[c](v) if c in formats else ('' if pd.isna(v) else str(v)))}"
+            "</td>" for c, v in row.items())
+        rows.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;
+background:#fafafa}header{background:#1f3a5f;color:#fff;padding:18px 32px}
+header h1{margin:0;font-size:24px}header p{margin:4px 0 0;opacity:.85}
+nav{padding:8px 32px;background:#fff;border-bottom:1px solid #ddd;position:sticky;top:0;
+z-index:10}nav a{margin-right:14px;color:#1f3a5f;text-decoration:none;font-size:14px}
+main{max-width:1240px;margin:0 auto;padding:8px 24px 48px}section{background:#fff;
+border:1px solid #e4e4e4;border-radius:8px;padding:16px 20px;margin:18px 0}
+h2{margin:0 0 6px;font-size:20px}.headline{font-size:16px;margin:0 0 12px;color:#333}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:12px}
+.kpis{display:flex;gap:12px;flex-wrap:wrap}.kpi{background:#f1f5f9;border-radius:6px;
+padding:10px 14px;min-width:150px}.kpi b{display:block;font-size:22px}
+table{border-collapse:collapse;font-size:13px;width:100%}th,td{padding:4px 8px;
+border-bottom:1px solid #eee;text-align:left;vertical-align:top}th{background:#f6f6f6}
+.note{font-size:12px;color:#666}
+"""
+
+
+def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
+                 run_name: str | None = None) -> Path:
+    """Write reports/<run>/index.html (+ dropped_accounts.csv) and refresh reports/latest/."""
+    d = report_data(con)
+    run_name = run_name or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(reports_dir) / run_name
+    out.mkdir(parents=True, exist_ok=True)
+    d.dropped.to_csv(out / "dropped_accounts.csv", index=False)
+    d.churn.to_csv(out / "churn_scores.csv", index=False)
+    heads = headlines(d)
+    figures = {
+        "funnel": build_funnel_figure(d.funnel),
+        "dropoff": build_dropoff_figure(d.funnel),
+        "process-map": build_process_map_figure(d.stage_transitions, d.funnel),
+        "activity-map": build_activity_map_figure(d.activity_transitions, d.activity_stages),
+        "paths-sankey": build_sankey_figure(d.variants),
+        "linearity": build_linearity_figure(d.conformance),
+        "cohorts": build_cohort_figure(d.cohorts),
+        "segments": build_segment_figure(d.segments),
+        "channel-mix": build_channel_mix_figure(d.channel_mix),
+        "reengagement-curve": build_reengagement_curve_figure(d.curves),
+        "gap-days": build_gap_figure(d.gaps),
+        "lifecycle": build_lifecycle_figure(d.lifecycle),
+        "gap-lift": build_lift_figure(d.lift),
+        "resolution": build_quality_figure(d.resolution),
+    }
+    if d.model_run is not None and d.model_run.status == "trained":
+        figures["model-quality"] = build_model_quality_figure(d.model_run)
+    # Figure ids carry a prefix: a section and a chart must never share an id.
+    div = {name: fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}",
+                             config={"displaylogo": False, "responsive": True})
+           for name, fig in figures.items()}
+    k = d.kpis
+    deviations = (d.stage_transitions[d.stage_transitions.kind != "ladder"]
+                  .sort_values("accounts", ascending=False).head(8))
+    deviations = pd.DataFrame({
+        "move": [f"{LABEL[a]} → {LABEL[b]}" for a, b in zip(deviations.from_stage,
+                                                             deviations.to_stage, strict=True)],
+        "kind": deviations.kind.str.replace("_", "-"), "accounts": deviations.accounts,
+        "times": deviations.transitions,
+        "median time": [days(h) for h in deviations.median_hours]})
+    variants = d.variants.head(15)[["variant_rank", "variant", "cases", "coverage",
+                                    "cumulative_coverage"]]
+    timing = d.stage_timing[d.stage_timing.stage.isin(FUNNEL[:4])][
+        ["stage", "accounts_entered", "moved_on", "censored", "median_days", "p75_days",
+         "p90_days", "moved_on_within_90d"]]
+    churn_top = d.churn.head(20)[["account_id", "account_name", "churn_probability",
+                                  "risk_band", "top_factors"]]
+    dropped_top = d.dropped.head(15)[["account_id", "account_name", "industry",
+                                      "dropped_at_stage", "last_touch_at", "days_silent"]]
+    fmt_days = {c: (lambda v: "—" if pd.isna(v) else f"{v:.0f}")
+                for c in ("median_days", "p75_days", "p90_days")}
+    sections = [
+        ("funnel", "Funnel and drop-offs",
+         f'<div class="kpis"><div class="kpi"><b>{int(k.accounts):,}</b>accounts</div>'
+         f'<div class="kpi"><b>{int(k.touchpoints):,}</b>touchpoints</div>'
+         f'<div class="kpi"><b>{pct(k.resolved_share)}</b>tied to an account</div>'
+         f'<div class="kpi"><b>{int(k.dropped_accounts):,}</b>dropped</div>'
+         f'<div class="kpi"><b>{pct(k.re_engagement_rate)}</b>re-engagement rate</div></div>'
+         f'<div class="grid">{div["funnel"]}{div["dropoff"]}</div>'
+         f"<h3>Time to move on (Kaplan-Meier; journeys still open count as not yet)</h3>"
+         f"{_table(timing, {**fmt_days, 'moved_on_within_90d': pct})}"
+         f"<h3>Dropped accounts to follow up</h3>"
+         f"{_table(dropped_top)}<p class='note'>All {len(d.dropped):,} dropped accounts: "
+         f"<a href='dropped_accounts.csv' download>dropped_accounts.csv</a></p>"),
+        ("map", "The process map", div["process-map"] + div["activity-map"]),
+        ("paths", "Paths", div["paths-sankey"] + "<h3>Most common paths</h3>" + _table(
+            variants, {"coverage": pct, "cumulative_coverage": pct})
+         + f"<p class='note'>The other {max(len(d.variants) - 15, 0):,} paths cover "
+           f"{pct(1 - variants.coverage.sum())} of accounts.</p>"),
+        ("linearity", "How linear are journeys?", div["linearity"]
+         + "<h3>Most common departures from the ladder</h3>" + _table(deviations)),
+        ("cohorts", "Conversion over time and by segment",
+         f'<div class="grid">{div["cohorts"]}{div["segments"]}</div>'),
+        ("channels", "Channel mix per stage", div["channel-mix"]),
+        ("reengagement", "Between engagements: who comes back",
+         f'<div class="grid">{div["reengagement-curve"]}{div["gap-days"]}</div>'
+         f'{div["lifecycle"]}{div["gap-lift"]}'),
+        ("churn", "Churn risk", (div.get("model-quality", "")) + "<h3>Clients most at risk</h3>"
+         + _table(churn_top, {"churn_probability": pct})
+         + "<p class='note'>All scores: <a href='churn_scores.csv' download>"
+           "churn_scores.csv</a></p>"),
+        ("quality", "Data quality", div["resolution"] + "<h3>Loads</h3>" + _table(
+            d.loads[["load_id", "finished_at", "files_seen", "files_read", "rows_read",
+                     "rows_loaded", "rows_duplicate", "rows_rejected"]])
+         + "<h3>Rejected rows by reason</h3>" + _table(d.rejects)),
+    ]
+    nav = "".join(f'<a href="#{sid}">{html.escape(title)}</a>' for sid, title, _ in sections)
+    body = "".join(
+        f'<section id="{sid}"><h2>{html.escape(title)}</h2>'
+        f'<p class="headline">{html.escape(heads[sid])}</p>{content}</section>'
+        for sid, title, content in sections)
+    page = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>Customer journeys as of {k.as_of:%Y-%m-%d}</title><style>{CSS}</style>"
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
+        f"<header><h1>Customer journeys</h1><p>As of {k.as_of:%d %B %Y} · report {run_name}"
+        f"</p></header><nav>{nav}</nav><main>{body}</main></body></html>")
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    latest = Path(reports_dir) / "latest"
+    if latest.exists():
+        shutil.rmtree(latest)
+    shutil.copytree(out, latest)
+    return index
