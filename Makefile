@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export PM4PY_SHOW_PROGRESS_BAR := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: install demo test lint sample clean
+.PHONY: install demo test lint sample clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,14 @@ install: $(STAMP)
 demo: install  ## load data/sample into warehouse/demo.duckdb and build the journeys
 	$(BIN)/journey demo
 
-test: install  ## lint, then the whole test suite (2 workers)
+CHROMIUM := $(shell command -v chromium || command -v chromium-browser)
+
+chromium:  ## Debian's chromium for the browser test and static images (needs root and apt)
+ifeq ($(CHROMIUM),)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+endif
+
+test: install chromium  ## lint, then the whole test suite (2 workers)
 	$(BIN)/ruff check journey_mining pipelines tests
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 

@@ -49,14 +49,14 @@ def _fail(exc: Exception) -> None:
 
 
 def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.datetime | None,
-         full_reload: bool, outputs: Path) -> dict:
+         full_reload: bool, outputs: Path, reports: Path = Path("reports")) -> dict:
     _prefect_environment()
     from pipelines.journey_pipeline import journey_pipeline
 
     with console.status("running the journey pipeline (Prefect starts a local API first)"):
         return journey_pipeline(
             str(input_dir), str(warehouse), str(config) if config else None, as_of, full_reload,
-            str(outputs),
+            str(outputs), str(reports),
         )
 
 
@@ -78,6 +78,7 @@ def _print_outputs(result: dict) -> None:
     marts = [m for m in result["models"] if not m.startswith(("stg_", "int_"))]
     out.print(f"[green]tables:[/] {', '.join(marts)}, loads, rejected_rows "
               "(plus staging stg_* and intermediate int_* models)")
+    out.print(f"[bold green]report:[/] {result['report']}")
 
 
 @app.command()

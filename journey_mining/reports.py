@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -537,9 +538,46 @@ border-bottom:1px solid #eee;text-align:left;vertical-align:top}th{background:#f
 """
 
 
+STATIC_IMAGES = ("funnel", "process-map", "paths-sankey", "reengagement-curve", "channel-mix")
+
+
+def find_chromium() -> str | None:
+    """A Chrome or Chromium binary for static images (Debian: apt install chromium)."""
+    return os.environ.get("BROWSER_PATH") or next(
+        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p),
+        None)
+
+
+def write_static_images(figures: dict[str, go.Figure], out: Path) -> list[Path]:
+    """PNGs of the key charts for slide decks, via kaleido and a local Chromium.
+
+    Returns [] when no Chromium is installed: kaleido would otherwise try to
+    download one, and nothing here may use the network.
+    """
+    browser = find_chromium()
+    if browser is None:
+        return []
+    previous = os.environ.get("BROWSER_PATH")
+    os.environ["BROWSER_PATH"] = browser  # kaleido's browser lookup reads this
+    try:
+        paths = []
+        (out / "images").mkdir(exist_ok=True)
+        for name in STATIC_IMAGES:
+            if name in figures:
+                path = out / "images" / f"{name}.png"
+                figures[name].write_image(path, width=1200, height=650, scale=1)
+                paths.append(path)
+        return paths
+    finally:
+        if previous is None:
+            os.environ.pop("BROWSER_PATH", None)
+        else:
+            os.environ["BROWSER_PATH"] = previous
+
+
 def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
-                 run_name: str | None = None) -> Path:
-    """Write reports/<run>/index.html (+ dropped_accounts.csv) and refresh reports/latest/."""
+                 run_name: str | None = None, static_images: bool = True) -> Path:
+    """Write reports/<run>/index.html (+ CSV lists, PNGs) and refresh reports/latest/."""
     d = report_data(con)
     run_name = run_name or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(reports_dir) / run_name
@@ -638,6 +676,8 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         f"</p></header><nav>{nav}</nav><main>{body}</main></body></html>")
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
+    if static_images:
+        write_static_images(figures, out)
     latest = Path(reports_dir) / "latest"
     if latest.exists():
         shutil.rmtree(latest)

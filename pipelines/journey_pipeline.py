@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
-from journey_mining import checks, churn, journeys, mining, reengagement, warehouse
+from journey_mining import checks, churn, journeys, mining, reengagement, reports, warehouse
 from journey_mining import ingest as ingest_lib
 from journey_mining.config import Config, load_config
 from journey_mining.errors import JourneyError
@@ -138,6 +138,34 @@ def check_models(warehouse_path: str) -> int:
     return len(failed)
 
 
+@task(name="write-report")
+def write_report(warehouse_path: str, reports_dir: str, run_name: str) -> str:
+    """The HTML report, and Prefect artifacts: the summary and the churn-risk top list."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    con = warehouse.connect(warehouse_path, read_only=True)
+    try:
+        index = reports.write_report(con, Path(reports_dir), run_name)
+        summary = journeys.journey_summary(con).to_text()
+        top = con.sql(
+            "SELECT account_id, round(churn_probability, 3) AS churn_probability, risk_band, "
+            "top_factors FROM churn_scores ORDER BY churn_probability DESC LIMIT 20").df()
+    finally:
+        con.close()
+    images = sorted((index.parent / "images").glob("*.png"))
+    create_markdown_artifact(
+        key="journey-summary",
+        markdown=f"# Customer journeys\n\n```\n{summary}\n```\n\nReport: `{index.resolve()}`"
+                 f"\n\nStatic images: {len(images)} PNG in `{index.parent / 'images'}`"
+                 if images else f"# Customer journeys\n\n```\n{summary}\n```\n\n"
+                 f"Report: `{index.resolve()}`\n\nNo static images: no Chromium installed.",
+        description="Headline numbers of this run and where its report is")
+    create_table_artifact(key="churn-risk-top", table=top.to_dict(orient="records"),
+                          description="The 20 clients most at risk of cancelling")
+    get_run_logger().info("report: %s (%d static images)", index.resolve(), len(images))
+    return str(index.resolve())
+
+
 @task(name="summarise-journeys")
 def summarise(warehouse_path: str) -> str:
     con = warehouse.connect(warehouse_path, read_only=True)
@@ -160,7 +188,7 @@ def ingest(input_dir: str, warehouse_path: str, config_path: str | None = None,
 @flow(name="journey-pipeline", flow_run_name="journeys {input_dir} -> {warehouse_path}")
 def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | None = None,
                      as_of: dt.datetime | None = None, full_reload: bool = False,
-                     outputs: str = "outputs") -> dict:
+                     outputs: str = "outputs", reports_dir: str = "reports") -> dict:
     """Load the exports, rebuild journeys and marts as of `as_of`, mine them, check them."""
     config = load_config(config_path)
     load = load_exports(input_dir, warehouse_path, config, full_reload)
@@ -170,7 +198,9 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
     churned = score_churn_risk(warehouse_path, config.analysis.churn_horizon_days)
     failed_checks = check_models(warehouse_path)
     summary = summarise(warehouse_path)
-    return {"load": load, "models": models + mined["tables"] + returning["tables"]
+    run_name = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    report = write_report(warehouse_path, reports_dir, run_name)
+    return {"report": report,"load": load, "models": models + mined["tables"] + returning["tables"]
             + churned["tables"], "files": mined["files"], "churn": churned,
             "failed_checks": failed_checks, "summary": summary,
             "warehouse": str(Path(warehouse_path).resolve())}

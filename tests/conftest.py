@@ -44,12 +44,17 @@ def table_rows(con, table: str, order: str = "ALL") -> list[tuple]:
 
 @pytest.fixture(scope="session")
 def sample_warehouse(tmp_path_factory) -> Path:
-    """The committed sample loaded and built once per test session (no Prefect)."""
+    """The committed sample through every step of the pipeline, once per session (no Prefect)."""
+    from journey_mining import churn, mining, reengagement
+
     path = tmp_path_factory.mktemp("sample") / "sample.duckdb"
     connection = warehouse.connect(path)
     config = Config()
     ingest.load_exports(connection, SAMPLE, config.ingest)
     warehouse.build(connection, config.analysis)
+    mining.mine(connection)
+    reengagement.analyse_reengagement(connection)
+    churn.store_churn(connection, churn.score_churn(connection))
     connection.close()
     return path
 
