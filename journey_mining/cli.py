@@ -49,14 +49,15 @@ def _fail(exc: Exception) -> None:
 
 
 def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.datetime | None,
-         full_reload: bool, outputs: Path, reports: Path = Path("reports")) -> dict:
+         full_reload: bool, outputs: Path, reports: Path = Path("reports"),
+         static_images: bool = True) -> dict:
     _prefect_environment()
     from pipelines.journey_pipeline import journey_pipeline
 
     with console.status("running the journey pipeline (Prefect starts a local API first)"):
         return journey_pipeline(
             str(input_dir), str(warehouse), str(config) if config else None, as_of, full_reload,
-            str(outputs), str(reports),
+            str(outputs), str(reports), static_images,
         )
 
 
@@ -93,10 +94,15 @@ def run(
     full_reload: Annotated[bool, typer.Option(help="re-read files loaded before")] = False,
     outputs: Annotated[Path, typer.Option(help="folder for process models and log exports")] =
         Path("outputs"),
+    reports: Annotated[Path, typer.Option(help="folder for the HTML reports")] =
+        Path("reports"),
+    static_images: Annotated[bool, typer.Option(
+        help="PNGs of key charts (needs a local Chromium)")] = True,
 ) -> None:
     """Load the exports in INPUT into the warehouse, rebuild and mine the journeys."""
     try:
-        result = _run(input, warehouse, config, _parse_date(as_of), full_reload, outputs)
+        result = _run(input, warehouse, config, _parse_date(as_of), full_reload, outputs,
+                      reports, static_images)
     except JourneyError as exc:
         _fail(exc)
     _print_outputs(result)

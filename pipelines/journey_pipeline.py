@@ -139,13 +139,14 @@ def check_models(warehouse_path: str) -> int:
 
 
 @task(name="write-report")
-def write_report(warehouse_path: str, reports_dir: str, run_name: str) -> str:
+def write_report(warehouse_path: str, reports_dir: str, run_name: str,
+                 static_images: bool = True) -> str:
     """The HTML report, and Prefect artifacts: the summary and the churn-risk top list."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     con = warehouse.connect(warehouse_path, read_only=True)
     try:
-        index = reports.write_report(con, Path(reports_dir), run_name)
+        index = reports.write_report(con, Path(reports_dir), run_name, static_images)
         summary = journeys.journey_summary(con).to_text()
         top = con.sql(
             "SELECT account_id, round(churn_probability, 3) AS churn_probability, risk_band, "
@@ -188,7 +189,8 @@ def ingest(input_dir: str, warehouse_path: str, config_path: str | None = None,
 @flow(name="journey-pipeline", flow_run_name="journeys {input_dir} -> {warehouse_path}")
 def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | None = None,
                      as_of: dt.datetime | None = None, full_reload: bool = False,
-                     outputs: str = "outputs", reports_dir: str = "reports") -> dict:
+                     outputs: str = "outputs", reports_dir: str = "reports",
+                     static_images: bool = True) -> dict:
     """Load the exports, rebuild journeys and marts as of `as_of`, mine them, check them."""
     config = load_config(config_path)
     load = load_exports(input_dir, warehouse_path, config, full_reload)
@@ -199,7 +201,7 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
     failed_checks = check_models(warehouse_path)
     summary = summarise(warehouse_path)
     run_name = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    report = write_report(warehouse_path, reports_dir, run_name)
+    report = write_report(warehouse_path, reports_dir, run_name, static_images)
     return {"report": report,"load": load, "models": models + mined["tables"] + returning["tables"]
             + churned["tables"], "files": mined["files"], "churn": churned,
             "failed_checks": failed_checks, "summary": summary,

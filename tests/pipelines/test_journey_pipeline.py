@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pytest
 from typer.testing import CliRunner
@@ -28,8 +30,11 @@ def exports(tmp_path):
 
 def test_pipeline_flow_loads_and_builds_the_warehouse(exports, tmp_path):
     db = tmp_path / "w.duckdb"
-    result = journey_pipeline(str(exports), str(db), outputs=str(tmp_path / "out"))
+    result = journey_pipeline(str(exports), str(db), outputs=str(tmp_path / "out"),
+                              reports_dir=str(tmp_path / "reports"), static_images=False)
     assert (result["load"]["rows_loaded"], result["load"]["rows_rejected"]) == (3, 1)
+    assert Path(result["report"]).exists()
+    assert (tmp_path / "reports" / "latest" / "index.html").exists()
     assert {"touchpoints", "stage_transitions", "journey_conformance"} <= set(result["models"])
     assert result["failed_checks"] == 0
     assert (tmp_path / "out" / "exports" / "account_log.xes").exists()
@@ -41,8 +46,10 @@ def test_pipeline_flow_loads_and_builds_the_warehouse(exports, tmp_path):
 
 def test_running_again_on_the_same_folder_adds_nothing(exports, tmp_path):
     db = tmp_path / "w.duckdb"
-    journey_pipeline(str(exports), str(db), outputs=str(tmp_path / "out"))
-    again = journey_pipeline(str(exports), str(db), outputs=str(tmp_path / "out"))
+    kwargs = {"outputs": str(tmp_path / "out"), "reports_dir": str(tmp_path / "reports"),
+              "static_images": False}
+    journey_pipeline(str(exports), str(db), **kwargs)
+    again = journey_pipeline(str(exports), str(db), **kwargs)
     assert again["load"]["rows_loaded"] == 0 and again["load"]["files_skipped"] == 2
 
 
@@ -57,9 +64,12 @@ def test_ingest_flow_fails_with_the_library_error_and_does_not_retry_it(exports,
 def test_cli_run_prints_where_the_outputs_are(exports, tmp_path):
     db = tmp_path / "cli.duckdb"
     result = CliRunner().invoke(app, ["run", "--input", str(exports), "--warehouse", str(db),
-                                      "--outputs", str(tmp_path / "out")])
+                                      "--outputs", str(tmp_path / "out"),
+                                      "--reports", str(tmp_path / "reports"),
+                                      "--no-static-images"])
     assert result.exit_code == 0, result.output
     assert "loaded 3 new rows" in result.output and str(db) in result.output
+    assert result.output.strip().splitlines()[-1].startswith("report: ")
 
 
 def test_cli_reports_a_bad_folder_in_one_line_and_exits_non_zero(tmp_path):
@@ -69,3 +79,14 @@ def test_cli_reports_a_bad_folder_in_one_line_and_exits_non_zero(tmp_path):
     assert result.exit_code == 1
     assert "error:" in result.output and "leads.csv" in result.output
     assert "Traceback" not in result.output
+
+
+def test_each_run_leaves_prefect_artifacts(exports, tmp_path):
+    from prefect.artifacts import Artifact
+
+    journey_pipeline(str(exports), str(tmp_path / "w.duckdb"), outputs=str(tmp_path / "out"),
+                     reports_dir=str(tmp_path / "reports"), static_images=False)
+    summary = Artifact.get("journey-summary")
+    assert summary is not None and "Customer journeys" in summary.data
+    assert str(tmp_path / "reports") in summary.data
+    assert Artifact.get("churn-risk-top") is not None
