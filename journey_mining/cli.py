@@ -63,6 +63,13 @@ def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.dateti
 
 def _print_outputs(result: dict) -> None:
     load = result["load"]
+    if result.get("unchanged"):
+        out.print("[green]nothing new[/]: every file was loaded before and nothing the build "
+                  "depends on changed; the warehouse is as it was")
+        out.print(f"[green]warehouse:[/] {result['warehouse']}")
+        if result.get("report"):
+            out.print(f"[bold green]report:[/] {result['report']}")
+        return
     out.print(
         f"[green]loaded[/] {load['rows_loaded']:,} new rows "
         f"({load['rows_duplicate']:,} duplicate, {load['rows_rejected']:,} rejected) "

@@ -496,6 +496,10 @@ def load_exports(
                      fc.rows_loaded, fc.rows_duplicate, fc.rows_rejected],
                 )
                 seen.add(f.sha256)
+        if report.files_skipped == len(report.files):
+            # Every file was loaded before: a no-op leaves no trace, not even in loads.
+            con.execute("DELETE FROM load_files WHERE load_id = $1", [load_id])
+            return report
         con.execute(
             "INSERT INTO loads VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             [load_id, started, dt.datetime.now(dt.UTC).replace(tzinfo=None), str(input_dir),

@@ -10,7 +10,12 @@ The warehouse has two kinds of tables:
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
 import graphlib
+import hashlib
+import json
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from journey_mining.errors import WarehouseLockedError
 from journey_mining.sources import SOURCES
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -32,6 +38,37 @@ def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.Du
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+@contextmanager
+def exclusive(path: str | Path) -> Iterator[None]:
+    """Hold the warehouse for one run: a second run is refused at once, never interleaved.
+
+    DuckDB locks a file only while a connection is open; a pipeline run opens and
+    closes several, so the run takes an advisory lock on `<warehouse>.lock` for
+    its whole length. The lock dies with the process, so a killed run frees it.
+    """
+    lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = lock_path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise WarehouseLockedError(
+            f"{path} is in use by another run ({holder}); wait for it to finish"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} since {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 @contextmanager
@@ -189,3 +226,34 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
                 "churn_horizon_days": params.churn_horizon_days,
             },
         )
+
+
+def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None) -> str:
+    """What a build depends on: loaded data, analysis parameters, SQL and library code."""
+    from journey_mining import __version__
+
+    last_load = con.execute(
+        "SELECT coalesce(max(load_id), 0) FROM loads WHERE rows_loaded > 0 OR rows_rejected > 0"
+    ).fetchall()[0][0]
+    code = hashlib.sha256()
+    for path in sorted(SQL_DIR.rglob("*.sql")) + sorted(Path(__file__).parent.glob("*.py")):
+        code.update(path.read_bytes())
+    payload = {"load": last_load, "params": params.model_dump(mode="json"),
+               "as_of": str(as_of), "code": code.hexdigest(), "version": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def last_build_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'build_state'").fetchall()[0][0]
+    if not exists:
+        return None
+    rows = con.execute("SELECT fingerprint FROM build_state").fetchall()
+    return rows[0][0] if rows else None
+
+
+def record_build(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:
+    """Remember the fingerprint of a complete run (build, mining, analysis, report)."""
+    con.execute("CREATE OR REPLACE TABLE build_state AS "
+                "SELECT $fingerprint AS fingerprint, now()::TIMESTAMP AS built_at",
+                {"fingerprint": fingerprint})

@@ -186,23 +186,58 @@ def ingest(input_dir: str, warehouse_path: str, config_path: str | None = None,
     return load_exports(input_dir, warehouse_path, config, full_reload)
 
 
+@task(name="check-for-changes")
+def fingerprint(warehouse_path: str, config: Config, as_of: dt.datetime | None) -> dict:
+    """Has anything the build depends on changed since the last complete run?"""
+    con = warehouse.connect(warehouse_path, read_only=True)
+    try:
+        current = warehouse.build_fingerprint(con, config.analysis, as_of)
+        previous = warehouse.last_build_fingerprint(con)
+    finally:
+        con.close()
+    return {"fingerprint": current, "unchanged": current == previous}
+
+
+@task(name="record-build")
+def record_build(warehouse_path: str, fingerprint: str) -> None:
+    con = warehouse.connect(warehouse_path)
+    try:
+        warehouse.record_build(con, fingerprint)
+    finally:
+        con.close()
+
+
 @flow(name="journey-pipeline", flow_run_name="journeys {input_dir} -> {warehouse_path}")
 def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | None = None,
                      as_of: dt.datetime | None = None, full_reload: bool = False,
                      outputs: str = "outputs", reports_dir: str = "reports",
                      static_images: bool = True) -> dict:
-    """Load the exports, rebuild journeys and marts as of `as_of`, mine them, check them."""
+    """Load the exports; if anything changed, rebuild, mine, analyse, check and report.
+
+    Holds the warehouse for the whole run: a second run against it is refused.
+    """
     config = load_config(config_path)
-    load = load_exports(input_dir, warehouse_path, config, full_reload)
-    models = build_models(warehouse_path, config, as_of)
-    mined = mine_journeys(warehouse_path, outputs)
-    returning = analyse_reengagement(warehouse_path)
-    churned = score_churn_risk(warehouse_path, config.analysis.churn_horizon_days)
-    failed_checks = check_models(warehouse_path)
-    summary = summarise(warehouse_path)
-    run_name = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    report = write_report(warehouse_path, reports_dir, run_name, static_images)
-    return {"report": report,"load": load, "models": models + mined["tables"] + returning["tables"]
-            + churned["tables"], "files": mined["files"], "churn": churned,
-            "failed_checks": failed_checks, "summary": summary,
-            "warehouse": str(Path(warehouse_path).resolve())}
+    with warehouse.exclusive(warehouse_path):
+        load = load_exports(input_dir, warehouse_path, config, full_reload)
+        state = fingerprint(warehouse_path, config, as_of)
+        result = {"load": load, "warehouse": str(Path(warehouse_path).resolve()),
+                  "unchanged": state["unchanged"]}
+        if state["unchanged"]:
+            get_run_logger().info("nothing new since the last run: warehouse left as it was")
+            latest = Path(reports_dir) / "latest" / "index.html"
+            return {**result, "models": [], "files": {}, "failed_checks": 0,
+                    "summary": summarise(warehouse_path),
+                    "report": str(latest.resolve()) if latest.exists() else None}
+        models = build_models(warehouse_path, config, as_of)
+        mined = mine_journeys(warehouse_path, outputs)
+        returning = analyse_reengagement(warehouse_path)
+        churned = score_churn_risk(warehouse_path, config.analysis.churn_horizon_days)
+        failed_checks = check_models(warehouse_path)
+        summary = summarise(warehouse_path)
+        run_name = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        report = write_report(warehouse_path, reports_dir, run_name, static_images)
+        record_build(warehouse_path, state["fingerprint"])
+    return {**result, "report": report,
+            "models": models + mined["tables"] + returning["tables"] + churned["tables"],
+            "files": mined["files"], "churn": churned, "failed_checks": failed_checks,
+            "summary": summary}

@@ -1,0 +1,105 @@
+"""Safe unattended operation: one writer at a time, and a run with nothing new is a no-op."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import duckdb
+import pytest
+
+from journey_mining import ingest, warehouse
+from journey_mining.errors import WarehouseLockedError
+from pipelines.journey_pipeline import journey_pipeline
+from tests.conftest import WEB_HEADER, write_csv
+
+
+@pytest.fixture
+def exports(tmp_path):
+    folder = tmp_path / "exports"
+    write_csv(folder, "crm_accounts.csv", "account_id,name,domain", "acc1,Acme,acme.com")
+    write_csv(folder, "web_events.csv", WEB_HEADER,
+              "w1,2025-01-10T09:00:00Z,anon1,page_view,",
+              "w2,2025-01-11T09:00:00Z,anon1,form_submit,ann@acme.com")
+    return folder
+
+
+def test_a_second_run_is_refused_while_one_holds_the_warehouse(tmp_path, exports):
+    db = tmp_path / "w.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from journey_mining import warehouse
+        with warehouse.exclusive({str(db)!r}):
+            print("locked", flush=True)
+            time.sleep(30)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(WarehouseLockedError, match=f"pid {holder.pid}"), \
+                warehouse.exclusive(db):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with warehouse.exclusive(db):  # a killed holder frees the warehouse
+        pass
+
+
+def test_the_flow_refuses_a_locked_warehouse_and_leaves_it_alone(tmp_path, exports,
+                                                                prefect_harness):
+    db = tmp_path / "w.duckdb"
+    with warehouse.exclusive(db), pytest.raises(WarehouseLockedError):
+        journey_pipeline(str(exports), str(db), outputs=str(tmp_path / "o"),
+                         reports_dir=str(tmp_path / "r"), static_images=False)
+    assert not db.exists()
+
+
+def snapshot(db):
+    con = duckdb.connect(str(db), read_only=True)
+    tables = [r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
+    content = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+    con.close()
+    return content
+
+
+def test_running_on_an_unchanged_folder_changes_nothing(tmp_path, exports, prefect_harness):
+    db = tmp_path / "w.duckdb"
+    kwargs = {"outputs": str(tmp_path / "o"), "reports_dir": str(tmp_path / "r"),
+              "static_images": False}
+    first = journey_pipeline(str(exports), str(db), **kwargs)
+    assert not first["unchanged"]
+    before = snapshot(db)
+    started = time.perf_counter()
+    again = journey_pipeline(str(exports), str(db), **kwargs)
+    assert again["unchanged"] and again["models"] == []
+    assert snapshot(db) == before
+    assert time.perf_counter() - started < 60  # generous: this is no benchmark
+
+
+def test_a_new_file_triggers_a_rebuild_and_late_events_land_in_order(tmp_path, exports,
+                                                                     prefect_harness):
+    db = tmp_path / "w.duckdb"
+    kwargs = {"outputs": str(tmp_path / "o"), "reports_dir": str(tmp_path / "r"),
+              "static_images": False}
+    journey_pipeline(str(exports), str(db), **kwargs)
+    # A late export with an event that happened before everything loaded so far.
+    write_csv(exports, "web_events_late.csv", WEB_HEADER,
+              "w0,2025-01-01T09:00:00Z,anon1,page_view,")
+    result = journey_pipeline(str(exports), str(db), **kwargs)
+    assert not result["unchanged"] and result["load"]["rows_loaded"] == 1
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT first_touch_at::VARCHAR FROM account_journeys "
+                       "WHERE account_id = 'acc1'").fetchall() == [("2025-01-01 09:00:00",)]
+
+
+def test_an_all_skipped_load_records_nothing(tmp_path, exports):
+    con = warehouse.connect()
+    ingest.load_exports(con, exports)
+    before = con.execute("SELECT count(*) FROM loads").fetchall()
+    report = ingest.load_exports(con, exports)
+    assert report.files_skipped == 2
+    assert con.execute("SELECT count(*) FROM loads").fetchall() == before
+    assert con.execute("SELECT count(*) FROM load_files").fetchall() == [(2,)]
