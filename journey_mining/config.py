@@ -66,6 +66,10 @@ class SourceConfig(_Strict):
 class IngestConfig(_Strict):
     timezone: str = "UTC"
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    pseudonymise: bool = Field(
+        default=False,
+        description="replace emails' local parts and anonymous ids by keyed hashes at ingest "
+                    "(key: environment variable JOURNEY_PSEUDONYM_KEY)")
 
     _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
 

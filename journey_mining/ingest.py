@@ -37,6 +37,7 @@ import duckdb
 
 from journey_mining.config import IngestConfig
 from journey_mining.errors import (
+    ConfigError,
     IngestError,
     MissingColumnError,
     UnknownFileError,
@@ -275,9 +276,24 @@ def _read_jsonl(con, f: SourceFile) -> list[str]:
     return keys
 
 
+PSEUDONYMISED = ("anonymous_id",)  # besides every email column
+
+
+def _pseudonym(text: str, is_email: bool) -> str:
+    """SQL for a keyed hash of a value; an email keeps its domain, which stitching needs."""
+    if is_email:
+        return (f"CASE WHEN {text} IS NULL THEN NULL ELSE 'p_' || left(sha256($key || "
+                f"lower({text})), 16) || '@' || regexp_extract(lower({text}), '@([^@]+)$', 1) END")
+    return f"CASE WHEN {text} IS NULL THEN NULL ELSE 'p_' || left(sha256($key || {text}), 16) END"
+
+
 def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config: IngestConfig,
-               file_order: int) -> None:
-    """Append the file's rows, renamed, normalised and validated, to _incoming."""
+               file_order: int, key: str | None = None) -> None:
+    """Append the file's rows, renamed, normalised and validated, to _incoming.
+
+    With `key`, emails and anonymous ids are pseudonymised here, before anything is
+    stored, in the loaded row and in the raw row kept for rejects alike.
+    """
     renames = config.source(spec.name).columns
     mapped: dict[str, str] = {}
     for column in columns:
@@ -288,9 +304,12 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
         if required not in mapped:
             raise MissingColumnError(str(f.path), spec.name, required, columns)
 
+    private = {c for c in spec.columns if c in spec.emails or c in PSEUDONYMISED}
     selects, reasons = [], []
     for column in spec.columns:
         text = f"nullif(trim({_quote(mapped[column])}), '')" if column in mapped else "NULL"
+        if key is not None and column in private and column in mapped:
+            text = _pseudonym(text, column in spec.emails)
         if column in spec.timestamps:
             selects.append(
                 f"""CASE WHEN {text} IS NULL THEN NULL
@@ -313,8 +332,12 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
             reasons.append(
                 f"CASE WHEN {present} IS NULL THEN 'missing required value: {column}' END"
             )
-    raw_struct = ", ".join(f"{_quote(c)} := {_quote(c)}" for c in columns) or "empty := NULL"
-    con.execute(
+    hidden = {mapped[c]: c for c in private if c in mapped} if key is not None else {}
+    raw_struct = ", ".join(
+        f"{_quote(c)} := "
+        + (_pseudonym(_quote(c), hidden[c] in spec.emails) if c in hidden else _quote(c))
+        for c in columns) or "empty := NULL"
+    statement = (
         f"""INSERT INTO _incoming
             WITH typed AS (
                 SELECT _row_number, {', '.join(selects)},
@@ -329,9 +352,12 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
             UNION ALL
             SELECT $file, $file_order, _row_number, {', '.join('NULL' for _ in spec.columns)},
                    reason, raw
-            FROM _broken""",
-        {"tz": config.timezone_of(spec.name), "file": f.name, "file_order": file_order},
+            FROM _broken"""
     )
+    parameters = {"tz": config.timezone_of(spec.name), "file": f.name, "file_order": file_order}
+    if "$key" in statement:
+        parameters["key"] = key
+    con.execute(statement, parameters)
 
 
 def _read(con, f: SourceFile, config: IngestConfig) -> list[str]:
@@ -437,6 +463,7 @@ def load_exports(
     config: IngestConfig | None = None,
     full_reload: bool = False,
     on_file=None,
+    pseudonym_key: str | None = None,
 ) -> LoadReport:
     """Load every export in `input_dir` into the warehouse, all or nothing.
 
@@ -446,6 +473,10 @@ def load_exports(
     warehouse is then unchanged.
     """
     config = config or IngestConfig()
+    if config.pseudonymise and not pseudonym_key:
+        raise ConfigError("ingest.pseudonymise is on but no key was given: set the environment "
+                          "variable JOURNEY_PSEUDONYM_KEY (keep it secret, keep it stable)")
+    key = pseudonym_key if config.pseudonymise else None
     files = discover_files(input_dir, config)
     ensure_schema(con)
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -477,7 +508,7 @@ def load_exports(
                 if on_file:
                     on_file(f)
                 columns = _read(con, f, config)
-                _normalise(con, f, spec, columns, config, order)
+                _normalise(con, f, spec, columns, config, order, key)
                 _drop(con, "_scan", "_broken")
                 read_files.append(f)
             per_file = _reconcile(con, spec, load_id)

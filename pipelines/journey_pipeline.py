@@ -8,6 +8,7 @@ each a single call into the library.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -38,6 +39,7 @@ def load_exports(input_dir: str, warehouse_path: str, config: Config,
     try:
         report = ingest_lib.load_exports(
             con, input_dir, config.ingest, full_reload=full_reload,
+            pseudonym_key=os.environ.get("JOURNEY_PSEUDONYM_KEY"),
             on_file=lambda f: logger.info("reading %s (%s, %s bytes)", f.name, f.source, f.bytes),
         )
     finally:
