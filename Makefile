@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export PM4PY_SHOW_PROGRESS_BAR := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: install demo test lint sample clean chromium
+.PHONY: install demo test lint sample clean chromium bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,6 @@ sample: install  ## regenerate data/sample (seeded: the same files every time)
 
 clean:
 	rm -rf $(VENV) warehouse reports .prefect .pytest_cache
+
+bench: install  ## the benchmark on 1 M events; results in BENCHMARKS.md
+	$(BIN)/python benchmarks/run.py --events 1000000

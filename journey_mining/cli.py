@@ -135,6 +135,39 @@ def demo(
 
 
 @app.command()
+def serve(
+    input: Annotated[Path, typer.Option("--input", "-i", help="folder of source exports")],
+    warehouse: Annotated[Path, typer.Option(help="DuckDB warehouse file")] =
+        Path("warehouse/journeys.duckdb"),
+    config: Annotated[Path | None, typer.Option(help="YAML config (schedule.cron, ...)")] = None,
+    cron: Annotated[str | None, typer.Option(help="cron line, overrides schedule.cron")] = None,
+    name: Annotated[str, typer.Option(help="deployment name")] = "daily-journeys",
+    outputs: Annotated[Path, typer.Option(help="folder for models and log exports")] =
+        Path("outputs"),
+    reports: Annotated[Path, typer.Option(help="folder for the HTML reports")] =
+        Path("reports"),
+) -> None:
+    """Run the pipeline on a schedule (a Prefect deployment served by this process).
+
+    Needs a Prefect API: start one with `prefect server start` and set
+    PREFECT_API_URL=http://127.0.0.1:4200/api (see the README).
+    """
+    _prefect_environment()
+    from prefect import serve as prefect_serve
+
+    from pipelines.journey_pipeline import deployment
+
+    try:
+        definition = deployment(str(input), str(warehouse), str(config) if config else None,
+                                cron, name, str(outputs), str(reports))
+    except JourneyError as exc:
+        _fail(exc)
+    schedule = definition.schedules[0].schedule
+    out.print(f"serving '{name}': {schedule.cron} ({schedule.timezone}); Ctrl-C stops")
+    prefect_serve(definition)
+
+
+@app.command()
 def generate(
     folder: Annotated[Path, typer.Option("--out", help="folder to write the exports into")] =
         SAMPLE_DIR,

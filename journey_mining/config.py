@@ -120,9 +120,30 @@ class AnalysisParams(_Strict):
         return sorted({d.strip().lower() for d in domains if d.strip()})
 
 
+class ScheduleConfig(_Strict):
+    """When `journey serve` runs the pipeline: a cron line in a time zone."""
+
+    cron: str = "0 6 * * *"
+    timezone: str = "UTC"
+
+    _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from cronsim import CronSim, CronSimError
+
+        try:
+            CronSim(value, dt.datetime(2025, 1, 1))
+        except CronSimError as exc:
+            raise ValueError(f"'{value}' is not a valid cron line ({exc})") from exc
+        return value
+
+
 class Config(_Strict):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     analysis: AnalysisParams = Field(default_factory=AnalysisParams)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
 
 def load_config(path: str | Path | None) -> Config:

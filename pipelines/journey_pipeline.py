@@ -12,11 +12,12 @@ import os
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from pydantic import ValidationError
 
 from journey_mining import checks, churn, journeys, mining, reengagement, reports, warehouse
 from journey_mining import ingest as ingest_lib
 from journey_mining.config import Config, load_config
-from journey_mining.errors import JourneyError
+from journey_mining.errors import ConfigError, JourneyError
 
 
 def _retry_io_only(task, task_run, state) -> bool:
@@ -243,3 +244,29 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
             "models": models + mined["tables"] + returning["tables"] + churned["tables"],
             "files": mined["files"], "churn": churned, "failed_checks": failed_checks,
             "summary": summary}
+
+
+def deployment(input_dir: str, warehouse_path: str, config_path: str | None = None,
+               cron: str | None = None, name: str = "daily-journeys",
+               outputs: str = "outputs", reports_dir: str = "reports"):
+    """The pipeline as a Prefect deployment on the config's cron (or `cron`)."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    config = load_config(config_path)
+    schedule = config.schedule
+    if cron is not None:
+        try:
+            schedule = schedule.model_validate({**schedule.model_dump(), "cron": cron})
+        except ValidationError as exc:
+            raise ConfigError(f"--cron: {exc.errors()[0]['msg']}") from exc
+    return journey_pipeline.to_deployment(
+        name=name,
+        schedule=CronSchedule(cron=schedule.cron, timezone=schedule.timezone),
+        parameters={"input_dir": str(Path(input_dir).resolve()),
+                    "warehouse_path": str(Path(warehouse_path).resolve()),
+                    "config_path": str(Path(config_path).resolve()) if config_path else None,
+                    "outputs": str(Path(outputs).resolve()),
+                    "reports_dir": str(Path(reports_dir).resolve())},
+        description="Load new exports, rebuild, mine and report the customer journeys.",
+        tags=["journey-mining"],
+    )

@@ -1,0 +1,193 @@
+"""Benchmark: the pipeline on N generated events, against pm4py on pandas and a bare read.
+
+    python benchmarks/run.py                  # 1 M events (make bench)
+    python benchmarks/run.py --events 10000000
+
+Prints per-step wall time and peak memory (resident set of this process, which
+includes DuckDB's memory: it runs in-process), the ratios against pm4py and
+DuckDB's bare read of the same files, and writes them into BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "false")
+sys._pm4py_welcome_shown = True  # pm4py greets scripts run as __main__; not this one
+
+EVENTS_PER_ACCOUNT = 46  # measured on the seed-7 sample: 18.3 k events, 400 accounts
+
+
+@contextmanager
+def measured(results: list, step: str):
+    """Wall time and peak RSS of a block (RSS sampled every 20 ms)."""
+    process = psutil.Process()
+    peak = [process.memory_info().rss]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.wait(0.02):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - started
+        stop.set()
+        sampler.join()
+        peak[0] = max(peak[0], process.memory_info().rss)
+        results.append((step, elapsed, peak[0] / 2**20))
+        print(f"  {step:<38}{elapsed:>9.2f} s{peak[0] / 2**20:>10.0f} MB", flush=True)
+
+
+def bare_read(con, folder: Path) -> int:
+    """DuckDB reading every export once, as text, and counting rows: the floor for ingest."""
+    total = 0
+    for path in sorted(folder.iterdir()):
+        if path.is_dir():
+            continue
+        if path.name.endswith(".parquet"):
+            sql = "SELECT count(*) FROM read_parquet($p)"
+        elif ".jsonl" in path.name:
+            sql = ("SELECT count(*) FROM read_csv($p, columns = {'l': 'VARCHAR'}, header = false,"
+                   " delim = e'\\x1e', quote = '', escape = '', auto_detect = false)")
+        else:
+            sql = "SELECT count(*) FROM read_csv($p, all_varchar = true, header = true)"
+        total += con.execute(sql, {"p": str(path)}).fetchall()[0][0]
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
+    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    args = parser.parse_args()
+
+    import duckdb
+    import pm4py
+
+    from journey_mining import churn, discovery, eventlog, ingest, mining, reengagement
+    from journey_mining import reports, warehouse
+    from journey_mining.config import Config
+    from journey_mining.generator import GeneratorSpec, generate_exports
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="journey-bench-"))
+    exports, db = work / "exports", work / "bench.duckdb"
+    for stale in (db, Path(f"{db}.wal")):
+        stale.unlink(missing_ok=True)
+    n_accounts = max(10, args.events // EVENTS_PER_ACCOUNT)
+    print(f"journey-mining benchmark: ~{args.events:,} events ({n_accounts:,} accounts) in {work}")
+    timings: list = []
+    with measured(timings, "generate exports (not pipeline)"):
+        counts = generate_exports(exports, GeneratorSpec(n_accounts=n_accounts, seed=11))
+    events = counts["crm_activities"] + counts["web_events"] + counts["email_events"]
+    size = sum(p.stat().st_size for p in exports.iterdir() if p.is_file())
+    print(f"  generated {events:,} events, {sum(counts.values()):,} rows, {size / 2**20:.0f} MB")
+
+    steps: list = []
+    with measured(steps, "bare DuckDB read of the files"):
+        bare_rows = bare_read(duckdb.connect(), exports)
+    config = Config()
+    con = warehouse.connect(db)
+    with measured(steps, "ingest (load_exports)"):
+        ingest.load_exports(con, exports, config.ingest)
+    with measured(steps, "build journeys (SQL models)"):
+        warehouse.build(con, config.analysis)
+    with measured(steps, "mine (DFG, variants, conformance)"):
+        mining.mine(con)
+    with measured(steps, "re-engagement"):
+        reengagement.analyse_reengagement(con)
+    with measured(steps, "churn (snapshots, backtest, scores)"):
+        churn.store_churn(con, churn.score_churn(con))
+    with measured(steps, "report (HTML, no PNG)"):
+        reports.write_report(con, work / "reports", "bench", static_images=False)
+    pipeline_total = sum(s[1] for s in steps[1:])
+    pipeline_peak = max(s[2] for s in steps[1:])
+
+    # The same analyses as pm4py on pandas, on the same activity-level account log.
+    compare: list = []
+    log = eventlog.event_log(con, "activity", "account", collapse=False)
+    with measured(compare, "ours: DFG + perf + starts + variants"):
+        discovery.discover_dfg(log)
+        discovery.discover_start_end(log)
+        discovery.discover_variants(log)
+        con.execute("SELECT * FROM stage_funnel").fetchall()
+    with measured(compare, "log to pandas for pm4py (not timed)"):
+        frame = eventlog.to_pm4py(log)
+    with measured(compare, "pm4py: DFG + perf DFG + variants"):
+        pm4py.discover_dfg(frame)
+        pm4py.discover_performance_dfg(frame)
+        pm4py.get_variants(frame)
+        (frame.merge(con.sql("SELECT stage, stage_order FROM stage_ladder").df(),
+                     left_on="stage" if "stage" in frame else "concept:name",
+                     right_on="stage", how="left")
+         .groupby("case:concept:name")["stage_order"].max().value_counts())
+    ours, pm4py_time = compare[0][1], compare[2][1]
+    ingest_time, bare_time = steps[1][1], steps[0][1]
+    n_log = len(frame)
+    print(f"  log: {n_log:,} events; ours {ours:.2f} s vs pm4py {pm4py_time:.2f} s: "
+          f"x{pm4py_time / ours:.1f}; ingest / bare read: x{ingest_time / bare_time:.1f}")
+    print(f"  pipeline total {pipeline_total:.1f} s, peak {pipeline_peak:.0f} MB")
+
+    if not args.no_write:
+        write_markdown(args.events, events, size, bare_rows, steps, compare, n_log,
+                       pipeline_total, pipeline_peak)
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def machine() -> str:
+    import duckdb
+    import pm4py
+
+    memory = psutil.virtual_memory().total / 2**30
+    return (f"{platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB, "
+            f"Python {platform.python_version()}, DuckDB {duckdb.__version__}, "
+            f"pm4py {pm4py.__version__}, {platform.platform()}")
+
+
+def write_markdown(target, events, size, bare_rows, steps, compare, n_log, total, peak) -> None:
+    path = REPO / "BENCHMARKS.md"
+    label = f"{target / 1e6:g} M"
+    lines = [f"## {label} events", "",
+             f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.", "",
+             f"Generated {events:,} events ({size / 2**20:.0f} MB of exports, "
+             f"{bare_rows:,} rows incl. accounts, contacts, overlaps and dirt).", "",
+             "| step | wall time (s) | peak memory (MB) |", "|---|---:|---:|"]
+    lines += [f"| {s} | {t:.2f} | {m:.0f} |" for s, t, m in steps]
+    lines += [f"| **pipeline total (ingest to report)** | **{total:.1f}** | **{peak:.0f}** |", "",
+              f"Same analyses on the activity-level account log ({n_log:,} events):", "",
+              "| | wall time (s) | peak memory (MB) |", "|---|---:|---:|"]
+    lines += [f"| {s} | {t:.2f} | {m:.0f} |" for s, t, m in compare]
+    lines += ["", "| ratio | value | target |", "|---|---:|---|",
+              f"| pm4py / ours (DFG, performance, variants, conversion) | "
+              f"x{compare[2][1] / compare[0][1]:.1f} | >= x10 |",
+              f"| ingest / bare read | x{steps[1][1] / steps[0][1]:.1f} | <= x2 |", ""]
+    section = "\n".join(lines)
+    text = path.read_text() if path.exists() else ""
+    pattern = re.compile(rf"## {re.escape(label)} events\n.*?(?=\n## |\Z)", re.S)
+    text = pattern.sub(section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    path.write_text(text.strip() + "\n")
+    print(f"  wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
