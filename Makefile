@@ -32,11 +32,11 @@ ifeq ($(CHROMIUM),)
 endif
 
 test: install chromium  ## lint, then the whole test suite (2 workers)
-	$(BIN)/ruff check journey_mining pipelines tests scripts
+	$(BIN)/ruff check journey_mining pipelines tests scripts benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: install
-	$(BIN)/ruff check journey_mining pipelines tests scripts
+	$(BIN)/ruff check journey_mining pipelines tests scripts benchmarks
 
 sample: install  ## regenerate data/sample (seeded: the same files every time)
 	$(BIN)/journey generate --out data/sample --accounts 400 --seed 7

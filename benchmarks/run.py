@@ -84,8 +84,16 @@ def main() -> None:
     import duckdb
     import pm4py
 
-    from journey_mining import churn, discovery, eventlog, ingest, mining, reengagement
-    from journey_mining import reports, warehouse
+    from journey_mining import (
+        churn,
+        discovery,
+        eventlog,
+        ingest,
+        mining,
+        reengagement,
+        reports,
+        warehouse,
+    )
     from journey_mining.config import Config
     from journey_mining.generator import GeneratorSpec, generate_exports
 
