@@ -382,7 +382,7 @@ def _reconcile(con, spec: SourceSpec, load_id: int) -> dict[str, dict[str, int]]
     con.execute(
         f"""CREATE TEMP TABLE _classified AS
             WITH valid AS (
-                SELECT *, md5(to_json(struct_pack({content}))) AS _row_hash
+                SELECT *, hash(struct_pack({content}))::VARCHAR AS _row_hash
                 FROM _incoming WHERE _reason IS NULL
             ),
             ranked AS (

@@ -35,6 +35,9 @@ class MiningParams:
     collapse_repeats: bool = True
     noise_threshold: float = 0.2
     top_k: int = 10
+    # pm4py replays one trace per variant; beyond this many variants (the rare ones,
+    # most followed by one account each) replay is skipped and fitness left empty.
+    max_replayed_variants: int = 2000
 
 
 @dataclass
@@ -108,15 +111,22 @@ def stage_timing(stage_log: duckdb.DuckDBPyRelation) -> pd.DataFrame:
         "p75_days", "p90_days", "moved_on_within_90d"])
 
 
-def journey_conformance(con: duckdb.DuckDBPyConnection,
-                        stage_log: duckdb.DuckDBPyRelation) -> pd.DataFrame:
-    """Per account: stage path, ladder fitness (pm4py, per variant) and deviations (SQL)."""
+def journey_conformance(con: duckdb.DuckDBPyConnection, stage_log: duckdb.DuckDBPyRelation,
+                        max_replayed_variants: int = 2000) -> pd.DataFrame:
+    """Per account: stage path, ladder fitness (pm4py, per variant) and deviations (SQL).
+
+    Fitness comes from replaying the `max_replayed_variants` most frequent variants;
+    accounts on rarer paths get no fitness (`fitness_replayed` false) but every
+    account gets its deviations, counted in SQL.
+    """
     paths = stage_log.query(
         "event_log",
         "SELECT case_id AS account_id, string_agg(activity, ' > ' ORDER BY event_index) AS variant,"
         " count(*)::INTEGER AS n_stage_steps FROM event_log GROUP BY case_id",
     ).df()
-    fitness = conformance.variant_fitness(paths[["variant"]].drop_duplicates())
+    frequent = (paths.groupby("variant").size().sort_values(ascending=False, kind="stable")
+                .head(max_replayed_variants).index)
+    fitness = conformance.variant_fitness(pd.DataFrame({"variant": list(frequent)}))
     deviations = conformance.journey_deviations(con, stage_log)
     journeys = con.sql(
         "SELECT account_id, n_engagements, furthest_stage_order FROM account_journeys").df()
@@ -126,7 +136,9 @@ def journey_conformance(con: duckdb.DuckDBPyConnection,
     frame["n_reengagement_cycles"] = (frame.n_engagements.fillna(0) - 1).clip(lower=0).astype(int)
     frame["is_linear"] = (frame.n_skipped_stages == 0) & (frame.n_back_steps == 0)
     frame["reached_client"] = frame.furthest_stage_order >= STAGE_ORDER["client"]
-    return frame[["account_id", "variant", "n_stage_steps", "fitness", "n_skipped_stages",
+    frame["fitness_replayed"] = frame.fitness.notna()
+    return frame[["account_id", "variant", "n_stage_steps", "fitness", "fitness_replayed",
+                  "n_skipped_stages",
                   "n_back_steps", "n_loops", "n_reengagement_cycles", "is_linear",
                   "reached_client"]].sort_values("account_id").reset_index(drop=True)
 
@@ -141,7 +153,8 @@ def conformance_summary(journeys: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{
         "accounts": len(journeys),
         "linear_share": rate(journeys.is_linear),
-        "mean_fitness": rate(journeys.fitness),
+        "mean_fitness": rate(journeys.fitness.dropna()),
+        "fitness_replayed_share": rate(journeys.fitness_replayed),
         "share_with_skips": rate(journeys.n_skipped_stages > 0),
         "share_with_back_steps": rate(journeys.n_back_steps > 0),
         "share_with_loops": rate(journeys.n_loops > 0),
@@ -163,7 +176,7 @@ def mine(con: duckdb.DuckDBPyConnection, out_dir: Path | None = None,
     dfgs = {level: discovery.discover_dfg(log) for level, log in logs.items()}
     endpoints = {level: discovery.discover_start_end(log) for level, log in logs.items()}
     variants = {level: discovery.discover_variants(log) for level, log in logs.items()}
-    journeys = journey_conformance(con, logs["stage"])
+    journeys = journey_conformance(con, logs["stage"], params.max_replayed_variants)
     tables = {
         "stage_transitions": stage_transitions(dfgs["stage"]),
         "activity_transitions": dfgs["activity"].rename(columns={"cases": "accounts"}),

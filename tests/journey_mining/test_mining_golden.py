@@ -124,3 +124,13 @@ def test_engagement_cycle_case_notion_splits_an_account_at_each_engagement_end(m
     assert [(r[0], r[1]) for r in cases] == [
         ("A05#1", "client"), ("A05#1", "between_engagements"),
         ("A05#2", "client"), ("A05#2", "between_engagements")]
+
+
+def test_replay_is_capped_at_the_most_frequent_variants(mined):
+    log = eventlog.event_log(mined, "stage", "account")
+    frame = mining.journey_conformance(mined, log, max_replayed_variants=1)
+    replayed = frame[frame.fitness_replayed]
+    # The single most frequent variant is "awareness" (A03, A07); the rest keep their
+    # deviations but get no fitness.
+    assert sorted(replayed.account_id) == ["A03", "A07"]
+    assert frame.n_back_steps.notna().all() and frame.fitness.isna().sum() == 8
