@@ -49,6 +49,16 @@ def event_log(
     )
 
 
+def materialise(con: duckdb.DuckDBPyConnection, log: duckdb.DuckDBPyRelation,
+                name: str) -> duckdb.DuckDBPyRelation:
+    """Compute a log once into a temporary table; a relation is lazy and each query over it
+    would recompute the log."""
+    if not name.isidentifier():
+        raise JourneyError(f"'{name}' is not a valid table name")
+    log.query("event_log", f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM event_log")
+    return con.table(name)
+
+
 def from_frame(
     con: duckdb.DuckDBPyConnection,
     frame: pd.DataFrame,

@@ -171,7 +171,9 @@ def mine(con: duckdb.DuckDBPyConnection, out_dir: Path | None = None,
     """Run the mining step on built journeys; store its tables (and files in `out_dir`)."""
     params = params or MiningParams()
     result = MiningResult()
-    logs = {level: eventlog.event_log(con, level, "account", params.collapse_repeats)
+    logs = {level: eventlog.materialise(
+                con, eventlog.event_log(con, level, "account", params.collapse_repeats),
+                f"_{level}_log")
             for level in ("stage", "activity")}
     dfgs = {level: discovery.discover_dfg(log) for level, log in logs.items()}
     endpoints = {level: discovery.discover_start_end(log) for level, log in logs.items()}
