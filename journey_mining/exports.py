@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import duckdb
@@ -30,7 +31,10 @@ def write_xes(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
     import pm4py
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    pm4py.write_xes(account_log_frame(con), str(path))
+    with warnings.catch_warnings():
+        # pm4py suggests an optional faster writer (r4pm); the bundled one is fine.
+        warnings.filterwarnings("ignore", message=".*r4pm.*")
+        pm4py.write_xes(account_log_frame(con), str(path))
     return path
 
 
