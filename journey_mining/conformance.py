@@ -96,12 +96,10 @@ GROUP BY account_id
 """
 
 
-def journey_deviations(con: duckdb.DuckDBPyConnection,
-                       stage_log: duckdb.DuckDBPyRelation) -> pd.DataFrame:
+def journey_deviations(stage_log: duckdb.DuckDBPyRelation) -> pd.DataFrame:
     """Per account: n_skipped_stages, n_back_steps, n_loops over its stage-level log.
 
     A skip counts the ladder stages jumped over beyond the furthest stage reached so
     far (so a return to a lower stage and back is a back-step and a loop, not a skip).
     """
-    del con  # the log relation carries its connection
     return stage_log.query("event_log", DEVIATIONS_SQL).df()

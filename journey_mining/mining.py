@@ -127,7 +127,7 @@ def journey_conformance(con: duckdb.DuckDBPyConnection, stage_log: duckdb.DuckDB
     frequent = (paths.groupby("variant").size().sort_values(ascending=False, kind="stable")
                 .head(max_replayed_variants).index)
     fitness = conformance.variant_fitness(pd.DataFrame({"variant": list(frequent)}))
-    deviations = conformance.journey_deviations(con, stage_log)
+    deviations = conformance.journey_deviations(stage_log)
     journeys = con.sql(
         "SELECT account_id, n_engagements, furthest_stage_order FROM account_journeys").df()
     frame = (paths.merge(fitness, on="variant", how="left")

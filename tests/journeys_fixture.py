@@ -101,3 +101,14 @@ def write_journey_exports(folder: Path) -> Path:
     write_csv(folder, "crm_activities.csv",
               "activity_id,occurred_at,account_id,activity_type,contact_id,properties", *CRM)
     return folder
+
+
+def built_journeys(folder: Path):
+    """A warehouse with the fixture's exports loaded and built as of AS_OF."""
+    from journey_mining import ingest, warehouse
+    from journey_mining.config import AnalysisParams
+
+    con = warehouse.connect()
+    ingest.load_exports(con, write_journey_exports(folder))
+    warehouse.build(con, AnalysisParams(), as_of=AS_OF)
+    return con

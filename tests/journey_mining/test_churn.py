@@ -8,9 +8,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from journey_mining import churn, ingest, warehouse
+from journey_mining import churn, warehouse
 from journey_mining.config import AnalysisParams
-from tests.journeys_fixture import AS_OF, write_journey_exports
+from tests.journeys_fixture import built_journeys
 
 T = dt.datetime(2024, 6, 30)
 
@@ -76,9 +76,7 @@ def test_scores_follow_the_contract_and_read_like_words(sample_con):
 
 
 def test_tiny_data_falls_back_with_a_flag_instead_of_crashing(tmp_path):
-    con = warehouse.connect()
-    ingest.load_exports(con, write_journey_exports(tmp_path))
-    warehouse.build(con, AnalysisParams(), as_of=AS_OF)
+    con = built_journeys(tmp_path)
     run = churn.score_churn(con)
     assert run.run["status"] == "fallback" and run.run["reason"].startswith("too few")
     assert (run.scores.model == "fallback").all()

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import pytest
 
-from journey_mining import eventlog, ingest, mining, warehouse
-from journey_mining.config import AnalysisParams
-from tests.journeys_fixture import AS_OF, write_journey_exports
+from journey_mining import eventlog, mining
+from tests.journeys_fixture import built_journeys
 
 
 @pytest.fixture(scope="module")
 def mined(tmp_path_factory):
-    folder = write_journey_exports(tmp_path_factory.mktemp("journeys"))
-    con = warehouse.connect()
-    ingest.load_exports(con, folder)
-    warehouse.build(con, AnalysisParams(), as_of=AS_OF)
+    con = built_journeys(tmp_path_factory.mktemp("journeys"))
     mining.mine(con)
     yield con
     con.close()

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from journey_mining import ingest, reengagement, warehouse
-from journey_mining.config import AnalysisParams
-from tests.journeys_fixture import AS_OF, write_journey_exports
+from journey_mining import reengagement
+from tests.journeys_fixture import built_journeys
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    con = warehouse.connect()
-    ingest.load_exports(con, write_journey_exports(tmp_path_factory.mktemp("j")))
-    warehouse.build(con, AnalysisParams(), as_of=AS_OF)
+    con = built_journeys(tmp_path_factory.mktemp("j"))
     yield con
     con.close()
 

@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
-from journey_mining import ingest, warehouse
+from journey_mining import warehouse
 from journey_mining.config import AnalysisParams
-from tests.journeys_fixture import AS_OF, write_journey_exports
+from tests.journeys_fixture import AS_OF, built_journeys
 
 
 def T(text: str) -> dt.datetime:
@@ -18,10 +18,7 @@ def T(text: str) -> dt.datetime:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    folder = write_journey_exports(tmp_path_factory.mktemp("journeys"))
-    con = warehouse.connect()
-    ingest.load_exports(con, folder)
-    warehouse.build(con, AnalysisParams(), as_of=AS_OF)
+    con = built_journeys(tmp_path_factory.mktemp("journeys"))
     yield con
     con.close()
 
