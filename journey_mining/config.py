@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -59,6 +60,8 @@ class SourceConfig(_Strict):
     )
     timezone: str | None = Field(default=None, description="zone of timestamps without offset")
     delimiter: str | None = Field(default=None, description="CSV delimiter; sniffed if unset")
+    encoding: Literal["utf-8", "latin-1", "utf-16"] | None = Field(
+        default=None, description="text encoding of CSV and JSONL files; UTF-8 if unset")
 
     _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
 
@@ -66,6 +69,9 @@ class SourceConfig(_Strict):
 class IngestConfig(_Strict):
     timezone: str = "UTC"
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    future_tolerance_hours: float = Field(
+        default=24, ge=0,
+        description="rows timestamped later than the load time plus this are rejected")
     pseudonymise: bool = Field(
         default=False,
         description="replace emails' local parts and anonymous ids by keyed hashes at ingest "
@@ -83,12 +89,12 @@ class IngestConfig(_Strict):
             for target in targets:
                 if target not in SOURCES[name].columns:
                     raise ValueError(
-                        f"sources.{name}.columns maps to '{target}', which is not a column "
+                        f"ingest.sources.{name}.columns maps to '{target}', which is not a column "
                         f"of {name} (columns: {', '.join(SOURCES[name].columns)})"
                     )
             dup = {t for t in targets if targets.count(t) > 1}
             if dup:
-                raise ValueError(f"sources.{name}.columns maps several columns to {sorted(dup)}")
+                raise ValueError(f"ingest.sources.{name}.columns maps several columns to {sorted(dup)}")
         return sources
 
     def source(self, name: str) -> SourceConfig:

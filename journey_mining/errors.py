@@ -22,12 +22,15 @@ class UnknownFileError(IngestError):
 
 
 class MissingColumnError(IngestError):
-    def __init__(self, file: str, source: str, column: str, available: list[str]):
+    def __init__(self, file: str, source: str, column: str, available: list[str],
+                 mapped_from: str | None = None):
         self.file, self.source, self.column = file, source, column
+        hint = (f"the config maps '{mapped_from}' to it, but the file has no column "
+                f"'{mapped_from}'" if mapped_from else
+                f"map it with ingest.sources.{source}.columns in the config")
         super().__init__(
             f"{file}: required column '{column}' of source {source} is missing "
-            f"(file has: {', '.join(available) or 'no columns'}); "
-            "map it with sources.{source}.columns in the config".replace("{source}", source)
+            f"(file has: {', '.join(available) or 'no columns'}); {hint}"
         )
 
 

@@ -29,11 +29,14 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import gzip
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from journey_mining.config import IngestConfig
 from journey_mining.errors import (
@@ -81,6 +84,7 @@ class LoadReport:
     load_id: int
     input_dir: str
     files: list[FileCounts] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def _sum(self, attr: str) -> int:
         return sum(getattr(f, attr) for f in self.files)
@@ -104,6 +108,15 @@ class LoadReport:
     @property
     def files_skipped(self) -> int:
         return sum(f.status == "skipped" for f in self.files)
+
+    @property
+    def files_empty(self) -> int:
+        return sum(f.status == "empty" for f in self.files)
+
+    @property
+    def recorded(self) -> bool:
+        """False when nothing was read: every file unchanged or without a data row."""
+        return self.files_skipped + self.files_empty < len(self.files)
 
     def summary(self) -> str:
         read = len(self.files) - self.files_skipped
@@ -171,43 +184,106 @@ def _position(table: str) -> str:
     return f"rowid - (SELECT min(rowid) FROM {table}) + 1"
 
 
-def _read_csv(con, f: SourceFile, delimiter: str | None) -> list[str]:
-    """Read a CSV into temp table _scan(_row_number, <columns as text>); rejects into _broken."""
+def _physical_lines(f: SourceFile) -> int:
+    """Number of lines of the file's text (a last line without a newline counts)."""
+    opener = gzip.open if f.format.endswith(".gz") else open
+    count, last = 0, b"\n"
+    with opener(f.path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def _logical_lines(f: SourceFile) -> list[tuple[int, bool]]:
+    """Per logical line of a CSV (a record, or a blank line), its first physical line
+    and whether it is blank. A record continues over a newline inside quotes."""
+    opener = gzip.open if f.format.endswith(".gz") else open
+    lines, inside = [], False
+    with opener(f.path, "rb") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not inside:
+                lines.append((number, not text.strip()))
+            if text.count(b'"') % 2:
+                inside = not inside
+    return lines
+
+
+def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None) -> list[str]:
+    """Read a CSV into temp table _scan(_row_number, <columns as text>); rejects into _broken.
+
+    One rejected record is one row of _broken, with every reason the reader gave.
+    `_row_number` is the physical line a record starts on (the header is line 1),
+    also after quoted fields with embedded newlines and blank lines.
+    """
     _drop(con, "_csv_rejects", "_csv_scans", "_scan_raw")
     options = {"path": str(f.path)}
-    delim = ""
+    extra = ""
     if delimiter:
-        delim, options["delim"] = ", delim = $delim", delimiter
+        extra, options["delim"] = ", delim = $delim", delimiter
+    if encoding:
+        extra, options["encoding"] = extra + ", encoding = $encoding", encoding
     con.execute(
         f"""CREATE TEMP TABLE _scan_raw AS SELECT * FROM read_csv($path, all_varchar = true,
             header = true, store_rejects = true, rejects_table = '_csv_rejects',
-            rejects_scan = '_csv_scans'{delim})""",
+            rejects_scan = '_csv_scans'{extra})""",
         options,
     )
     n_good = con.execute("SELECT count(*) FROM _scan_raw").fetchall()[0][0]
-    # Good rows keep their order; their line numbers are the data lines the reader
-    # did not reject (one record per line assumed, as in every export we know).
+    # The reader reports one error per column at fault; a record is one reject.
     con.execute(
-        """CREATE TEMP TABLE _broken AS
-           SELECT DISTINCT line AS _row_number,
-                  'unreadable row: ' || error_type || ': ' || error_message AS reason,
-                  csv_line AS raw
-           FROM _csv_rejects"""
-    )
-    n_broken = con.execute("SELECT count(*) FROM _broken").fetchall()[0][0]
-    con.execute(
-        f"""CREATE TEMP TABLE _scan AS
-           WITH lines AS (
-               SELECT l AS line, row_number() OVER (ORDER BY l) AS k
-               FROM range(2, $n + 2) r(l)
-               WHERE l NOT IN (SELECT _row_number FROM _broken)
+        """CREATE TEMP TABLE _record_rejects AS
+           WITH errors AS (
+               SELECT line, error_type, min(column_idx) AS column_idx,
+                      arg_min(error_message, column_idx) AS message,
+                      arg_min(csv_line, column_idx) AS csv_line
+               FROM _csv_rejects GROUP BY line, error_type
            )
-           SELECT lines.line AS _row_number, s.* EXCLUDE (k)
-           FROM (SELECT {_position('_scan_raw')} AS k, * FROM _scan_raw) s
-           JOIN lines USING (k)""",
-        {"n": n_good + n_broken},
+           SELECT line,
+                  'unreadable row: ' || string_agg(lower(error_type) || ' (' || message || ')',
+                                                   '; ' ORDER BY column_idx) AS reason,
+                  trim(any_value(csv_line), e'\r\n') AS raw,
+                  bool_or(error_type = 'INVALID ENCODING') AS bad_encoding
+           FROM errors GROUP BY line"""
     )
-    _drop(con, "_csv_rejects", "_csv_scans", "_scan_raw")
+    n_broken, n_encoding = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE bad_encoding) FROM _record_rejects"
+    ).fetchall()[0]
+    if n_encoding and n_encoding * 2 >= n_good + n_broken:
+        raise UnreadableFileError(
+            str(f.path),
+            f"{n_encoding} of {n_good + n_broken} rows are not valid "
+            f"{encoding or 'UTF-8'}; set ingest.sources.{f.source}.encoding in the config "
+            "(latin-1 or utf-16)",
+        )
+    # Logical line L (the reader's numbering: records and blank lines, header = 1) to
+    # physical line. With one record per line and no blank line, they are the same.
+    if _physical_lines(f) == 1 + n_good + n_broken:
+        logical = [(number, False) for number in range(1, n_good + n_broken + 2)]
+    else:
+        logical = _logical_lines(f)
+    broken = {row[0] for row in con.execute("SELECT line FROM _record_rejects").fetchall()}
+    good_lines = [number for index, (number, blank) in enumerate(logical, start=1)
+                  if index > 1 and not blank and index not in broken][:n_good]
+    physical = {index: number for index, (number, _) in enumerate(logical, start=1)}
+    con.execute("CREATE TEMP TABLE _broken (_row_number BIGINT, reason VARCHAR, raw VARCHAR)")
+    rejected = con.execute("SELECT line, reason, raw FROM _record_rejects ORDER BY line").fetchall()
+    if rejected:
+        con.executemany("INSERT INTO _broken VALUES (?, ?, ?)",
+                        [(physical.get(line, line), reason, raw) for line, reason, raw in rejected])
+    lines = pa.table({"k": pa.array(range(1, len(good_lines) + 1), pa.int64()),
+                      "line": pa.array(good_lines, pa.int64())})
+    con.register("_good_lines", lines)
+    try:
+        con.execute(
+            f"""CREATE TEMP TABLE _scan AS
+               SELECT g.line AS _row_number, s.* EXCLUDE (k)
+               FROM (SELECT {_position('_scan_raw')} AS k, * FROM _scan_raw) s
+               JOIN _good_lines g USING (k) ORDER BY g.line"""
+        )
+    finally:
+        con.unregister("_good_lines")
+    _drop(con, "_csv_rejects", "_csv_scans", "_scan_raw", "_record_rejects")
     return [c for c in con.table("_scan").columns if c != "_row_number"]
 
 
@@ -232,14 +308,15 @@ def _read_parquet(con, f: SourceFile) -> list[str]:
     return [name for name, *_ in described]
 
 
-def _read_jsonl(con, f: SourceFile) -> list[str]:
+def _read_jsonl(con, f: SourceFile, encoding: str | None = None) -> list[str]:
     # Read lines as text with the CSV reader (no quoting, a separator that never
     # occurs), so a malformed line becomes a reject with its line number.
     con.execute(
         r"""CREATE TEMP TABLE _text_lines AS
             SELECT line FROM read_csv($path, columns = {'line': 'VARCHAR'}, header = false,
-                          delim = e'\x1e', quote = '', escape = '', auto_detect = false)""",
-        {"path": str(f.path)},
+                          delim = e'\x1e', quote = '', escape = '', auto_detect = false,
+                          encoding = $encoding)""",
+        {"path": str(f.path), "encoding": encoding or "utf-8"},
     )
     con.execute(
         f"""CREATE TEMP TABLE _lines AS
@@ -278,23 +355,91 @@ def _read_jsonl(con, f: SourceFile) -> list[str]:
 
 PSEUDONYMISED = ("anonymous_id",)  # besides every email column
 
+# An email written as such, or URL-encoded (`ann%40acme.com`) inside a link.
+_EMAIL_IN_TEXT = r"[A-Za-z0-9._+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+_TIMESTAMP_TOKEN = re.compile(
+    r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*([Zz]|[+-]\d{2}:?\d{2})?")
+# An identifier shorter than this is not searched for inside other text (a two-letter
+# visitor id would otherwise rewrite every URL that happens to contain those letters).
+_MIN_EMBEDDED_ID = 6
+
+
+def _create_pseudonym_macros(con) -> None:
+    """SQL macros for keyed hashes: one value, and every email or id inside a text."""
+    con.execute("""CREATE OR REPLACE TEMP MACRO _pseudo_id(v, k) AS
+        CASE WHEN v IS NULL THEN NULL ELSE 'p_' || left(sha256(k || v), 16) END""")
+    con.execute("""CREATE OR REPLACE TEMP MACRO _pseudo_email(v, k) AS
+        CASE WHEN v IS NULL THEN NULL ELSE 'p_' || left(sha256(k || lower(v)), 16) || '@'
+             || regexp_extract(lower(v), '@([^@]+)$', 1) END""")
+    con.execute(f"""CREATE OR REPLACE TEMP MACRO _scrub(t, visitor, k) AS
+        CASE WHEN t IS NULL THEN NULL ELSE
+            list_reduce(
+                list_prepend(
+                    CASE WHEN visitor IS NOT NULL AND length(visitor) >= {_MIN_EMBEDDED_ID}
+                         THEN replace(t, visitor, _pseudo_id(visitor, k)) ELSE t END,
+                    CASE WHEN regexp_matches(t, '@|%40')
+                         THEN regexp_extract_all(t, '{_EMAIL_IN_TEXT}') ELSE [] END),
+                lambda acc, e: replace(acc, e, _pseudo_email(replace(e, '%40', '@'), k)))
+        END""")
+
 
 def _pseudonym(text: str, is_email: bool) -> str:
     """SQL for a keyed hash of a value; an email keeps its domain, which stitching needs."""
+    return f"_pseudo_email({text}, $key)" if is_email else f"_pseudo_id({text}, $key)"
+
+
+def pseudonymise_value(value: str, key: str, is_email: bool) -> str:
+    """The keyed hash ingest stores for an email or visitor id (same as the SQL macros)."""
     if is_email:
-        return (f"CASE WHEN {text} IS NULL THEN NULL ELSE 'p_' || left(sha256($key || "
-                f"lower({text})), 16) || '@' || regexp_extract(lower({text}), '@([^@]+)$', 1) END")
-    return f"CASE WHEN {text} IS NULL THEN NULL ELSE 'p_' || left(sha256($key || {text}), 16) END"
+        value = value.lower()
+        digest = hashlib.sha256((key + value).encode()).hexdigest()[:16]
+        return f"p_{digest}@{value.rsplit('@', 1)[-1]}"
+    return "p_" + hashlib.sha256((key + value).encode()).hexdigest()[:16]
+
+
+def _pseudonymise_unsplit(raw: str | None, key: str, fmt: str) -> str | None:
+    """A row the reader could not split, with every value replaced by its pseudonym.
+
+    Nobody can tell which field of a broken row is an email or a visitor id, so
+    every value is hashed with the key (the same hash as in the loaded rows, so an
+    analyst with the key can still match it), except timestamps; the row keeps its
+    shape: delimiters, JSON keys and punctuation.
+    """
+    if raw is None:
+        return None
+
+    def hashed(token: str) -> str:
+        value = token.strip().strip('"').strip()
+        if not value or _TIMESTAMP_TOKEN.fullmatch(value) or value in ("true", "false", "null"):
+            return token
+        if re.fullmatch(_EMAIL_IN_TEXT, value):
+            return pseudonymise_value(value.replace("%40", "@"), key, True)
+        return pseudonymise_value(value, key, False)
+
+    if fmt.startswith(".jsonl"):
+        strings = re.sub(r'"((?:[^"\\]|\\.)*)"(\s*:)?',
+                         lambda m: m.group(0) if m.group(2) else f'"{hashed(m.group(1))}"', raw)
+        return re.sub(r"(:\s*)([^\s,\"{}\[\]]+)", lambda m: m.group(1) + hashed(m.group(2)),
+                      strings)
+    return "".join(part if re.fullmatch(r"[,;\t|]", part) else hashed(part)
+                   for part in re.split(r"([,;\t|])", raw))
 
 
 def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config: IngestConfig,
-               file_order: int, key: str | None = None) -> None:
+               file_order: int, not_after: dt.datetime, key: str | None = None) -> list[str]:
     """Append the file's rows, renamed, normalised and validated, to _incoming.
 
     With `key`, emails and anonymous ids are pseudonymised here, before anything is
-    stored, in the loaded row and in the raw row kept for rejects alike.
+    stored: in their own columns, wherever they appear inside other text (a link
+    with `?email=`), in the raw row kept for rejects and in rows the reader could
+    not split. Returns warnings for the run log (a configured column the file lacks).
     """
     renames = config.source(spec.name).columns
+    warnings = [
+        f"{f.name}: ingest.sources.{spec.name}.columns maps '{column}' to '{target}', but the "
+        f"file has no column '{column}'"
+        for column, target in renames.items() if column not in columns
+    ]
     mapped: dict[str, str] = {}
     for column in columns:
         target = renames.get(column, column)
@@ -302,14 +447,25 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
             mapped[target] = column
     for required in spec.required:
         if required not in mapped:
-            raise MissingColumnError(str(f.path), spec.name, required, columns)
+            raise MissingColumnError(str(f.path), spec.name, required, columns,
+                                     next((c for c, t in renames.items() if t == required), None))
 
     private = {c for c in spec.columns if c in spec.emails or c in PSEUDONYMISED}
+    if key is not None:
+        _create_pseudonym_macros(con)
+        visitor = (f"nullif(trim({_quote(mapped['anonymous_id'])}), '')"
+                   if "anonymous_id" in mapped else "NULL::VARCHAR")
+        if _broken_count(con):
+            _pseudonymise_broken(con, key, f.format)
     selects, reasons = [], []
     for column in spec.columns:
         text = f"nullif(trim({_quote(mapped[column])}), '')" if column in mapped else "NULL"
-        if key is not None and column in private and column in mapped:
-            text = _pseudonym(text, column in spec.emails)
+        if key is not None and column in mapped:
+            text = (_pseudonym(text, column in spec.emails) if column in private
+                    else f"_scrub({text}, {visitor}, $key)")
+        if column.endswith("_id") and column not in private:
+            # An integral id stored as a float (Parquet, spreadsheets) is the same id.
+            text = f"regexp_replace({text}, '^(-?[0-9]+)\\.0+$', '\\1')"
         if column in spec.timestamps:
             selects.append(
                 f"""CASE WHEN {text} IS NULL THEN NULL
@@ -323,6 +479,13 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
                 f"""CASE WHEN _text_{column} IS NOT NULL AND {column} IS NULL
                     THEN 'unparseable timestamp in {column}: ' || _text_{column} END"""
             )
+            reasons.append(
+                f"""CASE WHEN {column} > $not_after
+                    THEN 'timestamp in the future: {column} ' || strftime({column},
+                         '%Y-%m-%d %H:%M:%S') || ' is after the load time '
+                         || strftime($now, '%Y-%m-%d %H:%M:%S') || ' UTC plus '
+                         || $tolerance || ' hours (ingest.future_tolerance_hours)' END"""
+            )
         elif column in spec.emails:
             selects.append(f"lower({text}) AS {column}")
         else:
@@ -333,10 +496,15 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
                 f"CASE WHEN {present} IS NULL THEN 'missing required value: {column}' END"
             )
     hidden = {mapped[c]: c for c in private if c in mapped} if key is not None else {}
-    raw_struct = ", ".join(
-        f"{_quote(c)} := "
-        + (_pseudonym(_quote(c), hidden[c] in spec.emails) if c in hidden else _quote(c))
-        for c in columns) or "empty := NULL"
+
+    def raw_value(c: str) -> str:
+        if key is None:
+            return _quote(c)
+        if c in hidden:
+            return _pseudonym(_quote(c), hidden[c] in spec.emails)
+        return f"_scrub({_quote(c)}::VARCHAR, {visitor}, $key)"
+
+    raw_struct = ", ".join(f"{_quote(c)} := {raw_value(c)}" for c in columns) or "empty := NULL"
     statement = (
         f"""INSERT INTO _incoming
             WITH typed AS (
@@ -354,21 +522,43 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
                    reason, raw
             FROM _broken"""
     )
-    parameters = {"tz": config.timezone_of(spec.name), "file": f.name, "file_order": file_order}
+    now = not_after - dt.timedelta(hours=config.future_tolerance_hours)
+    parameters = {"tz": config.timezone_of(spec.name), "file": f.name, "file_order": file_order,
+                  "not_after": not_after, "now": now,
+                  "tolerance": str(config.future_tolerance_hours)}
+    parameters = {k: v for k, v in parameters.items() if f"${k}" in statement}
     if "$key" in statement:
         parameters["key"] = key
     con.execute(statement, parameters)
+    return warnings
+
+
+def _broken_count(con) -> int:
+    return con.execute("SELECT count(*) FROM _broken").fetchall()[0][0]
+
+
+def _pseudonymise_broken(con, key: str, fmt: str) -> None:
+    """Replace the raw text of unsplittable rows by its pseudonymised form (few rows)."""
+    rows = con.execute("SELECT _row_number, reason, raw FROM _broken").fetchall()
+    con.execute("DELETE FROM _broken")
+    con.executemany("INSERT INTO _broken VALUES (?, ?, ?)",
+                    [(n, reason, _pseudonymise_unsplit(raw, key, fmt)) for n, reason, raw in rows])
 
 
 def _read(con, f: SourceFile, config: IngestConfig) -> list[str]:
+    encoding = config.source(f.source).encoding
     try:
         if f.format in (".csv", ".csv.gz"):
-            return _read_csv(con, f, config.source(f.source).delimiter)
+            return _read_csv(con, f, config.source(f.source).delimiter, encoding)
         if f.format == ".parquet":
             return _read_parquet(con, f)
-        return _read_jsonl(con, f)
+        return _read_jsonl(con, f, encoding)
     except duckdb.Error as exc:
-        raise UnreadableFileError(str(f.path), str(exc).splitlines()[0]) from exc
+        reason = str(exc).splitlines()[0]
+        if "utf-8" in str(exc).lower() or "unicode" in str(exc).lower():
+            reason += (f"; set ingest.sources.{f.source}.encoding in the config "
+                       "(latin-1 or utf-16)")
+        raise UnreadableFileError(str(f.path), reason) from exc
 
 
 def _reconcile(con, spec: SourceSpec, load_id: int) -> dict[str, dict[str, int]]:
@@ -480,6 +670,8 @@ def load_exports(
     files = discover_files(input_dir, config)
     ensure_schema(con)
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    # A far-future timestamp would become the as-of date and age every journey.
+    not_after = started + dt.timedelta(hours=config.future_tolerance_hours)
     with transaction(con):
         load_id = con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM loads").fetchall()[0][0]
         seen = {
@@ -508,15 +700,19 @@ def load_exports(
                 if on_file:
                     on_file(f)
                 columns = _read(con, f, config)
-                _normalise(con, f, spec, columns, config, order, key)
+                report.warnings += _normalise(con, f, spec, columns, config, order, not_after,
+                                              key)
                 _drop(con, "_scan", "_broken")
                 read_files.append(f)
             per_file = _reconcile(con, spec, load_id)
             for f in read_files:
                 c = per_file.get(f.name, {"read": 0, "loaded": 0, "duplicate": 0, "rejected": 0})
                 counts[f.name] = FileCounts(
-                    spec.name, f.name, "read", c["read"], c["loaded"], c["duplicate"], c["rejected"]
+                    spec.name, f.name, "read" if c["read"] else "empty", c["read"], c["loaded"],
+                    c["duplicate"], c["rejected"]
                 )
+                if not c["read"]:
+                    report.warnings.append(f"{f.name}: no data rows (header only or empty)")
             _drop(con, "_incoming")
             for f in source_files:
                 fc = counts[f.name]
@@ -527,8 +723,9 @@ def load_exports(
                      fc.rows_loaded, fc.rows_duplicate, fc.rows_rejected],
                 )
                 seen.add(f.sha256)
-        if report.files_skipped == len(report.files):
-            # Every file was loaded before: a no-op leaves no trace, not even in loads.
+        if not report.recorded:
+            # Every file was loaded before or holds no row: a no-op leaves no trace,
+            # not even in loads.
             con.execute("DELETE FROM load_files WHERE load_id = $1", [load_id])
             return report
         con.execute(

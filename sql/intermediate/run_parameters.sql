@@ -1,5 +1,7 @@
 -- Grain: one row: the analysis parameters this build used, bound by the runner.
--- as_of: the given date, else the latest occurred_at in the warehouse (contract section 3).
+-- as_of: the given date, else the latest occurred_at in the warehouse (contract section 3),
+-- but never later than the build time: a future timestamp loaded before ingest rejected
+-- them must not age every journey.
 with touchpoints as (
     select occurred_at from int_touchpoints_unioned
 ),
@@ -7,7 +9,11 @@ with touchpoints as (
 final as (
     select
         coalesce(
-            cast($as_of as timestamp), (select max(occurred_at) from touchpoints)
+            cast($as_of as timestamp),
+            least(
+                (select max(occurred_at) from touchpoints),
+                current_timestamp::timestamp
+            )
         ) as as_of,
         cast($dormancy_days as integer) as dormancy_days,
         cast($churn_horizon_days as integer) as churn_horizon_days,

@@ -15,8 +15,11 @@ from journey_mining import ingest, warehouse
 SAFE_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl",
                                                                               "Zp")),
                     min_size=1, max_size=12).filter(lambda s: s.strip() != "")
-INSTANTS = st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2040, 1, 1)
+INSTANTS = st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2025, 12, 31)
                         ).map(lambda d: d.replace(microsecond=0))
+# Later than the load time plus the default tolerance (24 h): rejected.
+FUTURE = st.datetimes(min_value=dt.datetime.now() + dt.timedelta(days=3),
+                      max_value=dt.datetime(2999, 1, 1)).map(lambda d: d.replace(microsecond=0))
 OFFSETS = st.sampled_from([None, 0, 1, 2, -5, 5.5])
 BAD_TIMES = st.sampled_from(["", "not a date", "2024-02-30 10:00:00", "31/12/2024", "12:00",
                              "2024-13-01T00:00:00Z"])
@@ -37,7 +40,7 @@ def rows(draw):
     out, n = [], draw(st.integers(1, 25))
     for i in range(n):
         kind = draw(st.sampled_from(["valid"] * 4 + ["no_id", "no_anonymous_id", "bad_time",
-                                                     "conflict"]))
+                                                     "conflict", "future"]))
         instant, offset = draw(INSTANTS), draw(OFFSETS)
         row = {"event_id": f"e{i}", "occurred_at": stamp(instant, offset),
                "anonymous_id": draw(SAFE_TEXT), "event_name": draw(SAFE_TEXT), "_utc": instant}
@@ -49,6 +52,8 @@ def rows(draw):
             row["occurred_at"] = draw(BAD_TIMES)
             if row["occurred_at"] == "":
                 kind = "no_time"
+        elif kind == "future":
+            row["occurred_at"] = stamp(draw(FUTURE), None)
         elif kind == "conflict" and any(k == "valid" for _, k in out):
             first = next(r for r, k in out if k == "valid")
             row = {**first, "event_name": first["event_name"] + "!"}
