@@ -94,7 +94,8 @@ class IngestConfig(_Strict):
                     )
             dup = {t for t in targets if targets.count(t) > 1}
             if dup:
-                raise ValueError(f"ingest.sources.{name}.columns maps several columns to {sorted(dup)}")
+                raise ValueError(
+                    f"ingest.sources.{name}.columns maps several columns to {sorted(dup)}")
         return sources
 
     def source(self, name: str) -> SourceConfig:
