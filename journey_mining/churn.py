@@ -97,10 +97,14 @@ def features_at(con: duckdb.DuckDBPyConnection, as_of: dt.datetime,
 
 
 def snapshot_dates(as_of: dt.datetime, horizon_days: int, step_days: int,
-                   earliest: dt.datetime) -> list[dt.datetime]:
-    """Labelled snapshot dates, newest first: T + horizon <= as_of, T >= earliest."""
+                   earliest: dt.datetime, max_snapshots: int = 36) -> list[dt.datetime]:
+    """Labelled snapshot dates, newest first: T + horizon <= as_of, T >= earliest.
+
+    At most `max_snapshots` (the newest): a long history, or a stray date far from
+    the rest, must not multiply the work (each snapshot is a pass over the journeys).
+    """
     dates, t = [], as_of - dt.timedelta(days=horizon_days)
-    while t >= earliest:
+    while t >= earliest and len(dates) < max_snapshots:
         dates.append(t)
         t -= dt.timedelta(days=step_days)
     return dates
@@ -260,14 +264,16 @@ class ChurnRun:
 
 
 def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_days: int = 30,
-                n_test_snapshots: int = 6, random_state: int = 0) -> ChurnRun:
+                n_test_snapshots: int = 6, random_state: int = 0,
+                max_snapshots: int = 36) -> ChurnRun:
     """Backtest, fit on all labelled history, and score the clients at the build's as-of."""
     as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
     first = con.execute(
         "SELECT min(occurred_at) FROM int_touchpoints_staged WHERE activity = 'deal_won'"
     ).fetchall()[0][0]
     current = features_at(con, as_of, horizon_days)
-    dates = snapshot_dates(as_of, horizon_days, step_days, first) if first else []
+    dates = (snapshot_dates(as_of, horizon_days, step_days, first, max_snapshots)
+             if first else [])
     snapshots = pd.concat([features_at(con, d, horizon_days) for d in dates],
                           ignore_index=True) if dates else current.iloc[0:0]
     labelled = snapshots[snapshots.label.notna()]

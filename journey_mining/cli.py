@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -48,17 +49,55 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
+def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None) -> None:
+    """What can be checked before Prefect starts, in a second: config, stage map, input
+    folder, a writable warehouse, and whether there is anything at all to analyse."""
+    from journey_mining import ingest, stages, warehouse
+    from journey_mining.config import load_config
+    from journey_mining.errors import IngestError, NoDataError
+
+    settings = load_config(config)
+    stages.load_stage_map(settings.analysis.stage_map)
+    if not input_dir.is_dir():
+        raise IngestError(f"{input_dir}: input folder not found")
+    warehouse.check_writable(warehouse_path)
+    if not warehouse_path.exists() and not ingest.discover_files(input_dir, settings.ingest):
+        raise NoDataError(f"{input_dir}: no export files (names start with crm_accounts, "
+                          "crm_contacts, crm_activities, web_events or email_events) and the "
+                          f"warehouse {warehouse_path} does not exist yet: nothing to analyse")
+
+
 def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.datetime | None,
          full_reload: bool, outputs: Path, reports: Path = Path("reports"),
          static_images: bool = True) -> dict:
     _prefect_environment()
-    from pipelines.journey_pipeline import journey_pipeline
+    from journey_mining.operations import RunStopped, local_prefect_api, stop_on_signals
 
-    with console.status("running the journey pipeline (Prefect starts a local API first)"):
-        return journey_pipeline(
-            str(input_dir), str(warehouse), str(config) if config else None, as_of, full_reload,
-            str(outputs), str(reports), static_images,
-        )
+    _preflight(input_dir, warehouse, config)
+    try:
+        with stop_on_signals(), console.status(
+                "running the journey pipeline (Prefect starts a local API first)"), \
+                local_prefect_api():
+            from pipelines.journey_pipeline import journey_pipeline
+
+            return journey_pipeline(
+                str(input_dir), str(warehouse), str(config) if config else None, as_of,
+                full_reload, str(outputs), str(reports), static_images,
+            )
+    except (RunStopped, KeyboardInterrupt) as exc:
+        _stopped(getattr(exc, "signum", signal.SIGINT))
+    except BaseException as exc:
+        # Prefect turns SIGTERM inside a flow into its own TerminationSignal.
+        if type(exc).__name__ == "TerminationSignal":
+            _stopped(getattr(exc, "signal", signal.SIGTERM))
+        raise
+
+
+def _stopped(signum: int) -> None:
+    console.print(f"[bold red]stopped[/] by {signal.Signals(signum).name}: the step in "
+                  "progress was rolled back and the lock released; run again to finish",
+                  highlight=False, soft_wrap=True)
+    raise typer.Exit(128 + signum)
 
 
 def _print_outputs(result: dict) -> None:
@@ -86,7 +125,10 @@ def _print_outputs(result: dict) -> None:
     marts = [m for m in result["models"] if not m.startswith(("stg_", "int_"))]
     out.print(f"[green]tables:[/] {', '.join(marts)}, loads, rejected_rows "
               "(plus staging stg_* and intermediate int_* models)")
-    out.print(f"[bold green]report:[/] {result['report']}")
+    if result["report"]:
+        out.print(f"[bold green]report:[/] {result['report']}")
+    else:
+        out.print("[bold red]report:[/] not written (see 'Not in this run' above)")
 
 
 @app.command()
@@ -180,3 +222,17 @@ def generate(
 
     counts = generate_exports(folder, GeneratorSpec(n_accounts=accounts, seed=seed, dirt=dirt))
     out.print(f"wrote {sum(counts.values()):,} clean rows to {folder}: {counts}")
+
+
+def main() -> None:
+    """The `journey` command. After an error or a stop, exit at once: interpreter
+    teardown would only add Prefect's retries to a stopped API and DuckDB's leak
+    warnings to the one line the user needs."""
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            from journey_mining.operations import exit_now
+
+            exit_now(exc.code if isinstance(exc.code, int) else 1)
+        raise

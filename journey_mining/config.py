@@ -116,6 +116,9 @@ class AnalysisParams(_Strict):
     )
     dormancy_days: int = Field(default=90, ge=1)
     churn_horizon_days: int = Field(default=180, ge=1)
+    churn_max_snapshots: int = Field(
+        default=36, ge=2, description="the churn model learns from at most this many monthly "
+                                      "snapshots (the newest)")
     as_of: dt.datetime | None = Field(
         default=None, description="analysis date; the latest occurred_at if unset"
     )

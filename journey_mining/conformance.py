@@ -53,7 +53,8 @@ def variant_fitness(variants: pd.DataFrame) -> pd.DataFrame:
     import pm4py
 
     if variants.empty:
-        return pd.DataFrame({"variant": [], "fitness": []})
+        return pd.DataFrame({"variant": variants["variant"].iloc[0:0],
+                             "fitness": pd.Series([], dtype=float)})
     rows = []
     for i, variant in enumerate(variants["variant"]):
         for j, stage in enumerate(variant.split(" > ")):

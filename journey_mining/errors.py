@@ -40,5 +40,13 @@ class UnreadableFileError(IngestError):
         super().__init__(f"{file}: cannot be read: {reason}")
 
 
-class WarehouseLockedError(JourneyError):
+class NoDataError(JourneyError):
+    """Nothing to analyse: no touchpoints, or none up to the as-of date."""
+
+
+class WarehouseError(JourneyError):
+    """The warehouse cannot be opened or written."""
+
+
+class WarehouseLockedError(WarehouseError):
     """Another run holds the warehouse."""

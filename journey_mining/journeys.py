@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import duckdb
 
+from journey_mining.errors import NoDataError
+from journey_mining.warehouse import run_issues
+
 
 @dataclass(frozen=True)
 class FunnelStage:
@@ -30,6 +33,7 @@ class JourneySummary:
     first_engagement_ended: int
     funnel: tuple[FunnelStage, ...]
     paths: dict | None = None  # from the mining step, when it has run
+    issues: tuple[tuple[str, str], ...] = ()  # optional analyses that failed in this build
 
     def to_text(self) -> str:
         pct = lambda x: "n/a" if x is None else f"{x:.1%}"  # noqa: E731
@@ -55,6 +59,11 @@ class JourneySummary:
                 f"{pct(p['top_10_coverage'])}. Reached client: {pct(p['conversion_linear'])} "
                 f"of linear vs {pct(p['conversion_non_linear'])} of non-linear journeys"
             )
+        if self.issues:
+            lines.append(f"Not in this run ({len(self.issues)} optional "
+                         f"analys{'is' if len(self.issues) == 1 else 'es'} failed; "
+                         "everything else is complete):")
+            lines.extend(f"  - {step}: {problem}" for step, problem in self.issues)
         return "\n".join(lines)
 
 
@@ -72,7 +81,8 @@ def journey_summary(con: duckdb.DuckDBPyConnection) -> JourneySummary:
             "ORDER BY stage_order"
         ).fetchall()
     )
-    return JourneySummary(*kpis, funnel=funnel, paths=_paths(con))
+    return JourneySummary(*kpis, funnel=funnel, paths=_paths(con),
+                          issues=tuple(run_issues(con)))
 
 
 def _paths(con: duckdb.DuckDBPyConnection) -> dict | None:
@@ -87,3 +97,25 @@ def _paths(con: duckdb.DuckDBPyConnection) -> dict | None:
         "FROM path_variants WHERE level = 'stage'").fetchall()[0]
     return {"linear_share": linear, "conversion_linear": conv_linear,
             "conversion_non_linear": conv_other, "variants": variants, "top_10_coverage": top}
+
+
+def require_touchpoints(con: duckdb.DuckDBPyConnection) -> int:
+    """Raise a clear `NoDataError` when the build has no touchpoint up to its as-of date.
+
+    Every analysis after the build needs journeys; an empty folder on a new
+    warehouse, or an as-of before the first event, is said in one sentence
+    instead of failing somewhere inside pandas or pm4py. Returns the count.
+    """
+    as_of, in_range, total, first, last = con.execute(
+        """SELECT (SELECT as_of FROM run_parameters),
+                  count(*) FILTER (WHERE occurred_at <= (SELECT as_of FROM run_parameters)),
+                  count(*), min(occurred_at), max(occurred_at)
+           FROM int_touchpoints_unioned""").fetchall()[0]
+    if in_range:
+        return in_range
+    if not total:
+        raise NoDataError("the warehouse holds no touchpoints yet: the input folder had no "
+                          "rows of crm_activities, web_events or email_events")
+    raise NoDataError(f"no touchpoint up to the as-of date {as_of:%Y-%m-%d}: the warehouse "
+                      f"holds {total:,} from {first:%Y-%m-%d} to {last:%Y-%m-%d}; "
+                      "choose a later --as-of")

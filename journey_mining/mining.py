@@ -27,7 +27,7 @@ import pandas as pd
 
 from journey_mining import conformance, discovery, eventlog, exports, survival
 from journey_mining.stages import LADDER, STAGE_ORDER
-from journey_mining.warehouse import store_frame, transaction
+from journey_mining.warehouse import record_issue, store_frame, transaction
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class MiningResult:
     tables: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    # (step, exception) of the optional parts that failed: pm4py models and exports
+    issues: list[tuple[str, BaseException]] = field(default_factory=list)
 
 
 def _transition_kind(from_stage: str, to_stage: str) -> str:
@@ -112,12 +114,14 @@ def stage_timing(stage_log: duckdb.DuckDBPyRelation) -> pd.DataFrame:
 
 
 def journey_conformance(con: duckdb.DuckDBPyConnection, stage_log: duckdb.DuckDBPyRelation,
-                        max_replayed_variants: int = 2000) -> pd.DataFrame:
+                        max_replayed_variants: int = 2000,
+                        issues: list | None = None) -> pd.DataFrame:
     """Per account: stage path, ladder fitness (pm4py, per variant) and deviations (SQL).
 
     Fitness comes from replaying the `max_replayed_variants` most frequent variants;
     accounts on rarer paths get no fitness (`fitness_replayed` false) but every
-    account gets its deviations, counted in SQL.
+    account gets its deviations, counted in SQL. With an `issues` list, a replay
+    failure is appended to it and fitness left empty instead of raising.
     """
     paths = stage_log.query(
         "event_log",
@@ -126,7 +130,14 @@ def journey_conformance(con: duckdb.DuckDBPyConnection, stage_log: duckdb.DuckDB
     ).df()
     frequent = (paths.groupby("variant").size().sort_values(ascending=False, kind="stable")
                 .head(max_replayed_variants).index)
-    fitness = conformance.variant_fitness(pd.DataFrame({"variant": list(frequent)}))
+    frequent = pd.DataFrame({"variant": pd.Series(list(frequent), dtype=paths.variant.dtype)})
+    try:
+        fitness = conformance.variant_fitness(frequent)
+    except Exception as exc:  # noqa: BLE001 - pm4py failing must not lose the deviations
+        if issues is None:
+            raise
+        issues.append(("conformance: ladder replay (pm4py)", exc))
+        fitness = frequent.assign(fitness=pd.Series([None] * len(frequent), dtype=float))
     deviations = conformance.journey_deviations(stage_log)
     journeys = con.sql(
         "SELECT account_id, n_engagements, furthest_stage_order FROM account_journeys").df()
@@ -178,7 +189,8 @@ def mine(con: duckdb.DuckDBPyConnection, out_dir: Path | None = None,
     dfgs = {level: discovery.discover_dfg(log) for level, log in logs.items()}
     endpoints = {level: discovery.discover_start_end(log) for level, log in logs.items()}
     variants = {level: discovery.discover_variants(log) for level, log in logs.items()}
-    journeys = journey_conformance(con, logs["stage"], params.max_replayed_variants)
+    journeys = journey_conformance(con, logs["stage"], params.max_replayed_variants,
+                                   result.issues)
     tables = {
         "stage_transitions": stage_transitions(dfgs["stage"]),
         "activity_transitions": dfgs["activity"].rename(columns={"cases": "accounts"}),
@@ -195,18 +207,36 @@ def mine(con: duckdb.DuckDBPyConnection, out_dir: Path | None = None,
         for name, frame in tables.items():
             store_frame(con, name, frame)
     result.tables = list(tables)
+    if out_dir is not None:
+        _write_models_and_exports(con, Path(out_dir), dfgs, endpoints, variants, params,
+                                  result)
+    for step, exc in result.issues:
+        record_issue(con, step, exc)
     result.summary = {level: discovery.variants_summary(frame, params.top_k)
                       for level, frame in variants.items()}
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        for level in ("stage", "activity"):
-            if dfgs[level].empty:
-                continue
+    return result
+
+
+def _write_models_and_exports(con, out_dir: Path, dfgs, endpoints, variants,
+                              params: MiningParams, result: MiningResult) -> None:
+    """Process models (pm4py's inductive miner) and XES/OCEL exports, each optional:
+    one that fails is noted in `result.issues` and the others are still written."""
+    for level in ("stage", "activity"):
+        if dfgs[level].empty:
+            continue
+        try:
             model = discovery.discover_process_model(dfgs[level], endpoints[level],
-                                                     params.noise_threshold)
+                                                     params.noise_threshold, variants[level])
             for kind, path in discovery.write_process_model(
                     model, out_dir / "models", f"{level}_process").items():
                 result.files[f"{level}_{kind}"] = path
-        result.files["xes"] = exports.write_xes(con, out_dir / "exports" / "account_log.xes")
-        result.files["ocel"] = exports.write_ocel(con, out_dir / "exports" / "journeys.jsonocel")
-    return result
+        except Exception as exc:  # noqa: BLE001 - one model failing loses nothing else
+            result.issues.append((f"{level} process model (pm4py inductive miner)", exc))
+    for name, write in (("xes", lambda: exports.write_xes(
+                            con, out_dir / "exports" / "account_log.xes")),
+                        ("ocel", lambda: exports.write_ocel(
+                            con, out_dir / "exports" / "journeys.jsonocel"))):
+        try:
+            result.files[name] = write()
+        except Exception as exc:  # noqa: BLE001
+            result.issues.append((f"{name} export", exc))

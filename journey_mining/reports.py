@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from journey_mining.stages import LADDER, STAGE_ORDER
+from journey_mining.warehouse import run_issues
 
 FUNNEL = LADDER[:5]
 LABEL = {s: s.replace("_", " ") for s in LADDER}
@@ -535,6 +536,8 @@ padding:10px 14px;min-width:150px}.kpi b{display:block;font-size:22px}
 table{border-collapse:collapse;font-size:13px;width:100%}th,td{padding:4px 8px;
 border-bottom:1px solid #eee;text-align:left;vertical-align:top}th{background:#f6f6f6}
 .note{font-size:12px;color:#666}
+.issues{background:#fff4e5;color:#5c3b00;border-radius:6px;padding:8px 14px;margin-top:10px;
+font-size:14px}.issues ul{margin:4px 0}
 """
 
 
@@ -585,28 +588,42 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     d.dropped.to_csv(out / "dropped_accounts.csv", index=False)
     d.churn.to_csv(out / "churn_scores.csv", index=False)
     heads = headlines(d)
-    figures = {
-        "funnel": build_funnel_figure(d.funnel),
-        "dropoff": build_dropoff_figure(d.funnel),
-        "process-map": build_process_map_figure(d.stage_transitions, d.funnel),
-        "activity-map": build_activity_map_figure(d.activity_transitions, d.activity_stages),
-        "paths-sankey": build_sankey_figure(d.variants),
-        "linearity": build_linearity_figure(d.conformance),
-        "cohorts": build_cohort_figure(d.cohorts),
-        "segments": build_segment_figure(d.segments),
-        "channel-mix": build_channel_mix_figure(d.channel_mix),
-        "reengagement-curve": build_reengagement_curve_figure(d.curves),
-        "gap-days": build_gap_figure(d.gaps),
-        "lifecycle": build_lifecycle_figure(d.lifecycle),
-        "gap-lift": build_lift_figure(d.lift),
-        "resolution": build_quality_figure(d.resolution),
+    builders = {
+        "funnel": lambda: build_funnel_figure(d.funnel),
+        "dropoff": lambda: build_dropoff_figure(d.funnel),
+        "process-map": lambda: build_process_map_figure(d.stage_transitions, d.funnel),
+        "activity-map": lambda: build_activity_map_figure(d.activity_transitions,
+                                                          d.activity_stages),
+        "paths-sankey": lambda: build_sankey_figure(d.variants),
+        "linearity": lambda: build_linearity_figure(d.conformance),
+        "cohorts": lambda: build_cohort_figure(d.cohorts),
+        "segments": lambda: build_segment_figure(d.segments),
+        "channel-mix": lambda: build_channel_mix_figure(d.channel_mix),
+        "reengagement-curve": lambda: build_reengagement_curve_figure(d.curves),
+        "gap-days": lambda: build_gap_figure(d.gaps),
+        "lifecycle": lambda: build_lifecycle_figure(d.lifecycle),
+        "gap-lift": lambda: build_lift_figure(d.lift),
+        "resolution": lambda: build_quality_figure(d.resolution),
     }
     if d.model_run is not None and d.model_run.status == "trained":
-        figures["model-quality"] = build_model_quality_figure(d.model_run)
+        builders["model-quality"] = lambda: build_model_quality_figure(d.model_run)
+    # A chart that cannot be drawn is said where it would be; the rest of the report stays.
+    figures, failed = {}, {}
+    for name, builder in builders.items():
+        try:
+            figures[name] = builder()
+        except Exception as exc:  # noqa: BLE001
+            failed[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     # Figure ids carry a prefix: a section and a chart must never share an id.
     div = {name: fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}",
                              config={"displaylogo": False, "responsive": True})
            for name, fig in figures.items()}
+    div.update({name: f"<p class='note'>This chart could not be drawn ({html.escape(why)})."
+                      "</p>" for name, why in failed.items()})
+    issues = [*run_issues(con), *((f"chart {name}", why) for name, why in failed.items())]
+    issues_html = ("<div class='issues'><b>Not in this report:</b><ul>" + "".join(
+        f"<li>{html.escape(step)}: {html.escape(problem)}</li>" for step, problem in issues)
+        + "</ul>Everything else below is complete.</div>") if issues else ""
     k = d.kpis
     deviations = (d.stage_transitions[d.stage_transitions.kind != "ladder"]
                   .sort_values("accounts", ascending=False).head(8))
@@ -673,7 +690,7 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         f"<title>Customer journeys as of {k.as_of:%Y-%m-%d}</title><style>{CSS}</style>"
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
         f"<header><h1>Customer journeys</h1><p>As of {k.as_of:%d %B %Y} · report {run_name}"
-        f"</p></header><nav>{nav}</nav><main>{body}</main></body></html>")
+        f"</p>{issues_html}</header><nav>{nav}</nav><main>{body}</main></body></html>")
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
     if static_images:

@@ -10,6 +10,7 @@ The warehouse has two kinds of tables:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import graphlib
@@ -17,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,11 +26,14 @@ from pathlib import Path
 
 import duckdb
 
-from journey_mining.errors import WarehouseLockedError
+from journey_mining.errors import WarehouseError, WarehouseLockedError
 from journey_mining.sources import SOURCES
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 LAYERS = ("staging", "intermediate", "marts")
+
+
+_OPEN: weakref.WeakSet = weakref.WeakSet()
 
 
 def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -37,7 +42,51 @@ def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.Du
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
+    _OPEN.add(con)
     return con
+
+
+def close_all() -> None:
+    """Close every warehouse connection still open (interrupting what runs on it)."""
+    for con in list(_OPEN):
+        with contextlib.suppress(Exception):
+            con.interrupt()
+        with contextlib.suppress(Exception):
+            con.close()
+
+
+def interrupt_all() -> None:
+    """Interrupt the query running on every open warehouse connection (safe from a thread).
+
+    The interrupted statement raises; the transaction around it rolls back.
+    """
+    for con in list(_OPEN):
+        with contextlib.suppress(Exception):
+            con.interrupt()
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail at once, in one sentence, if the warehouse file or its folder cannot be written.
+
+    DuckDB writes a WAL beside the file and the run a lock file, so the folder must be
+    writable too. Tried for real (not `os.access`), so read-only mounts count.
+    """
+    path = Path(path).resolve()
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("/"))
+    if not folder.is_dir():
+        raise WarehouseError(f"{path}: cannot create the warehouse: {folder} is not a folder")
+    try:
+        if path.exists():
+            with path.open("r+b"):
+                pass
+        probe = folder / f".{path.name}.{os.getpid()}.probe"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        what = path if path.exists() and isinstance(exc, PermissionError) else folder
+        raise WarehouseError(
+            f"{path}: the warehouse cannot be written ({exc.strerror.lower()}: {what}); "
+            "choose another --warehouse or fix the permissions") from None
 
 
 @contextmanager
@@ -47,19 +96,32 @@ def exclusive(path: str | Path) -> Iterator[None]:
     DuckDB locks a file only while a connection is open; a pipeline run opens and
     closes several, so the run takes an advisory lock on `<warehouse>.lock` for
     its whole length. The lock dies with the process, so a killed run frees it.
+    The path is resolved first: a symlink to the warehouse takes the same lock.
     """
+    check_writable(path)
+    path = Path(path).resolve()
     lock_path = Path(f"{path}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = lock_path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
+    while True:
+        handle = lock_path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise WarehouseLockedError(
+                f"{path} is in use by another run ({holder}); wait for it to finish"
+            ) from None
+        # The holder before us removes the lock file when it ends; a lock taken on
+        # the removed file is no lock, so take it again on the file that is there.
+        try:
+            same = os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
         handle.close()
-        raise WarehouseLockedError(
-            f"{path} is in use by another run ({holder}); wait for it to finish"
-        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()} since {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
@@ -67,6 +129,9 @@ def exclusive(path: str | Path) -> Iterator[None]:
     try:
         yield
     finally:
+        # Nothing left behind: the lock file goes before the lock is released.
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
 
@@ -218,6 +283,7 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
     with transaction(con):
         stages.register_stage_map(con, stage_map)
         stages.register_free_mail_domains(con, params.free_mail_domains)
+        con.execute(f"CREATE OR REPLACE TABLE run_issues ({RUN_ISSUES_COLUMNS})")
         return run_models(
             con,
             {
@@ -226,6 +292,31 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
                 "churn_horizon_days": params.churn_horizon_days,
             },
         )
+
+
+RUN_ISSUES_COLUMNS = "step VARCHAR NOT NULL, problem VARCHAR NOT NULL, recorded_at TIMESTAMP"
+
+
+def record_issue(con: duckdb.DuckDBPyConnection, step: str, problem: str | BaseException) -> None:
+    """Note that an optional analysis of this build failed; the run goes on without it.
+
+    The report and the run summary list these, so a missing chart or table is never
+    mistaken for "nothing to show".
+    """
+    if isinstance(problem, BaseException):
+        problem = f"{type(problem).__name__}: {problem}".splitlines()[0][:500]
+    con.execute(f"CREATE TABLE IF NOT EXISTS run_issues ({RUN_ISSUES_COLUMNS})")
+    con.execute("INSERT INTO run_issues VALUES ($step, $problem, now()::TIMESTAMP)",
+                {"step": step, "problem": problem})
+
+
+def run_issues(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """The (step, problem) pairs recorded since the last build, oldest first."""
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() "
+                         "WHERE table_name = 'run_issues'").fetchall()[0][0]
+    if not exists:
+        return []
+    return con.execute("SELECT step, problem FROM run_issues ORDER BY recorded_at").fetchall()
 
 
 def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None) -> str:

@@ -48,6 +48,8 @@ def load_exports(input_dir: str, warehouse_path: str, config: Config,
     for f in report.files:
         logger.info("%s: %s, %s rows read, %s loaded, %s duplicate, %s rejected", f.file,
                     f.status, f.rows_read, f.rows_loaded, f.rows_duplicate, f.rows_rejected)
+    for warning in report.warnings:
+        logger.warning(warning)
     logger.info(report.summary())
     return {"load_id": report.load_id, "rows_read": report.rows_read,
             "rows_loaded": report.rows_loaded, "rows_duplicate": report.rows_duplicate,
@@ -61,6 +63,7 @@ def build_models(warehouse_path: str, config: Config, as_of: dt.datetime | None)
     con = warehouse.connect(warehouse_path)
     try:
         built = warehouse.build(con, config.analysis, as_of=as_of)
+        journeys.require_touchpoints(con)
     finally:
         con.close()
     logger.info("rebuilt %d models: %s", len(built), ", ".join(built))
@@ -83,6 +86,8 @@ def mine_journeys(warehouse_path: str, outputs: str) -> dict:
             100 * summary["top_k_coverage"], 100 * summary["long_tail_share"])
     for name, path in result.files.items():
         logger.info("wrote %s: %s", name, path)
+    for step, exc in result.issues:
+        logger.error("%s failed, the rest of the mining is stored: %s", step, exc)
     return {"tables": result.tables, "files": {k: str(v) for k, v in result.files.items()}}
 
 
@@ -103,11 +108,11 @@ def analyse_reengagement(warehouse_path: str) -> dict:
 
 
 @task(name="score-churn-risk")
-def score_churn_risk(warehouse_path: str, horizon_days: int) -> dict:
+def score_churn_risk(warehouse_path: str, horizon_days: int, max_snapshots: int = 36) -> dict:
     logger = get_run_logger()
     con = warehouse.connect(warehouse_path)
     try:
-        run = churn.score_churn(con, horizon_days=horizon_days)
+        run = churn.score_churn(con, horizon_days=horizon_days, max_snapshots=max_snapshots)
         churn.store_churn(con, run)
     finally:
         con.close()
@@ -181,6 +186,28 @@ def summarise(warehouse_path: str) -> str:
     return text
 
 
+@task(name="record-issue")
+def record_issue(warehouse_path: str, step: str, problem: str) -> None:
+    con = warehouse.connect(warehouse_path)
+    try:
+        warehouse.record_issue(con, step, problem)
+    finally:
+        con.close()
+
+
+def _optional(step: str, warehouse_path: str, call, *args, default=None):
+    """Run an optional analysis task; if it fails, note it and let the run go on."""
+    try:
+        return call(*args)
+    except JourneyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one analysis failing must not lose the rest
+        problem = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        get_run_logger().error("%s failed; the run goes on without it: %s", step, problem)
+        record_issue(warehouse_path, step, problem)
+        return default
+
+
 @flow(name="ingest", flow_run_name="ingest {input_dir}")
 def ingest(input_dir: str, warehouse_path: str, config_path: str | None = None,
            full_reload: bool = False) -> dict:
@@ -232,13 +259,18 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
                     "summary": summarise(warehouse_path),
                     "report": str(latest.resolve()) if latest.exists() else None}
         models = build_models(warehouse_path, config, as_of)
-        mined = mine_journeys(warehouse_path, outputs)
-        returning = analyse_reengagement(warehouse_path)
-        churned = score_churn_risk(warehouse_path, config.analysis.churn_horizon_days)
+        mined = _optional("mining", warehouse_path, mine_journeys, warehouse_path, outputs,
+                          default={"tables": [], "files": {}})
+        returning = _optional("re-engagement", warehouse_path, analyse_reengagement,
+                              warehouse_path, default={"tables": []})
+        churned = _optional("churn risk", warehouse_path, score_churn_risk, warehouse_path,
+                            config.analysis.churn_horizon_days,
+                            config.analysis.churn_max_snapshots, default={"tables": [], "status": "failed", "scored": 0})
         failed_checks = check_models(warehouse_path)
         summary = summarise(warehouse_path)
         run_name = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        report = write_report(warehouse_path, reports_dir, run_name, static_images)
+        report = _optional("report", warehouse_path, write_report, warehouse_path,
+                           reports_dir, run_name, static_images)
         record_build(warehouse_path, state["fingerprint"])
     return {**result, "report": report,
             "models": models + mined["tables"] + returning["tables"] + churned["tables"],

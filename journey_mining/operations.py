@@ -1,0 +1,177 @@
+"""Running the pipeline as a process: stop promptly on a signal, and a Prefect API that
+dies with us.
+
+Two things a long run must do that no library call can do for itself:
+
+* **Stop when told.** SIGTERM or SIGINT arrives while the main thread is inside a
+  DuckDB query, where no Python signal handler runs until the query ends (the
+  adversarial run waited two minutes). The C-level handler still writes the
+  signal number to a wake-up socket at once; a watcher thread reads it and
+  interrupts every open warehouse connection, so the query fails within moments,
+  the transaction in progress rolls back, and the Python handler raises in the
+  main thread. Locks are released by the `finally` blocks on the way out.
+* **Leave nothing behind.** Prefect's temporary API server is a child process
+  that survives a `kill -9` of its parent. `local_prefect_api` starts the same
+  server itself, with the kernel told to end it when its parent dies
+  (PR_SET_PDEATHSIG), and stops it on the way out.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from journey_mining import warehouse
+
+
+class RunStopped(BaseException):  # noqa: N818 - it is a stop, not an error
+    """The run was stopped by a signal; what it was doing was rolled back."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+@contextmanager
+def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
+                    ) -> Iterator[None]:
+    """Turn SIGTERM/SIGINT into `RunStopped` in the main thread, interrupting DuckDB first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    done = threading.Event()
+
+    def raise_stopped(signum, frame):
+        raise RunStopped(signum)
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                data = reader.recv(16)
+            except OSError:
+                return
+            if not data or done.is_set():
+                return
+            warehouse.interrupt_all()
+
+    previous = {s: signal.signal(s, raise_stopped) for s in signals}
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    watcher = threading.Thread(target=watch, name="journey-signal-watcher", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        signal.set_wakeup_fd(previous_fd)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        with contextlib.suppress(OSError):
+            writer.send(b"\0")
+        watcher.join(timeout=2)
+        reader.close()
+        writer.close()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: end it when the parent dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def local_prefect_api(timeout: float = 120.0) -> Iterator[str | None]:
+    """A temporary Prefect API for one run, unless PREFECT_API_URL points at one already.
+
+    The same server Prefect would start on its own (uvicorn, UI off), but tied to
+    this process: it ends when we return, raise, or are killed. Yields its URL.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    if "prefect" in sys.modules:  # e.g. inside prefect_test_harness: its API is in force
+        from prefect.settings import PREFECT_API_URL
+
+        if PREFECT_API_URL.value():
+            yield PREFECT_API_URL.value()
+            return
+    import importlib.util
+
+    import httpx
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+           "PREFECT__SERVER_FINAL": "1"}
+    # Prefect reads its settings when first imported: set the URL before that.
+    os.environ["PREFECT_API_URL"] = url
+    package = Path(importlib.util.find_spec("prefect").origin).parent
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(package.parent),
+         "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        env=env, preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL)
+    _SERVERS.append(server)
+    # Stopped at exit, after Prefect has sent its last log lines (atexit runs in
+    # reverse order of registration, and Prefect registers its log worker later).
+    atexit.register(stop_local_apis)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"the local Prefect API exited with code {server.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the local Prefect API did not start within {timeout:.0f} s")
+            time.sleep(0.2)
+    except BaseException:
+        stop_local_apis()
+        raise
+    yield url
+
+
+_SERVERS: list[subprocess.Popen] = []
+
+
+def stop_local_apis() -> None:
+    """Stop the Prefect API servers this process started (idempotent)."""
+    while _SERVERS:
+        server = _SERVERS.pop()
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def exit_now(code: int) -> None:
+    """End the process at once after an error or a stop: close the warehouse, stop the
+    local API, flush the terminal, and skip interpreter teardown (where Prefect would
+    retry sending logs to a stopped API and DuckDB's bindings print leak warnings)."""
+    warehouse.close_all()
+    stop_local_apis()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

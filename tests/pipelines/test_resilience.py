@@ -1,0 +1,234 @@
+"""A run that is stopped, killed, pointed at the wrong place or fed thin data (issue 10):
+it stops promptly, leaves nothing behind, and says what happened in one line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from journey_mining import churn, discovery, ingest, journeys, mining, warehouse
+from journey_mining.config import AnalysisParams
+from journey_mining.errors import NoDataError, WarehouseError, WarehouseLockedError
+from journey_mining.generator import GeneratorSpec, generate_exports
+from tests.conftest import REPO
+from tests.journeys_fixture import built_journeys
+
+JOURNEY = str(Path(sys.executable).parent / "journey")
+
+
+# -- signals and kills ---------------------------------------------------------------------
+
+def test_sigterm_interrupts_a_long_query_rolls_back_and_frees_the_lock(tmp_path):
+    db = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE kept AS SELECT 1 AS x")
+    con.close()
+    script = textwrap.dedent(f"""
+        from journey_mining import warehouse
+        from journey_mining.operations import RunStopped, stop_on_signals
+        try:
+            with stop_on_signals(), warehouse.exclusive({str(db)!r}):
+                con = warehouse.connect({str(db)!r})
+                with warehouse.transaction(con):
+                    con.execute("INSERT INTO kept VALUES (2)")
+                    print("running", flush=True)
+                    con.execute("SELECT count(*) FROM range(100000000000) a, range(10) b")
+        except RunStopped as exc:
+            print(exc, flush=True)
+    """)
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                           cwd=REPO)
+    assert run.stdout.readline().strip() == "running"
+    time.sleep(0.5)
+    sent = time.monotonic()
+    run.send_signal(signal.SIGTERM)
+    out, _ = run.communicate(timeout=30)
+    assert time.monotonic() - sent < 10  # the query would run for hours
+    assert out.strip() == "stopped by SIGTERM"
+    assert not Path(f"{db}.lock").exists()
+    assert duckdb.connect(str(db), read_only=True).execute(
+        "SELECT x FROM kept").fetchall() == [(1,)]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        found += [int(p) for p in text.split()]
+    return found
+
+
+def test_kill_9_of_a_run_takes_its_prefect_server_down(tmp_path):
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    run = subprocess.Popen([JOURNEY, "run", "--input", str(REPO / "data" / "sample"),
+                            "--warehouse", str(tmp_path / "w.duckdb"), "--no-static-images"],
+                           env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    server = None
+    deadline = time.monotonic() + 60
+    while server is None and time.monotonic() < deadline:
+        for child in _children(run.pid):
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"uvicorn" in cmdline:
+                server = child
+        time.sleep(0.1)
+    assert server, "the run started no Prefect server"
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{server}").exists() and time.monotonic() < deadline:
+        state = Path(f"/proc/{server}/stat").read_text().split()[2] \
+            if Path(f"/proc/{server}/stat").exists() else "X"
+        if state == "Z":  # a zombie is gone; only init has to reap it
+            break
+        time.sleep(0.2)
+    state = (Path(f"/proc/{server}/stat").read_text().split()[2]
+             if Path(f"/proc/{server}/stat").exists() else "X")
+    assert state in ("X", "Z")
+
+
+# -- the warehouse path --------------------------------------------------------------------
+
+def test_a_symlink_to_the_warehouse_takes_the_same_lock(tmp_path):
+    db = tmp_path / "w.duckdb"
+    link = tmp_path / "link.duckdb"
+    link.symlink_to(db)
+    with warehouse.exclusive(db), pytest.raises(WarehouseLockedError), \
+            warehouse.exclusive(link):
+        pass
+
+
+def test_the_lock_file_is_gone_after_a_run(tmp_path):
+    db = tmp_path / "w.duckdb"
+    with warehouse.exclusive(db):
+        assert Path(f"{db}.lock").exists()
+    assert not Path(f"{db}.lock").exists()
+
+
+def test_a_warehouse_folder_that_is_a_file_is_one_clear_error(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(WarehouseError, match="cannot"):
+        warehouse.check_writable(tmp_path / "plain" / "w.duckdb")
+
+
+def _immutable(path: Path, on: bool) -> bool:
+    """chattr +i: not even root may write (a stand-in for a read-only mount or share)."""
+    return subprocess.run(["chattr", "+i" if on else "-i", str(path)],
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_a_read_only_warehouse_is_one_line_at_once(tmp_path, what):
+    folder = tmp_path / "db"
+    folder.mkdir()
+    db = folder / "w.duckdb"
+    if what == "file":
+        duckdb.connect(str(db)).close()
+    frozen = db if what == "file" else folder
+    if not _immutable(frozen, True):
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        started = time.monotonic()
+        result = subprocess.run(
+            [JOURNEY, "run", "--input", str(REPO / "data" / "sample"), "--warehouse", str(db)],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        elapsed = time.monotonic() - started
+    finally:
+        _immutable(frozen, False)
+    assert result.returncode == 1
+    assert elapsed < 60  # no retries, no server start (in practice about a second)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the warehouse cannot be written" in lines[0], result.stderr
+    assert not Path(f"{db}.lock").exists()
+
+
+# -- thin data and failing analyses ----------------------------------------------------------
+
+def test_an_empty_folder_on_a_new_warehouse_is_one_clear_line(tmp_path):
+    (tmp_path / "in").mkdir()
+    result = subprocess.run([JOURNEY, "run", "--input", str(tmp_path / "in"),
+                             "--warehouse", str(tmp_path / "w.duckdb")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'in'}: no export files (names start with crm_accounts, "
+        "crm_contacts, crm_activities, web_events or email_events) and the warehouse "
+        f"{tmp_path / 'w.duckdb'} does not exist yet: nothing to analyse"]
+    assert not (tmp_path / "w.duckdb").exists() and not (tmp_path / "w.duckdb.lock").exists()
+
+
+def test_an_as_of_before_the_first_event_is_a_clear_message(tmp_path):
+    con = built_journeys(tmp_path)
+    warehouse.build(con, AnalysisParams(), as_of=dt.datetime(1990, 1, 1))
+    with pytest.raises(NoDataError, match="no touchpoint up to the as-of date 1990-01-01"):
+        journeys.require_touchpoints(con)
+
+
+def test_mining_an_empty_build_does_not_crash(tmp_path):
+    con = warehouse.connect()
+    warehouse.build(con, AnalysisParams())
+    result = mining.mine(con, tmp_path / "out")
+    assert result.issues == []
+    assert con.execute("SELECT count(*) FROM journey_conformance").fetchall() == [(0,)]
+
+
+def test_a_failing_process_model_loses_nothing_else(tmp_path, monkeypatch):
+    con = built_journeys(tmp_path)
+
+    def broken(*args, **kwargs):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(discovery, "discover_process_model", broken)
+    result = mining.mine(con, tmp_path / "out")
+    assert [step for step, _ in result.issues] == [
+        "stage process model (pm4py inductive miner)",
+        "activity process model (pm4py inductive miner)"]
+    assert {"xes", "ocel"} <= set(result.files)
+    assert con.execute("SELECT count(*) FROM stage_transitions").fetchall()[0][0] > 0
+    summary = journeys.journey_summary(con).to_text()
+    assert "Not in this run (2 optional analyses failed" in summary
+    assert "stage process model (pm4py inductive miner): IndexError" in summary
+
+
+def test_the_report_says_what_is_missing(tmp_path, monkeypatch):
+    from journey_mining import reengagement, reports
+
+    con = built_journeys(tmp_path)
+    mining.mine(con)
+    reengagement.analyse_reengagement(con)
+    churn.store_churn(con, churn.score_churn(con))
+    warehouse.record_issue(con, "churn risk", "ValueError: no")
+    monkeypatch.setattr(reports, "build_gap_figure", lambda frame: 1 / 0)
+    index = reports.write_report(con, tmp_path / "reports", "r1", static_images=False)
+    page = index.read_text()
+    assert "Not in this report:" in page
+    assert "churn risk: ValueError: no" in page
+    assert "chart gap-days: ZeroDivisionError" in page
+    assert "This chart could not be drawn" in page
+
+
+def test_seed_5_with_3000_accounts_mines_every_model(tmp_path):
+    """Regression: pm4py's DFG inductive miner raised IndexError on this log."""
+    generate_exports(tmp_path / "in", GeneratorSpec(n_accounts=3000, seed=5))
+    con = warehouse.connect()
+    ingest.load_exports(con, tmp_path / "in")
+    warehouse.build(con, AnalysisParams())
+    result = mining.mine(con, tmp_path / "out")
+    assert result.issues == []
+    assert {"stage_pnml", "activity_pnml", "activity_bpmn"} <= set(result.files)
+
+
+def test_churn_snapshots_are_bounded():
+    dates = churn.snapshot_dates(dt.datetime(2999, 1, 1), 180, 30, dt.datetime(2023, 1, 1),
+                                 max_snapshots=36)
+    assert len(dates) == 36 and dates[0] == dt.datetime(2999, 1, 1) - dt.timedelta(days=180)
