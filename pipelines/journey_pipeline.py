@@ -265,7 +265,8 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
                               warehouse_path, default={"tables": []})
         churned = _optional("churn risk", warehouse_path, score_churn_risk, warehouse_path,
                             config.analysis.churn_horizon_days,
-                            config.analysis.churn_max_snapshots, default={"tables": [], "status": "failed", "scored": 0})
+                            config.analysis.churn_max_snapshots,
+                            default={"tables": [], "status": "failed", "scored": 0})
         failed_checks = check_models(warehouse_path)
         summary = summarise(warehouse_path)
         run_name = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
