@@ -108,6 +108,17 @@ class IngestConfig(_Strict):
         return self.source(name).files or [f"{name}*"]
 
 
+class StageInferenceConfig(_Strict):
+    """How the stage an account is in is inferred from its signals (README: stage states)."""
+
+    method: Literal["window", "hmm"] = Field(
+        default="window", description="window: highest stage signalled within window_days, "
+                                      "reset by a lost deal; hmm: hidden Markov model")
+    window_days: int = Field(default=240, ge=1)
+    period_days: int = Field(default=7, ge=1, description="hmm: length of one observation")
+    fit_accounts: int = Field(default=2000, ge=10, description="hmm: EM sample size")
+
+
 class AnalysisParams(_Strict):
     """How loaded touchpoints are interpreted. Changing these only rebuilds marts."""
 
@@ -123,6 +134,7 @@ class AnalysisParams(_Strict):
         default=None, description="analysis date; the latest occurred_at if unset"
     )
     free_mail_domains: list[str] = Field(default_factory=lambda: list(DEFAULT_FREE_MAIL_DOMAINS))
+    stage_inference: StageInferenceConfig = Field(default_factory=StageInferenceConfig)
 
     @field_validator("free_mail_domains")
     @classmethod

@@ -57,6 +57,8 @@ TITLES = {"initiator": "Operations Manager", "influencer": "IT Architect", "deci
 # Which form fills carry the visitor's email (contract: email is set on a form fill).
 FORMS = {"form_submit", "content_download", "webinar_registration", "demo_request",
          "contact_sales"}
+# Signals that go missing at random (never the milestones or form fills).
+MISSABLE = {"page_view", "open", "click", "meeting", "call", "pricing_view", "webinar_attended"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,9 @@ class _Simulation:
         self.truth: list[tuple] = []  # (source, source_id, account_id, person_key, stage)
         self.accounts: list[_Account] = []
         self.engagements: list[tuple] = []
+        # The latent stage path: (account_id, stage, entered_at), one row per stay.
+        self.stage_path: list[tuple] = []
+        self._latest_stage: dict[str, str] = {}
         self.unknown: list[_Person] = []
         self.n_devices = 0
         self.n_opps = 0
@@ -137,9 +142,21 @@ class _Simulation:
             return "  " + email
         return email
 
+    def enter(self, account, stage: str, t: dt.datetime) -> None:
+        """The account now *is* in `stage` (latent truth; what signals show may differ)."""
+        if t > self.t_end:
+            return
+        if self._latest_stage.get(account.account_id) != stage:
+            self._latest_stage[account.account_id] = stage
+            self.stage_path.append((account.account_id, stage, t))
+
+    def _missing(self, activity: str) -> bool:
+        """Signals go missing at random: tracking blockers, unlogged calls, image-less mail."""
+        return activity in MISSABLE and self.rng.random() < 0.05
+
     # -- emitters ----------------------------------------------------------------------
     def web_event(self, t, account, person, activity, stage):
-        if t > self.t_end:
+        if t > self.t_end or self._missing(activity):
             return
         sid = f"w{len(self.web) + 1:08d}"
         # People mostly browse from one primary device; a second one now and then.
@@ -160,7 +177,7 @@ class _Simulation:
                            person.key, stage))
 
     def email_event(self, t, account, person, activity, stage, campaign):
-        if t > self.t_end:
+        if t > self.t_end or self._missing(activity):
             return
         sid = f"m{len(self.email) + 1:08d}"
         self.email.append((sid, t, self._messy(person.email) if self.rng.random() < 0.2
@@ -170,7 +187,7 @@ class _Simulation:
                            person.key, stage))
 
     def crm_event(self, t, account, person, activity, stage, opp=None, amount=None, props=None):
-        if t > self.t_end:
+        if t > self.t_end or self._missing(activity):
             return
         sid = f"act{len(self.crm) + 1:07d}"
         self.crm.append((sid, t, account.account_id, person.contact_id if person else None, opp,
@@ -276,7 +293,8 @@ class _Simulation:
                                opp=opp)
             return t
 
-        # Awareness: anonymous research, nurture emails.
+        # Awareness: anonymous research, nurture emails (which go on whatever the stage).
+        self.enter(account, "awareness", t)
         t_end_nurture = t + dt.timedelta(days=int(rng.integers(90, 400)))
         nurture(t, t_end_nurture, p_open=0.45)
         t = browse(t, int(rng.integers(2, 8)), ("page_view",), "awareness")
@@ -288,9 +306,11 @@ class _Simulation:
             if stage == "awareness":
                 if rng.random() < 0.12:  # skip: an inbound demo request
                     stage = "evaluation"
+                    self.enter(account, stage, self._business_time(t + self._days(6)))
                     t = browse(t, 1, ("demo_request",), "evaluation", who=people[0])
                     continue
                 stage = "consideration"
+                self.enter(account, stage, t + dt.timedelta(hours=1))
                 t = browse(t, int(rng.integers(1, 5)),
                            ("content_download", "webinar_registration", "form_submit",
                             "page_view", "webinar_attended"), "consideration")
@@ -302,16 +322,19 @@ class _Simulation:
                                "consideration")
                     continue
                 stage = "evaluation"
+                self.enter(account, stage, t + dt.timedelta(hours=1))
                 t = browse(t, int(rng.integers(1, 3)), ("pricing_view", "contact_sales"),
                            "evaluation")
             elif stage == "evaluation":
                 t = sales(t, int(rng.integers(1, 4)), ("meeting", "call", "demo"), "evaluation")
                 if rng.random() < 0.2:  # back-step: back to research
                     stage = "consideration"
+                    self.enter(account, stage, t + dt.timedelta(hours=1))
                     t = browse(t, 2, ("content_download", "page_view"), "consideration")
                     continue
                 self.n_opps += 1
                 opp = f"O{self.n_opps:06d}"
+                self.enter(account, "decision", t + dt.timedelta(hours=1))
                 t = sales(t, int(rng.integers(1, 3)), ("proposal_sent", "negotiation"),
                           "decision", opp=opp)
                 attempts += 1
@@ -320,17 +343,19 @@ class _Simulation:
                     self.crm_event(t, account, people[0] if people[0].contact_id else None,
                                    "deal_won", "client", opp=opp,
                                    amount=round(float(rng.lognormal(10, 0.8)), 2))
-                    self.client_life(account, t, opp)
+                    self.enter(account, "client", t)
+                    self.client_life(account, t, opp, nurture)
                     return
                 t = self._business_time(t + self._days(10))
                 self.crm_event(t, account, None, "deal_lost", "decision", opp=opp)
                 if attempts >= 3 or rng.random() < 0.4:
                     return  # lost and gone
                 stage = "consideration" if rng.random() < 0.5 else "evaluation"
+                self.enter(account, stage, t + dt.timedelta(hours=1))
                 t += self._days(60)
                 nurture(t, t + dt.timedelta(days=120), p_open=0.5)
 
-    def client_life(self, account: _Account, t_won: dt.datetime, opp: str) -> None:
+    def client_life(self, account: _Account, t_won: dt.datetime, opp: str, nurture) -> None:
         """Engagements, service, gaps, re-engagement, cancellation, advocacy.
 
         A cancellation is decided ahead (weekly hazard rising as health falls) and
@@ -357,10 +382,17 @@ class _Simulation:
                                "nps_response", "client", props={"score": score})
             if rng.random() < 0.06 * math.exp(0.5 * health) * (0.2 if shadow else 1):
                 self.web_event(self._business_time(week), account, self._pick(contacts),
-                               self._pick(("page_view", "webinar_attended")), "awareness")
+                               self._pick(("page_view", "webinar_attended", "pricing_view")),
+                               "awareness")
+            # Clients meet sales too (account reviews): still clients.
+            if rng.random() < 0.03:
+                self.crm_event(self._business_time(week), account, self._pick(contacts),
+                               self._pick(("meeting", "call")), "client")
 
         while t < self.t_end:
             start = t
+            # Clients stay on the newsletter list: opens and clicks at every stage.
+            nurture(start, start + dt.timedelta(days=300), p_open=0.3, stage_weight=0.5)
             t = self._business_time(t + self._days(7))
             self.crm_event(t, account, self._pick(contacts), "project_started", "client", opp=opp)
             project_end = t + dt.timedelta(days=float(rng.uniform(60, 300)))
@@ -374,6 +406,7 @@ class _Simulation:
                     service_week(week, cancelled)
             if cancelled:
                 self.crm_event(cancelled, account, contacts[0], "cancellation", "former_client")
+                self.enter(account, "former_client", cancelled)
                 self.engagements.append((account.account_id, engagement_no, start, cancelled))
                 return
             if rng.random() < 0.15:
@@ -381,11 +414,14 @@ class _Simulation:
                                contacts[0], self._pick(("upsell", "renewal")), "client", opp=opp)
             t = self._business_time(project_end)
             self.crm_event(t, account, contacts[0], "project_completed", "between_engagements")
+            self.enter(account, "between_engagements", t)
             self.engagements.append((account.account_id, engagement_no, start,
                                      t if t <= self.t_end else None))
             if rng.random() < 0.25 * (1 + max(health, 0)):
-                self.crm_event(self._business_time(t + self._days(40)), account, contacts[0],
+                at = self._business_time(t + self._days(40))
+                self.crm_event(at, account, contacts[0],
                                self._pick(("referral", "case_study")), "advocacy")
+                self.enter(account, "advocacy", at)
             # Between engagements: back, gone (cancelled), or quiet. Decided now, so the
             # gap can show it: returning accounts keep visiting, leaving ones fall silent
             # and complain.
@@ -415,10 +451,12 @@ class _Simulation:
                 t = self._business_time(t + self._days(14))
                 self.crm_event(t, account, contacts[0], "deal_won", "client", opp=opp,
                                amount=round(float(rng.lognormal(9.5, 0.7)), 2))
+                self.enter(account, "client", t)
                 engagement_no += 1
             elif outcome == "cancel":
-                self.crm_event(self._business_time(gap_end), account, contacts[0],
-                               "cancellation", "former_client")
+                at = self._business_time(gap_end)
+                self.crm_event(at, account, contacts[0], "cancellation", "former_client")
+                self.enter(account, "former_client", at)
                 return
             else:
                 return
@@ -613,6 +651,8 @@ def _write_truth(con: duckdb.DuckDBPyConnection, sim: _Simulation, out: Path) ->
          for a in sim.accounts],
         columns=["account_id", "domain", "health", "furthest_stage"])
     _write(con, accounts, out / "accounts.csv")
+    _write(con, pd.DataFrame(sim.stage_path, columns=["account_id", "stage", "entered_at"]),
+           out / "stage_paths.csv")
     engagements = [e for e in sim.engagements if e[2] <= sim.t_end]
     _write(con, pd.DataFrame(engagements, columns=["account_id", "engagement_no",
                                                        "started_at", "ended_at"]),

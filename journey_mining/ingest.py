@@ -440,6 +440,8 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
         f"file has no column '{column}'"
         for column, target in renames.items() if column not in columns
     ]
+    if not columns and not _broken_count(con):
+        return warnings  # an empty JSONL file: no rows, so no columns to check
     mapped: dict[str, str] = {}
     for column in columns:
         target = renames.get(column, column)

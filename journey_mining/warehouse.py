@@ -284,7 +284,7 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
         stages.register_stage_map(con, stage_map)
         stages.register_free_mail_domains(con, params.free_mail_domains)
         con.execute(f"CREATE OR REPLACE TABLE run_issues ({RUN_ISSUES_COLUMNS})")
-        return run_models(
+        built = run_models(
             con,
             {
                 "as_of": as_of or params.as_of,
@@ -292,6 +292,15 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
                 "churn_horizon_days": params.churn_horizon_days,
             },
         )
+    # The stage each account is in (contract v2): inferred from the built journeys.
+    from journey_mining import stage_inference
+
+    inference = params.stage_inference
+    history = stage_inference.infer_stage_history(con, stage_inference.InferenceParams(
+        method=inference.method, window_days=inference.window_days,
+        period_days=inference.period_days, fit_accounts=inference.fit_accounts))
+    stage_inference.store_stage_history(con, history)
+    return [*built, "account_stage_history"]
 
 
 RUN_ISSUES_COLUMNS = "step VARCHAR NOT NULL, problem VARCHAR NOT NULL, recorded_at TIMESTAMP"

@@ -1,13 +1,17 @@
--- An event log for process mining, one row per event, from int_journey_events.
+-- An event log for process mining, one row per event.
 -- Bound parameters choose the abstraction and the case notion:
---   $level:       'stage' (activity = the stage) or 'activity' (the touchpoint's activity)
+--   $level:       'stage' (activity = the inferred stage the account is in, one event per
+--                 stay of account_stage_history; contract v2) or 'activity' (every
+--                 touchpoint's activity, from int_journey_events, as it happened).
+--                 Stage states are inferred per account, so with the 'contact' case
+--                 notion the stage level falls back to each touchpoint's signalled stage.
 --   $case_notion: 'account', 'contact' or 'engagement_cycle'
 --   $collapse:    true merges consecutive repeats of one activity within a case into one
 --                 event at the first repeat's time; n_repeats keeps the count and
 --                 last_at the last repeat's time.
 -- Columns: case_id, activity, timestamp, event_index (1.. within the case), n_repeats,
 -- last_at, account_id.
-with events as (
+with touchpoint_events as (
     select
         case $case_notion
             when 'account' then account_id
@@ -19,6 +23,27 @@ with events as (
         event_order,
         account_id
     from int_journey_events
+    where $level = 'activity' or $case_notion = 'contact'
+),
+
+stay_events as (
+    select
+        case $case_notion
+            when 'account' then account_id
+            else account_id || '#' || engagement_cycle
+        end as case_id,
+        stage as activity,
+        entered_at as occurred_at,
+        row_number() over (order by entered_at, stage_order, account_id) as event_order,
+        account_id
+    from account_stage_history
+    where $level = 'stage' and $case_notion <> 'contact'
+),
+
+events as (
+    select * from touchpoint_events
+    union all
+    select * from stay_events
 ),
 
 kept as (

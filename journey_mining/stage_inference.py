@@ -1,0 +1,476 @@
+"""Stage-state inference: the stage an account *is in*, from all its signals over time.
+
+Intuition
+---------
+A touchpoint *signals* a stage (the stage map), but it is not the stage the
+account is in: a prospect in evaluation who opens a newsletter has not stepped
+back to awareness, and a client who meets sales is still a client. The labels of
+the touchpoints zig-zag; the account's stage moves rarely. So the stage is a
+hidden state and the touchpoints are noisy observations of it.
+
+* **Before the first sale** (awareness, consideration, evaluation, decision) the
+  default method is a hidden Markov model of funnel states, after Netzer, Lattin
+  & Srinivasan (2008) and, for a multi-stage funnel, Abhishek, Fader & Hosanagar
+  (2012). Time is cut into periods (a week by default); an observation is the
+  count of each activity in the period (Poisson emissions). Transitions are
+  shaped like the ladder: stay, one step up, a skip of one stage, one step back,
+  and from decision back to consideration or evaluation (a lost deal); every
+  other transition is impossible and stays so under EM. The stage map sets the
+  starting emission rates (an activity is frequent in the stage it signals and
+  rare below it); EM over all accounts learns how strongly each activity really
+  signals each stage, and Viterbi decodes each account's most likely path. A
+  period with no touchpoint is an observation too (silence), so the periods run
+  from an account's first to its last pre-sale touchpoint, not beyond.
+* **After the first sale** the phases come from the engagement rules, not from
+  the model: client from an engagement's start, between engagements from its
+  end by a project completion (advocacy from a referral or case study after
+  that), former client from a cancellation, client again at the next start.
+* The **window** method is deterministic: an account is in the highest stage
+  signalled within the last `window_days` (240), and a lost deal wipes that
+  memory: the account is back at consideration, or at whatever it signals
+  higher since. Measured against the generator's latent truth on two seeds it
+  is the more accurate of the two (README scorecard), so it is the default; the
+  model is kept (`analysis.stage_inference.method: hmm`) and scored beside it.
+
+Accounts with client-side signals but no deal_won (history before the data)
+follow those signals' stages from the first one (method `signal`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from journey_mining.stages import STAGE_ORDER
+from journey_mining.warehouse import store_frame, transaction
+
+PRE_SALE = ("awareness", "consideration", "evaluation", "decision")
+METHODS = ("hmm", "window")
+
+
+@dataclass(frozen=True)
+class InferenceParams:
+    """How stages are inferred. Part of the build fingerprint (analysis parameters)."""
+
+    method: str = "window"  # the more accurate on ground truth (README scorecard)
+    period_days: int = 7
+    window_days: int = 240
+    fit_accounts: int = 2000  # EM runs on a random sample of this many accounts at most
+    n_iter: int = 25
+    random_state: int = 0
+
+
+PRE_SALE_EVENTS_SQL = """
+-- Pre-sale touchpoints: before the account's first engagement and before any
+-- client-side signal; period_no counts periods from the account's first one.
+with events as (
+    select account_id, occurred_at, activity, stage, stage_order, event_order
+    from int_journey_events
+    where stage_order between 1 and 4
+),
+cut as (
+    select account_id, min(occurred_at) as sold_at
+    from (
+        select account_id, started_at as occurred_at from engagements
+        union all
+        select account_id, occurred_at from int_journey_events where stage_order >= 5
+    )
+    group by account_id
+),
+pre as (
+    select e.*
+    from events e left join cut c using (account_id)
+    where c.sold_at is null or e.occurred_at < c.sold_at
+)
+select account_id, occurred_at, activity, stage, stage_order, event_order,
+       cast(floor((epoch(occurred_at) - epoch(min(occurred_at) over (partition by account_id)))
+                  / (86400.0 * $period_days)) as integer) as period_no,
+       min(occurred_at) over (partition by account_id) as first_at
+from pre
+order by account_id, event_order
+"""
+
+
+def pre_sale_events(con: duckdb.DuckDBPyConnection, period_days: int = 7) -> pd.DataFrame:
+    """Staged pre-sale touchpoints of accounts, with their period number. One row each."""
+    return con.execute(PRE_SALE_EVENTS_SQL, {"period_days": period_days}).df()
+
+
+# -- the hidden Markov model -----------------------------------------------------------------
+
+def _observations(events: pd.DataFrame, activities: list[str]):
+    """Per account a (active periods x activities) count matrix, in time order.
+
+    Only periods with a touchpoint are observations: silence is no evidence of a
+    stage (newsletters go to everyone, and every stage has its quiet weeks), so a
+    dormant prospect is not walked back down the ladder by its silence.
+    Returns (accounts, X, lengths, periods) with `periods` the period_no of each row.
+    """
+    index = {a: i for i, a in enumerate(activities)}
+    events = events.assign(_a=events.activity.map(index))
+    counts = (events.groupby(["account_id", "period_no", "_a"]).size()
+              .rename("n").reset_index())
+    periods = counts[["account_id", "period_no"]].drop_duplicates().reset_index(drop=True)
+    row = pd.Series(np.arange(len(periods)),
+                    index=pd.MultiIndex.from_frame(periods))
+    X = np.zeros((len(periods), len(activities)))
+    rows = row.loc[list(zip(counts.account_id, counts.period_no, strict=True))].to_numpy()
+    X[rows, counts._a.to_numpy()] = counts.n.to_numpy()
+    lengths = periods.groupby("account_id", sort=False).size()
+    return list(lengths.index), X, lengths.to_numpy(), periods.period_no.to_numpy()
+
+
+def _initial_model(activity_stages: list[str], params: InferenceParams):
+    """A PoissonHMM shaped like the ladder, emissions seeded from the stage map."""
+    from hmmlearn.hmm import PoissonHMM
+
+    n = len(PRE_SALE)
+    transmat = np.zeros((n, n))
+    for i in range(n):
+        transmat[i, i] = 0.92
+        if i + 1 < n:
+            transmat[i, i + 1] = 0.05
+        if i + 2 < n:
+            transmat[i, i + 2] = 0.01
+        if i > 0:
+            transmat[i, i - 1] = 0.02
+    transmat[3, 1] = 0.02  # a lost deal: back to consideration (or evaluation, above)
+    transmat /= transmat.sum(axis=1, keepdims=True)
+    lambdas = np.zeros((n, len(activity_stages)))
+    for j, stage in enumerate(activity_stages):
+        k = PRE_SALE.index(stage)
+        for i in range(n):
+            lambdas[i, j] = 0.5 if i == k else (0.15 if i > k else 0.01)
+    model = PoissonHMM(n_components=n, init_params="", params="stl", n_iter=params.n_iter,
+                       random_state=params.random_state, tol=1e-3)
+    model.startprob_ = np.array([0.85, 0.08, 0.06, 0.01])
+    model.transmat_ = transmat
+    model.lambdas_ = lambdas + 0.005
+    return model
+
+
+# Below the stage it signals, an activity is at most this share as frequent as in it:
+# what keeps the states in ladder order while EM learns every rate.
+BELOW_STAGE_SHARE = 0.5
+
+
+def _ladder_projection(model, activity_stages: list[str]) -> None:
+    """An activity is most frequent in the stage it signals: below it at most
+    BELOW_STAGE_SHARE of that rate, above it at most that rate."""
+    lambdas = model.lambdas_.copy()
+    for j, stage in enumerate(activity_stages):
+        k = PRE_SALE.index(stage)
+        for i in range(len(PRE_SALE)):
+            if i < k:
+                lambdas[i, j] = min(lambdas[i, j], BELOW_STAGE_SHARE * lambdas[k, j])
+            elif i > k:
+                lambdas[i, j] = min(lambdas[i, j], lambdas[k, j])
+    model.lambdas_ = np.maximum(lambdas, 1e-4)
+
+
+def _fit(X: np.ndarray, lengths: np.ndarray, activity_stages: list[str],
+         params: InferenceParams):
+    """EM on a random sample of accounts (all of them when fewer than `fit_accounts`).
+
+    One EM step at a time, each followed by the ladder projection of the emission
+    rates, so the hidden states stay the ladder's stages instead of drifting into
+    clusters of channels.
+    """
+    model = _initial_model(activity_stages, params)
+    n_accounts = len(lengths)
+    if n_accounts > params.fit_accounts:
+        rng = np.random.default_rng(params.random_state)
+        chosen = np.sort(rng.choice(n_accounts, params.fit_accounts, replace=False))
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        X = np.concatenate([X[offsets[i]:offsets[i] + lengths[i]] for i in chosen])
+        lengths = lengths[chosen]
+    model.n_iter = 1
+    previous = -np.inf
+    for _ in range(params.n_iter):
+        model.fit(X, lengths)
+        _ladder_projection(model, activity_stages)
+        score = model.monitor_.history[-1] if model.monitor_.history else previous
+        if abs(score - previous) < 1e-3 * max(1.0, abs(score)) * 1e-2:
+            break
+        previous = score
+    return model
+
+
+def _decode_hmm(events: pd.DataFrame, params: InferenceParams) -> pd.DataFrame:
+    """Per account and period: the decoded pre-sale stage (Viterbi) and its posterior."""
+    activity_stage = events.groupby("activity").stage.first()
+    activities = list(activity_stage.index)
+    accounts, X, lengths, periods = _observations(events, activities)
+    model = _fit(X, lengths, list(activity_stage.values), params)
+    states = np.empty(len(X), dtype=int)
+    posterior = np.empty(len(X))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    # Decode in chunks of accounts: bounded memory at any size.
+    step = 20_000
+    for lo in range(0, len(lengths), step):
+        a, b = offsets[lo], offsets[min(lo + step, len(lengths))]
+        chunk_lengths = lengths[lo:lo + step]
+        _, decoded = model.decode(X[a:b], chunk_lengths, algorithm="viterbi")
+        states[a:b] = decoded
+        proba = model.predict_proba(X[a:b], chunk_lengths)
+        posterior[a:b] = proba[np.arange(b - a), decoded]
+    frame = pd.DataFrame({
+        "account_id": np.repeat(accounts, lengths),
+        "period_no": periods,
+        "stage": [PRE_SALE[s] for s in states],
+        "posterior": posterior,
+    })
+    return frame
+
+
+def _stays_from_periods(decoded: pd.DataFrame, events: pd.DataFrame,
+                        period_days: int) -> pd.DataFrame:
+    """Runs of one decoded stage become stays; a stay is entered at its first touchpoint
+    (or at its first period's start when that period is silent)."""
+    first_at = events.groupby("account_id").first_at.first()
+    first_event = (events.groupby(["account_id", "period_no"]).occurred_at.min()
+                   .rename("first_event"))
+    frame = decoded.join(first_event, on=["account_id", "period_no"])
+    frame["period_start"] = (frame.account_id.map(first_at)
+                             + pd.to_timedelta(frame.period_no * period_days, unit="D"))
+    frame["at"] = frame.first_event.fillna(frame.period_start)
+    change = (frame.stage != frame.groupby("account_id").stage.shift()).cumsum()
+    stays = frame.groupby(change).agg(account_id=("account_id", "first"),
+                                      stage=("stage", "first"), entered_at=("at", "first"),
+                                      posterior=("posterior", "mean"),
+                                      evidence=("first_event", "count"))
+    return stays.reset_index(drop=True)
+
+
+# -- the window baseline ---------------------------------------------------------------------
+
+WINDOW_SQL = """
+with events as (
+    select *,
+           coalesce(count(*) filter (where activity = 'deal_lost') over (
+               partition by account_id order by event_order
+               rows between unbounded preceding and 1 preceding), 0) as lost_before
+    from pre_sale
+),
+state as (
+    -- the highest stage signalled within the window since the last lost deal; after a
+    -- lost deal the account is back at consideration at least
+    select account_id, occurred_at, event_order,
+           greatest(case when lost_before > 0 then 2 else 1 end,
+                    max(stage_order) over (
+                        partition by account_id, lost_before order by occurred_at
+                        range between to_days($window_days) preceding and current row))
+               as stage_order
+    from events
+)
+select account_id, occurred_at, event_order, stage_order from state
+order by account_id, event_order
+"""
+
+
+def _window_stays(con: duckdb.DuckDBPyConnection, events: pd.DataFrame,
+                  params: InferenceParams) -> pd.DataFrame:
+    con.register("pre_sale", events)
+    try:
+        states = con.execute(WINDOW_SQL, {"window_days": params.window_days}).df()
+    finally:
+        con.unregister("pre_sale")
+    states["stage"] = states.stage_order.map(lambda o: PRE_SALE[int(o) - 1])
+    change = (states.stage != states.groupby("account_id").stage.shift()).cumsum()
+    stays = states.groupby(change).agg(account_id=("account_id", "first"),
+                                       stage=("stage", "first"),
+                                       entered_at=("occurred_at", "first"),
+                                       evidence=("occurred_at", "count"))
+    stays["posterior"] = np.nan
+    return stays.reset_index(drop=True)
+
+
+# -- after the sale ---------------------------------------------------------------------------
+
+POST_SALE_SQL = """
+with eng as (
+    select account_id, engagement_no, started_at, ended_at, ended_by from engagements
+),
+advocacy as (
+    -- the first referral or case study after an engagement ended by a completion,
+    -- before the next engagement starts
+    select e.account_id, e.engagement_no, min(t.occurred_at) as entered_at
+    from eng e
+    join int_journey_events t on t.account_id = e.account_id
+        and t.stage = 'advocacy' and t.occurred_at >= e.ended_at
+    left join eng n on n.account_id = e.account_id and n.engagement_no = e.engagement_no + 1
+    where e.ended_by = 'project_completed'
+        and (n.started_at is null or t.occurred_at < n.started_at)
+    group by all
+),
+client_side as (
+    -- accounts with client-side signals but no engagement: follow the signals
+    select t.account_id, t.occurred_at as entered_at, t.stage, t.event_order
+    from int_journey_events t
+    where t.stage_order >= 5
+        and not exists (select 1 from eng e where e.account_id = t.account_id)
+),
+phases as (
+    select account_id, started_at as entered_at, 'client' as stage, 'engagement' as method from eng
+    union all
+    select account_id, ended_at, case ended_by when 'cancellation' then 'former_client'
+                                               else 'between_engagements' end, 'engagement'
+    from eng where ended_at is not null
+    union all
+    select account_id, entered_at, 'advocacy', 'engagement' from advocacy
+    union all
+    select account_id, entered_at, stage, 'signal' from client_side
+)
+select account_id, entered_at, stage, method from phases
+"""
+
+
+# -- putting it together ----------------------------------------------------------------------
+
+def infer_stage_history(con: duckdb.DuckDBPyConnection,
+                        params: InferenceParams | None = None) -> pd.DataFrame:
+    """`account_stage_history`: one row per account per stay in an inferred stage.
+
+    Columns: account_id, engagement_cycle, stage, entered_at, left_at (null while
+    current), method (hmm | window | engagement | signal), stage_order, posterior
+    (mean posterior probability of the decoded stage over the stay, hmm only),
+    evidence (touchpoints within the stay's periods, pre-sale only).
+    """
+    params = params or InferenceParams()
+    if params.method not in METHODS:
+        raise ValueError(f"unknown stage inference method '{params.method}' "
+                         f"(methods: {', '.join(METHODS)})")
+    events = pre_sale_events(con, params.period_days)
+    if events.empty:
+        pre = pd.DataFrame(columns=["account_id", "stage", "entered_at", "posterior",
+                                    "evidence"])
+    elif params.method == "hmm":
+        pre = _stays_from_periods(_decode_hmm(events, params), events, params.period_days)
+    else:
+        pre = _window_stays(con, events, params)
+    pre = pre.assign(method=params.method)
+    post = con.execute(POST_SALE_SQL).df().assign(posterior=np.nan, evidence=np.nan)
+    stays = pd.concat([frame for frame in (pre, post) if len(frame)], ignore_index=True) \
+        if len(pre) or len(post) else pre.assign(method=pd.Series(dtype=str))
+    return _finish(con, stays)
+
+
+FINISH_SQL = """
+with stays as (
+    select s.*, l.stage_order from stays s join stage_ladder l using (stage)
+),
+ordered as (
+    select *, lag(stage) over w as previous_stage
+    from stays
+    window w as (partition by account_id order by entered_at, stage_order)
+),
+merged as (
+    -- a stay that continues the stage before it is no new stay
+    select * from ordered where previous_stage is distinct from stage
+),
+cycles as (
+    select m.account_id, m.entered_at, m.stage,
+           coalesce(max(e.engagement_no), 0) + 1 as engagement_cycle
+    from merged m
+    left join engagements e on e.account_id = m.account_id and e.ended_at < m.entered_at
+    group by all
+)
+select
+    m.account_id,
+    cast(c.engagement_cycle as integer) as engagement_cycle,
+    m.stage,
+    m.entered_at,
+    lead(m.entered_at) over (partition by m.account_id order by m.entered_at, m.stage_order)
+        as left_at,
+    m.method,
+    cast(m.stage_order as integer) as stage_order,
+    m.posterior,
+    cast(m.evidence as integer) as evidence
+from merged m join cycles c using (account_id, entered_at, stage)
+order by m.account_id, m.entered_at, m.stage_order
+"""
+
+
+def _finish(con: duckdb.DuckDBPyConnection, stays: pd.DataFrame) -> pd.DataFrame:
+    stays = stays[["account_id", "stage", "entered_at", "method", "posterior", "evidence"]]
+    stays = stays.astype({"posterior": float, "evidence": float})
+    con.register("stays", stays)
+    try:
+        return con.execute(FINISH_SQL).df()
+    finally:
+        con.unregister("stays")
+
+
+def store_stage_history(con: duckdb.DuckDBPyConnection, history: pd.DataFrame) -> None:
+    """Replace `account_stage_history` and set `account_journeys.current_stage` from it."""
+    with transaction(con):
+        store_frame(con, "account_stage_history", history)
+        con.execute("""
+            UPDATE account_journeys AS j
+            SET current_stage = h.stage, current_stage_order = h.stage_order
+            FROM account_stage_history AS h
+            WHERE h.account_id = j.account_id AND h.left_at IS NULL""")
+
+
+# -- measured against ground truth -------------------------------------------------------------
+
+def stage_paths(history: pd.DataFrame) -> pd.Series:
+    """Per account its stage path as a tuple: stays ordered by entered_at (ladder order on
+    ties), repeats merged, advocacy ignored (how the README's scorecard compares paths)."""
+    frame = history[history.stage != "advocacy"].assign(
+        _o=lambda f: f.stage.map(STAGE_ORDER)).sort_values(["account_id", "entered_at", "_o"])
+
+    def merge(stages):
+        path = []
+        for stage in stages:
+            if not path or path[-1] != stage:
+                path.append(stage)
+        return tuple(path)
+
+    return frame.groupby("account_id").stage.agg(merge)
+
+
+def _path_facts(path: tuple) -> dict:
+    orders = [STAGE_ORDER[s] for s in path]
+    sale = next((i for i, s in enumerate(path) if s == "client"), len(path))
+    before = orders[:sale + 1]
+    back = any(b < a for a, b in zip(before, before[1:], strict=False))
+    skip = (bool(before) and before[0] > 1) or any(
+        b > a + 1 and b <= STAGE_ORDER["client"] and max(before[:i + 1]) + 1 < b
+        for i, (a, b) in enumerate(zip(before, before[1:], strict=False)))
+    return {"back_step": back, "skip": skip, "length": len(path)}
+
+
+def scorecard(inferred: pd.Series, truth: pd.Series, top: int = 10) -> dict:
+    """How close inferred stage paths are to the true ones, over accounts in both."""
+    accounts = inferred.index.intersection(truth.index)
+    inferred, truth = inferred[accounts], truth[accounts]
+
+    def facts(paths):
+        frame = pd.DataFrame([_path_facts(p) for p in paths])
+        return frame.back_step.mean(), frame.skip.mean(), frame.length.mean()
+
+    def transitions(paths):
+        pairs = pd.Series([pair for p in paths for pair in set(zip(p, p[1:], strict=False))])
+        return set(pairs.value_counts().head(top).index) if len(pairs) else set()
+
+    (ib, isk, il), (tb, tsk, tl) = facts(inferred), facts(truth)
+    return {
+        "accounts": len(accounts),
+        "path_equal": float((inferred == truth).mean()),
+        "back_step": float(ib), "back_step_truth": float(tb),
+        "skip": float(isk), "skip_truth": float(tsk),
+        "mean_length": float(il), "mean_length_truth": float(tl),
+        "top_transitions_shared": len(transitions(inferred) & transitions(truth)),
+    }
+
+
+def signal_label_paths(con: duckdb.DuckDBPyConnection) -> pd.Series:
+    """The old way, for comparison: each touchpoint's signalled stage is the account's."""
+    frame = con.execute("""
+        SELECT account_id, stage, occurred_at AS entered_at FROM int_journey_events
+        WHERE stage IS NOT NULL""").df()
+    return stage_paths(frame)
