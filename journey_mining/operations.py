@@ -54,7 +54,10 @@ def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
     writer.setblocking(False)
     done = threading.Event()
 
+    received: list[int] = []
+
     def raise_stopped(signum, frame):
+        received.append(signum)
         raise RunStopped(signum)
 
     def watch() -> None:
@@ -65,6 +68,7 @@ def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
                 return
             if not data or done.is_set():
                 return
+            received.extend(data)
             warehouse.interrupt_all()
 
     previous = {s: signal.signal(s, raise_stopped) for s in signals}
@@ -73,6 +77,14 @@ def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
     watcher.start()
     try:
         yield
+    except RunStopped:
+        raise
+    except BaseException as exc:
+        # DuckDB may run our handler itself while it checks for signals, and report
+        # the stop as its own "Query interrupted" error: it is still our stop.
+        if received:
+            raise RunStopped(received[0]) from exc
+        raise
     finally:
         done.set()
         signal.set_wakeup_fd(previous_fd)

@@ -62,7 +62,8 @@ def test_exports_carry_the_dirt_of_real_ones(tmp_path):
 def test_truth_is_written_beside_not_among_the_exports(tmp_path):
     generate_exports(tmp_path, GeneratorSpec(n_accounts=20, seed=1))
     assert {p.name for p in (tmp_path / "truth").iterdir()} == {
-        "identities.csv", "touchpoints.parquet", "accounts.csv", "engagements.csv"}
+        "identities.csv", "touchpoints.parquet", "accounts.csv", "engagements.csv",
+        "stage_paths.csv"}
     ingest.discover_files(tmp_path, ingest.IngestConfig())  # no error: truth/ is not read
 
 
