@@ -118,7 +118,9 @@ def main() -> None:
     with measured(steps, "ingest (load_exports)"):
         ingest.load_exports(con, exports, config.ingest)
     with measured(steps, "build journeys (SQL models)"):
-        warehouse.build(con, config.analysis)
+        warehouse.build(con, config.analysis, infer_stages=False)
+    with measured(steps, "infer stage states (window)"):
+        warehouse.infer_stage_states(con, config.analysis)
     with measured(steps, "mine (DFG, variants, conformance)"):
         mining.mine(con)
     with measured(steps, "re-engagement"):

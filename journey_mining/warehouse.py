@@ -269,12 +269,15 @@ def run_models(
     return built
 
 
-def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
+def build(con: duckdb.DuckDBPyConnection, params, as_of=None,
+          infer_stages: bool = True) -> list[str]:
     """Rebuild all models with the analysis parameters (`AnalysisParams`), all or nothing.
 
     Writes the configuration tables the models join (stage ladder and map,
     free-mail domains), then every model. `as_of` overrides `params.as_of`; when
-    both are unset the models use the latest occurred_at in the warehouse.
+    both are unset the models use the latest occurred_at in the warehouse. Then the
+    stage states are inferred into `account_stage_history` (skip with
+    `infer_stages=False` to run `infer_stages` yourself, as the benchmark does).
     """
     from journey_mining import stages
 
@@ -292,7 +295,13 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
                 "churn_horizon_days": params.churn_horizon_days,
             },
         )
-    # The stage each account is in (contract v2): inferred from the built journeys.
+    if not infer_stages:
+        return built
+    return [*built, *infer_stage_states(con, params)]
+
+
+def infer_stage_states(con: duckdb.DuckDBPyConnection, params) -> list[str]:
+    """The stage each account is in (contract v2), inferred from the built journeys."""
     from journey_mining import stage_inference
 
     inference = params.stage_inference
@@ -300,7 +309,7 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
         method=inference.method, window_days=inference.window_days,
         period_days=inference.period_days, fit_accounts=inference.fit_accounts))
     stage_inference.store_stage_history(con, history)
-    return [*built, "account_stage_history"]
+    return ["account_stage_history"]
 
 
 RUN_ISSUES_COLUMNS = "step VARCHAR NOT NULL, problem VARCHAR NOT NULL, recorded_at TIMESTAMP"

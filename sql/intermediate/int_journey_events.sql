@@ -5,7 +5,9 @@
 -- engagement_cycle: 1 + the number of the account's engagements that ended before
 -- the touchpoint, so a cycle is the stretch of the journey up to and including one
 -- engagement (the last cycle is open).
--- event_order: a total order for ties in time (stage order, then touchpoint id).
+-- event_order: a total order; events with the same time keep the order of their
+-- source (file name order, then row number), so an activity log equals what pm4py
+-- reads from the same file (contract v2).
 with params as (
     select * from run_parameters
 ),
@@ -58,8 +60,10 @@ final as (
         stage,
         stage_order,
         is_negative,
+        source_file,
+        source_row,
         row_number() over (
-            order by occurred_at, coalesce(stage_order, 0), touchpoint_id
+            order by occurred_at, source_file, source_row, touchpoint_id
         ) as event_order
     from with_cycle
 )

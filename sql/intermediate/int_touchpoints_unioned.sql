@@ -2,7 +2,8 @@
 -- channel is the system that recorded the touchpoint: web, email or crm (sales and service).
 -- The identifiers each source carries are kept for stitching: CRM rows name their
 -- account and contact, web rows an anonymous_id (and an email on a form fill),
--- email rows an email address.
+-- email rows an email address. source_file and source_row say where the row was first
+-- loaded from: events with the same time keep that order (contract v2, event order).
 with crm_activities as (
     select * from stg_crm__activities
 ),
@@ -30,7 +31,9 @@ unioned as (
         amount,
         properties,
         null::varchar as campaign_id,
-        null::varchar as url
+        null::varchar as url,
+        source_file,
+        source_row
     from crm_activities
 
     union all
@@ -49,7 +52,9 @@ unioned as (
         null,
         null,
         utm_campaign,
-        page_url
+        page_url,
+        source_file,
+        source_row
     from web_events
 
     union all
@@ -68,7 +73,9 @@ unioned as (
         null,
         null,
         campaign_id,
-        url
+        url,
+        source_file,
+        source_row
     from email_events
 ),
 

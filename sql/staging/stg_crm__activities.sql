@@ -13,7 +13,9 @@ final as (
         opportunity_id,
         regexp_replace(lower(trim(activity_type)), '[\s-]+', '_', 'g') as activity,
         try_cast(amount as double) as amount,
-        try_cast(properties as json) as properties
+        try_cast(properties as json) as properties,
+        _file as source_file,
+        _row_number as source_row
     from source
 )
 

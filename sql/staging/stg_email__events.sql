@@ -11,7 +11,9 @@ final as (
         regexp_replace(lower(trim(event_type)), '[\s-]+', '_', 'g') as activity,
         campaign_id,
         campaign_name,
-        url
+        url,
+        _file as source_file,
+        _row_number as source_row
     from source
 )
 

@@ -14,7 +14,9 @@ final as (
         referrer,
         utm_source,
         utm_medium,
-        utm_campaign
+        utm_campaign,
+        _file as source_file,
+        _row_number as source_row
     from source
 )
 
