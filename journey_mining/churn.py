@@ -88,10 +88,15 @@ FACTOR_TEXT = {
 
 
 def features_at(con: duckdb.DuckDBPyConnection, as_of: dt.datetime,
-                horizon_days: int) -> pd.DataFrame:
-    """Clients at `as_of` with their features (data up to `as_of` only) and label."""
+                horizon_days: int, kind: str = "contractual") -> pd.DataFrame:
+    """Clients at `as_of` with their features (data up to `as_of` only) and label.
+
+    `kind`: contractual (churn is a cancel activity within the horizon) or
+    non_contractual (no new engagement start within the horizon).
+    """
     frame = con.sql(FEATURES_SQL.read_text(),
-                    params={"as_of": as_of, "horizon_days": horizon_days}).df()
+                    params={"as_of": as_of, "horizon_days": horizon_days,
+                            "churn_kind": kind}).df()
     frame["in_open_engagement"] = frame["in_open_engagement"].astype(float)
     return frame
 
@@ -233,7 +238,13 @@ def backtest(snapshots: pd.DataFrame, horizon_days: int, n_test_snapshots: int =
 
 
 def risk_band(probability: float, base_rate: float) -> str:
-    """high: at least twice the base rate; medium: above it; low: below it."""
+    """high: at least twice the base rate; medium: above it; low: below it.
+
+    A probability of 0 is low whatever the base rate (with no churn in the history
+    the base rate is 0 too, and "at least the base rate" would call it medium).
+    """
+    if probability <= 0:
+        return "low"
     if probability >= 2 * base_rate:
         return "high"
     return "medium" if probability >= base_rate else "low"
@@ -267,14 +278,15 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
                 n_test_snapshots: int = 6, random_state: int = 0,
                 max_snapshots: int = 36) -> ChurnRun:
     """Backtest, fit on all labelled history, and score the clients at the build's as-of."""
-    as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
+    as_of, kind = con.execute("SELECT as_of, churn_kind FROM run_parameters").fetchall()[0]
     first = con.execute(
-        "SELECT min(occurred_at) FROM int_touchpoints_staged WHERE activity = 'deal_won'"
+        "SELECT min(occurred_at) FROM int_touchpoints_staged "
+        "WHERE activity IN (SELECT activity FROM engagement_rules WHERE role = 'start')"
     ).fetchall()[0][0]
-    current = features_at(con, as_of, horizon_days)
+    current = features_at(con, as_of, horizon_days, kind)
     dates = (snapshot_dates(as_of, horizon_days, step_days, first, max_snapshots)
              if first else [])
-    snapshots = pd.concat([features_at(con, d, horizon_days) for d in dates],
+    snapshots = pd.concat([features_at(con, d, horizon_days, kind) for d in dates],
                           ignore_index=True) if dates else current.iloc[0:0]
     labelled = snapshots[snapshots.label.notna()]
     base_rate = float(labelled.label.astype(float).mean()) if len(labelled) else 0.0
@@ -299,7 +311,7 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         "as_of": as_of, "trained_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
         "status": "trained" if enough else "fallback", "reason": result.status,
         "horizon_days": horizon_days, "step_days": step_days,
-        "n_snapshots": len(dates), "n_labelled_rows": len(labelled),
+        "churn_kind": kind, "n_snapshots": len(dates), "n_labelled_rows": len(labelled),
         "n_labelled_positive": int(labelled.label.sum()) if len(labelled) else 0,
         "base_rate": base_rate, "n_scored": len(scores),
         "backtest_test_dates": ", ".join(f"{d:%Y-%m-%d}" for d in result.test_dates),

@@ -18,7 +18,14 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from journey_mining.errors import ConfigError
 from journey_mining.sources import SOURCES
@@ -119,6 +126,44 @@ class StageInferenceConfig(_Strict):
     fit_accounts: int = Field(default=2000, ge=10, description="hmm: EM sample size")
 
 
+def _activity_name(value: str) -> str:
+    """Activity names compare as the staging layer writes them: "Deal Won" is deal_won."""
+    return "_".join(str(value).strip().lower().replace("-", " ").split())
+
+
+class EngagementRules(_Strict):
+    """What starts and ends an engagement (contract v2: configurable engagements)."""
+
+    start: list[str] = Field(default_factory=lambda: ["deal_won"],
+                             description="activities that start an engagement (a sale)")
+    end: list[str] = Field(default_factory=lambda: ["project_completed"],
+                           description="activities that end one: between engagements follows")
+    cancel: list[str] = Field(default_factory=lambda: ["cancellation"],
+                              description="activities that end one and the relationship")
+    inactivity_days: int | None = Field(
+        default=None, ge=1, description="an engagement also ends after this many days "
+                                        "without a touchpoint of the account")
+    instant: bool = Field(default=False, description="each start is a whole engagement (one "
+                                                     "per account and day): purchase logs")
+
+    @field_validator("start", "end", "cancel")
+    @classmethod
+    def _names(cls, values: list[str]) -> list[str]:
+        return [_activity_name(v) for v in values]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EngagementRules:
+        if not self.start:
+            raise ValueError("engagements.start needs at least one activity")
+        roles = {"start": self.start, "end": self.end, "cancel": self.cancel}
+        for a, first in roles.items():
+            for b, second in roles.items():
+                both = sorted(set(first) & set(second))
+                if a < b and both:
+                    raise ValueError(f"{both} is both an engagement {a} and {b} activity")
+        return self
+
+
 class AnalysisParams(_Strict):
     """How loaded touchpoints are interpreted. Changing these only rebuilds marts."""
 
@@ -135,6 +180,13 @@ class AnalysisParams(_Strict):
     )
     free_mail_domains: list[str] = Field(default_factory=lambda: list(DEFAULT_FREE_MAIL_DOMAINS))
     stage_inference: StageInferenceConfig = Field(default_factory=StageInferenceConfig)
+    engagements: EngagementRules = Field(default_factory=EngagementRules)
+    churn_kind: Literal["contractual", "non_contractual"] = Field(
+        default="contractual",
+        description="contractual: churn is a cancel activity within the horizon; "
+                    "non_contractual: no new engagement within the horizon")
+    collapse_repeats: bool = Field(
+        default=True, description="merge consecutive repeats of one activity in mining logs")
 
     @field_validator("free_mail_domains")
     @classmethod

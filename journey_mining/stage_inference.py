@@ -292,7 +292,7 @@ def _window_stays(con: duckdb.DuckDBPyConnection, events: pd.DataFrame,
 
 POST_SALE_SQL = """
 with eng as (
-    select account_id, engagement_no, started_at, ended_at, ended_by from engagements
+    select account_id, engagement_no, started_at, ended_at, end_kind from engagements
 ),
 advocacy as (
     -- the first referral or case study after an engagement ended by a completion,
@@ -302,7 +302,7 @@ advocacy as (
     join int_journey_events t on t.account_id = e.account_id
         and t.stage = 'advocacy' and t.occurred_at >= e.ended_at
     left join eng n on n.account_id = e.account_id and n.engagement_no = e.engagement_no + 1
-    where e.ended_by = 'project_completed'
+    where e.end_kind <> 'cancelled'
         and (n.started_at is null or t.occurred_at < n.started_at)
     group by all
 ),
@@ -316,7 +316,7 @@ client_side as (
 phases as (
     select account_id, started_at as entered_at, 'client' as stage, 'engagement' as method from eng
     union all
-    select account_id, ended_at, case ended_by when 'cancellation' then 'former_client'
+    select account_id, ended_at, case end_kind when 'cancelled' then 'former_client'
                                                else 'between_engagements' end, 'engagement'
     from eng where ended_at is not null
     union all

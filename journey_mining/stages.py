@@ -141,3 +141,12 @@ def register_free_mail_domains(con: duckdb.DuckDBPyConnection, domains: list[str
     con.execute("CREATE OR REPLACE TABLE free_mail_domains (domain VARCHAR PRIMARY KEY)")
     if domains:
         con.executemany("INSERT INTO free_mail_domains VALUES (?)", [(d,) for d in domains])
+
+
+def register_engagement_rules(con: duckdb.DuckDBPyConnection, rules) -> None:
+    """Write the engagement rules (`EngagementRules`) as the table engagements.sql joins:
+    engagement_rules(activity, role) with role start, end or cancel."""
+    con.execute("CREATE OR REPLACE TABLE engagement_rules (activity VARCHAR PRIMARY KEY, "
+                "role VARCHAR NOT NULL)")
+    rows = [(a, role) for role in ("start", "end", "cancel") for a in getattr(rules, role)]
+    con.executemany("INSERT INTO engagement_rules VALUES (?, ?)", rows)

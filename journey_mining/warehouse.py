@@ -286,6 +286,7 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None,
     with transaction(con):
         stages.register_stage_map(con, stage_map)
         stages.register_free_mail_domains(con, params.free_mail_domains)
+        stages.register_engagement_rules(con, params.engagements)
         con.execute(f"CREATE OR REPLACE TABLE run_issues ({RUN_ISSUES_COLUMNS})")
         built = run_models(
             con,
@@ -293,6 +294,9 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None,
                 "as_of": as_of or params.as_of,
                 "dormancy_days": params.dormancy_days,
                 "churn_horizon_days": params.churn_horizon_days,
+                "inactivity_days": params.engagements.inactivity_days,
+                "instant": params.engagements.instant,
+                "churn_kind": params.churn_kind,
             },
         )
     if not infer_stages:

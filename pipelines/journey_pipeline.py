@@ -71,12 +71,13 @@ def build_models(warehouse_path: str, config: Config, as_of: dt.datetime | None)
 
 
 @task(name="mine-journeys")
-def mine_journeys(warehouse_path: str, outputs: str) -> dict:
+def mine_journeys(warehouse_path: str, outputs: str, collapse_repeats: bool = True) -> dict:
     """Paths, variants, conformance, timing; process models and XES/OCEL exports."""
     logger = get_run_logger()
     con = warehouse.connect(warehouse_path)
     try:
-        result = mining.mine(con, Path(outputs))
+        result = mining.mine(con, Path(outputs),
+                             mining.MiningParams(collapse_repeats=collapse_repeats))
     finally:
         con.close()
     for level, summary in result.summary.items():
@@ -260,7 +261,7 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
                     "report": str(latest.resolve()) if latest.exists() else None}
         models = build_models(warehouse_path, config, as_of)
         mined = _optional("mining", warehouse_path, mine_journeys, warehouse_path, outputs,
-                          default={"tables": [], "files": {}})
+                          config.analysis.collapse_repeats, default={"tables": [], "files": {}})
         returning = _optional("re-engagement", warehouse_path, analyse_reengagement,
                               warehouse_path, default={"tables": []})
         churned = _optional("churn risk", warehouse_path, score_churn_risk, warehouse_path,

@@ -1,14 +1,24 @@
 -- Churn features and label for the clients at one as-of date ($as_of).
 --
--- Population: accounts whose latest deal_won on or before $as_of has no cancellation
--- after it up to $as_of (a former client who bought again is a client again).
--- Features read touchpoints with occurred_at <= $as_of only. label: a cancellation in
--- ($as_of, $as_of + $horizon_days], NULL when that window is not fully observed yet.
+-- Activities are roles from engagement_rules (config): start (default deal_won),
+-- end (project_completed) and cancel (cancellation).
+-- $churn_kind 'contractual' (default): the population is accounts whose latest start
+-- on or before $as_of has no cancel after it up to $as_of (a former client who
+-- bought again is a client again); label: a cancel in ($as_of, $as_of + horizon].
+-- $churn_kind 'non_contractual' (no cancellation exists, e.g. purchases): every
+-- account with a start on or before $as_of; label: no new start in that window.
+-- Features read touchpoints with occurred_at <= $as_of only. The label is NULL when
+-- its window is not fully observed yet.
 with params as (
     select
         cast($as_of as timestamp) as as_of,
         cast($horizon_days as integer) as horizon_days,
+        cast($churn_kind as varchar) as churn_kind,
         (select max(occurred_at) from int_touchpoints_staged) as data_end
+),
+
+roles as (
+    select activity, role from engagement_rules
 ),
 
 touchpoints as (
@@ -24,23 +34,25 @@ own as (  -- the account's own touchpoints: staged or negative (not email sends)
 
 milestones as (
     select
-        account_id,
-        min(occurred_at) filter (where activity = 'deal_won') as first_won_at,
-        max(occurred_at) filter (where activity = 'deal_won') as last_won_at,
-        max(occurred_at) filter (where activity = 'cancellation') as last_cancelled_at,
-        max(occurred_at) filter (where activity = 'project_completed') as last_completed_at,
-        count(*) filter (where activity = 'deal_won') as deals_won,
-        count(*) filter (where activity = 'deal_lost') as deals_lost,
-        count(*) filter (where stage = 'advocacy') as advocacy_signals
-    from touchpoints
-    group by account_id
+        t.account_id,
+        min(t.occurred_at) filter (where r.role = 'start') as first_won_at,
+        max(t.occurred_at) filter (where r.role = 'start') as last_won_at,
+        max(t.occurred_at) filter (where r.role = 'cancel') as last_cancelled_at,
+        max(t.occurred_at) filter (where r.role = 'end') as last_completed_at,
+        count(*) filter (where r.role = 'start') as deals_won,
+        count(*) filter (where t.activity = 'deal_lost') as deals_lost,
+        count(*) filter (where t.stage = 'advocacy') as advocacy_signals
+    from touchpoints as t
+    left join roles as r on t.activity = r.activity
+    group by t.account_id
 ),
 
 clients as (
     select m.*
-    from milestones as m
+    from milestones as m, params as p
     where m.last_won_at is not null
-        and (m.last_cancelled_at is null or m.last_cancelled_at < m.last_won_at)
+        and (p.churn_kind = 'non_contractual'
+             or m.last_cancelled_at is null or m.last_cancelled_at < m.last_won_at)
 ),
 
 activity as (
@@ -72,7 +84,7 @@ activity as (
     group by o.account_id
 ),
 
-roles as (
+committee as (
     select t.account_id, count(distinct c.role) as roles_engaged
     from touchpoints as t
     inner join stg_crm__contacts as c on t.contact_id = c.contact_id
@@ -80,13 +92,25 @@ roles as (
     group by t.account_id
 ),
 
-labels as (
-    select t.account_id, min(t.occurred_at) as cancelled_at
-    from int_touchpoints_staged as t, params as p
-    where t.activity = 'cancellation'
-        and t.occurred_at > p.as_of
+horizon_events as (
+    select t.account_id, r.role
+    from int_touchpoints_staged as t
+    inner join roles as r on t.activity = r.activity, params as p
+    where t.occurred_at > p.as_of
         and t.occurred_at <= p.as_of + to_days(p.horizon_days)
-    group by t.account_id
+),
+
+labels as (  -- the accounts that churned within the horizon
+    select c.account_id
+    from clients as c, params as p
+    where case p.churn_kind
+        when 'non_contractual' then not exists (
+            select 1 from horizon_events as h
+            where h.account_id = c.account_id and h.role = 'start')
+        else exists (
+            select 1 from horizon_events as h
+            where h.account_id = c.account_id and h.role = 'cancel')
+    end
 ),
 
 final as (
@@ -126,7 +150,7 @@ final as (
     from clients as c
     cross join params as p
     left join activity as a on c.account_id = a.account_id
-    left join roles as r on c.account_id = r.account_id
+    left join committee as r on c.account_id = r.account_id
     left join stg_crm__accounts as acc on c.account_id = acc.account_id
     left join labels as l on c.account_id = l.account_id
 )

@@ -17,6 +17,9 @@ final as (
         ) as as_of,
         cast($dormancy_days as integer) as dormancy_days,
         cast($churn_horizon_days as integer) as churn_horizon_days,
+        cast($inactivity_days as integer) as inactivity_days,
+        cast($instant as boolean) as instant_engagements,
+        cast($churn_kind as varchar) as churn_kind,
         current_timestamp::timestamp as built_at
 )
 

@@ -3,9 +3,10 @@
 --
 -- furthest_stage: the highest ladder stage among the account's staged touchpoints.
 -- current_stage, where the journey is now (it moves back as well as forward):
---   * with an engagement (a deal_won): an open engagement is client; one ended by
---     a cancellation is former_client; one ended by project_completed is
---     between_engagements, or advocacy if a referral or case study came after it.
+--   * with an engagement (engagement rules; default a deal_won): an open engagement
+--     is client; one cancelled is former_client; one ended otherwise (completed,
+--     inactive, instant) is between_engagements, or advocacy if a referral or case
+--     study came after it.
 --     Service signals (support tickets, NPS replies) do not move the stage.
 --   * client-side signals without any deal_won (history before the data): the
 --     stage of the latest such signal.
@@ -59,7 +60,7 @@ roles as (
 ),
 
 latest_engagement as (
-    select account_id, ended_at, ended_by
+    select account_id, ended_at, end_kind
     from engagements
     qualify row_number() over (partition by account_id order by engagement_no desc) = 1
 ),
@@ -77,7 +78,7 @@ post_sale as (
         le.account_id,
         case
             when le.ended_at is null then 5
-            when le.ended_by = 'cancellation' then 8
+            when le.end_kind = 'cancelled' then 8
             when adv.account_id is not null then 7
             else 6
         end as stage_order

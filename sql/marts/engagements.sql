@@ -1,36 +1,77 @@
--- Grain: one row per engagement of an account (contract section 3).
+-- Grain: one row per engagement of an account (contract section 3, configurable in v2).
 --
--- An engagement starts at a deal_won and ends at the first project_completed or
--- cancellation after it (open, ended_at empty, if none up to the as-of date).
--- A deal_won while an engagement is open (an expansion) belongs to that
--- engagement and is counted in n_deals_won; it does not start another.
+-- The rules are config (analysis.engagements, written to engagement_rules): by
+-- default an engagement starts at a deal_won and ends at the first
+-- project_completed (end) or cancellation (cancel) after it, open (ended_at
+-- empty) if none up to the as-of date. A start while an engagement is open (an
+-- expansion) belongs to that engagement and is counted in n_deals_won.
+-- With run_parameters.inactivity_days, an engagement also ends at its account's
+-- last touchpoint before that many days without one (end_kind 'inactive').
+-- With instant engagements (purchase logs), each day with a start is a whole
+-- engagement: started_at = ended_at = that day's first start (end_kind 'instant').
+-- end_kind: completed | cancelled | inactive | instant; ended_by: the activity that
+-- ended it (or 'inactivity' / the start activity for instant engagements).
 -- gap_days of engagement n > 1: days from the end of engagement n-1 to its start.
 with params as (
     select * from run_parameters
 ),
 
-milestones as (
+touchpoints as (
     select t.account_id, t.occurred_at, t.activity, t.amount
     from int_touchpoints_staged as t, params as p
     where t.account_id is not null
         and t.occurred_at <= p.as_of
-        and t.activity in ('deal_won', 'project_completed', 'cancellation')
+),
+
+milestones as (
+    select t.*, r.role
+    from touchpoints as t
+    inner join engagement_rules as r on t.activity = r.activity
 ),
 
 wins as (
-    select account_id, occurred_at as won_at, amount
+    select account_id, occurred_at as won_at, amount, activity
     from milestones
-    where activity = 'deal_won'
+    where role = 'start'
+),
+
+explicit_ends as (
+    select
+        account_id,
+        occurred_at as ended_at,
+        activity as ended_by,
+        case role when 'cancel' then 'cancelled' else 'completed' end as end_kind
+    from milestones
+    where role in ('end', 'cancel')
+),
+
+-- A touchpoint followed by more than inactivity_days of silence (or by the as-of
+-- date after that long) ends an open engagement there.
+silences as (
+    select
+        t.account_id,
+        t.occurred_at as ended_at,
+        'inactivity' as ended_by,
+        'inactive' as end_kind
+    from (
+        select
+            account_id,
+            occurred_at,
+            lead(occurred_at) over (partition by account_id order by occurred_at) as next_at
+        from touchpoints
+    ) as t, params as p
+    where p.inactivity_days is not null
+        and coalesce(t.next_at, p.as_of) > t.occurred_at + to_days(p.inactivity_days)
 ),
 
 ends as (
-    select account_id, occurred_at as ended_at, activity as ended_by
-    from milestones
-    where activity in ('project_completed', 'cancellation')
+    select * from explicit_ends
+    union all
+    select * from silences
 ),
 
 wins_with_end as (
-    select w.account_id, w.won_at, w.amount, e.ended_at, e.ended_by
+    select w.account_id, w.won_at, w.amount, e.ended_at, e.ended_by, e.end_kind
     from wins as w
     asof left join ends as e
         on w.account_id = e.account_id and w.won_at < e.ended_at
@@ -57,17 +98,40 @@ numbered as (
     from flagged
 ),
 
-grouped as (
+lasting as (
     select
         account_id,
         engagement_no,
         min(won_at) as started_at,
         min(ended_at) as ended_at,
-        min(ended_by) as ended_by,
+        arg_min(ended_by, ended_at) as ended_by,
+        arg_min(end_kind, ended_at) as end_kind,
         count(*) as n_deals_won,
         sum(amount) as amount_won
     from numbered
     group by account_id, engagement_no
+),
+
+instant as (
+    select
+        account_id,
+        row_number() over (partition by account_id order by min(won_at)) as engagement_no,
+        min(won_at) as started_at,
+        min(won_at) as ended_at,
+        arg_min(activity, won_at) as ended_by,
+        'instant' as end_kind,
+        count(*) as n_deals_won,
+        sum(amount) as amount_won
+    from wins
+    group by account_id, cast(won_at as date)
+),
+
+grouped as (
+    select * from lasting
+    where not (select instant_engagements from params)
+    union all
+    select * from instant
+    where (select instant_engagements from params)
 ),
 
 final as (
@@ -80,6 +144,7 @@ final as (
             partition by account_id order by engagement_no
         ))) / 86400.0 as gap_days,
         ended_by,
+        end_kind,
         ended_at is null as is_open,
         n_deals_won,
         amount_won

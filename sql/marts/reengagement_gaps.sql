@@ -28,6 +28,7 @@ final as (
         e.engagement_no,
         e.ended_at,
         e.ended_by,
+        e.end_kind,
         e.next_started_at,
         e.next_started_at is not null as returned,
         (epoch(coalesce(e.next_started_at, p.as_of)) - epoch(e.ended_at)) / 86400.0

@@ -1,0 +1,146 @@
+"""Engagements and churn from config (contract v2): other activity names, purchase-only
+logs (instant engagements, non-contractual churn) and an inactivity end."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+import yaml
+
+from journey_mining import churn, ingest, reengagement, warehouse
+from journey_mining.config import AnalysisParams, EngagementRules, load_config
+from journey_mining.errors import ConfigError
+from tests.conftest import write_csv
+
+DAY0 = dt.datetime(2024, 1, 1, 9, 0)
+
+
+def purchase_log(folder, purchases: dict[str, list[float]]):
+    """crm exports where each purchase (a day offset from DAY0) is an activity 'Purchase'."""
+    rows, n = [], 0
+    for account, days in purchases.items():
+        for day in days:
+            n += 1
+            at = DAY0 + dt.timedelta(days=day)
+            rows.append(f"p{n},{at:%Y-%m-%d %H:%M:%S},{account},Purchase")
+    write_csv(folder, "crm_accounts.csv", "account_id,name",
+              *(f"{a},Customer {a}" for a in purchases))
+    write_csv(folder, "crm_activities.csv", "activity_id,occurred_at,account_id,activity_type",
+              *rows)
+    # the stage map is no export: it goes beside the folder the loader reads
+    (folder.parent / "stage_map.yml").write_text(yaml.safe_dump(
+        {"signals": {"crm": {"purchase": "client"}}}))
+    return folder
+
+
+@pytest.fixture
+def purchases(tmp_path):
+    folder = tmp_path / "in"
+    purchase_log(folder, {"C1": [0, 30, 30.2, 90], "C2": [10], "C3": [5, 45]})
+    path = tmp_path / "journey.yml"
+    path.write_text(yaml.safe_dump({"analysis": {
+        "stage_map": "stage_map.yml", "churn_kind": "non_contractual",
+        "as_of": "2024-12-31", "engagements": {"start": ["purchase"], "instant": True}}}))
+    config = load_config(path)
+    con = warehouse.connect()
+    ingest.load_exports(con, folder, config.ingest)
+    warehouse.build(con, config.analysis)
+    yield con, config
+    con.close()
+
+
+def test_a_purchase_log_gives_one_engagement_per_purchase_day(purchases):
+    con, _ = purchases
+    rows = con.execute("SELECT account_id, engagement_no, round(gap_days, 6), end_kind, "
+                       "n_deals_won FROM engagements ORDER BY ALL").fetchall()
+    assert rows == [("C1", 1, None, "instant", 1), ("C1", 2, 30.0, "instant", 2),
+                    ("C1", 3, 60.0, "instant", 1), ("C2", 1, None, "instant", 1),
+                    ("C3", 1, None, "instant", 1), ("C3", 2, 40.0, "instant", 1)]
+
+
+def test_re_engagement_is_measured_on_a_purchase_log(purchases):
+    con, _ = purchases
+    # All three first engagements ended (instantly); C1 and C3 came back.
+    rate = con.execute("SELECT re_engagement_rate, re_engaged_accounts, "
+                       "first_engagement_ended FROM journey_kpis").fetchall()[0]
+    assert rate == (pytest.approx(2 / 3), 2, 3)
+    tables = reengagement.analyse_reengagement(con)
+    assert int(tables["reengagement_summary"].query("segment_type == 'all'").returned.iloc[0]) \
+        == 3  # C1 returned twice, C3 once
+
+
+def test_generated_purchase_gaps_are_recovered_exactly(tmp_path):
+    rng = np.random.default_rng(11)
+    purchases = {}
+    for i in range(60):
+        days = np.cumsum(rng.integers(1, 120, size=int(rng.integers(1, 6)))).tolist()
+        purchases[f"K{i:03d}"] = [float(d) for d in days]
+    folder = purchase_log(tmp_path / "in", purchases)
+    path = tmp_path / "journey.yml"
+    path.write_text(yaml.safe_dump({"analysis": {
+        "stage_map": "stage_map.yml", "churn_kind": "non_contractual",
+        "engagements": {"start": ["purchase"], "instant": True}}}))
+    config = load_config(path)
+    con = warehouse.connect()
+    ingest.load_exports(con, folder, config.ingest)
+    warehouse.build(con, config.analysis)
+    got = con.execute("SELECT account_id, list(round(gap_days, 6) ORDER BY engagement_no) "
+                      "FROM engagements GROUP BY 1").fetchall()
+    expected = {a: [None] + [b - a_ for a_, b in zip(d, d[1:], strict=False)]
+                for a, d in purchases.items()}
+    assert dict(got) == expected
+
+
+def test_non_contractual_churn_scores_every_customer(purchases):
+    con, _ = purchases
+    run = churn.score_churn(con, horizon_days=180)
+    assert run.run["churn_kind"] == "non_contractual"
+    assert sorted(run.scores.account_id) == ["C1", "C2", "C3"]
+    assert set(run.scores.risk_band) <= {"low", "medium", "high"}
+
+
+def test_a_zero_probability_is_never_medium():
+    assert churn.risk_band(0.0, 0.0) == "low"
+    assert churn.risk_band(0.0, 0.2) == "low"
+    assert churn.risk_band(0.3, 0.2) == "medium"
+
+
+def test_other_activity_names_start_and_end_engagements(tmp_path):
+    write_csv(tmp_path, "crm_accounts.csv", "account_id,name", "A1,Loan One")
+    write_csv(tmp_path, "crm_activities.csv", "activity_id,occurred_at,account_id,activity_type",
+              "x1,2024-01-01 10:00:00,A1,A_SUBMITTED", "x2,2024-01-05 10:00:00,A1,A_APPROVED",
+              "x3,2024-03-01 10:00:00,A1,A_PAID_OFF", "x4,2024-06-01 10:00:00,A1,A_APPROVED",
+              "x5,2024-07-01 10:00:00,A1,A_DEFAULTED")
+    con = warehouse.connect()
+    ingest.load_exports(con, tmp_path)
+    rules = EngagementRules(start=["A_APPROVED"], end=["A_PAID_OFF"], cancel=["A Defaulted"])
+    warehouse.build(con, AnalysisParams(engagements=rules))
+    rows = con.execute("SELECT engagement_no, ended_by, end_kind, round(gap_days) "
+                       "FROM engagements ORDER BY 1").fetchall()
+    assert rows == [(1, "a_paid_off", "completed", None), (2, "a_defaulted", "cancelled", 92.0)]
+
+
+def test_an_engagement_ends_after_inactivity(tmp_path):
+    write_csv(tmp_path, "crm_accounts.csv", "account_id,name", "A1,Acme")
+    write_csv(tmp_path, "crm_activities.csv", "activity_id,occurred_at,account_id,activity_type",
+              "a1,2024-01-01 10:00:00,A1,deal_won", "a2,2024-01-11 10:00:00,A1,support_ticket",
+              "a3,2024-01-21 10:00:00,A1,support_ticket", "a4,2024-06-01 10:00:00,A1,deal_won",
+              "a5,2024-06-15 10:00:00,A1,meeting")
+    con = warehouse.connect()
+    ingest.load_exports(con, tmp_path)
+    warehouse.build(con, AnalysisParams(engagements=EngagementRules(inactivity_days=60)),
+                    as_of=dt.datetime(2024, 7, 1))
+    rows = con.execute("SELECT engagement_no, ended_at::VARCHAR, end_kind FROM engagements "
+                       "ORDER BY 1").fetchall()
+    # engagement 2's last touchpoint (June 15) is only 16 days before the as-of: open
+    assert rows == [(1, "2024-01-21 10:00:00", "inactive"), (2, None, None)]
+
+
+def test_one_activity_in_two_roles_is_a_config_error(tmp_path):
+    path = tmp_path / "journey.yml"
+    path.write_text(yaml.safe_dump({"analysis": {"engagements": {
+        "start": ["deal_won"], "end": ["Deal Won"]}}}))
+    with pytest.raises(ConfigError, match=r"\['deal_won'\] is both an engagement end and start"):
+        load_config(path)
