@@ -187,6 +187,18 @@ class AnalysisParams(_Strict):
                     "non_contractual: no new engagement within the horizon")
     collapse_repeats: bool = Field(
         default=True, description="merge consecutive repeats of one activity in mining logs")
+    outbound_activities: dict[str, list[str]] = Field(
+        default_factory=lambda: {"email": ["sent", "delivered"]},
+        description="channel -> activities the company does to the account (not the "
+                    "account's own); left out of journeys and mining logs")
+
+    @field_validator("outbound_activities")
+    @classmethod
+    def _outbound(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = set(value) - {"web", "email", "crm"}
+        if unknown:
+            raise ValueError(f"unknown channel {sorted(unknown)} (channels: web, email, crm)")
+        return {channel: [_activity_name(a) for a in names] for channel, names in value.items()}
 
     @field_validator("free_mail_domains")
     @classmethod

@@ -150,3 +150,13 @@ def register_engagement_rules(con: duckdb.DuckDBPyConnection, rules) -> None:
                 "role VARCHAR NOT NULL)")
     rows = [(a, role) for role in ("start", "end", "cancel") for a in getattr(rules, role)]
     con.executemany("INSERT INTO engagement_rules VALUES (?, ?)", rows)
+
+
+def register_outbound_activities(con: duckdb.DuckDBPyConnection,
+                                 outbound: dict[str, list[str]]) -> None:
+    """outbound_activities(channel, activity): what the company does, not the account."""
+    con.execute("CREATE OR REPLACE TABLE outbound_activities (channel VARCHAR, "
+                "activity VARCHAR)")
+    rows = [(channel, a) for channel, names in outbound.items() for a in names]
+    if rows:
+        con.executemany("INSERT INTO outbound_activities VALUES (?, ?)", rows)

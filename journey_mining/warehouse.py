@@ -287,6 +287,7 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None,
         stages.register_stage_map(con, stage_map)
         stages.register_free_mail_domains(con, params.free_mail_domains)
         stages.register_engagement_rules(con, params.engagements)
+        stages.register_outbound_activities(con, params.outbound_activities)
         con.execute(f"CREATE OR REPLACE TABLE run_issues ({RUN_ISSUES_COLUMNS})")
         built = run_models(
             con,

@@ -1,7 +1,7 @@
--- Grain: one row per touchpoint that process mining reads: touchpoints of an account,
--- up to the as-of date, that signal a stage or are negative signals. Outbound email
--- sends and deliveries (no stage, not negative) are the company's actions, not the
--- account's, and would swamp the paths.
+-- Grain: one row per touchpoint that process mining reads: every touchpoint of an
+-- account up to the as-of date, mapped to a stage or not, except outbound activities
+-- (config; default email sent and delivered): the company's actions, not the
+-- account's, which would swamp the paths.
 -- engagement_cycle: 1 + the number of the account's engagements that ended before
 -- the touchpoint, so a cycle is the stretch of the journey up to and including one
 -- engagement (the last cycle is open).
@@ -17,7 +17,10 @@ touchpoints as (
     from int_touchpoints_staged as t, params as p
     where t.account_id is not null
         and t.occurred_at <= p.as_of
-        and (t.stage is not null or t.is_negative)
+        and not exists (
+            select 1 from outbound_activities as o
+            where o.channel = t.channel and o.activity = t.activity
+        )
 ),
 
 ended as (

@@ -1,0 +1,101 @@
+"""Real public logs through `journey run` with a config file only (issue 12): the stored
+activity DFG and variants equal pm4py's figures for the same file. Skipped without
+../shared (a clone outside CI)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import SHARED_REAL
+
+JOURNEY = str(Path(sys.executable).parent / "journey")
+pytestmark = pytest.mark.skipif(not SHARED_REAL.is_dir(), reason="needs ../shared/data/real")
+
+
+def normal(activity: str) -> str:
+    """How staging names an activity ("T02 Check ..." is t02_check_...)."""
+    return "_".join(activity.strip().lower().replace("-", " ").split())
+
+
+# The config a user writes for an event log exported as CSV: which file is the CRM
+# activity export, which of its columns are the contract's, and a stage map.
+EVENT_LOG_CONFIG = {
+    "ingest": {"sources": {"crm_activities": {
+        "files": ["*log*"],
+        "columns": {"event_id": "activity_id", "time:timestamp": "occurred_at",
+                    "case:concept:name": "account_id", "concept:name": "activity_type"}}}},
+    "analysis": {"collapse_repeats": False, "stage_map": "stage_map.yml"},
+}
+
+
+def run_journey(tmp_path: Path, frame: pd.DataFrame, stage_map: dict) -> duckdb.DuckDBPyConnection:
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    frame.to_csv(exports / "event_log.csv.gz", index=False)
+    (tmp_path / "stage_map.yml").write_text(yaml.safe_dump(stage_map))
+    (tmp_path / "journey.yml").write_text(yaml.safe_dump(EVENT_LOG_CONFIG))
+    result = subprocess.run(
+        [JOURNEY, "run", "--input", str(exports), "--config", str(tmp_path / "journey.yml"),
+         "--warehouse", str(tmp_path / "w.duckdb"), "--outputs", str(tmp_path / "out"),
+         "--reports", str(tmp_path / "reports"), "--no-static-images"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "report:" in result.stdout
+    return duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+
+
+def check_against_reference(con, reference: dict) -> None:
+    dfg = {f"{a} -> {b}": n for a, b, n in con.execute(
+        "SELECT from_activity, to_activity, transitions FROM activity_transitions").fetchall()}
+    assert dfg == {" -> ".join(normal(x) for x in k.split(" -> ")): v
+                   for k, v in reference["dfg"].items()}
+    variants = con.execute("SELECT variant, cases FROM path_variants WHERE level = 'activity' "
+                           "ORDER BY cases DESC, variant").fetchall()
+    assert len(variants) == reference["variants"]
+    assert sum(n for _, n in variants) == reference["cases"]
+    top = sorted(((" > ".join(normal(x) for x in v.split(" > ")), n)
+                  for v, n in reference["top10_variants"]), key=lambda x: (-x[1], x[0]))
+    assert [(v, n) for v, n in variants[:10]] == top
+    assert con.execute("SELECT count(*) FROM rejected_rows").fetchall() == [(0,)]
+
+
+def test_the_receipt_log_runs_with_a_config_only(tmp_path):
+    frame = pd.read_csv(SHARED_REAL / "receipt" / "receipt.csv.gz")
+    frame.insert(0, "event_id", frame["concept:instance"])
+    stage_map = {"signals": {"crm": {"Confirmation of receipt": "awareness",
+                                     "T02 Check confirmation of receipt": "consideration",
+                                     "T04 Determine confirmation of receipt": "evaluation",
+                                     "T10 Determine necessity to stop indication": "client"}}}
+    con = run_journey(tmp_path, frame, stage_map)
+    check_against_reference(con, json.loads(
+        (SHARED_REAL / "receipt" / "pm4py_reference.json").read_text()))
+    # Every activity stays in the activity log, mapped to a stage or not.
+    activities = con.execute(
+        "SELECT count(*) FROM (SELECT from_activity FROM activity_transitions UNION "
+        "SELECT to_activity FROM activity_transitions)").fetchall()[0][0]
+    assert activities == 27
+
+
+def test_the_helpdesk_log_runs_with_a_config_only(tmp_path):
+    import pm4py
+
+    log = pm4py.read_xes(str(SHARED_REAL / "helpdesk" / "helpdesk.xes.gz"))
+    frame = log[["case:concept:name", "concept:name", "time:timestamp"]].copy()
+    frame.insert(0, "event_id", [f"e{i}" for i in range(len(frame))])
+    frame["time:timestamp"] = pd.to_datetime(frame["time:timestamp"], utc=True).map(
+        lambda t: t.isoformat())
+    stage_map = {"signals": {"crm": {"Assign seriousness": "awareness",
+                                     "Take in charge ticket": "consideration",
+                                     "Resolve ticket": "evaluation",
+                                     "Closed": "client"}}}
+    con = run_journey(tmp_path, frame, stage_map)
+    check_against_reference(con, json.loads(
+        (SHARED_REAL / "helpdesk" / "pm4py_reference.json").read_text()))
