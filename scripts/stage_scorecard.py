@@ -38,11 +38,11 @@ def main() -> None:
             warehouse.build(con, AnalysisParams())
             truth = stage_inference.stage_paths(pd.read_csv(
                 Path(tmp) / "truth" / "stage_paths.csv", parse_dates=["entered_at"]))
-            runs = {"signal labels": lambda: stage_inference.signal_label_paths(con)}
+            runs = {"signal labels": lambda c=con: stage_inference.signal_label_paths(c)}
             for method in stage_inference.METHODS:
                 params = stage_inference.InferenceParams(method=method)
-                runs[method] = lambda p=params: stage_inference.stage_paths(
-                    stage_inference.infer_stage_history(con, p))
+                runs[method] = lambda p=params, c=con: stage_inference.stage_paths(
+                    stage_inference.infer_stage_history(c, p))
             for name, run in runs.items():
                 started = time.perf_counter()
                 paths = run()
