@@ -113,14 +113,27 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
 
 # -- formatting -----------------------------------------------------------------------
 
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA
+
+
 def pct(x) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+    return "—" if _missing(x) else f"{x:.1%}"
 
 
-def days(hours) -> str:
-    if hours is None or (isinstance(hours, float) and math.isnan(hours)):
-        return "n/a"
-    return f"{hours / 24:.1f} d" if hours >= 24 else f"{hours:.1f} h"
+def duration(hours) -> str:
+    """A duration in the unit its size calls for: minutes, hours or days."""
+    if _missing(hours):
+        return "—"
+    if hours < 1:
+        return f"{hours * 60:.0f} min"
+    return f"{hours / 24:.1f} days" if hours >= 24 else f"{hours:.1f} h"
+
+
+days = duration  # the older name, kept for notebooks
+
+# Below this many accounts a cohort's conversion is not plotted as a rate.
+MIN_COHORT = 10
 
 
 # -- figures --------------------------------------------------------------------------
@@ -285,6 +298,9 @@ def build_linearity_figure(conformance: pd.Series) -> go.Figure:
 
 
 def build_cohort_figure(cohorts: pd.DataFrame) -> go.Figure:
+    """Conversion by month of first touch; cohorts under MIN_COHORT accounts are left out
+    (one account is 0 % or 100 %, which reads as a trend and is none)."""
+    cohorts = cohorts[cohorts.accounts >= MIN_COHORT]
     fig = go.Figure()
     for stage, colour in (("evaluation", "#4C78A8"), ("decision", "#F58518"),
                           ("client", "#54A24B")):
@@ -413,63 +429,115 @@ def build_quality_figure(resolution: pd.DataFrame) -> go.Figure:
 # -- headlines ------------------------------------------------------------------------
 
 def headlines(d: ReportData) -> dict[str, str]:
+    """One sentence or two per section, in words a reader acts on, for any amount of data:
+    where something cannot be measured yet, the sentence says why."""
+    return {"funnel": _funnel_sentence(d), "map": _map_sentence(d),
+            "paths": _paths_sentence(d.variants), "linearity": _linearity_sentence(d),
+            "cohorts": _cohort_sentence(d.cohorts, d.segments),
+            "channels": _channel_sentence(d.channel_mix),
+            "reengagement": _reengagement_sentence(d), "churn": _churn_sentence(d),
+            "quality": _quality_sentence(d)}
+
+
+def _funnel_sentence(d: ReportData) -> str:
     f = d.funnel.set_index("stage")
-    steps = f.loc[list(FUNNEL[:4]), "conversion_to_next"]
-    worst = steps.idxmin()
-    nxt = FUNNEL[FUNNEL.index(worst) + 1]
-    aware, clients = f.at["awareness", "reached"], f.at["client", "reached"]
-    biggest_drop = d.funnel.loc[d.funnel.dropped.idxmax()]
-    ladder_moves = d.stage_transitions[d.stage_transitions.kind == "back_step"]
-    top_back = ladder_moves.sort_values("accounts", ascending=False).head(1)
+    aware, clients = int(f.at["awareness", "reached"]), int(f.at["client", "reached"])
+    if not aware:
+        return "No account has a staged touchpoint yet: there is no funnel to show."
+    if clients:
+        text = (f"Of {aware:,} accounts that showed interest, {clients:,} became clients "
+                f"({pct(clients / aware)}).")
+    else:
+        furthest = d.funnel[d.funnel.reached > 0].stage.iloc[-1]
+        text = (f"No account has become a client yet: of {aware:,} accounts that showed "
+                f"interest, the furthest got to {LABEL[furthest]}.")
+    # The weakest step among steps with enough accounts to call it one.
+    steps = d.funnel[d.funnel.stage.isin(FUNNEL[:4]) & (d.funnel.reached >= 5)
+                     & d.funnel.conversion_to_next.notna()]
+    if len(steps) >= 2:
+        worst = steps.loc[steps.conversion_to_next.idxmin()]
+        nxt = FUNNEL[FUNNEL.index(worst.stage) + 1]
+        text += (f" The weakest step is {LABEL[worst.stage]} to {LABEL[nxt]}: "
+                 f"{pct(worst.conversion_to_next)} move on.")
+    dropped = int(d.funnel.dropped.sum())
+    if dropped:
+        biggest = d.funnel.loc[d.funnel.dropped.idxmax()]
+        text += (f" {dropped:,} accounts went quiet before buying, most at "
+                 f"{LABEL[biggest.stage]} ({int(biggest.dropped):,}).")
+    else:
+        text += " No account has gone quiet before buying."
+    return text
+
+
+def _map_sentence(d: ReportData) -> str:
+    moves = d.stage_transitions[d.stage_transitions.kind != "repeat"]
+    if moves.empty:
+        return "No account has moved from one stage to another yet."
+    back = moves[moves.kind == "back_step"].sort_values("accounts", ascending=False)
+    share = d.conformance.share_with_back_steps
+    if back.empty or not share:
+        return "Every move so far went up the ladder: no account stepped back."
+    top = back.iloc[0]
+    return (f"Journeys do not run straight: {pct(share)} of accounts step back at least once, "
+            f"most often from {LABEL[top.from_stage]} to {LABEL[top.to_stage]} "
+            f"({int(top.accounts)} accounts).")
+
+
+def _paths_sentence(variants: pd.DataFrame) -> str:
+    if variants.empty:
+        return "No stage paths yet."
+    n = int(variants.cases.sum())
+    if len(variants) == 1:
+        return f"All {n:,} accounts follow the same stage path: {variants.variant.iloc[0]}."
+    return (f"{len(variants):,} different stage paths for {n:,} accounts: the 10 most common "
+            f"cover {pct(variants.head(10).coverage.sum())}, and "
+            f"{pct((variants.cases == 1).sum() / max(n, 1))} of accounts follow a path nobody "
+            "else took.")
+
+
+def _linearity_sentence(d: ReportData) -> str:
     c = d.conformance
-    g = d.gaps
-    returned = int(g.returned.sum())
-    top_lift = d.lift[d.lift.significant & (d.lift.lift > 1)
-                      & ~d.lift.touchpoint.str.startswith("crm:")].head(1)
-    churn_high = int((d.churn.risk_band == "high").sum())
-    k = d.kpis
-    out = {
-        "funnel": (
-            f"Of {aware:,} accounts that showed awareness, {clients:,} became clients "
-            f"({pct(clients / aware if aware else None)}). The weakest step is "
-            f"{LABEL[worst]} to {LABEL[nxt]}: {pct(steps[worst])} move on. "
-            f"{int(d.funnel.dropped.sum()):,} accounts went quiet before buying, most at "
-            f"{LABEL[biggest_drop.stage]} ({int(biggest_drop.dropped):,})."),
-        "map": (
-            f"Journeys do not run straight: {pct(c.share_with_back_steps)} of accounts step "
-            f"back at least once" + (
-                f", most often from {LABEL[top_back.iloc[0].from_stage]} to "
-                f"{LABEL[top_back.iloc[0].to_stage]} ({int(top_back.iloc[0].accounts)} accounts)"
-                if len(top_back) else "") + "."),
-        "paths": (
-            f"{len(d.variants):,} different stage paths for {int(d.variants.cases.sum()):,} "
-            f"accounts: the 10 most common cover {pct(d.variants.head(10).coverage.sum())}, and "
-            f"{pct((d.variants.cases == 1).sum() / max(d.variants.cases.sum(), 1))} of accounts "
-            f"follow a path nobody else took."),
-        "linearity": (
-            f"Only {pct(c.linear_share)} of journeys follow the textbook ladder. "
-            f"{pct(c.client_conversion_linear)} of those reached client, against "
-            f"{pct(c.client_conversion_non_linear)} of the others: long journeys that convert "
-            f"collect detours on the way, so read this as description, not cause."),
-        "cohorts": _cohort_sentence(d.cohorts, d.segments),
-        "channels": _channel_sentence(d.channel_mix),
-        "reengagement": (
-            f"{returned} of {len(g)} ended engagements led to a new one "
-            f"(re-engagement rate {pct(k.re_engagement_rate)} of accounts)." + (
-                f" Accounts with {top_lift.iloc[0].touchpoint.split(':')[1].replace('_', ' ')} "
-                f"in the gap came back x{top_lift.iloc[0].lift:.1f} as often."
-                if len(top_lift) else "")),
-        "churn": (
-            f"{len(d.churn)} clients scored; {churn_high} at high risk of cancelling in the next "
-            f"{int(d.model_run.horizon_days) if d.model_run is not None else 180} days."
-            + (_model_sentence(d.model_run) if d.model_run is not None else "")),
-        "quality": (
-            f"{int(d.loads.rows_loaded.sum()):,} rows loaded, "
+    if _missing(c.linear_share):
+        return "No journeys to compare with the textbook ladder yet."
+    text = f"{pct(c.linear_share)} of journeys follow the textbook ladder."
+    if not _missing(c.client_conversion_linear) and not _missing(
+            c.client_conversion_non_linear) and (c.client_conversion_linear
+                                                 or c.client_conversion_non_linear):
+        text += (f" {pct(c.client_conversion_linear)} of those reached client, against "
+                 f"{pct(c.client_conversion_non_linear)} of the others; read this as "
+                 "description, not cause.")
+    return text
+
+
+def _reengagement_sentence(d: ReportData) -> str:
+    g, k = d.gaps, d.kpis
+    if g.empty:
+        return "No engagement has ended yet, so nobody can have come back."
+    text = (f"{int(g.returned.sum())} of {len(g)} ended engagements led to a new one "
+            f"(re-engagement rate {pct(k.re_engagement_rate)} of accounts).")
+    top = d.lift[d.lift.significant & (d.lift.lift > 1)
+                 & ~d.lift.touchpoint.astype(str).str.startswith("crm:")].head(1)
+    if len(top):
+        text += (f" Accounts with {top.iloc[0].touchpoint.split(':')[1].replace('_', ' ')} "
+                 f"in the gap came back x{top.iloc[0].lift:.1f} as often.")
+    return text
+
+
+def _churn_sentence(d: ReportData) -> str:
+    if d.churn.empty:
+        return ("No clients to score at the as-of date: nobody is a client now (none yet, "
+                "or every client has left).")
+    horizon = int(d.model_run.horizon_days) if d.model_run is not None else 180
+    text = (f"{len(d.churn)} clients scored; {int((d.churn.risk_band == 'high').sum())} at "
+            f"high risk of leaving in the next {horizon} days.")
+    return text + (_model_sentence(d.model_run) if d.model_run is not None else "")
+
+
+def _quality_sentence(d: ReportData) -> str:
+    return (f"{int(d.loads.rows_loaded.sum()):,} rows loaded, "
             f"{int(d.loads.rows_duplicate.sum()):,} duplicates skipped, "
-            f"{int(d.loads.rows_rejected.sum()):,} rejected. {pct(k.resolved_share)} of "
-            f"touchpoints are tied to an account."),
-    }
-    return out
+            f"{int(d.loads.rows_rejected.sum()):,} rejected. {pct(d.kpis.resolved_share)} of "
+            "touchpoints are tied to an account.")
 
 
 def _cohort_sentence(cohorts: pd.DataFrame, segments: pd.DataFrame) -> str:
@@ -493,15 +561,20 @@ def _channel_sentence(mix: pd.DataFrame) -> str:
         total = part.touchpoints.sum()
         return part[part.channel.isin(channels)].touchpoints.sum() / total if total else None
 
-    return (f"At awareness and consideration {pct(share(FUNNEL[:2], ['web', 'email']))} of "
-            f"touchpoints are self-directed (website, email); at evaluation and decision "
-            f"{pct(share(FUNNEL[2:4], ['crm']))} are sales contact.")
+    early, late = share(FUNNEL[:2], ["web", "email"]), share(FUNNEL[2:4], ["crm"])
+    parts = []
+    if early is not None:
+        parts.append(f"At awareness and consideration {pct(early)} of touchpoints are "
+                     "self-directed (website, email).")
+    if late is not None:
+        parts.append(f"At evaluation and decision {pct(late)} are sales contact.")
+    return " ".join(parts) or "No staged touchpoints yet."
 
 
 def _model_sentence(run: pd.Series) -> str:
     if run.status != "trained":
         return (f" Too little history to train a model ({run.reason}); scores use the "
-                "historical cancellation rate and simple rules.")
+                "historical churn rate and simple rules.")
     verdict = "beats" if run.beats_recency_baseline else "does not beat"
     return (f" In the backtest the model ranks clients with ROC AUC {run.roc_auc:.2f} and "
             f"{verdict} recency alone ({run.recency_roc_auc:.2f}).")
@@ -509,7 +582,9 @@ def _model_sentence(run: pd.Series) -> str:
 
 # -- the writer -----------------------------------------------------------------------
 
-def _table(frame: pd.DataFrame, formats: dict | None = None) -> str:
+def _table(frame: pd.DataFrame, formats: dict | None = None, empty: str = "None yet.") -> str:
+    if frame.empty:
+        return f"<p class='note'>{html.escape(empty)}</p>"
     formats = formats or {}
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
@@ -535,7 +610,8 @@ h2{margin:0 0 6px;font-size:20px}.headline{font-size:16px;margin:0 0 12px;color:
 padding:10px 14px;min-width:150px}.kpi b{display:block;font-size:22px}
 table{border-collapse:collapse;font-size:13px;width:100%}th,td{padding:4px 8px;
 border-bottom:1px solid #eee;text-align:left;vertical-align:top}th{background:#f6f6f6}
-.note{font-size:12px;color:#666}
+.note{font-size:12px;color:#666}.missing{font-size:14px;color:#555;background:#f6f6f6;
+border-radius:6px;padding:14px}
 .issues{background:#fff4e5;color:#5c3b00;border-radius:6px;padding:8px 14px;margin-top:10px;
 font-size:14px}.issues ul{margin:4px 0}
 """
@@ -607,9 +683,35 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     }
     if d.model_run is not None and d.model_run.status == "trained":
         builders["model-quality"] = lambda: build_model_quality_figure(d.model_run)
+    # A chart with nothing to show says why in a sentence, instead of an empty frame.
+    nothing = {
+        "funnel": (d.funnel.reached.sum() == 0, "No account has a staged touchpoint yet."),
+        "dropoff": (d.funnel.dropped.sum() == 0, "No account has gone quiet before buying."),
+        "process-map": (d.stage_transitions.empty,
+                        "No account has moved from one stage to another yet."),
+        "activity-map": (d.activity_transitions.empty,
+                         "No account has two touchpoints in a row yet."),
+        "paths-sankey": (d.variants.empty or (d.variants.length <= 1).all(),
+                         "Every stage path is a single stage: no flow to draw yet."),
+        "cohorts": ((d.cohorts.accounts >= MIN_COHORT).sum() == 0,
+                    f"No monthly cohort has {MIN_COHORT} accounts yet, so no cohort "
+                    "conversion rate is shown."),
+        "segments": (len(d.segments) < 2, "Only one industry segment: nothing to compare."),
+        "channel-mix": (d.channel_mix.empty, "No staged touchpoints yet."),
+        "reengagement-curve": (d.curves.empty or d.gaps.empty,
+                               "No engagement has ended yet, so nobody can have come back."),
+        "gap-days": (d.gaps.empty, "No engagement has ended yet: no gaps to show."),
+        "lifecycle": (d.lifecycle.empty, "No clients yet: no lifecycle to show."),
+        "gap-lift": (d.lift.empty, "Too few ended engagements to compare what returning "
+                                   "accounts did in the gap."),
+        "resolution": (d.resolution.empty, "No touchpoints loaded yet."),
+    }
     # A chart that cannot be drawn is said where it would be; the rest of the report stays.
-    figures, failed = {}, {}
+    figures, failed, said = {}, {}, {}
     for name, builder in builders.items():
+        if name in nothing and bool(nothing[name][0]):
+            said[name] = nothing[name][1]
+            continue
         try:
             figures[name] = builder()
         except Exception as exc:  # noqa: BLE001
@@ -620,6 +722,7 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
            for name, fig in figures.items()}
     div.update({name: f"<p class='note'>This chart could not be drawn ({html.escape(why)})."
                       "</p>" for name, why in failed.items()})
+    div.update({name: f"<p class='missing'>{html.escape(why)}</p>" for name, why in said.items()})
     issues = [*run_issues(con), *((f"chart {name}", why) for name, why in failed.items())]
     issues_html = ("<div class='issues'><b>Not in this report:</b><ul>" + "".join(
         f"<li>{html.escape(step)}: {html.escape(problem)}</li>" for step, problem in issues)
@@ -630,19 +733,20 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     deviations = pd.DataFrame({
         "move": [f"{LABEL[a]} → {LABEL[b]}" for a, b in zip(deviations.from_stage,
                                                              deviations.to_stage, strict=True)],
-        "kind": deviations.kind.str.replace("_", "-"), "accounts": deviations.accounts,
-        "times": deviations.transitions,
-        "median time": [days(h) for h in deviations.median_hours]})
+        "kind": [str(k).replace("_", "-") for k in deviations.kind],
+        "accounts": deviations.accounts, "times": deviations.transitions,
+        "median time": [duration(h) for h in deviations.median_hours]})
     variants = d.variants.head(15)[["variant_rank", "variant", "cases", "coverage",
                                     "cumulative_coverage"]]
-    timing = d.stage_timing[d.stage_timing.stage.isin(FUNNEL[:4])][
+    timing = d.stage_timing[d.stage_timing.stage.isin(FUNNEL[:4])
+                            & (d.stage_timing.accounts_entered > 0)][
         ["stage", "accounts_entered", "moved_on", "censored", "median_days", "p75_days",
          "p90_days", "moved_on_within_90d"]]
     churn_top = d.churn.head(20)[["account_id", "account_name", "churn_probability",
                                   "risk_band", "top_factors"]]
     dropped_top = d.dropped.head(15)[["account_id", "account_name", "industry",
                                       "dropped_at_stage", "last_touch_at", "days_silent"]]
-    fmt_days = {c: (lambda v: "—" if pd.isna(v) else f"{v:.0f}")
+    fmt_days = {c: (lambda v: duration(None if pd.isna(v) else v * 24))
                 for c in ("median_days", "p75_days", "p90_days")}
     sections = [
         ("funnel", "Funnel and drop-offs",
@@ -650,20 +754,26 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
          f'<div class="kpi"><b>{int(k.touchpoints):,}</b>touchpoints</div>'
          f'<div class="kpi"><b>{pct(k.resolved_share)}</b>tied to an account</div>'
          f'<div class="kpi"><b>{int(k.dropped_accounts):,}</b>dropped</div>'
-         f'<div class="kpi"><b>{pct(k.re_engagement_rate)}</b>re-engagement rate</div></div>'
+         f'<div class="kpi"><b>{pct(k.re_engagement_rate)}</b>re-engagement rate'
+         f'{"" if not _missing(k.re_engagement_rate) else " (no engagement ended yet)"}'
+         f'</div></div>'
          f'<div class="grid">{div["funnel"]}{div["dropoff"]}</div>'
          f"<h3>Time to move on (Kaplan-Meier; journeys still open count as not yet)</h3>"
-         f"{_table(timing, {**fmt_days, 'moved_on_within_90d': pct})}"
+         f"{_table(timing, {**fmt_days, 'moved_on_within_90d': pct}, 'No account has entered a stage before client yet.')}"  # noqa: E501
          f"<h3>Dropped accounts to follow up</h3>"
-         f"{_table(dropped_top)}<p class='note'>All {len(d.dropped):,} dropped accounts: "
-         f"<a href='dropped_accounts.csv' download>dropped_accounts.csv</a></p>"),
+         + (f"{_table(dropped_top)}<p class='note'>All {len(d.dropped):,} dropped accounts: "
+            f"<a href='dropped_accounts.csv' download>dropped_accounts.csv</a></p>"
+            if len(d.dropped) else "<p class='note'>No account has gone quiet before buying."
+                                   "</p>")),
         ("map", "The process map", div["process-map"] + div["activity-map"]),
         ("paths", "Paths", div["paths-sankey"] + "<h3>Most common paths</h3>" + _table(
             variants, {"coverage": pct, "cumulative_coverage": pct})
-         + f"<p class='note'>The other {max(len(d.variants) - 15, 0):,} paths cover "
-           f"{pct(1 - variants.coverage.sum())} of accounts.</p>"),
+         + (f"<p class='note'>The other {len(d.variants) - 15:,} paths cover "
+            f"{pct(1 - variants.coverage.sum())} of accounts.</p>" if len(d.variants) > 15
+            else "")),
         ("linearity", "How linear are journeys?", div["linearity"]
-         + "<h3>Most common departures from the ladder</h3>" + _table(deviations)),
+         + "<h3>Most common departures from the ladder</h3>"
+         + _table(deviations, empty="No step back or skip between two stages.")),
         ("cohorts", "Conversion over time and by segment",
          f'<div class="grid">{div["cohorts"]}{div["segments"]}</div>'),
         ("channels", "Channel mix per stage", div["channel-mix"]),
@@ -671,13 +781,13 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
          f'<div class="grid">{div["reengagement-curve"]}{div["gap-days"]}</div>'
          f'{div["lifecycle"]}{div["gap-lift"]}'),
         ("churn", "Churn risk", (div.get("model-quality", "")) + "<h3>Clients most at risk</h3>"
-         + _table(churn_top, {"churn_probability": pct})
-         + "<p class='note'>All scores: <a href='churn_scores.csv' download>"
-           "churn_scores.csv</a></p>"),
+         + _table(churn_top, {"churn_probability": pct}, "No clients to score.")
+         + ("<p class='note'>All scores: <a href='churn_scores.csv' download>"
+            "churn_scores.csv</a></p>" if len(d.churn) else "")),
         ("quality", "Data quality", div["resolution"] + "<h3>Loads</h3>" + _table(
             d.loads[["load_id", "finished_at", "files_seen", "files_read", "rows_read",
                      "rows_loaded", "rows_duplicate", "rows_rejected"]])
-         + "<h3>Rejected rows by reason</h3>" + _table(d.rejects)),
+         + "<h3>Rejected rows by reason</h3>" + _table(d.rejects, empty="No row rejected.")),
     ]
     nav = "".join(f'<a href="#{sid}">{html.escape(title)}</a>' for sid, title, _ in sections)
     body = "".join(
