@@ -99,6 +99,13 @@ def pre_sale_events(con: duckdb.DuckDBPyConnection, period_days: int = 7) -> pd.
     return con.execute(PRE_SALE_EVENTS_SQL, {"period_days": period_days}).df()
 
 
+def _materialise_pre_sale(con: duckdb.DuckDBPyConnection, period_days: int) -> int:
+    """The pre-sale touchpoints as temp table _pre_sale (stays in DuckDB); returns rows."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _pre_sale AS {PRE_SALE_EVENTS_SQL}",
+                {"period_days": period_days})
+    return con.execute("SELECT count(*) FROM _pre_sale").fetchall()[0][0]
+
+
 # -- the hidden Markov model -----------------------------------------------------------------
 
 def _observations(events: pd.DataFrame, activities: list[str]):
@@ -253,7 +260,7 @@ with events as (
            coalesce(count(*) filter (where activity = 'deal_lost') over (
                partition by account_id order by event_order
                rows between unbounded preceding and 1 preceding), 0) as lost_before
-    from pre_sale
+    from _pre_sale
 ),
 state as (
     -- the highest stage signalled within the window since the last lost deal; after a
@@ -265,27 +272,29 @@ state as (
                         range between to_days($window_days) preceding and current row))
                as stage_order
     from events
+),
+changes as (
+    select *,
+           stage_order is distinct from lag(stage_order) over (
+               partition by account_id order by event_order) as is_new
+    from state
+),
+runs as (
+    select *,
+           sum(is_new::integer) over (partition by account_id order by event_order
+                                      rows unbounded preceding) as run_no
+    from changes
 )
-select account_id, occurred_at, event_order, stage_order from state
-order by account_id, event_order
+select r.account_id, l.stage, min(r.occurred_at) as entered_at,
+       cast(null as double) as posterior, count(*) as evidence
+from runs r join stage_ladder l on l.stage_order = r.stage_order
+group by r.account_id, r.run_no, l.stage
 """
 
 
-def _window_stays(con: duckdb.DuckDBPyConnection, events: pd.DataFrame,
-                  params: InferenceParams) -> pd.DataFrame:
-    con.register("pre_sale", events)
-    try:
-        states = con.execute(WINDOW_SQL, {"window_days": params.window_days}).df()
-    finally:
-        con.unregister("pre_sale")
-    states["stage"] = states.stage_order.map(lambda o: PRE_SALE[int(o) - 1])
-    change = (states.stage != states.groupby("account_id").stage.shift()).cumsum()
-    stays = states.groupby(change).agg(account_id=("account_id", "first"),
-                                       stage=("stage", "first"),
-                                       entered_at=("occurred_at", "first"),
-                                       evidence=("occurred_at", "count"))
-    stays["posterior"] = np.nan
-    return stays.reset_index(drop=True)
+def _window_stays(con: duckdb.DuckDBPyConnection, params: InferenceParams) -> pd.DataFrame:
+    """Stays of the window method, computed in DuckDB (one row per stay comes back)."""
+    return con.execute(WINDOW_SQL, {"window_days": params.window_days}).df()
 
 
 # -- after the sale ---------------------------------------------------------------------------
@@ -343,14 +352,16 @@ def infer_stage_history(con: duckdb.DuckDBPyConnection,
     if params.method not in METHODS:
         raise ValueError(f"unknown stage inference method '{params.method}' "
                          f"(methods: {', '.join(METHODS)})")
-    events = pre_sale_events(con, params.period_days)
-    if events.empty:
+    n_events = _materialise_pre_sale(con, params.period_days)
+    if not n_events:
         pre = pd.DataFrame(columns=["account_id", "stage", "entered_at", "posterior",
                                     "evidence"])
     elif params.method == "hmm":
+        events = con.execute("SELECT * FROM _pre_sale ORDER BY account_id, event_order").df()
         pre = _stays_from_periods(_decode_hmm(events, params), events, params.period_days)
     else:
-        pre = _window_stays(con, events, params)
+        pre = _window_stays(con, params)
+    con.execute("DROP TABLE IF EXISTS _pre_sale")
     pre = pre.assign(method=params.method)
     post = con.execute(POST_SALE_SQL).df().assign(posterior=np.nan, evidence=np.nan)
     stays = pd.concat([frame for frame in (pre, post) if len(frame)], ignore_index=True) \

@@ -17,7 +17,7 @@ import yaml
 from tests.conftest import SHARED_REAL
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
-pytestmark = pytest.mark.skipif(not SHARED_REAL.is_dir(), reason="needs ../shared/data/real")
+needs_shared = pytest.mark.skipif(not SHARED_REAL.is_dir(), reason="needs ../shared/data/real")
 
 
 def normal(activity: str) -> str:
@@ -67,6 +67,7 @@ def check_against_reference(con, reference: dict) -> None:
     assert con.execute("SELECT count(*) FROM rejected_rows").fetchall() == [(0,)]
 
 
+@needs_shared
 def test_the_receipt_log_runs_with_a_config_only(tmp_path):
     frame = pd.read_csv(SHARED_REAL / "receipt" / "receipt.csv.gz")
     frame.insert(0, "event_id", frame["concept:instance"])
@@ -84,6 +85,7 @@ def test_the_receipt_log_runs_with_a_config_only(tmp_path):
     assert activities == 27
 
 
+@needs_shared
 def test_the_helpdesk_log_runs_with_a_config_only(tmp_path):
     import pm4py
 
@@ -99,3 +101,41 @@ def test_the_helpdesk_log_runs_with_a_config_only(tmp_path):
     con = run_journey(tmp_path, frame, stage_map)
     check_against_reference(con, json.loads(
         (SHARED_REAL / "helpdesk" / "pm4py_reference.json").read_text()))
+
+
+def test_a_generated_purchase_log_runs_with_a_config_only(tmp_path):
+    rows, n = [], 0
+    for c in range(40):
+        day = 0
+        for _ in range(1 + c % 4):
+            day += 7 + (c * 13) % 50
+            n += 1
+            rows.append((f"o{n}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=day),
+                         f"cust{c:02d}", "purchase"))
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    pd.DataFrame(rows, columns=["order_id", "ordered_at", "customer_id", "kind"]).to_csv(
+        exports / "orders_2024.csv", index=False)
+    (tmp_path / "purchase_stage_map.yml").write_text(yaml.safe_dump(
+        {"signals": {"crm": {"purchase": "client"}}}))
+    (tmp_path / "journey.yml").write_text(yaml.safe_dump({
+        "ingest": {"sources": {"crm_activities": {
+            "files": ["orders*"],
+            "columns": {"order_id": "activity_id", "ordered_at": "occurred_at",
+                        "customer_id": "account_id", "kind": "activity_type"}}}},
+        "analysis": {"stage_map": "purchase_stage_map.yml", "churn_kind": "non_contractual",
+                     "engagements": {"start": ["purchase"], "instant": True}}}))
+    result = subprocess.run(
+        [JOURNEY, "run", "--input", str(exports), "--config", str(tmp_path / "journey.yml"),
+         "--warehouse", str(tmp_path / "w.duckdb"), "--outputs", str(tmp_path / "out"),
+         "--reports", str(tmp_path / "reports"), "--no-static-images"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM engagements").fetchall() == [(n,)]
+    returned = sum(1 for c in range(40) if c % 4)
+    assert con.execute("SELECT re_engaged_accounts FROM journey_kpis").fetchall() == [
+        (returned,)]
+    bands = con.execute("SELECT risk_band, min(churn_probability) FROM churn_scores "
+                        "GROUP BY 1").fetchall()
+    assert all(p > 0 for band, p in bands if band != "low")

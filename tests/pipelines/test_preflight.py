@@ -1,0 +1,56 @@
+"""Validate before anything runs (issue 12): a bad config, stage map, engagement rule or
+input path is one line and exit 1, before any file is read or Prefect starts; nothing
+is written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import SAMPLE
+
+JOURNEY = str(Path(sys.executable).parent / "journey")
+
+
+def journey_run(tmp_path, config: dict | None, stage_map: str | None = None,
+                input_dir: Path = SAMPLE):
+    args = [JOURNEY, "run", "--input", str(input_dir), "--warehouse", str(tmp_path / "w.duckdb")]
+    if stage_map is not None:
+        (tmp_path / "map.yml").write_text(stage_map)
+    if config is not None:
+        (tmp_path / "journey.yml").write_text(yaml.safe_dump(config))
+        args += ["--config", str(tmp_path / "journey.yml")]
+    started = time.monotonic()
+    result = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize(("config", "stage_map", "message"), [
+    ({"analysis": {"stage_map": "map.yml"}}, "signals: {crm: {deal_won: customer}}",
+     "unknown stage 'customer'"),
+    ({"analysis": {"stage_map": "missing.yml"}}, None, "stage map not found"),
+    ({"analysis": {"engagements": {"start": []}}}, None, "needs at least one activity"),
+    ({"analysis": {"churn_kind": "sometimes"}}, None, "churn_kind"),
+    ({"ingest": {"sources": {"crm_activities": {"encoding": "cp1252"}}}}, None, "encoding"),
+])
+def test_a_bad_setting_is_one_line_before_anything_runs(tmp_path, config, stage_map, message):
+    result, elapsed = journey_run(tmp_path, config, stage_map)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert elapsed < 30  # no Prefect start, no file read (about a second in practice)
+    assert not (tmp_path / "w.duckdb").exists()
+    assert not (tmp_path / "w.duckdb.lock").exists()
+
+
+def test_a_missing_input_folder_is_one_line(tmp_path):
+    result, _ = journey_run(tmp_path, None, input_dir=tmp_path / "nowhere")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nowhere'}: input folder not found"]
+    assert not (tmp_path / "w.duckdb").exists()
