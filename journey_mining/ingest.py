@@ -467,7 +467,8 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
                     else f"_scrub({text}, {visitor}, $key)")
         if column.endswith("_id") and column not in private:
             # An integral id stored as a float (Parquet, spreadsheets) is the same id.
-            text = f"regexp_replace({text}, '^(-?[0-9]+)\\.0+$', '\\1')"
+            text = (f"CASE WHEN strpos({text}, '.') = 0 THEN {text} "
+                    f"ELSE regexp_replace({text}, '^(-?[0-9]+)\\.0+$', '\\1') END")
         if column in spec.timestamps:
             selects.append(
                 f"""CASE WHEN {text} IS NULL THEN NULL

@@ -59,6 +59,8 @@ silences as (
             occurred_at,
             lead(occurred_at) over (partition by account_id order by occurred_at) as next_at
         from touchpoints
+        -- nothing to compute unless an inactivity end is configured
+        where (select inactivity_days from params) is not null
     ) as t, params as p
     where p.inactivity_days is not null
         and coalesce(t.next_at, p.as_of) > t.occurred_at + to_days(p.inactivity_days)
