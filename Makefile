@@ -39,7 +39,7 @@ lint: install
 	$(BIN)/ruff check journey_mining pipelines tests scripts benchmarks
 
 sample: install  ## regenerate data/sample (seeded: the same files every time)
-	$(BIN)/journey generate --out data/sample --accounts 400 --seed 7
+	$(BIN)/journey generate --out data/sample --accounts 400 --seed 7 --force
 
 clean:
 	rm -rf $(VENV) warehouse reports .prefect .pytest_cache

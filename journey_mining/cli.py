@@ -131,6 +131,21 @@ def _print_outputs(result: dict) -> None:
         out.print("[bold red]report:[/] not written (see 'Not in this run' above)")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from journey_mining import __version__
+
+        out.print(f"journey-mining {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="print the version and exit")] =
+        False) -> None:
+    """Infer B2B customer journeys from CRM, web and email exports."""
+
+
 @app.command()
 def run(
     input: Annotated[Path, typer.Option("--input", "-i", help="folder of source exports")],
@@ -211,14 +226,22 @@ def serve(
 
 @app.command()
 def generate(
-    folder: Annotated[Path, typer.Option("--out", help="folder to write the exports into")] =
-        SAMPLE_DIR,
+    folder: Annotated[Path, typer.Option("--out", help="folder to write the exports into")],
     accounts: Annotated[int, typer.Option(help="number of accounts")] = 400,
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
     dirt: Annotated[bool, typer.Option(help="add the dirt of real exports")] = True,
+    force: Annotated[bool, typer.Option(
+        help="replace the files of a folder that is not empty (the committed sample too)")] =
+        False,
 ) -> None:
     """Write synthetic exports (and their ground truth in OUT/truth/)."""
     from journey_mining.generator import GeneratorSpec, generate_exports
+
+    existing = [p for p in folder.glob("*") if p.is_file()] if folder.is_dir() else []
+    if existing and not force:
+        what = "the committed sample" if folder.resolve() == SAMPLE_DIR.resolve() else "it"
+        _fail(JourneyError(f"{folder}: not empty ({len(existing)} files); generating would "
+                           f"replace {what}: choose an empty folder or add --force"))
 
     counts = generate_exports(folder, GeneratorSpec(n_accounts=accounts, seed=seed, dirt=dirt))
     out.print(f"wrote {sum(counts.values()):,} clean rows to {folder}: {counts}")

@@ -232,6 +232,38 @@ class Config(_Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
 
+def _fields_at(loc: tuple) -> list[str]:
+    """The setting names allowed where `loc` points (for "did you mean")."""
+    model: type[BaseModel] | None = Config
+    for part in loc[:-1]:
+        if model is None:
+            return []
+        field = model.model_fields.get(str(part))
+        if field is None:
+            continue  # a free key, e.g. a source name under ingest.sources
+        annotation = field.annotation
+        inner = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)]
+        candidates = [annotation, *inner]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)),
+                     None)
+    return list(model.model_fields) if model is not None else []
+
+
+def _problem(err: dict) -> str:
+    where = ".".join(str(p) for p in err["loc"])
+    message = f"{where}: {err['msg']}"
+    if err["type"] == "extra_forbidden":
+        import difflib
+
+        close = difflib.get_close_matches(str(err["loc"][-1]), _fields_at(err["loc"]), n=1)
+        if close:
+            message = (f"{where}: unknown setting; did you mean "
+                       f"{'.'.join(str(p) for p in err['loc'][:-1] + (close[0],))}?")
+        else:
+            message = f"{where}: unknown setting"
+    return message
+
+
 def load_config(path: str | Path | None) -> Config:
     """Read and validate a config file; the defaults when `path` is None."""
     if path is None:
@@ -246,9 +278,7 @@ def load_config(path: str | Path | None) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"{path}: {problems}") from exc
     stage_map = config.analysis.stage_map
     if stage_map and not Path(stage_map).is_absolute():

@@ -54,3 +54,24 @@ def test_a_missing_input_folder_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nowhere'}: input folder not found"]
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_config_typo_gets_a_suggestion_with_the_full_key(tmp_path):
+    result, _ = journey_run(tmp_path, {"analysis": {"dormancy_dayz": 30},
+                                       "ingest": {"sources": {"web_events": {"delimter": ";"}}}})
+    assert result.returncode == 1
+    assert "analysis.dormancy_dayz: unknown setting; did you mean analysis.dormancy_days?" \
+        in result.stderr
+    assert "did you mean ingest.sources.web_events.delimiter?" in result.stderr
+
+
+def test_version_and_a_generate_that_never_overwrites_the_sample(tmp_path):
+    version = subprocess.run([JOURNEY, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("journey-mining ")
+    before = {p.name: p.stat().st_mtime for p in SAMPLE.iterdir()}
+    refused = subprocess.run([JOURNEY, "generate", "--out", str(SAMPLE), "--accounts", "5"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 1 and "--force" in refused.stderr
+    assert {p.name: p.stat().st_mtime for p in SAMPLE.iterdir()} == before
+    missing = subprocess.run([JOURNEY, "generate"], capture_output=True, text=True)
+    assert missing.returncode != 0 and "--out" in missing.stderr
