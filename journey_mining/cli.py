@@ -69,28 +69,48 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None) -> No
 
 def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.datetime | None,
          full_reload: bool, outputs: Path, reports: Path = Path("reports"),
-         static_images: bool = True) -> dict:
+         static_images: bool = True, debug: bool = False) -> dict:
     _prefect_environment()
-    from journey_mining.operations import RunStopped, local_prefect_api, stop_on_signals
+    from journey_mining import operations
+    from journey_mining.operations import local_prefect_api, stop_on_signals
 
     _preflight(input_dir, warehouse, config)
+    new_warehouse = not warehouse.exists()
     try:
         with stop_on_signals(), console.status(
                 "running the journey pipeline (Prefect starts a local API first)"), \
                 local_prefect_api():
             from pipelines.journey_pipeline import journey_pipeline
 
+            if not debug:
+                operations.quiet_tracebacks()
             return journey_pipeline(
                 str(input_dir), str(warehouse), str(config) if config else None, as_of,
                 full_reload, str(outputs), str(reports), static_images,
             )
-    except (RunStopped, KeyboardInterrupt) as exc:
-        _stopped(getattr(exc, "signum", signal.SIGINT))
-    except BaseException as exc:
-        # Prefect turns SIGTERM inside a flow into its own TerminationSignal.
-        if type(exc).__name__ == "TerminationSignal":
-            _stopped(getattr(exc, "signal", signal.SIGTERM))
+    except BaseException:
+        if new_warehouse:
+            _remove_new_warehouse(warehouse)
         raise
+
+
+def _remove_new_warehouse(warehouse: Path) -> None:
+    """A first run that failed leaves no empty warehouse behind (its load rolled back)."""
+    from journey_mining import warehouse as warehouse_lib
+
+    warehouse_lib.close_all()
+    for path in (warehouse, Path(f"{warehouse}.wal")):
+        path.unlink(missing_ok=True)
+
+
+def _stop_or_raise(exc: BaseException) -> None:
+    from journey_mining.operations import RunStopped
+
+    if isinstance(exc, RunStopped | KeyboardInterrupt):
+        _stopped(getattr(exc, "signum", signal.SIGINT))
+    # Prefect turns SIGTERM inside a flow into its own TerminationSignal.
+    if type(exc).__name__ == "TerminationSignal":
+        _stopped(getattr(exc, "signal", signal.SIGTERM))
 
 
 def _stopped(signum: int) -> None:
@@ -162,13 +182,17 @@ def run(
         Path("reports"),
     static_images: Annotated[bool, typer.Option(
         help="PNGs of key charts (needs a local Chromium)")] = True,
+    debug: Annotated[bool, typer.Option(help="show tracebacks in the log")] = False,
 ) -> None:
     """Load the exports in INPUT into the warehouse, rebuild and mine the journeys."""
     try:
         result = _run(input, warehouse, config, _parse_date(as_of), full_reload, outputs,
-                      reports, static_images)
+                      reports, static_images, debug)
     except JourneyError as exc:
         _fail(exc)
+    except BaseException as exc:
+        _stop_or_raise(exc)
+        raise
     _print_outputs(result)
 
 
@@ -188,6 +212,9 @@ def demo(
         result = _run(SAMPLE_DIR, warehouse, None, None, False, outputs)
     except JourneyError as exc:
         _fail(exc)
+    except BaseException as exc:
+        _stop_or_raise(exc)
+        raise
     _print_outputs(result)
 
 

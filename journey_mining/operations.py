@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import socket
@@ -187,3 +188,22 @@ def exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+class _NoTraceback(logging.Filter):
+    """Keep the log line, drop the traceback under it (the run ends with one clear line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info or record.exc_text:
+            record.exc_info, record.exc_text = None, None
+        if isinstance(record.msg, str) and "\nTraceback (most recent call last)" in record.msg:
+            record.msg = record.msg.split("\nTraceback (most recent call last)", 1)[0]
+        return True
+
+
+def quiet_tracebacks() -> None:
+    """Drop tracebacks from Prefect's console log lines (`--debug` keeps them)."""
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", ""):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _NoTraceback) for f in handler.filters):
+                handler.addFilter(_NoTraceback())

@@ -232,3 +232,20 @@ def test_churn_snapshots_are_bounded():
     dates = churn.snapshot_dates(dt.datetime(2999, 1, 1), 180, 30, dt.datetime(2023, 1, 1),
                                  max_snapshots=36)
     assert len(dates) == 36 and dates[0] == dt.datetime(2999, 1, 1) - dt.timedelta(days=180)
+
+
+def test_a_failed_first_run_leaves_no_warehouse_and_no_traceback(tmp_path):
+    exports = tmp_path / "in"
+    exports.mkdir()
+    (exports / "web_events.csv").write_text("id,occurred_at,anonymous_id,event_name\n"
+                                            "w1,2025-01-01,a,page_view\n")
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    result = subprocess.run([JOURNEY, "run", "--input", str(exports), "--warehouse",
+                             str(tmp_path / "w.duckdb"), "--no-static-images"],
+                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "leaked" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: {exports / 'web_events.csv'}: required column 'event_id'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "prefect"]
