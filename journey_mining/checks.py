@@ -85,3 +85,38 @@ def run_checks(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> list[
         for name, query in _queries(model, spec):
             results.append(CheckResult(model, name, con.execute(query).fetchall()[0][0]))
     return results
+
+
+def load_gate_breaches(con: duckdb.DuckDBPyConnection, gates) -> list[str]:
+    """Sources whose share of rejected rows in the last recorded load is above the gate
+    (`QualityGates.max_rejected_share`), as sentences naming the setting."""
+    rows = con.execute("""
+        SELECT source, sum(rows_read), sum(rows_rejected) FROM load_files
+        WHERE load_id = (SELECT max(load_id) FROM loads) GROUP BY source ORDER BY source
+    """).fetchall()
+    breaches = []
+    for source, read, rejected in rows:
+        limit = gates.rejected_share_of(source)
+        if read and rejected / read > limit:
+            breaches.append(f"{source}: {rejected:,} of {read:,} rows rejected "
+                            f"({rejected / read:.1%}) in the last load, above "
+                            f"quality.max_rejected_share {limit:.0%}; see rejected_rows")
+    return breaches
+
+
+def failed_test_breaches(results: list[CheckResult], gates) -> list[str]:
+    """Failed data tests whose model's severity is error."""
+    return [f"data test {r.model} {r.check} failed on {r.failing_rows:,} rows"
+            for r in results if not r.passed and gates.severity_of(r.model) == "error"]
+
+
+def store_results(con: duckdb.DuckDBPyConnection, results: list[CheckResult], gates) -> None:
+    """`data_test_results`: one row per declared test of this build, with its severity."""
+    import pandas as pd
+
+    from journey_mining.warehouse import store_frame
+
+    store_frame(con, "data_test_results", pd.DataFrame(
+        [(r.model, r.check, r.failing_rows, r.passed, gates.severity_of(r.model))
+         for r in results],
+        columns=["model", "check", "failing_rows", "passed", "severity"]))

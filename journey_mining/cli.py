@@ -49,7 +49,7 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
-def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None) -> None:
+def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None):
     """What can be checked before Prefect starts, in a second: config, stage map, input
     folder, a writable warehouse, and whether there is anything at all to analyse."""
     from journey_mining import ingest, stages, warehouse
@@ -65,6 +65,7 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None) -> No
         raise NoDataError(f"{input_dir}: no export files (names start with crm_accounts, "
                           "crm_contacts, crm_activities, web_events or email_events) and the "
                           f"warehouse {warehouse_path} does not exist yet: nothing to analyse")
+    return settings
 
 
 def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.datetime | None,
@@ -74,12 +75,17 @@ def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.dateti
     from journey_mining import operations
     from journey_mining.operations import local_prefect_api, stop_on_signals
 
-    _preflight(input_dir, warehouse, config)
+    settings = _preflight(input_dir, warehouse, config)
+    if not full_reload and operations.nothing_new(warehouse, input_dir, settings, as_of):
+        latest = Path(reports) / "latest" / "index.html"
+        return {"unchanged": True, "load": {}, "warehouse": str(warehouse.resolve()),
+                "report": str(latest.resolve()) if latest.exists() else None}
     new_warehouse = not warehouse.exists()
     try:
-        with stop_on_signals(), console.status(
-                "running the journey pipeline (Prefect starts a local API first)"), \
-                local_prefect_api():
+        # A plain line, not a spinner: the run's log lines follow it on stderr.
+        console.print("running the journey pipeline (a local Prefect API starts first)",
+                      highlight=False)
+        with stop_on_signals(), local_prefect_api():
             from pipelines.journey_pipeline import journey_pipeline
 
             if not debug:

@@ -226,10 +226,40 @@ class ScheduleConfig(_Strict):
         return value
 
 
+class QualityGates(_Strict):
+    """When bad data stops a run instead of flowing into the numbers."""
+
+    max_rejected_share: dict[str, float] = Field(
+        default_factory=lambda: {"default": 0.5},
+        description="source (or 'default') -> largest share of a load's rows that may be "
+                    "rejected; above it the run fails before the build")
+    test_severity: dict[str, Literal["error", "warn"]] = Field(
+        default_factory=lambda: {"default": "warn"},
+        description="model (or 'default') -> what a failed data test does: error fails the "
+                    "run (after the report is written), warn only reports it")
+
+    @field_validator("max_rejected_share")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, share in value.items():
+            if key != "default" and key not in SOURCES:
+                raise ValueError(f"unknown source '{key}' (sources: {', '.join(SOURCES)})")
+            if not 0 <= share <= 1:
+                raise ValueError(f"{key}: a share between 0 and 1, not {share}")
+        return value
+
+    def rejected_share_of(self, source: str) -> float:
+        return self.max_rejected_share.get(source, self.max_rejected_share.get("default", 1.0))
+
+    def severity_of(self, model: str) -> str:
+        return self.test_severity.get(model, self.test_severity.get("default", "warn"))
+
+
 class Config(_Strict):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     analysis: AnalysisParams = Field(default_factory=AnalysisParams)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    quality: QualityGates = Field(default_factory=QualityGates)
 
 
 def _fields_at(loc: tuple) -> list[str]:

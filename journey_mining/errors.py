@@ -40,6 +40,10 @@ class UnreadableFileError(IngestError):
         super().__init__(f"{file}: cannot be read: {reason}")
 
 
+class DataQualityError(JourneyError):
+    """A data-quality gate (config `quality`) stopped the run."""
+
+
 class NoDataError(JourneyError):
     """Nothing to analyse: no touchpoints, or none up to the as-of date."""
 

@@ -120,6 +120,9 @@ class LoadReport:
 
     def summary(self) -> str:
         read = len(self.files) - self.files_skipped
+        if not self.recorded:
+            return (f"nothing new to load: {len(self.files)} files ({self.files_skipped} "
+                    f"unchanged, {self.files_empty} without rows); no load recorded")
         return (
             f"load {self.load_id}: {len(self.files)} files ({read} read, {self.files_skipped} "
             f"unchanged), {self.rows_read:,} rows read: {self.rows_loaded:,} loaded, "

@@ -119,3 +119,65 @@ def require_touchpoints(con: duckdb.DuckDBPyConnection) -> int:
     raise NoDataError(f"no touchpoint up to the as-of date {as_of:%Y-%m-%d}: the warehouse "
                       f"holds {total:,} from {first:%Y-%m-%d} to {last:%Y-%m-%d}; "
                       "choose a later --as-of")
+
+
+KPI_HISTORY_SQL = """
+WITH kpis AS (SELECT * FROM journey_kpis),
+funnel AS (
+    SELECT max(reached) FILTER (WHERE stage = 'awareness') AS reached_awareness,
+           max(reached) FILTER (WHERE stage = 'consideration') AS reached_consideration,
+           max(reached) FILTER (WHERE stage = 'evaluation') AS reached_evaluation,
+           max(reached) FILTER (WHERE stage = 'decision') AS reached_decision,
+           max(reached) FILTER (WHERE stage = 'client') AS reached_client
+    FROM stage_funnel
+),
+load AS (
+    SELECT max(load_id) AS last_load_id,
+           arg_max(rows_rejected, load_id) AS last_load_rows_rejected,
+           arg_max(rows_read, load_id) AS last_load_rows_read
+    FROM loads
+)
+SELECT now()::TIMESTAMP AS built_at, k.as_of, k.accounts, k.touchpoints, k.resolved_share,
+       f.*, f.reached_client / nullif(f.reached_awareness, 0) AS prospect_to_client_rate,
+       k.dropped_accounts, k.re_engagement_rate, l.*,
+       $failed_checks AS failed_data_tests, $run_issues AS run_issues,
+       $churn_status AS churn_status, $churn_roc_auc AS churn_roc_auc
+FROM kpis k, funnel f, load l
+"""
+
+
+def record_kpi_history(con: duckdb.DuckDBPyConnection, failed_checks: int = 0) -> None:
+    """Append this build's headline numbers to `kpi_history` (one row per build), so a
+    scheduled run, or a backfill at another as-of, adds a point to the trend."""
+    from journey_mining.warehouse import store_frame
+
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    status, auc = None, None
+    if "model_runs" in tables:
+        rows = con.execute("SELECT status, roc_auc FROM model_runs "
+                           "ORDER BY trained_at DESC LIMIT 1").fetchall()
+        status, auc = rows[0] if rows else (None, None)
+    frame = con.execute(KPI_HISTORY_SQL, {
+        "failed_checks": int(failed_checks), "run_issues": len(run_issues(con)),
+        "churn_status": status, "churn_roc_auc": auc}).df()
+    store_frame(con, "kpi_history", frame, append=True)
+
+
+def run_tables(con: duckdb.DuckDBPyConnection) -> dict:
+    """The small tables a scheduled run publishes (Prefect artifacts): the funnel, the
+    data quality of the last load and build, and the clients most at risk."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    funnel = con.execute(
+        "SELECT stage, reached, round(conversion_to_next, 3) AS conversion_to_next, dropped "
+        "FROM stage_funnel ORDER BY stage_order").df()
+    quality = con.execute("""
+        SELECT f.source, sum(f.rows_read) AS rows_read, sum(f.rows_loaded) AS rows_loaded,
+               sum(f.rows_duplicate) AS rows_duplicate, sum(f.rows_rejected) AS rows_rejected,
+               round(sum(f.rows_rejected) / nullif(sum(f.rows_read), 0), 4) AS rejected_share
+        FROM load_files f WHERE f.load_id = (SELECT max(load_id) FROM loads)
+        GROUP BY f.source ORDER BY f.source""").df()
+    top = (con.execute(
+        "SELECT account_id, round(churn_probability, 3) AS churn_probability, risk_band, "
+        "top_factors FROM churn_scores ORDER BY churn_probability DESC LIMIT 20").df()
+        if "churn_scores" in tables else None)
+    return {"funnel": funnel, "data_quality": quality, "churn_top": top}

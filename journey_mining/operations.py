@@ -207,3 +207,34 @@ def quiet_tracebacks() -> None:
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(f, _NoTraceback) for f in handler.filters):
                 handler.addFilter(_NoTraceback())
+
+
+def nothing_new(warehouse_path, input_dir, config, as_of=None) -> bool:
+    """True when a run would change nothing: every file of `input_dir` was loaded before
+    (same SHA-256) and the build fingerprint (data, parameters, code) is the last
+    complete run's. Decided on a read-only connection, before Prefect starts."""
+    import duckdb
+
+    from journey_mining import ingest
+
+    path = Path(warehouse_path)
+    if not path.exists():
+        return False
+    files = ingest.discover_files(input_dir, config.ingest)
+    try:
+        con = warehouse.connect(path, read_only=True)
+    except duckdb.Error:
+        return False  # in use by a writer: let the run say so
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "load_files" not in tables:
+            return False
+        seen = {r[0] for r in con.execute(
+            "SELECT DISTINCT sha256 FROM load_files WHERE status = 'read'").fetchall()}
+        if any(f.sha256 not in seen for f in files):
+            return False
+        previous = warehouse.last_build_fingerprint(con)
+        return previous is not None and previous == warehouse.build_fingerprint(
+            con, config.analysis, as_of)
+    finally:
+        con.close()

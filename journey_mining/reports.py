@@ -59,6 +59,8 @@ class ReportData:
     loads: pd.DataFrame
     rejects: pd.DataFrame
     resolution: pd.DataFrame
+    history: pd.DataFrame | None = None
+    tests: pd.DataFrame | None = None
 
 
 def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
@@ -108,6 +110,15 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
         rejects=q("""SELECT source, split_part(reason, ':', 1) AS reason, count(*) AS rows
                      FROM rejected_rows GROUP BY ALL ORDER BY rows DESC"""),
         resolution=q("SELECT * FROM identity_resolution"),
+        tests=(q("SELECT * FROM data_test_results")
+               if con.execute("SELECT count(*) FROM duckdb_tables() "
+                              "WHERE table_name = 'data_test_results'").fetchall()[0][0]
+               else None),
+        history=(q("""SELECT * FROM kpi_history
+                      QUALIFY row_number() OVER (PARTITION BY as_of ORDER BY built_at DESC) = 1
+                      ORDER BY as_of""")
+                 if con.execute("SELECT count(*) FROM duckdb_tables() "
+                                "WHERE table_name = 'kpi_history'").fetchall()[0][0] else None),
     )
 
 
@@ -314,6 +325,21 @@ def build_cohort_figure(cohorts: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def build_trend_figure(history: pd.DataFrame) -> go.Figure:
+    """The headline rates at each as-of date a build ran for (kpi_history)."""
+    fig = go.Figure()
+    for column, name, colour in (
+            ("prospect_to_client_rate", "prospects who became clients", "#54A24B"),
+            ("re_engagement_rate", "clients who came back (re-engagement)", "#4C78A8"),
+            ("resolved_share", "touchpoints tied to an account", "#9D755D")):
+        fig.add_trace(go.Scatter(x=history.as_of, y=history[column], name=name,
+                                 mode="lines+markers", line=dict(color=colour),
+                                 hovertemplate="%{x|%d %b %Y}: %{y:.1%}<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Headline rates at each as-of date",
+                      yaxis=dict(tickformat=".0%", rangemode="tozero"))
+    return fig
+
+
 def build_segment_figure(segments: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Bar(x=segments.industry, y=segments.client,
                            text=[pct(v) for v in segments.client], textposition="outside",
@@ -436,7 +462,16 @@ def headlines(d: ReportData) -> dict[str, str]:
             "cohorts": _cohort_sentence(d.cohorts, d.segments),
             "channels": _channel_sentence(d.channel_mix),
             "reengagement": _reengagement_sentence(d), "churn": _churn_sentence(d),
-            "quality": _quality_sentence(d)}
+            "trend": _trend_sentence(d.history), "quality": _quality_sentence(d)}
+
+
+def _trend_sentence(history: pd.DataFrame | None) -> str:
+    if history is None or len(history) < 2:
+        return "Each build adds a point here (kpi_history)."
+    first, last = history.iloc[0], history.iloc[-1]
+    return (f"{len(history)} as-of dates from {first.as_of:%d %b %Y} to {last.as_of:%d %b %Y}: "
+            f"prospects who became clients went from {pct(first.prospect_to_client_rate)} to "
+            f"{pct(last.prospect_to_client_rate)}.")
 
 
 def _funnel_sentence(d: ReportData) -> str:
@@ -612,6 +647,7 @@ table{border-collapse:collapse;font-size:13px;width:100%}th,td{padding:4px 8px;
 border-bottom:1px solid #eee;text-align:left;vertical-align:top}th{background:#f6f6f6}
 .note{font-size:12px;color:#666}.missing{font-size:14px;color:#555;background:#f6f6f6;
 border-radius:6px;padding:14px}
+.dq{font-size:13px}.dq a{color:#fff}
 .issues{background:#fff4e5;color:#5c3b00;border-radius:6px;padding:8px 14px;margin-top:10px;
 font-size:14px}.issues ul{margin:4px 0}
 """
@@ -680,6 +716,7 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         "lifecycle": lambda: build_lifecycle_figure(d.lifecycle),
         "gap-lift": lambda: build_lift_figure(d.lift),
         "resolution": lambda: build_quality_figure(d.resolution),
+        "trend": lambda: build_trend_figure(d.history),
     }
     if d.model_run is not None and d.model_run.status == "trained":
         builders["model-quality"] = lambda: build_model_quality_figure(d.model_run)
@@ -705,6 +742,9 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         "gap-lift": (d.lift.empty, "Too few ended engagements to compare what returning "
                                    "accounts did in the gap."),
         "resolution": (d.resolution.empty, "No touchpoints loaded yet."),
+        "trend": (d.history is None or len(d.history) < 2,
+                  "One as-of date so far: the trend starts with the next build at another "
+                  "date (a scheduled run, or a backfill with --as-of)."),
     }
     # A chart that cannot be drawn is said where it would be; the rest of the report stays.
     figures, failed, said = {}, {}, {}
@@ -724,6 +764,15 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                       "</p>" for name, why in failed.items()})
     div.update({name: f"<p class='missing'>{html.escape(why)}</p>" for name, why in said.items()})
     issues = [*run_issues(con), *((f"chart {name}", why) for name, why in failed.items())]
+    last = d.loads.tail(1)
+    quality_line = (
+        f"Data quality: {int(last.rows_rejected.sum()):,} of {int(last.rows_read.sum()):,} "
+        f"rows rejected in the last load"
+        + (f"; {int((~d.tests.passed).sum())} of {len(d.tests)} data tests failed"
+           + (f" ({int(((~d.tests.passed) & (d.tests.severity == 'error')).sum())} errors)"
+              if ((~d.tests.passed) & (d.tests.severity == "error")).any() else "")
+           if d.tests is not None else "; data tests not run")
+        + ". <a href='#quality'>Details</a>" if len(last) else "")
     issues_html = ("<div class='issues'><b>Not in this report:</b><ul>" + "".join(
         f"<li>{html.escape(step)}: {html.escape(problem)}</li>" for step, problem in issues)
         + "</ul>Everything else below is complete.</div>") if issues else ""
@@ -784,6 +833,7 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
          + _table(churn_top, {"churn_probability": pct}, "No clients to score.")
          + ("<p class='note'>All scores: <a href='churn_scores.csv' download>"
             "churn_scores.csv</a></p>" if len(d.churn) else "")),
+        ("trend", "Over time", div["trend"]),
         ("quality", "Data quality", div["resolution"] + "<h3>Loads</h3>" + _table(
             d.loads[["load_id", "finished_at", "files_seen", "files_read", "rows_read",
                      "rows_loaded", "rows_duplicate", "rows_rejected"]])
@@ -800,7 +850,8 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         f"<title>Customer journeys as of {k.as_of:%Y-%m-%d}</title><style>{CSS}</style>"
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
         f"<header><h1>Customer journeys</h1><p>As of {k.as_of:%d %B %Y} · report {run_name}"
-        f"</p>{issues_html}</header><nav>{nav}</nav><main>{body}</main></body></html>")
+        f"</p><p class='dq'>{quality_line}</p>{issues_html}</header><nav>{nav}</nav>"
+        f"<main>{body}</main></body></html>")
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
     if static_images:

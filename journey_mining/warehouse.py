@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,18 +91,21 @@ def check_writable(path: str | Path) -> None:
 
 
 @contextmanager
-def exclusive(path: str | Path) -> Iterator[None]:
+def exclusive(path: str | Path, wait_seconds: float = 0.0) -> Iterator[None]:
     """Hold the warehouse for one run: a second run is refused at once, never interleaved.
 
     DuckDB locks a file only while a connection is open; a pipeline run opens and
     closes several, so the run takes an advisory lock on `<warehouse>.lock` for
     its whole length. The lock dies with the process, so a killed run frees it.
     The path is resolved first: a symlink to the warehouse takes the same lock.
+    With `wait_seconds`, a held lock is waited for that long (scheduled runs queue
+    behind a manual one instead of failing).
     """
     check_writable(path)
     path = Path(path).resolve()
     lock_path = Path(f"{path}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_seconds
     while True:
         handle = lock_path.open("a+")
         try:
@@ -110,6 +114,9 @@ def exclusive(path: str | Path) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
+            if time.monotonic() < deadline:
+                time.sleep(1.0)
+                continue
             raise WarehouseLockedError(
                 f"{path} is in use by another run ({holder}); wait for it to finish"
             ) from None

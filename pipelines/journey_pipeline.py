@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from journey_mining import checks, churn, journeys, mining, reengagement, reports, warehouse
 from journey_mining import ingest as ingest_lib
 from journey_mining.config import Config, load_config
-from journey_mining.errors import ConfigError, JourneyError
+from journey_mining.errors import ConfigError, DataQualityError, JourneyError
 
 
 def _retry_io_only(task, task_run, state) -> bool:
@@ -41,13 +41,22 @@ def load_exports(input_dir: str, warehouse_path: str, config: Config,
         report = ingest_lib.load_exports(
             con, input_dir, config.ingest, full_reload=full_reload,
             pseudonym_key=os.environ.get("JOURNEY_PSEUDONYM_KEY"),
-            on_file=lambda f: logger.info("reading %s (%s, %s bytes)", f.name, f.source, f.bytes),
+            on_file=lambda f: logger.debug("reading %s (%s, %s bytes)", f.name, f.source,
+                                           f.bytes),
         )
     finally:
         con.close()
     for f in report.files:
-        logger.info("%s: %s, %s rows read, %s loaded, %s duplicate, %s rejected", f.file,
-                    f.status, f.rows_read, f.rows_loaded, f.rows_duplicate, f.rows_rejected)
+        logger.debug("%s: %s, %s rows read, %s loaded, %s duplicate, %s rejected", f.file,
+                     f.status, f.rows_read, f.rows_loaded, f.rows_duplicate, f.rows_rejected)
+    for source in dict.fromkeys(f.source for f in report.files):
+        files = [f for f in report.files if f.source == source]
+        logger.info("%s: %d files (%d unchanged), %s rows read, %s loaded, %s duplicate, "
+                    "%s rejected", source, len(files), sum(f.status == "skipped" for f in files),
+                    f"{sum(f.rows_read for f in files):,}",
+                    f"{sum(f.rows_loaded for f in files):,}",
+                    f"{sum(f.rows_duplicate for f in files):,}",
+                    f"{sum(f.rows_rejected for f in files):,}")
     for warning in report.warnings:
         logger.warning(warning)
     logger.info(report.summary())
@@ -133,47 +142,111 @@ def score_churn_risk(warehouse_path: str, horizon_days: int, max_snapshots: int 
 
 
 @task(name="check-models")
-def check_models(warehouse_path: str) -> int:
-    """Run the data tests declared beside the models; log each failure. Returns failures."""
+def check_models(warehouse_path: str, config: Config) -> dict:
+    """Run the data tests declared beside the models, store them, log each failure at its
+    severity (config `quality.test_severity`). Returns failures and error breaches."""
     logger = get_run_logger()
-    con = warehouse.connect(warehouse_path, read_only=True)
+    con = warehouse.connect(warehouse_path)
     try:
-        failed = [r for r in checks.run_checks(con) if not r.passed]
+        results = checks.run_checks(con)
+        checks.store_results(con, results, config.quality)
     finally:
         con.close()
-    for result in failed:
-        logger.warning("data test failed: %s %s (%d rows)", result.model, result.check,
-                       result.failing_rows)
-    return len(failed)
+    for r in (r for r in results if not r.passed):
+        severity = config.quality.severity_of(r.model)
+        (logger.error if severity == "error" else logger.warning)(
+            "data test failed (%s): %s %s (%d rows)", severity, r.model, r.check,
+            r.failing_rows)
+    return {"failed": sum(not r.passed for r in results),
+            "errors": checks.failed_test_breaches(results, config.quality)}
+
+
+@task(name="quality-gate")
+def gate_load(warehouse_path: str, config: Config) -> None:
+    """Stop before the build when a source's rejected share is above its gate."""
+    con = warehouse.connect(warehouse_path, read_only=True)
+    try:
+        breaches = checks.load_gate_breaches(con, config.quality)
+    finally:
+        con.close()
+    if breaches:
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(
+            key="data-quality-gate", description="Why the run stopped before the build",
+            markdown="# Data-quality gate\n\n" + "\n".join(f"- {b}" for b in breaches))
+        raise DataQualityError("data-quality gate: " + "; ".join(breaches))
 
 
 @task(name="write-report")
 def write_report(warehouse_path: str, reports_dir: str, run_name: str,
                  static_images: bool = True) -> str:
-    """The HTML report, and Prefect artifacts: the summary and the churn-risk top list."""
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
+    """The HTML report (reports/<run_name>/index.html, copied to reports/latest/)."""
     con = warehouse.connect(warehouse_path, read_only=True)
     try:
         index = reports.write_report(con, Path(reports_dir), run_name, static_images)
-        summary = journeys.journey_summary(con).to_text()
-        top = con.sql(
-            "SELECT account_id, round(churn_probability, 3) AS churn_probability, risk_band, "
-            "top_factors FROM churn_scores ORDER BY churn_probability DESC LIMIT 20").df()
     finally:
         con.close()
     images = sorted((index.parent / "images").glob("*.png"))
-    create_markdown_artifact(
-        key="journey-summary",
-        markdown=f"# Customer journeys\n\n```\n{summary}\n```\n\nReport: `{index.resolve()}`"
-                 f"\n\nStatic images: {len(images)} PNG in `{index.parent / 'images'}`"
-                 if images else f"# Customer journeys\n\n```\n{summary}\n```\n\n"
-                 f"Report: `{index.resolve()}`\n\nNo static images: no Chromium installed.",
-        description="Headline numbers of this run and where its report is")
-    create_table_artifact(key="churn-risk-top", table=top.to_dict(orient="records"),
-                          description="The 20 clients most at risk of cancelling")
     get_run_logger().info("report: %s (%d static images)", index.resolve(), len(images))
     return str(index.resolve())
+
+
+@task(name="publish-artifacts")
+def publish_artifacts(warehouse_path: str, run_name: str, report: str | None) -> None:
+    """Prefect artifacts keyed by the as-of date: summary with a link to the report, the
+    funnel, data quality and the churn-risk top list."""
+    from prefect.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
+
+    con = warehouse.connect(warehouse_path, read_only=True)
+    try:
+        summary = journeys.journey_summary(con).to_text()
+        tables = journeys.run_tables(con)
+    finally:
+        con.close()
+    link = Path(report).resolve().as_uri() if report else None
+    create_markdown_artifact(
+        key=f"journey-summary-{run_name}",
+        markdown=f"# Customer journeys\n\n```\n{summary}\n```\n\n"
+                 + (f"[Open the report]({link})" if link else "No report was written."),
+        description="Headline numbers of this run and a link to its report")
+    if link:
+        create_link_artifact(key=f"report-{run_name}", link=link,
+                             link_text=f"Customer journeys report ({run_name})",
+                             description="The HTML report of this run")
+    create_table_artifact(key=f"funnel-{run_name}",
+                          table=tables["funnel"].to_dict(orient="records"),
+                          description="Accounts reached per stage and conversion to the next")
+    create_table_artifact(key=f"data-quality-{run_name}",
+                          table=tables["data_quality"].to_dict(orient="records"),
+                          description="Rows read, loaded and rejected per source, last load")
+    if tables["churn_top"] is not None:
+        create_table_artifact(key=f"churn-risk-top-{run_name}",
+                              table=tables["churn_top"].to_dict(orient="records"),
+                              description="The 20 clients most at risk of leaving")
+
+
+@task(name="record-kpi-history")
+def record_kpi_history(warehouse_path: str, failed_checks: int) -> None:
+    con = warehouse.connect(warehouse_path)
+    try:
+        journeys.record_kpi_history(con, failed_checks)
+    finally:
+        con.close()
+
+
+@task(name="as-of")
+def build_as_of(warehouse_path: str) -> dt.datetime:
+    """The as-of date the build used: it names the report folder, outputs and artifacts."""
+    con = warehouse.connect(warehouse_path, read_only=True)
+    try:
+        return con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
+    finally:
+        con.close()
 
 
 @task(name="summarise-journeys")
@@ -242,24 +315,31 @@ def record_build(warehouse_path: str, fingerprint: str) -> None:
 def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | None = None,
                      as_of: dt.datetime | None = None, full_reload: bool = False,
                      outputs: str = "outputs", reports_dir: str = "reports",
-                     static_images: bool = True) -> dict:
+                     static_images: bool = True, wait_for_lock_seconds: float = 0) -> dict:
     """Load the exports; if anything changed, rebuild, mine, analyse, check and report.
 
-    Holds the warehouse for the whole run: a second run against it is refused.
+    Holds the warehouse for the whole run: a second run against it is refused, or
+    waits up to `wait_for_lock_seconds` (the scheduled deployment waits an hour).
+    Report folder, outputs and artifact keys are named by the build's as-of date.
     """
     config = load_config(config_path)
-    with warehouse.exclusive(warehouse_path):
+    with warehouse.exclusive(warehouse_path, wait_for_lock_seconds):
         load = load_exports(input_dir, warehouse_path, config, full_reload)
+        gate_load(warehouse_path, config)
         state = fingerprint(warehouse_path, config, as_of)
         result = {"load": load, "warehouse": str(Path(warehouse_path).resolve()),
                   "unchanged": state["unchanged"]}
         if state["unchanged"]:
             get_run_logger().info("nothing new since the last run: warehouse left as it was")
             latest = Path(reports_dir) / "latest" / "index.html"
+            report = str(latest.resolve()) if latest.exists() else None
+            _optional("artifacts", warehouse_path, publish_artifacts, warehouse_path,
+                      f"asof-{build_as_of(warehouse_path):%Y-%m-%d}", report)
             return {**result, "models": [], "files": {}, "failed_checks": 0,
-                    "summary": summarise(warehouse_path),
-                    "report": str(latest.resolve()) if latest.exists() else None}
+                    "summary": summarise(warehouse_path), "report": report}
         models = build_models(warehouse_path, config, as_of)
+        run_name = f"asof-{build_as_of(warehouse_path):%Y-%m-%d}"
+        outputs = str(Path(outputs) / run_name)
         mined = _optional("mining", warehouse_path, mine_journeys, warehouse_path, outputs,
                           config.analysis.collapse_repeats, default={"tables": [], "files": {}})
         returning = _optional("re-engagement", warehouse_path, analyse_reengagement,
@@ -268,11 +348,19 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
                             config.analysis.churn_horizon_days,
                             config.analysis.churn_max_snapshots,
                             default={"tables": [], "status": "failed", "scored": 0})
-        failed_checks = check_models(warehouse_path)
+        tested = check_models(warehouse_path, config)
+        failed_checks = tested["failed"]
+        record_kpi_history(warehouse_path, failed_checks)
         summary = summarise(warehouse_path)
-        run_name = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         report = _optional("report", warehouse_path, write_report, warehouse_path,
                            reports_dir, run_name, static_images)
+        _optional("artifacts", warehouse_path, publish_artifacts, warehouse_path, run_name,
+                  report)
+        if tested["errors"]:
+            # Reported and published, but not recorded as a complete build: the next
+            # run does it again.
+            raise DataQualityError("data tests with severity error failed: "
+                                   + "; ".join(tested["errors"]))
         record_build(warehouse_path, state["fingerprint"])
     return {**result, "report": report,
             "models": models + mined["tables"] + returning["tables"] + churned["tables"],
@@ -293,14 +381,19 @@ def deployment(input_dir: str, warehouse_path: str, config_path: str | None = No
             schedule = schedule.model_validate({**schedule.model_dump(), "cron": cron})
         except ValidationError as exc:
             raise ConfigError(f"--cron: {exc.errors()[0]['msg']}") from exc
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+
     return journey_pipeline.to_deployment(
         name=name,
+        # one run at a time; a run due while another is on waits its turn
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy="ENQUEUE"),
         schedule=CronSchedule(cron=schedule.cron, timezone=schedule.timezone),
         parameters={"input_dir": str(Path(input_dir).resolve()),
                     "warehouse_path": str(Path(warehouse_path).resolve()),
                     "config_path": str(Path(config_path).resolve()) if config_path else None,
                     "outputs": str(Path(outputs).resolve()),
-                    "reports_dir": str(Path(reports_dir).resolve())},
+                    "reports_dir": str(Path(reports_dir).resolve()),
+                    "wait_for_lock_seconds": 3600},
         description="Load new exports, rebuild, mine and report the customer journeys.",
         tags=["journey-mining"],
     )

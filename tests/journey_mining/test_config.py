@@ -32,7 +32,8 @@ def test_defaults_when_no_config_is_given():
         ("ingest:\n  sources:\n    web_events:\n      columns: {A: event_id, B: event_id}\n",
          "maps several columns to ['event_id']"),
         ("analysis:\n  dormancy_days: 0\n", "analysis.dormancy_days"),
-        ("analysis:\n  dormacy_days: 30\n", "analysis.dormacy_days: Extra inputs"),
+        ("analysis:\n  dormacy_days: 30\n",
+         "analysis.dormacy_days: unknown setting; did you mean analysis.dormancy_days?"),
         ("ingest: [\n", "not valid YAML"),
     ],
 )

@@ -103,3 +103,83 @@ def test_an_all_skipped_load_records_nothing(tmp_path, exports):
     assert report.files_skipped == 2
     assert con.execute("SELECT count(*) FROM loads").fetchall() == before
     assert con.execute("SELECT count(*) FROM load_files").fetchall() == [(2,)]
+
+
+def test_an_unchanged_folder_is_decided_before_prefect_starts(tmp_path, exports):
+    import os
+
+    def journey(prefect_home):
+        env = {**os.environ, "PREFECT_HOME": str(prefect_home)}
+        env.pop("PREFECT_API_URL", None)
+        return subprocess.run(
+            [str(__import__("pathlib").Path(sys.executable).parent / "journey"), "run",
+             "--input", str(exports), "--warehouse", str(tmp_path / "w.duckdb"),
+             "--reports", str(tmp_path / "r"), "--outputs", str(tmp_path / "o"),
+             "--no-static-images"],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+
+    first = journey(tmp_path / "prefect1")
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = snapshot(tmp_path / "w.duckdb")
+    again = journey(tmp_path / "prefect2")
+    assert again.returncode == 0 and again.stdout.startswith("nothing new")
+    assert "report:" in again.stdout
+    assert not (tmp_path / "prefect2").exists()  # no Prefect API was started
+    assert snapshot(tmp_path / "w.duckdb") == before
+
+
+def test_a_run_can_wait_for_the_lock_instead_of_failing(tmp_path):
+    db = tmp_path / "w.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from journey_mining import warehouse
+        with warehouse.exclusive({str(db)!r}):
+            print("locked", flush=True)
+            time.sleep(2)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with warehouse.exclusive(db, wait_seconds=60):
+            waited = time.monotonic() - started
+        assert waited >= 1.5  # it waited for the holder's 2 s instead of failing
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_each_build_adds_a_kpi_history_row_and_the_report_draws_the_trend(tmp_path):
+    import datetime as dt
+
+    from journey_mining import churn, journeys, mining, reengagement, reports
+    from journey_mining.config import AnalysisParams
+    from tests.journeys_fixture import built_journeys
+
+    con = built_journeys(tmp_path)
+    for as_of in (dt.datetime(2025, 3, 31), dt.datetime(2025, 6, 30)):
+        warehouse.build(con, AnalysisParams(), as_of=as_of)
+        mining.mine(con)
+        reengagement.analyse_reengagement(con)
+        churn.store_churn(con, churn.score_churn(con))
+        journeys.record_kpi_history(con, failed_checks=0)
+    rows = con.execute("SELECT as_of::DATE::VARCHAR, accounts, reached_client "
+                       "FROM kpi_history ORDER BY as_of").fetchall()
+    assert [r[0] for r in rows] == ["2025-03-31", "2025-06-30"]
+    assert rows[0][2] <= rows[1][2]
+    page = reports.write_report(con, tmp_path / "r", "asof-2025-06-30",
+                                static_images=False).read_text()
+    assert 'id="fig-trend"' in page and "2 as-of dates from 31 Mar 2025" in page
+
+
+def test_a_breached_gate_fails_the_run_before_the_build(tmp_path, prefect_harness):
+    from journey_mining.errors import DataQualityError
+
+    folder = tmp_path / "bad"
+    write_csv(folder, "web_events.csv", WEB_HEADER,
+              *(f"w{i},not a time,a,page_view," for i in range(18)))
+    with pytest.raises(DataQualityError, match="web_events: 18 of 18 rows rejected"):
+        journey_pipeline(str(folder), str(tmp_path / "w.duckdb"), outputs=str(tmp_path / "o"),
+                         reports_dir=str(tmp_path / "r"), static_images=False)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert "rejected_rows" in tables and "account_journeys" not in tables
