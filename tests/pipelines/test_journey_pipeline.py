@@ -37,7 +37,10 @@ def test_pipeline_flow_loads_and_builds_the_warehouse(exports, tmp_path):
     assert (tmp_path / "reports" / "latest" / "index.html").exists()
     assert {"touchpoints", "stage_transitions", "journey_conformance"} <= set(result["models"])
     assert result["failed_checks"] == 0
-    assert (tmp_path / "out" / "exports" / "account_log.xes").exists()
+    # outputs and report folders are named by the build's as-of date
+    assert (tmp_path / "out" / "asof-2025-01-11" / "exports" / "account_log.xes").exists()
+    assert Path(result["report"]) == (tmp_path / "reports" / "asof-2025-01-11" /
+                                      "index.html").resolve()
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT touchpoint_id FROM touchpoints ORDER BY 1").fetchall() == [
         ("web_events:w1",), ("web_events:w2",)]
@@ -86,7 +89,13 @@ def test_each_run_leaves_prefect_artifacts(exports, tmp_path):
 
     journey_pipeline(str(exports), str(tmp_path / "w.duckdb"), outputs=str(tmp_path / "out"),
                      reports_dir=str(tmp_path / "reports"), static_images=False)
-    summary = Artifact.get("journey-summary")
+    summary = Artifact.get("journey-summary-asof-2025-01-11")
     assert summary is not None and "Customer journeys" in summary.data
-    assert str(tmp_path / "reports") in summary.data
-    assert Artifact.get("churn-risk-top") is not None
+    report = (tmp_path / "reports" / "asof-2025-01-11" / "index.html").resolve().as_uri()
+    assert f"[Open the report]({report})" in summary.data
+    assert Artifact.get("report-asof-2025-01-11").data.endswith(f"({report})")
+    funnel = Artifact.get("funnel-asof-2025-01-11")
+    assert funnel is not None and "awareness" in funnel.data
+    quality = Artifact.get("data-quality-asof-2025-01-11")
+    assert quality is not None and "web_events" in quality.data
+    assert Artifact.get("churn-risk-top-asof-2025-01-11") is not None
