@@ -44,5 +44,6 @@ sample: install  ## regenerate data/sample (seeded: the same files every time)
 clean:
 	rm -rf $(VENV) warehouse reports .prefect .pytest_cache
 
-bench: install  ## the benchmark on 1 M events; results in BENCHMARKS.md
+bench: install  ## the benchmark on 1 M events and the command timings; results in BENCHMARKS.md
 	$(BIN)/python benchmarks/run.py --events 1000000
+	$(BIN)/python benchmarks/operations.py
