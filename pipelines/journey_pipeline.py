@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -269,10 +270,18 @@ def record_issue(warehouse_path: str, step: str, problem: str) -> None:
         con.close()
 
 
+def _timed(step: str, call, *args):
+    """Run one step and log one progress line with its elapsed time."""
+    started = time.perf_counter()
+    result = call(*args)
+    get_run_logger().info("step %s done in %.1f s", step, time.perf_counter() - started)
+    return result
+
+
 def _optional(step: str, warehouse_path: str, call, *args, default=None):
     """Run an optional analysis task; if it fails, note it and let the run go on."""
     try:
-        return call(*args)
+        return _timed(step, call, *args)
     except JourneyError:
         raise
     except Exception as exc:  # noqa: BLE001 - one analysis failing must not lose the rest
@@ -324,7 +333,7 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
     """
     config = load_config(config_path)
     with warehouse.exclusive(warehouse_path, wait_for_lock_seconds):
-        load = load_exports(input_dir, warehouse_path, config, full_reload)
+        load = _timed("load", load_exports, input_dir, warehouse_path, config, full_reload)
         gate_load(warehouse_path, config)
         state = fingerprint(warehouse_path, config, as_of)
         result = {"load": load, "warehouse": str(Path(warehouse_path).resolve()),
@@ -337,7 +346,7 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
                       f"asof-{build_as_of(warehouse_path):%Y-%m-%d}", report)
             return {**result, "models": [], "files": {}, "failed_checks": 0,
                     "summary": summarise(warehouse_path), "report": report}
-        models = build_models(warehouse_path, config, as_of)
+        models = _timed("build", build_models, warehouse_path, config, as_of)
         run_name = f"asof-{build_as_of(warehouse_path):%Y-%m-%d}"
         outputs = str(Path(outputs) / run_name)
         mined = _optional("mining", warehouse_path, mine_journeys, warehouse_path, outputs,
@@ -348,7 +357,7 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
                             config.analysis.churn_horizon_days,
                             config.analysis.churn_max_snapshots,
                             default={"tables": [], "status": "failed", "scored": 0})
-        tested = check_models(warehouse_path, config)
+        tested = _timed("data tests", check_models, warehouse_path, config)
         failed_checks = tested["failed"]
         record_kpi_history(warehouse_path, failed_checks)
         summary = summarise(warehouse_path)

@@ -34,3 +34,10 @@ def test_an_invalid_cron_is_a_clear_error(tmp_path):
 def test_an_invalid_cron_option_is_a_clear_error():
     with pytest.raises(ConfigError, match="--cron: .*not a valid cron line"):
         deployment("exports", "w.duckdb", cron="61 * * * *")
+
+
+def test_scheduled_runs_go_one_at_a_time_and_wait_for_a_manual_run():
+    definition = deployment("exports", "w.duckdb")
+    assert definition.concurrency_limit == 1
+    assert definition.concurrency_options.collision_strategy == "ENQUEUE"
+    assert definition.parameters["wait_for_lock_seconds"] == 3600
