@@ -26,15 +26,20 @@ def exports(tmp_path):
     return folder
 
 
-def test_a_second_run_is_refused_while_one_holds_the_warehouse(tmp_path, exports):
-    db = tmp_path / "w.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+def hold_lock(db, seconds: float) -> subprocess.Popen:
+    """Another process that holds the warehouse for `seconds` (prints "locked" first)."""
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
         from journey_mining import warehouse
         with warehouse.exclusive({str(db)!r}):
             print("locked", flush=True)
-            time.sleep(30)
+            time.sleep({seconds})
     """)], stdout=subprocess.PIPE, text=True)
+
+
+def test_a_second_run_is_refused_while_one_holds_the_warehouse(tmp_path, exports):
+    db = tmp_path / "w.duckdb"
+    holder = hold_lock(db, 30)
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(WarehouseLockedError, match=f"pid {holder.pid}"), \
@@ -130,13 +135,7 @@ def test_an_unchanged_folder_is_decided_before_prefect_starts(tmp_path, exports)
 
 def test_a_run_can_wait_for_the_lock_instead_of_failing(tmp_path):
     db = tmp_path / "w.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import time
-        from journey_mining import warehouse
-        with warehouse.exclusive({str(db)!r}):
-            print("locked", flush=True)
-            time.sleep(2)
-    """)], stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(db, 2)
     try:
         assert holder.stdout.readline().strip() == "locked"
         started = time.monotonic()

@@ -36,12 +36,15 @@ EVENT_LOG_CONFIG = {
 }
 
 
-def run_journey(tmp_path: Path, frame: pd.DataFrame, stage_map: dict) -> duckdb.DuckDBPyConnection:
+def run_journey(tmp_path: Path, frame: pd.DataFrame, stage_map: dict,
+                config: dict = EVENT_LOG_CONFIG, file_name: str = "event_log.csv.gz",
+                map_name: str = "stage_map.yml") -> duckdb.DuckDBPyConnection:
+    """Write the export, the stage map and the config, run `journey run` as a user would."""
     exports = tmp_path / "exports"
     exports.mkdir()
-    frame.to_csv(exports / "event_log.csv.gz", index=False)
-    (tmp_path / "stage_map.yml").write_text(yaml.safe_dump(stage_map))
-    (tmp_path / "journey.yml").write_text(yaml.safe_dump(EVENT_LOG_CONFIG))
+    frame.to_csv(exports / file_name, index=False)
+    (tmp_path / map_name).write_text(yaml.safe_dump(stage_map))
+    (tmp_path / "journey.yml").write_text(yaml.safe_dump(config))
     result = subprocess.run(
         [JOURNEY, "run", "--input", str(exports), "--config", str(tmp_path / "journey.yml"),
          "--warehouse", str(tmp_path / "w.duckdb"), "--outputs", str(tmp_path / "out"),
@@ -112,26 +115,17 @@ def test_a_generated_purchase_log_runs_with_a_config_only(tmp_path):
             n += 1
             rows.append((f"o{n}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=day),
                          f"cust{c:02d}", "purchase"))
-    exports = tmp_path / "exports"
-    exports.mkdir()
-    pd.DataFrame(rows, columns=["order_id", "ordered_at", "customer_id", "kind"]).to_csv(
-        exports / "orders_2024.csv", index=False)
-    (tmp_path / "purchase_stage_map.yml").write_text(yaml.safe_dump(
-        {"signals": {"crm": {"purchase": "client"}}}))
-    (tmp_path / "journey.yml").write_text(yaml.safe_dump({
+    config = {
         "ingest": {"sources": {"crm_activities": {
             "files": ["orders*"],
             "columns": {"order_id": "activity_id", "ordered_at": "occurred_at",
                         "customer_id": "account_id", "kind": "activity_type"}}}},
         "analysis": {"stage_map": "purchase_stage_map.yml", "churn_kind": "non_contractual",
-                     "engagements": {"start": ["purchase"], "instant": True}}}))
-    result = subprocess.run(
-        [JOURNEY, "run", "--input", str(exports), "--config", str(tmp_path / "journey.yml"),
-         "--warehouse", str(tmp_path / "w.duckdb"), "--outputs", str(tmp_path / "out"),
-         "--reports", str(tmp_path / "reports"), "--no-static-images"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+                     "engagements": {"start": ["purchase"], "instant": True}}}
+    con = run_journey(
+        tmp_path, pd.DataFrame(rows, columns=["order_id", "ordered_at", "customer_id", "kind"]),
+        {"signals": {"crm": {"purchase": "client"}}}, config, "orders_2024.csv",
+        "purchase_stage_map.yml")
     assert con.execute("SELECT count(*) FROM engagements").fetchall() == [(n,)]
     returned = sum(1 for c in range(40) if c % 4)
     assert con.execute("SELECT re_engaged_accounts FROM journey_kpis").fetchall() == [
