@@ -212,6 +212,30 @@ def _logical_lines(f: SourceFile) -> list[tuple[int, bool]]:
     return lines
 
 
+def _map_logical_lines(con, logical: list[tuple[int, bool]], n_good: int) -> None:
+    """_broken and _scan with physical line numbers, from the logical lines of a file."""
+    broken = {row[0] for row in con.execute("SELECT line FROM _record_rejects").fetchall()}
+    good_lines = [number for index, (number, blank) in enumerate(logical, start=1)
+                  if index > 1 and not blank and index not in broken][:n_good]
+    physical = {index: number for index, (number, _) in enumerate(logical, start=1)}
+    rejected = con.execute("SELECT line, reason, raw FROM _record_rejects ORDER BY line").fetchall()
+    if rejected:
+        con.executemany("INSERT INTO _broken VALUES (?, ?, ?)",
+                        [(physical.get(line, line), reason, raw) for line, reason, raw in rejected])
+    lines = pa.table({"k": pa.array(range(1, len(good_lines) + 1), pa.int64()),
+                      "line": pa.array(good_lines, pa.int64())})
+    con.register("_good_lines", lines)
+    try:
+        con.execute(
+            f"""CREATE TEMP TABLE _scan AS
+               SELECT g.line AS _row_number, s.* EXCLUDE (k)
+               FROM (SELECT {_position('_scan_raw')} AS k, * FROM _scan_raw) s
+               JOIN _good_lines g USING (k) ORDER BY g.line"""
+        )
+    finally:
+        con.unregister("_good_lines")
+
+
 def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None) -> list[str]:
     """Read a CSV into temp table _scan(_row_number, <columns as text>); rejects into _broken.
 
@@ -260,32 +284,25 @@ def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None) -
             "(latin-1 or utf-16)",
         )
     # Logical line L (the reader's numbering: records and blank lines, header = 1) to
-    # physical line. With one record per line and no blank line, they are the same.
-    if _physical_lines(f) == 1 + n_good + n_broken:
-        logical = [(number, False) for number in range(1, n_good + n_broken + 2)]
-    else:
-        logical = _logical_lines(f)
-    broken = {row[0] for row in con.execute("SELECT line FROM _record_rejects").fetchall()}
-    good_lines = [number for index, (number, blank) in enumerate(logical, start=1)
-                  if index > 1 and not blank and index not in broken][:n_good]
-    physical = {index: number for index, (number, _) in enumerate(logical, start=1)}
+    # physical line. With one record per line and no blank line (the usual export) they
+    # are the same, and the mapping is done in SQL; otherwise the file's lines are
+    # scanned for quoted line breaks and blank lines (Python, only for such files).
     con.execute("CREATE TEMP TABLE _broken (_row_number BIGINT, reason VARCHAR, raw VARCHAR)")
-    rejected = con.execute("SELECT line, reason, raw FROM _record_rejects ORDER BY line").fetchall()
-    if rejected:
-        con.executemany("INSERT INTO _broken VALUES (?, ?, ?)",
-                        [(physical.get(line, line), reason, raw) for line, reason, raw in rejected])
-    lines = pa.table({"k": pa.array(range(1, len(good_lines) + 1), pa.int64()),
-                      "line": pa.array(good_lines, pa.int64())})
-    con.register("_good_lines", lines)
-    try:
+    if _physical_lines(f) == 1 + n_good + n_broken:
+        con.execute("INSERT INTO _broken SELECT line, reason, raw FROM _record_rejects")
         con.execute(
             f"""CREATE TEMP TABLE _scan AS
-               SELECT g.line AS _row_number, s.* EXCLUDE (k)
+               WITH lines AS (
+                   SELECT l AS line, row_number() OVER (ORDER BY l) AS k
+                   FROM range(2, $n + 2) r(l)
+                   WHERE l NOT IN (SELECT line FROM _record_rejects)
+               )
+               SELECT lines.line AS _row_number, s.* EXCLUDE (k)
                FROM (SELECT {_position('_scan_raw')} AS k, * FROM _scan_raw) s
-               JOIN _good_lines g USING (k) ORDER BY g.line"""
-        )
-    finally:
-        con.unregister("_good_lines")
+               JOIN lines USING (k) ORDER BY lines.line""",
+            {"n": n_good + n_broken})
+    else:
+        _map_logical_lines(con, _logical_lines(f), n_good)
     _drop(con, "_csv_rejects", "_csv_scans", "_scan_raw", "_record_rejects")
     return [c for c in con.table("_scan").columns if c != "_row_number"]
 
