@@ -141,8 +141,6 @@ def duration(hours) -> str:
     return f"{hours / 24:.1f} days" if hours >= 24 else f"{hours:.1f} h"
 
 
-days = duration  # the older name, kept for notebooks
-
 # Below this many accounts a cohort's conversion is not plotted as a rate.
 MIN_COHORT = 10
 
@@ -192,14 +190,14 @@ def build_process_map_figure(transitions: pd.DataFrame, funnel: pd.DataFrame) ->
         colour = {"ladder": "#4C78A8", "skip": "#9D755D", "back_step": "#E45756"}.get(
             r.kind, "#999")
         text = (f"{LABEL[r.from_stage]} → {LABEL[r.to_stage]}: {r.transitions} moves by "
-                f"{r.accounts} accounts, median {days(r.median_hours)}")
+                f"{r.accounts} accounts, median {duration(r.median_hours)}")
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines", line=dict(width=1 + 11 * r.transitions / top,
                                                 color=colour),
             opacity=0.75, hoverinfo="text", hovertext=text, showlegend=False))
         if r.Index in labelled:
             fig.add_annotation(x=xs[15], y=ys[15],
-                               text=f"{r.transitions} · {days(r.median_hours)}",
+                               text=f"{r.transitions} · {duration(r.median_hours)}",
                                showarrow=False, font=dict(size=11, color=colour),
                                bgcolor="rgba(255,255,255,0.8)")
         fig.add_annotation(x=xs[-1], y=ys[-1], ax=xs[-4], ay=ys[-4], xref="x", yref="y",
@@ -247,7 +245,7 @@ def build_activity_map_figure(transitions: pd.DataFrame, activities: pd.DataFram
                                     color="rgba(76,120,168,0.5)"),
             hoverinfo="text", showlegend=False, visible=r.Index < top_ns[0],
             hovertext=f"{r.from_activity} → {r.to_activity}: {r.transitions} "
-                      f"({r.accounts} accounts), median {days(r.median_hours)}"))
+                      f"({r.accounts} accounts), median {duration(r.median_hours)}"))
     names = list(pos)
     fig.add_trace(go.Scatter(
         x=[pos[a][0] for a in names], y=[pos[a][1] for a in names], mode="markers+text",

@@ -94,11 +94,6 @@ order by account_id, event_order
 """
 
 
-def pre_sale_events(con: duckdb.DuckDBPyConnection, period_days: int = 7) -> pd.DataFrame:
-    """Staged pre-sale touchpoints of accounts, with their period number. One row each."""
-    return con.execute(PRE_SALE_EVENTS_SQL, {"period_days": period_days}).df()
-
-
 def _materialise_pre_sale(con: duckdb.DuckDBPyConnection, period_days: int) -> int:
     """The pre-sale touchpoints as temp table _pre_sale (stays in DuckDB); returns rows."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _pre_sale AS {PRE_SALE_EVENTS_SQL}",
