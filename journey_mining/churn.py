@@ -303,7 +303,10 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         scores["model"] = "calibrated_logistic"
     else:
         scores["churn_probability"] = base_rate
-        scores["risk_band"] = [_fallback_band(r) for r in current.itertuples()]
+        # Rules band the clients, but never above low while the probability is 0 (no
+        # churn in the history): a band must not contradict the number beside it.
+        scores["risk_band"] = [_fallback_band(r) if base_rate > 0 else "low"
+                               for r in current.itertuples()]
         scores["top_factors"] = [_fallback_factors(r) for r in current.itertuples()]
         scores["model"] = "fallback"
     scores = scores.sort_values("churn_probability", ascending=False, kind="stable")

@@ -29,6 +29,7 @@ from pydantic import (
 
 from journey_mining.errors import ConfigError
 from journey_mining.sources import SOURCES
+from journey_mining.stages import activity_name
 
 DEFAULT_FREE_MAIL_DOMAINS = (
     "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk", "live.com",
@@ -126,11 +127,6 @@ class StageInferenceConfig(_Strict):
     fit_accounts: int = Field(default=2000, ge=10, description="hmm: EM sample size")
 
 
-def _activity_name(value: str) -> str:
-    """Activity names compare as the staging layer writes them: "Deal Won" is deal_won."""
-    return "_".join(str(value).strip().lower().replace("-", " ").split())
-
-
 class EngagementRules(_Strict):
     """What starts and ends an engagement (contract v2: configurable engagements)."""
 
@@ -149,7 +145,7 @@ class EngagementRules(_Strict):
     @field_validator("start", "end", "cancel")
     @classmethod
     def _names(cls, values: list[str]) -> list[str]:
-        return [_activity_name(v) for v in values]
+        return [activity_name(v) for v in values]
 
     @model_validator(mode="after")
     def _consistent(self) -> EngagementRules:
@@ -198,7 +194,7 @@ class AnalysisParams(_Strict):
         unknown = set(value) - {"web", "email", "crm"}
         if unknown:
             raise ValueError(f"unknown channel {sorted(unknown)} (channels: web, email, crm)")
-        return {channel: [_activity_name(a) for a in names] for channel, names in value.items()}
+        return {channel: [activity_name(a) for a in names] for channel, names in value.items()}
 
     @field_validator("free_mail_domains")
     @classmethod

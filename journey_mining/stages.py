@@ -56,7 +56,9 @@ def _mapping(loader, node, deep=False):
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-def _normal(activity: str) -> str:
+def activity_name(activity: str) -> str:
+    """How staging names an activity: lower case, spaces and hyphens as _ ("Deal Won" is
+    deal_won). Config and stage map compare names through this one function."""
     return "_".join(str(activity).strip().lower().replace("-", " ").split())
 
 
@@ -77,7 +79,7 @@ def parse_stage_map(data: dict, origin: str = "stage map") -> StageMap:
         for activity, stage in (activities or {}).items():
             if stage not in STAGE_ORDER:
                 fail(f"{channel}.{activity}: unknown stage '{stage}' (stages: {', '.join(LADDER)})")
-            key = (channel, _normal(activity))
+            key = (channel, activity_name(activity))
             if key in seen:
                 fail(f"{channel}.{activity} is mapped twice ('{seen[key]}' and '{stage}')")
             seen[key] = stage
@@ -86,12 +88,12 @@ def parse_stage_map(data: dict, origin: str = "stage map") -> StageMap:
     for channel, activities in (data.get("negative") or {}).items():
         if channel not in CHANNELS:
             fail(f"negative: unknown channel '{channel}'")
-        negative.extend((channel, _normal(a)) for a in activities or [])
+        negative.extend((channel, activity_name(a)) for a in activities or [])
     rules = []
     for rule in data.get("score_responses") or []:
         try:
-            rules.append(ScoreRule(rule["channel"], _normal(rule["activity"]), rule["property"],
-                                   float(rule["negative_max"])))
+            rules.append(ScoreRule(rule["channel"], activity_name(rule["activity"]),
+                                   rule["property"], float(rule["negative_max"])))
         except (KeyError, TypeError, ValueError):
             fail(f"score_responses: {rule} needs channel, activity, property, negative_max")
     return StageMap(tuple(signals), tuple(negative), tuple(rules))

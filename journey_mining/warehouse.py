@@ -47,6 +47,17 @@ def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.Du
     return con
 
 
+@contextmanager
+def connected(path: str | Path, read_only: bool = False
+              ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A warehouse connection for one step, closed when the step ends (also on error)."""
+    con = connect(path, read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
 def close_all() -> None:
     """Close every warehouse connection still open (interrupting what runs on it)."""
     for con in list(_OPEN):

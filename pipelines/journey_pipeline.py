@@ -37,16 +37,13 @@ def _retry_io_only(task, task_run, state) -> bool:
 def load_exports(input_dir: str, warehouse_path: str, config: Config,
                  full_reload: bool = False) -> dict:
     logger = get_run_logger()
-    con = warehouse.connect(warehouse_path)
-    try:
+    with warehouse.connected(warehouse_path) as con:
         report = ingest_lib.load_exports(
             con, input_dir, config.ingest, full_reload=full_reload,
             pseudonym_key=os.environ.get("JOURNEY_PSEUDONYM_KEY"),
             on_file=lambda f: logger.debug("reading %s (%s, %s bytes)", f.name, f.source,
                                            f.bytes),
         )
-    finally:
-        con.close()
     for f in report.files:
         logger.debug("%s: %s, %s rows read, %s loaded, %s duplicate, %s rejected", f.file,
                      f.status, f.rows_read, f.rows_loaded, f.rows_duplicate, f.rows_rejected)
@@ -70,12 +67,9 @@ def load_exports(input_dir: str, warehouse_path: str, config: Config,
 @task(name="build-journeys")
 def build_models(warehouse_path: str, config: Config, as_of: dt.datetime | None) -> list[str]:
     logger = get_run_logger()
-    con = warehouse.connect(warehouse_path)
-    try:
+    with warehouse.connected(warehouse_path) as con:
         built = warehouse.build(con, config.analysis, as_of=as_of)
         journeys.require_touchpoints(con)
-    finally:
-        con.close()
     logger.info("rebuilt %d models: %s", len(built), ", ".join(built))
     return built
 
@@ -84,12 +78,9 @@ def build_models(warehouse_path: str, config: Config, as_of: dt.datetime | None)
 def mine_journeys(warehouse_path: str, outputs: str, collapse_repeats: bool = True) -> dict:
     """Paths, variants, conformance, timing; process models and XES/OCEL exports."""
     logger = get_run_logger()
-    con = warehouse.connect(warehouse_path)
-    try:
+    with warehouse.connected(warehouse_path) as con:
         result = mining.mine(con, Path(outputs),
                              mining.MiningParams(collapse_repeats=collapse_repeats))
-    finally:
-        con.close()
     for level, summary in result.summary.items():
         logger.info(
             "%s level: %d variants over %d accounts; the top %d cover %.1f%%, the long tail "
@@ -104,11 +95,8 @@ def mine_journeys(warehouse_path: str, outputs: str, collapse_repeats: bool = Tr
 
 @task(name="analyse-reengagement")
 def analyse_reengagement(warehouse_path: str) -> dict:
-    con = warehouse.connect(warehouse_path)
-    try:
+    with warehouse.connected(warehouse_path) as con:
         tables = reengagement.analyse_reengagement(con)
-    finally:
-        con.close()
     overall = tables["reengagement_summary"].query("segment_type == 'all'")
     if len(overall):
         row = overall.iloc[0]
@@ -121,12 +109,9 @@ def analyse_reengagement(warehouse_path: str) -> dict:
 @task(name="score-churn-risk")
 def score_churn_risk(warehouse_path: str, horizon_days: int, max_snapshots: int = 36) -> dict:
     logger = get_run_logger()
-    con = warehouse.connect(warehouse_path)
-    try:
+    with warehouse.connected(warehouse_path) as con:
         run = churn.score_churn(con, horizon_days=horizon_days, max_snapshots=max_snapshots)
         churn.store_churn(con, run)
-    finally:
-        con.close()
     r = run.run
     if r["status"] == "trained":
         logger.info(
@@ -147,12 +132,9 @@ def check_models(warehouse_path: str, config: Config) -> dict:
     """Run the data tests declared beside the models, store them, log each failure at its
     severity (config `quality.test_severity`). Returns failures and error breaches."""
     logger = get_run_logger()
-    con = warehouse.connect(warehouse_path)
-    try:
+    with warehouse.connected(warehouse_path) as con:
         results = checks.run_checks(con)
         checks.store_results(con, results, config.quality)
-    finally:
-        con.close()
     for r in (r for r in results if not r.passed):
         severity = config.quality.severity_of(r.model)
         (logger.error if severity == "error" else logger.warning)(
@@ -165,11 +147,8 @@ def check_models(warehouse_path: str, config: Config) -> dict:
 @task(name="quality-gate")
 def gate_load(warehouse_path: str, config: Config) -> None:
     """Stop before the build when a source's rejected share is above its gate."""
-    con = warehouse.connect(warehouse_path, read_only=True)
-    try:
+    with warehouse.connected(warehouse_path, read_only=True) as con:
         breaches = checks.load_gate_breaches(con, config.quality)
-    finally:
-        con.close()
     if breaches:
         from prefect.artifacts import create_markdown_artifact
 
@@ -183,11 +162,8 @@ def gate_load(warehouse_path: str, config: Config) -> None:
 def write_report(warehouse_path: str, reports_dir: str, run_name: str,
                  static_images: bool = True) -> str:
     """The HTML report (reports/<run_name>/index.html, copied to reports/latest/)."""
-    con = warehouse.connect(warehouse_path, read_only=True)
-    try:
+    with warehouse.connected(warehouse_path, read_only=True) as con:
         index = reports.write_report(con, Path(reports_dir), run_name, static_images)
-    finally:
-        con.close()
     images = sorted((index.parent / "images").glob("*.png"))
     get_run_logger().info("report: %s (%d static images)", index.resolve(), len(images))
     return str(index.resolve())
@@ -203,12 +179,9 @@ def publish_artifacts(warehouse_path: str, run_name: str, report: str | None) ->
         create_table_artifact,
     )
 
-    con = warehouse.connect(warehouse_path, read_only=True)
-    try:
+    with warehouse.connected(warehouse_path, read_only=True) as con:
         summary = journeys.journey_summary(con).to_text()
         tables = journeys.run_tables(con)
-    finally:
-        con.close()
     link = Path(report).resolve().as_uri() if report else None
     create_markdown_artifact(
         key=f"journey-summary-{run_name}",
@@ -233,41 +206,29 @@ def publish_artifacts(warehouse_path: str, run_name: str, report: str | None) ->
 
 @task(name="record-kpi-history")
 def record_kpi_history(warehouse_path: str, failed_checks: int) -> None:
-    con = warehouse.connect(warehouse_path)
-    try:
+    with warehouse.connected(warehouse_path) as con:
         journeys.record_kpi_history(con, failed_checks)
-    finally:
-        con.close()
 
 
 @task(name="as-of")
 def build_as_of(warehouse_path: str) -> dt.datetime:
     """The as-of date the build used: it names the report folder, outputs and artifacts."""
-    con = warehouse.connect(warehouse_path, read_only=True)
-    try:
+    with warehouse.connected(warehouse_path, read_only=True) as con:
         return con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
-    finally:
-        con.close()
 
 
 @task(name="summarise-journeys")
 def summarise(warehouse_path: str) -> str:
-    con = warehouse.connect(warehouse_path, read_only=True)
-    try:
+    with warehouse.connected(warehouse_path, read_only=True) as con:
         text = journeys.journey_summary(con).to_text()
-    finally:
-        con.close()
     get_run_logger().info("\n%s", text)
     return text
 
 
 @task(name="record-issue")
 def record_issue(warehouse_path: str, step: str, problem: str) -> None:
-    con = warehouse.connect(warehouse_path)
-    try:
+    with warehouse.connected(warehouse_path) as con:
         warehouse.record_issue(con, step, problem)
-    finally:
-        con.close()
 
 
 def _timed(step: str, call, *args):
@@ -302,22 +263,16 @@ def ingest(input_dir: str, warehouse_path: str, config_path: str | None = None,
 @task(name="check-for-changes")
 def fingerprint(warehouse_path: str, config: Config, as_of: dt.datetime | None) -> dict:
     """Has anything the build depends on changed since the last complete run?"""
-    con = warehouse.connect(warehouse_path, read_only=True)
-    try:
+    with warehouse.connected(warehouse_path, read_only=True) as con:
         current = warehouse.build_fingerprint(con, config.analysis, as_of)
         previous = warehouse.last_build_fingerprint(con)
-    finally:
-        con.close()
     return {"fingerprint": current, "unchanged": current == previous}
 
 
 @task(name="record-build")
 def record_build(warehouse_path: str, fingerprint: str) -> None:
-    con = warehouse.connect(warehouse_path)
-    try:
+    with warehouse.connected(warehouse_path) as con:
         warehouse.record_build(con, fingerprint)
-    finally:
-        con.close()
 
 
 @flow(name="journey-pipeline", flow_run_name="journeys {input_dir} -> {warehouse_path}")

@@ -14,15 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from journey_mining.stages import activity_name
 from tests.conftest import SHARED_REAL
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
 needs_shared = pytest.mark.skipif(not SHARED_REAL.is_dir(), reason="needs ../shared/data/real")
-
-
-def normal(activity: str) -> str:
-    """How staging names an activity ("T02 Check ..." is t02_check_...)."""
-    return "_".join(activity.strip().lower().replace("-", " ").split())
 
 
 # The config a user writes for an event log exported as CSV: which file is the CRM
@@ -58,13 +54,13 @@ def run_journey(tmp_path: Path, frame: pd.DataFrame, stage_map: dict,
 def check_against_reference(con, reference: dict) -> None:
     dfg = {f"{a} -> {b}": n for a, b, n in con.execute(
         "SELECT from_activity, to_activity, transitions FROM activity_transitions").fetchall()}
-    assert dfg == {" -> ".join(normal(x) for x in k.split(" -> ")): v
+    assert dfg == {" -> ".join(activity_name(x) for x in k.split(" -> ")): v
                    for k, v in reference["dfg"].items()}
     variants = con.execute("SELECT variant, cases FROM path_variants WHERE level = 'activity' "
                            "ORDER BY cases DESC, variant").fetchall()
     assert len(variants) == reference["variants"]
     assert sum(n for _, n in variants) == reference["cases"]
-    top = sorted(((" > ".join(normal(x) for x in v.split(" > ")), n)
+    top = sorted(((" > ".join(activity_name(x) for x in v.split(" > ")), n)
                   for v, n in reference["top10_variants"]), key=lambda x: (-x[1], x[0]))
     assert [(v, n) for v, n in variants[:10]] == top
     assert con.execute("SELECT count(*) FROM rejected_rows").fetchall() == [(0,)]
