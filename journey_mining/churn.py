@@ -40,10 +40,9 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from journey_mining.eventlog import MINING_SQL
-from journey_mining.warehouse import store_frame, transaction
+from journey_mining.warehouse import SQL_DIR, store_frame, transaction
 
-FEATURES_SQL = MINING_SQL.parent / "analysis" / "churn_features.sql"
+FEATURES_SQL = SQL_DIR / "analysis" / "churn_features.sql"
 NUMERIC = [
     "tenure_days", "days_since_deal_won", "deals_won", "deals_lost", "advocacy_signals",
     "days_since_engagement_end", "days_since_last_touch", "touches_90d", "touches_prev_90d",

@@ -18,10 +18,10 @@ import duckdb
 import pandas as pd
 
 from journey_mining import survival
-from journey_mining.eventlog import MINING_SQL
+from journey_mining.warehouse import SQL_DIR
 
 SEGMENTS = ("industry", "size_band", "roles_band")
-GAP_TOUCHPOINTS_SQL = MINING_SQL.parent / "analysis" / "gap_touchpoints.sql"
+GAP_TOUCHPOINTS_SQL = SQL_DIR / "analysis" / "gap_touchpoints.sql"
 
 
 def reengagement_curves(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -23,6 +23,14 @@ LADDER = (
     "client", "between_engagements", "advocacy", "former_client",
 )
 STAGE_ORDER = {stage: i + 1 for i, stage in enumerate(LADDER)}
+# The funnel's steps: stages before client (conversion_to_next is defined for these).
+PROSPECT_STAGES = LADDER[:LADDER.index("client")]
+
+
+def phase_of(stage: str) -> str:
+    """'prospect' before client, 'client' from client on (former_client counts as having
+    reached client). Models join `stage_ladder.phase` instead of comparing stage numbers."""
+    return "prospect" if stage in PROSPECT_STAGES else "client"
 CHANNELS = ("web", "email", "crm")
 
 
@@ -122,8 +130,9 @@ def load_stage_map(path: str | Path | None = None) -> StageMap:
 def register_stage_map(con: duckdb.DuckDBPyConnection, stage_map: StageMap) -> None:
     """Write the ladder and the map as tables the SQL models join (values bound, not formatted)."""
     con.execute("CREATE OR REPLACE TABLE stage_ladder (stage VARCHAR PRIMARY KEY, "
-                "stage_order INTEGER NOT NULL)")
-    con.executemany("INSERT INTO stage_ladder VALUES (?, ?)", list(STAGE_ORDER.items()))
+                "stage_order INTEGER NOT NULL, phase VARCHAR NOT NULL)")
+    con.executemany("INSERT INTO stage_ladder VALUES (?, ?, ?)",
+                    [(s, order, phase_of(s)) for s, order in STAGE_ORDER.items()])
     con.execute("CREATE OR REPLACE TABLE stage_map (channel VARCHAR, activity VARCHAR, "
                 "stage VARCHAR, PRIMARY KEY (channel, activity))")
     if stage_map.signals:

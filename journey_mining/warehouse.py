@@ -30,7 +30,19 @@ import duckdb
 from journey_mining.errors import WarehouseError, WarehouseLockedError
 from journey_mining.sources import SOURCES
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+def _sql_dir() -> Path:
+    """The SQL models: the `journey_mining.sql` package of an installed wheel, or the
+    repository's sql/ folder in a checkout (the same folder, mapped by pyproject)."""
+    beside = Path(__file__).resolve().parent.parent / "sql"
+    if (beside / "marts").is_dir():
+        return beside
+    from importlib import resources
+
+    return Path(str(resources.files("journey_mining.sql")))
+
+
+SQL_DIR = _sql_dir()
 LAYERS = ("staging", "intermediate", "marts")
 
 
@@ -368,7 +380,7 @@ def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None) -> str
         "SELECT coalesce(max(load_id), 0) FROM loads WHERE rows_loaded > 0 OR rows_rejected > 0"
     ).fetchall()[0][0]
     code = hashlib.sha256()
-    for path in sorted(SQL_DIR.rglob("*.sql")) + sorted(Path(__file__).parent.glob("*.py")):
+    for path in sorted(SQL_DIR.rglob("*.sql")) + sorted(Path(__file__).parent.rglob("*.py")):
         code.update(path.read_bytes())
     payload = {"load": last_load, "params": params.model_dump(mode="json"),
                "as_of": str(as_of), "code": code.hexdigest(), "version": __version__}

@@ -15,13 +15,20 @@
 --     to since).
 -- dropped: furthest stage below client and no touchpoint for more than
 -- dormancy_days before the as-of date; it dropped at its furthest stage.
+-- The one definition of "client" every other model and the report read:
+--   became_client: the furthest stage is client or later (the funnel's reached(client));
+--   is_current_client: the latest engagement is not cancelled (the churn population
+--     under contractual churn: a client now, in an engagement or between two).
+-- Stage numbers are never written here: stage_ladder.phase says prospect or client.
 with params as (
     select * from run_parameters
 ),
 
 touchpoints as (
-    select t.*
-    from int_touchpoints_staged as t, params as p
+    select t.*, l.phase
+    from int_touchpoints_staged as t
+    cross join params as p
+    left join stage_ladder as l on t.stage = l.stage
     where t.account_id is not null and t.occurred_at <= p.as_of
 ),
 
@@ -76,20 +83,22 @@ advocacy_since as (
 post_sale as (
     select
         le.account_id,
-        case
-            when le.ended_at is null then 5
-            when le.end_kind = 'cancelled' then 8
-            when adv.account_id is not null then 7
-            else 6
-        end as stage_order
+        l.stage_order,
+        l.stage = 'former_client' as is_cancelled
     from latest_engagement as le
     left join advocacy_since as adv on le.account_id = adv.account_id
+    inner join ladder as l on l.stage = case
+        when le.ended_at is null then 'client'
+        when le.end_kind = 'cancelled' then 'former_client'
+        when adv.account_id is not null then 'advocacy'
+        else 'between_engagements'
+    end
 ),
 
 latest_client_side as (
     select account_id, stage_order
     from touchpoints
-    where stage_order >= 5
+    where phase = 'client'
     qualify row_number() over (
         partition by account_id order by occurred_at desc, stage_order desc
     ) = 1
@@ -107,12 +116,14 @@ pre_sale as (
         t.account_id,
         case
             when l.lost_at is null then max(t.stage_order)
-            else greatest(2, coalesce(max(t.stage_order) filter (where t.occurred_at > l.lost_at), 2))
+            else greatest(c.stage_order, coalesce(
+                max(t.stage_order) filter (where t.occurred_at > l.lost_at), c.stage_order))
         end as stage_order
     from touchpoints as t
     left join last_loss as l on t.account_id = l.account_id
-    where t.stage_order <= 4
-    group by t.account_id, l.lost_at
+    cross join (select stage_order from ladder where stage = 'consideration') as c
+    where t.phase = 'prospect'
+    group by t.account_id, l.lost_at, c.stage_order
 ),
 
 engagement_counts as (
@@ -132,7 +143,8 @@ combined as (
         act.furthest_stage_order,
         coalesce(pos.stage_order, lcs.stage_order, ps.stage_order) as current_stage_order,
         coalesce(e.n_engagements, 0) as n_engagements,
-        act.furthest_stage_order < 5
+        coalesce(not pos.is_cancelled, false) as is_current_client,
+        furthest.phase = 'prospect'
         and act.last_touch_at < p.as_of - to_days(p.dormancy_days) as dropped
     from accounts as a
     cross join params as p
@@ -142,6 +154,7 @@ combined as (
     left join latest_client_side as lcs on a.account_id = lcs.account_id
     left join pre_sale as ps on a.account_id = ps.account_id
     left join engagement_counts as e on a.account_id = e.account_id
+    left join ladder as furthest on act.furthest_stage_order = furthest.stage_order
 ),
 
 final as (
@@ -155,6 +168,8 @@ final as (
         furthest.stage as furthest_stage,
         current_.stage as current_stage,
         c.n_engagements,
+        coalesce(furthest.phase = 'client', false) as became_client,
+        c.is_current_client,
         coalesce(c.dropped, false) as dropped,
         case when c.dropped then furthest.stage end as dropped_at_stage,
         c.furthest_stage_order,

@@ -1,7 +1,17 @@
 -- Grain: one row: the headline numbers of the build, defined once for the CLI,
--- the reports and the notebooks.
--- re_engagement_rate = accounts with two or more engagements
---                      / accounts whose first engagement has ended (contract section 3).
+-- the reports, the Prefect artifacts and the notebooks.
+-- The three questions a B2B firm asks first:
+-- 1. prospect_to_client_rate = accounts that became clients (reached client)
+--                              / prospects (accounts that reached awareness).
+-- 2. between engagements and back: clients_between_engagements_ever = accounts with an
+--    engagement that ended without a cancellation; re_engagement_rate = accounts with
+--    two or more engagements / accounts whose first engagement has ended (contract
+--    section 3); median_gap_days = median days between two engagements of those back.
+-- 3. advocacy: former_clients_advocating / former_clients_ever (accounts with a
+--    cancelled engagement) and advocates_between_engagements / clients_between_
+--    engagements_ever: referrals or case studies given in that status (advocates mart).
+-- "Client" has one meaning per column (account_journeys): became_client (ever) and
+-- is_current_client (now; the churn population).
 with params as (
     select * from run_parameters
 ),
@@ -34,7 +44,31 @@ final as (
         (select count(*) from touchpoints where account_id is not null) as resolved_touchpoints,
         (select count(*) from touchpoints where account_id is not null)
         / nullif((select count(*) from touchpoints), 0) as resolved_share,
-        (select count(*) from journeys where furthest_stage_order >= 5) as clients_ever,
+        (select count(*) from journeys where furthest_stage_order is not null) as prospects,
+        (select count(*) from journeys where became_client) as clients_ever,
+        (select count(*) from journeys where became_client)
+        / nullif((select count(*) from journeys where furthest_stage_order is not null), 0)
+            as prospect_to_client_rate,
+        (select count(*) from journeys where is_current_client) as current_clients,
+        (select count(*) from journeys where current_stage = 'former_client') as former_clients,
+        (select count(distinct account_id) from engagements
+            where end_kind is distinct from 'cancelled' and ended_at is not null)
+            as clients_between_engagements_ever,
+        (select count(distinct account_id) from engagements where end_kind = 'cancelled')
+            as former_clients_ever,
+        (select median(gap_days) from engagements where engagement_no > 1) as median_gap_days,
+        (select count(*) from advocates) as advocates,
+        (select count(*) from advocates where while_former_client)
+            as former_clients_advocating,
+        (select count(*) from advocates where while_former_client)
+        / nullif((select count(distinct account_id) from engagements
+            where end_kind = 'cancelled'), 0) as former_client_advocacy_rate,
+        (select count(*) from advocates where while_between_engagements)
+            as advocates_between_engagements,
+        (select count(*) from advocates where while_between_engagements)
+        / nullif((select count(distinct account_id) from engagements
+            where end_kind is distinct from 'cancelled' and ended_at is not null), 0)
+            as between_engagements_advocacy_rate,
         (select count(*) from journeys where dropped) as dropped_accounts,
         (select count(distinct account_id) from engagements
             where engagement_no = 1 and ended_at is not null) as first_engagement_ended,

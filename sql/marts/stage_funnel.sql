@@ -21,10 +21,11 @@ reached as (
     select
         l.stage,
         l.stage_order,
+        l.phase,
         count(j.account_id) as reached
     from ladder as l
     left join journeys as j on j.furthest_stage_order >= l.stage_order
-    group by l.stage, l.stage_order
+    group by l.stage, l.stage_order, l.phase
 ),
 
 dropped as (
@@ -51,9 +52,10 @@ final as (
     select
         r.stage,
         r.stage_order,
+        r.phase,
         r.reached,
         case
-            when r.stage_order <= 4 and r.reached > 0
+            when r.phase = 'prospect' and r.reached > 0
                 then (lead(r.reached) over (order by r.stage_order)) / r.reached
         end as conversion_to_next,
         coalesce(d.dropped, 0) as dropped,
