@@ -86,6 +86,19 @@ FACTOR_TEXT = {
 }
 
 
+# Which way a feature reads as a risk to a person: +1 more is riskier (tickets, silence),
+# -1 less is riskier (contact, NPS). A factor is shown only when the model's push and this
+# direction agree, so a list never says "0 unsubscribes" raised the risk. Features with
+# no plain reading as a risk (size, industry, counts of past deals) are not shown.
+RISK_DIRECTION = {
+    "support_tickets_60d": 1, "support_tickets_180d": 1, "low_nps_180d": 1, "last_nps": -1,
+    "days_since_last_touch": 1, "touches_90d": -1, "touch_trend": -1, "web_90d": -1,
+    "email_90d": -1, "crm_90d": -1, "days_since_engagement_end": 1,
+    "email_negative_180d": 1, "contacts_engaged_180d": -1, "roles_engaged": -1,
+    "in_open_engagement": -1, "deals_lost": 1, "advocacy_signals": -1,
+}
+
+
 def features_at(con: duckdb.DuckDBPyConnection, as_of: dt.datetime,
                 horizon_days: int, kind: str = "contractual") -> pd.DataFrame:
     """Clients at `as_of` with their features (data up to `as_of` only) and label.
@@ -148,13 +161,20 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
                 method="sigmoid", cv=folds, ensemble=False)),
         ]).fit(X, y)
         self.classes_ = self.pipeline_.classes_
+        self.typical_ = X[numeric].median(numeric_only=True)
         return self
+
+    def _typical(self, feature: str) -> str:
+        value = self.typical_.get(feature)
+        return "none" if value is None or pd.isna(value) else f"{value:.0f}"
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return self.pipeline_.predict_proba(X)
 
     def top_factors(self, X: pd.DataFrame, k: int = 3) -> list[str]:
-        """Per row, the k features that push its risk up most, in words."""
+        """Per row, the k features that push its risk up most, in words, with the typical
+        value of the clients it was trained on; only features whose value reads as a risk
+        (RISK_DIRECTION) are named."""
         numeric, _ = self._columns()
         features = self.pipeline_.named_steps["features"]
         regression = self.pipeline_.named_steps["model"].calibrated_classifiers_[0].estimator
@@ -164,9 +184,11 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         texts = []
         for idx, row in X.iterrows():
             pushes = sorted(
-                ((coef[f"numeric__{c}"] * scaled.at[idx, f"numeric__{c}"], c) for c in numeric),
-                reverse=True)
-            words = [_factor_text(c, row[c]) for push, c in pushes[:k] if push > 0.05]
+                ((coef[f"numeric__{c}"] * scaled.at[idx, f"numeric__{c}"], c) for c in numeric
+                 if c in RISK_DIRECTION
+                 and RISK_DIRECTION[c] * scaled.at[idx, f"numeric__{c}"] > 0), reverse=True)
+            words = [f"{_factor_text(c, row[c])} (typical: {self._typical(c)})"
+                     for push, c in pushes[:k] if push > 0.05]
             texts.append("; ".join(words) or "no strong risk signal")
         return texts
 

@@ -80,7 +80,8 @@ def gap_touchpoint_lift(con: duckdb.DuckDBPyConnection, window_days: int = 180,
     """Which touchpoints in a gap precede coming back more than staying away.
 
     Grain: one row per kind of touchpoint (channel:activity) seen in at least
-    `min_support` gaps.
+    `min_support` gaps. `defines_return` marks the sales steps and engagement starts
+    that are the return itself (kept in the table, left out of the chart).
     """
     counts = con.sql(GAP_TOUCHPOINTS_SQL.read_text(), params={"window_days": window_days}).df()
     rows = []
@@ -97,9 +98,9 @@ def gap_touchpoint_lift(con: duckdb.DuckDBPyConnection, window_days: int = 180,
             "touchpoint": r.touchpoint, "gaps_with": r.gaps_with, "returned_with": a,
             "return_rate_with": a / r.gaps_with, "return_rate_without": c / (c + d),
             "lift": lift, "lift_ci_low": low, "lift_ci_high": high,
-            "significant": low > 1 or high < 1,
+            "significant": low > 1 or high < 1, "defines_return": bool(r.defines_return),
         })
-    columns = ["touchpoint", "gaps_with", "returned_with", "return_rate_with",
+    columns = ["touchpoint", "defines_return", "gaps_with", "returned_with", "return_rate_with",
                "return_rate_without", "lift", "lift_ci_low", "lift_ci_high", "significant"]
     return pd.DataFrame(rows, columns=columns).sort_values(
         "lift", ascending=False).reset_index(drop=True)

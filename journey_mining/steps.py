@@ -23,7 +23,7 @@ from journey_mining import warehouse
 from journey_mining.config import Config
 from journey_mining.errors import DataQualityError, JourneyError
 
-__all__ = ["STEPS", "RunContext", "Step", "run_all", "run_step", "step_named"]
+__all__ = ["STEPS", "RunContext", "Step", "run_all", "run_step", "step_named", "with_logger"]
 
 log = logging.getLogger("journey_mining")
 
@@ -208,6 +208,9 @@ def _report(ctx: RunContext) -> dict:
     return {"report": str(index.resolve())}
 
 
+# Written by the build before the models: the ladder, the stage map and the rules they join.
+CONFIG_TABLES = ("stage_ladder", "stage_map", "negative_signals", "score_rules",
+                 "free_mail_domains", "engagement_rules", "outbound_activities")
 _RAW = ("raw_crm_accounts", "raw_crm_contacts", "raw_crm_activities", "raw_web_events",
         "raw_email_events")
 
@@ -215,27 +218,30 @@ STEPS: tuple[Step, ...] = (
     Step("load", _load, reads=(), retries=3,
          writes=(*_RAW, "rejected_rows", "loads", "load_files")),
     Step("quality gate", _gate, reads=("loads", "load_files"), writes=()),
-    Step("build", _build, reads=_RAW,
-         writes=("run_parameters", "stage_ladder", "stage_map", "touchpoints",
-                 "identity_map", "identity_resolution", "account_journeys", "engagements",
-                 "stage_funnel", "journey_kpis", "reengagement_gaps", "lifecycle_periods",
-                 "event_log", "dropped_accounts", "cohort_conversion", "segment_conversion",
-                 "channel_mix", "activity_stages", "reject_reasons", "referrals",
+    Step("build", _build, reads=(*_RAW, "rejected_rows"),
+         writes=(*CONFIG_TABLES, *(m.name for m in warehouse.discover_models()),
                  "account_stage_history", "run_issues")),
-    Step("mining", _mine, optional=True, reads=("event_log", "account_stage_history"),
+    Step("mining", _mine, optional=True,
+         reads=("int_journey_events", "account_stage_history"),
          writes=("stage_transitions", "activity_transitions", "process_endpoints",
                  "path_variants", "journey_conformance", "conformance_summary",
                  "stage_timing")),
     Step("re-engagement", _reengagement, optional=True,
-         reads=("reengagement_gaps", "gap_touchpoints", "journey_kpis"),
+         reads=("reengagement_gaps", "int_journey_events", "engagement_rules",
+                "journey_kpis"),
          writes=("reengagement_curves", "reengagement_summary", "gap_touchpoint_lift")),
-    Step("churn risk", _churn, optional=True, reads=("churn_features", "engagements"),
+    Step("churn risk", _churn, optional=True,
+         reads=("int_touchpoints_staged", "engagement_rules", "stg_crm__accounts"),
          writes=("churn_scores", "model_runs")),
     Step("data tests", _data_tests, reads=(), writes=("data_test_results",)),
     Step("kpi history", _kpi_history, reads=("journey_kpis", "stage_funnel", "loads"),
          writes=("kpi_history",)),
     Step("report", _report, optional=True,
-         reads=("journey_kpis", "stage_funnel", "path_variants", "churn_scores"), writes=()),
+         reads=("journey_kpis", "stage_funnel", "dropped_accounts", "cohort_conversion",
+                "segment_conversion", "channel_mix", "activity_stages", "reject_reasons",
+                "advocates", "stage_transitions", "path_variants", "stage_timing",
+                "reengagement_curves", "gap_touchpoint_lift", "churn_scores", "model_runs"),
+         writes=()),
 )
 
 

@@ -11,7 +11,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "false")
 
-from journey_mining import ingest, warehouse  # noqa: E402
+from journey_mining import warehouse  # noqa: E402
 from journey_mining.config import Config  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,18 +44,13 @@ def table_rows(con, table: str, order: str = "ALL") -> list[tuple]:
 
 @pytest.fixture(scope="session")
 def sample_warehouse(tmp_path_factory) -> Path:
-    """The committed sample through every step of the pipeline, once per session (no Prefect)."""
-    from journey_mining import churn, mining, reengagement
+    """The committed sample through the declared steps (`steps.run_all`, no Prefect), once
+    per session; the report is written by the tests that read it."""
+    from journey_mining import steps
 
     path = tmp_path_factory.mktemp("sample") / "sample.duckdb"
-    connection = warehouse.connect(path)
-    config = Config()
-    ingest.load_exports(connection, SAMPLE, config.ingest)
-    warehouse.build(connection, config.analysis)
-    mining.mine(connection)
-    reengagement.analyse_reengagement(connection)
-    churn.store_churn(connection, churn.score_churn(connection))
-    connection.close()
+    steps.run_all(path, SAMPLE, Config(), steps=[s.name for s in steps.STEPS
+                                                 if s.name != "report"])
     return path
 
 

@@ -1,0 +1,90 @@
+"""What the report shows, read once from the warehouse.
+
+Every frame is a mart (sql/marts, grain and tests in its .yml) or a table a
+library step stored (mining, re-engagement, churn); nothing here defines a
+metric. A new number goes into a mart first, then here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+__all__ = ["ReportData", "report_data"]
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows, read from the warehouse once."""
+
+    kpis: pd.Series
+    funnel: pd.DataFrame
+    dropped: pd.DataFrame
+    stage_transitions: pd.DataFrame
+    activity_transitions: pd.DataFrame
+    activity_stages: pd.DataFrame
+    variants: pd.DataFrame
+    conformance: pd.Series
+    cohorts: pd.DataFrame
+    segments: pd.DataFrame
+    channel_mix: pd.DataFrame
+    stage_timing: pd.DataFrame
+    curves: pd.DataFrame
+    gaps: pd.DataFrame
+    lifecycle: pd.DataFrame
+    lift: pd.DataFrame
+    churn: pd.DataFrame
+    model_run: pd.Series | None
+    loads: pd.DataFrame
+    rejects: pd.DataFrame
+    resolution: pd.DataFrame
+    advocates: pd.DataFrame
+    history: pd.DataFrame | None = None
+    tests: pd.DataFrame | None = None
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $t",
+                            {"t": table}).fetchall()[0][0])
+
+
+def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
+    """Read the marts and analysis tables of the last build (each in its stated order)."""
+    def q(sql: str) -> pd.DataFrame:
+        return con.sql(sql).df()
+
+    runs = q("SELECT * FROM model_runs ORDER BY trained_at DESC LIMIT 1")
+    return ReportData(
+        kpis=q("SELECT * FROM journey_kpis").iloc[0],
+        funnel=q("SELECT * FROM stage_funnel ORDER BY stage_order"),
+        dropped=q("SELECT * EXCLUDE (furthest_stage_order) FROM dropped_accounts "
+                  "ORDER BY furthest_stage_order DESC, last_touch_at DESC, account_id"),
+        stage_transitions=q("SELECT * FROM stage_transitions"),
+        activity_transitions=q("SELECT * FROM activity_transitions ORDER BY transitions DESC"),
+        activity_stages=q("SELECT * FROM activity_stages"),
+        variants=q("SELECT * FROM path_variants WHERE level = 'stage' ORDER BY variant_rank"),
+        conformance=q("SELECT * FROM conformance_summary").iloc[0],
+        cohorts=q("SELECT * FROM cohort_conversion ORDER BY cohort"),
+        segments=q("SELECT * FROM segment_conversion ORDER BY client DESC, industry"),
+        channel_mix=q("SELECT * FROM channel_mix ORDER BY stage_order, channel"),
+        stage_timing=q("SELECT * FROM stage_timing ORDER BY stage_order"),
+        curves=q("SELECT * FROM reengagement_curves"),
+        gaps=q("SELECT * FROM reengagement_gaps"),
+        lifecycle=q("SELECT * FROM lifecycle_periods WHERE period_type = 'month'"),
+        lift=q("SELECT * FROM gap_touchpoint_lift ORDER BY lift DESC"),
+        churn=q("""SELECT c.*, a.account_name FROM churn_scores c
+                   LEFT JOIN stg_crm__accounts a USING (account_id)
+                   ORDER BY churn_probability DESC, account_id"""),
+        model_run=runs.iloc[0] if len(runs) else None,
+        loads=q("SELECT * FROM loads ORDER BY load_id"),
+        rejects=q("SELECT * FROM reject_reasons ORDER BY rows DESC, source, reason"),
+        resolution=q("SELECT * FROM identity_resolution"),
+        advocates=q("SELECT * FROM advocates ORDER BY first_advocacy_at"),
+        tests=q("SELECT * FROM data_test_results") if _exists(con, "data_test_results")
+        else None,
+        history=(q("""SELECT * FROM kpi_history
+                      QUALIFY row_number() OVER (PARTITION BY as_of ORDER BY built_at DESC) = 1
+                      ORDER BY as_of""") if _exists(con, "kpi_history") else None),
+    )

@@ -1,0 +1,370 @@
+"""Pure figure builders: a frame from a mart in, a Plotly figure out.
+
+No builder reads the warehouse or writes a file. Every stage axis runs in ladder
+order; every bar carries its value; layouts leave the width to the container
+(`autosize`), so a chart fits a half-width cell at any screen width.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from journey_mining.reports.format import FUNNEL, LABEL, MIN_COHORT, duration, pct
+from journey_mining.stages import LADDER, STAGE_ORDER
+
+__all__ = [
+    "build_activity_map_figure", "build_channel_mix_figure", "build_cohort_figure",
+    "build_dropoff_figure", "build_funnel_figure", "build_gap_figure",
+    "build_lifecycle_figure", "build_lift_figure", "build_linearity_figure",
+    "build_model_quality_figure", "build_process_map_figure", "build_quality_figure",
+    "build_reengagement_curve_figure", "build_sankey_figure", "build_segment_figure",
+    "build_trend_figure",
+]
+
+CHANNEL_COLOURS = {"web": "#4C78A8", "email": "#F58518", "crm": "#54A24B"}
+BAND_COLOURS = {"high": "#E45756", "medium": "#F2B701", "low": "#72B7B2"}
+LAYOUT = dict(template="plotly_white", height=420, autosize=True,
+              margin=dict(l=60, r=30, t=60, b=50), font=dict(size=13),
+              legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+
+def build_funnel_figure(funnel: pd.DataFrame) -> go.Figure:
+    """Accounts reaching each funnel stage, with the share moving on from the previous."""
+    part = funnel[funnel.stage.isin(FUNNEL)]
+    fig = go.Figure(go.Funnel(
+        y=[LABEL[s] for s in part.stage], x=part.reached.tolist(),
+        textinfo="value+percent previous", marker=dict(color="#4C78A8"),
+        hovertemplate="%{y}: %{x} accounts reached<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Accounts reaching each stage (or further)")
+    return fig
+
+
+def build_dropoff_figure(funnel: pd.DataFrame) -> go.Figure:
+    part = funnel[funnel.stage.isin(FUNNEL[:4])]
+    fig = go.Figure(go.Bar(
+        x=[LABEL[s] for s in part.stage], y=part.dropped.tolist(), marker_color="#E45756",
+        text=part.dropped.tolist(), textposition="outside",
+        hovertemplate="%{x}: %{y} accounts went quiet<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Where accounts went quiet (dropped)",
+                      yaxis_title="accounts")
+    return fig
+
+
+def _arc(x0: float, x1: float, bend: float, n: int = 30):
+    """Points of a quadratic curve from (x0, 0) to (x1, 0) bulging to `bend`."""
+    t = np.linspace(0, 1, n)
+    xm = (x0 + x1) / 2
+    xs = (1 - t) ** 2 * x0 + 2 * (1 - t) * t * xm + t ** 2 * x1
+    ys = 2 * (1 - t) * t * bend
+    return xs, ys
+
+
+def build_process_map_figure(transitions: pd.DataFrame, stage_timing: pd.DataFrame,
+                             labelled: int = 8) -> go.Figure:
+    """Stage DFG in ladder order: forward moves arc above, back-steps below; width = volume.
+
+    Nodes are sized by the accounts that were in each inferred stage (`stage_timing`);
+    stage names sit on the axis under the nodes, so no label covers a node. The
+    `labelled` busiest moves carry 'moves · median time'; the others say it on hover.
+    """
+    fig = go.Figure()
+    moves = transitions[transitions.from_stage != transitions.to_stage]
+    top = max(moves.transitions.max(), 1) if len(moves) else 1
+    with_label = set(moves.nlargest(labelled, "transitions").index)
+    colours = {"ladder": "#4C78A8", "skip": "#9D755D", "back_step": "#E45756"}
+    for r in moves.sort_values("transitions").itertuples():
+        x0, x1 = STAGE_ORDER[r.from_stage], STAGE_ORDER[r.to_stage]
+        forward = x1 > x0
+        # Longer moves bulge further, so labels of different spans sit at different heights.
+        bend = (0.25 + 0.22 * (abs(x1 - x0) - 1)) * (1 if forward else -1)
+        xs, ys = _arc(x0, x1, bend)
+        colour = colours.get(r.kind, "#999")
+        text = (f"{LABEL[r.from_stage]} → {LABEL[r.to_stage]}: {r.transitions:,} moves by "
+                f"{r.accounts:,} accounts, median {duration(r.median_hours)}")
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines", line=dict(width=1 + 10 * r.transitions / top,
+                                                color=colour),
+            opacity=0.7, hoverinfo="text", hovertext=text, showlegend=False))
+        fig.add_annotation(x=xs[-1], y=ys[-1], ax=xs[-4], ay=ys[-4], xref="x", yref="y",
+                           axref="x", ayref="y", showarrow=True, arrowhead=2, arrowsize=1.2,
+                           arrowcolor=colour, text="")
+        if r.Index in with_label:
+            fig.add_annotation(x=xs[15], y=ys[15], showarrow=False,
+                               text=f"{r.transitions:,} · {duration(r.median_hours)}",
+                               font=dict(size=11, color=colour), bgcolor="rgba(255,255,255,0.85)",
+                               hovertext=text)
+    entered = dict(zip(stage_timing.stage, stage_timing.accounts_entered, strict=True))
+    biggest = max(max(entered.values(), default=0), 1)
+    fig.add_trace(go.Scatter(
+        x=[STAGE_ORDER[s] for s in LADDER], y=[0] * len(LADDER), mode="markers",
+        marker=dict(size=[16 + 26 * math.sqrt(entered.get(s, 0) / biggest) for s in LADDER],
+                    color="#1f3a5f", line=dict(color="#fff", width=2)),
+        hovertext=[f"{LABEL[s]}: {entered.get(s, 0):,} accounts were in this stage"
+                   for s in LADDER], hoverinfo="text", showlegend=False, name="stages"))
+    for name, colour in (("up the ladder", "#4C78A8"), ("skips a stage", "#9D755D"),
+                         ("steps back", "#E45756")):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name,
+                                 line=dict(color=colour, width=4)))
+    fig.update_layout(**{**LAYOUT, "height": 600, "margin": dict(l=20, r=20, t=70, b=70)},
+                      title="How journeys really move between stages (moves · median time)",
+                      xaxis=dict(range=[0.4, 8.6], tickvals=[STAGE_ORDER[s] for s in LADDER],
+                                 ticktext=[f"{LABEL[s].replace(' ', '<br>')}<br>"
+                                           f"<b>{entered.get(s, 0):,}</b>" for s in LADDER],
+                                 showgrid=False, zeroline=False, ticks="", side="bottom"),
+                      yaxis=dict(visible=False, range=[-1.9, 1.9]))
+    return fig
+
+
+def build_activity_map_figure(transitions: pd.DataFrame, activities: pd.DataFrame,
+                              top_ns: tuple[int, ...] = (10, 25, 50)) -> go.Figure:
+    """Touchpoint-level map: activities by stage column; a slider shows the top-N moves."""
+    stage_of = dict(zip(activities.activity, activities.stage_order.fillna(0), strict=True))
+    freq = dict(zip(activities.activity, activities.n, strict=True))
+    pos = {}
+    for order in sorted(set(stage_of.values())):
+        column = sorted((a for a in stage_of if stage_of[a] == order), key=lambda a: -freq[a])
+        for i, activity in enumerate(column):
+            pos[activity] = (order, (len(column) - 1) / 2 - i)
+    edges = transitions.sort_values("transitions", ascending=False).reset_index(drop=True)
+    edges = edges[edges.from_activity.isin(pos) & edges.to_activity.isin(pos)]
+    top = max(edges.transitions.max(), 1) if len(edges) else 1
+    fig = go.Figure()
+    for r in edges.itertuples():
+        (x0, y0), (x1, y1) = pos[r.from_activity], pos[r.to_activity]
+        fig.add_trace(go.Scatter(
+            x=[x0, (x0 + x1) / 2 + 0.15, x1], y=[y0, (y0 + y1) / 2 + 0.3, y1],
+            mode="lines", line=dict(width=1 + 8 * r.transitions / top, shape="spline",
+                                    color="rgba(76,120,168,0.5)"),
+            hoverinfo="text", showlegend=False, visible=r.Index < top_ns[0],
+            hovertext=f"{r.from_activity} → {r.to_activity}: {r.transitions} "
+                      f"({r.accounts} accounts), median {duration(r.median_hours)}"))
+    names = list(pos)
+    fig.add_trace(go.Scatter(
+        x=[pos[a][0] for a in names], y=[pos[a][1] for a in names], mode="markers+text",
+        text=names, textposition="top center", showlegend=False,
+        marker=dict(size=[10 + 25 * math.sqrt(freq[a] / max(freq.values())) for a in names],
+                    color="#F58518"),
+        hovertext=[f"{a}: {freq[a]} touchpoints" for a in names], hoverinfo="text"))
+    n_edges = len(edges)
+    steps = []
+    for n in [*top_ns, n_edges]:
+        visible = [i < n for i in range(n_edges)] + [True]
+        steps.append(dict(method="update", args=[{"visible": visible}],
+                          label=f"top {min(n, n_edges)}" if n < n_edges else f"all {n_edges}"))
+    fig.update_layout(**{**LAYOUT, "height": 560},
+                      title="Touchpoint map: the most frequent moves between activities",
+                      xaxis=dict(tickvals=list(range(0, 9)),
+                                 ticktext=["no stage"] + [LABEL[s] for s in LADDER]),
+                      yaxis=dict(visible=False),
+                      sliders=[dict(active=0, steps=steps, currentvalue={"prefix": "showing "},
+                                    pad={"t": 40})])
+    return fig
+
+
+def build_sankey_figure(variants: pd.DataFrame, top_k: int = 10) -> go.Figure:
+    """The most common stage paths, step by step."""
+    top = variants.head(top_k)
+    nodes, index, links = [], {}, {}
+    for r in top.itertuples():
+        steps = r.variant.split(" > ")
+        for i, stage in enumerate(steps):
+            key = (i, stage)
+            if key not in index:
+                index[key] = len(nodes)
+                nodes.append(f"{i + 1}. {LABEL[stage]}")
+            if i:
+                link = (index[(i - 1, steps[i - 1])], index[key])
+                links[link] = links.get(link, 0) + r.cases
+    tail = 1 - top.coverage.sum()
+    fig = go.Figure(go.Sankey(
+        node=dict(label=nodes, pad=12, thickness=14),
+        link=dict(source=[s for s, _ in links], target=[t for _, t in links],
+                  value=list(links.values()))))
+    fig.update_layout(**{**LAYOUT, "height": 520},
+                      title=f"The {len(top)} most common paths ({pct(top.coverage.sum())} of "
+                            f"accounts); the other {pct(tail)} take rarer paths")
+    return fig
+
+
+def build_linearity_figure(conformance: pd.Series) -> go.Figure:
+    labels = ["follow the ladder", "skip a stage", "step back", "loop", "re-engaged"]
+    values = [conformance.linear_share, conformance.share_with_skips,
+              conformance.share_with_back_steps, conformance.share_with_loops,
+              conformance.share_reengaged]
+    fig = go.Figure(go.Bar(x=labels, y=values, text=[pct(v) for v in values],
+                           textposition="outside", marker_color="#72B7B2"))
+    fig.update_layout(**LAYOUT, title="Share of journeys with each kind of move",
+                      yaxis=dict(tickformat=".0%", range=[0, 1.1]))
+    return fig
+
+
+def build_cohort_figure(cohorts: pd.DataFrame) -> go.Figure:
+    """Conversion by month of first touch; cohorts under MIN_COHORT accounts are left out
+    (one account is 0 % or 100 %, which reads as a trend and is none)."""
+    cohorts = cohorts[cohorts.accounts >= MIN_COHORT]
+    fig = go.Figure()
+    for stage, colour in (("evaluation", "#4C78A8"), ("decision", "#F58518"),
+                          ("client", "#54A24B")):
+        fig.add_trace(go.Scatter(x=cohorts.cohort, y=cohorts[stage], mode="lines+markers",
+                                 name=f"reached {stage}", line=dict(color=colour),
+                                 customdata=cohorts.accounts,
+                                 hovertemplate="%{x|%b %Y}: %{y:.0%} of %{customdata} "
+                                               "accounts<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Conversion by cohort (month of first touch)",
+                      yaxis=dict(tickformat=".0%"))
+    return fig
+
+
+def build_trend_figure(history: pd.DataFrame) -> go.Figure:
+    """The headline rates at each as-of date a build ran for (kpi_history)."""
+    fig = go.Figure()
+    for column, name, colour in (
+            ("prospect_to_client_rate", "prospects who became clients", "#54A24B"),
+            ("re_engagement_rate", "clients who came back (re-engagement)", "#4C78A8"),
+            ("resolved_share", "touchpoints tied to an account", "#9D755D")):
+        fig.add_trace(go.Scatter(x=history.as_of, y=history[column], name=name,
+                                 mode="lines+markers", line=dict(color=colour),
+                                 hovertemplate="%{x|%d %b %Y}: %{y:.1%}<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Headline rates at each as-of date",
+                      yaxis=dict(tickformat=".0%", rangemode="tozero"))
+    return fig
+
+
+def build_segment_figure(segments: pd.DataFrame) -> go.Figure:
+    """Share becoming a client by industry; industries under MIN_COHORT accounts left out."""
+    segments = segments[segments.accounts >= MIN_COHORT]
+    fig = go.Figure(go.Bar(x=segments.industry, y=segments.client,
+                           text=[pct(v) for v in segments.client], textposition="outside",
+                           customdata=segments.accounts, marker_color="#54A24B",
+                           hovertemplate="%{x}: %{y:.0%} of %{customdata} accounts became "
+                                         "clients<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Share becoming a client, by industry",
+                      yaxis=dict(tickformat=".0%"))
+    return fig
+
+
+def build_channel_mix_figure(mix: pd.DataFrame) -> go.Figure:
+    """Share of each stage's touchpoints by channel (the `channel_mix` mart), stages in
+    ladder order."""
+    order = [LABEL[s] for s in LADDER if s in set(mix.stage)]
+    fig = go.Figure()
+    for channel, part in mix.groupby("channel"):
+        fig.add_trace(go.Bar(x=[LABEL[s] for s in part.stage], y=part.share,
+                             name={"crm": "sales & service (CRM)"}.get(channel, channel),
+                             marker_color=CHANNEL_COLOURS.get(channel),
+                             text=[f"{v:.0%}" if v >= 0.05 else "" for v in part.share],
+                             textposition="inside", customdata=part.touchpoints,
+                             hovertemplate="%{x}: %{y:.0%} (%{customdata} touchpoints)"
+                                           "<extra></extra>"))
+    fig.update_layout(**LAYOUT, barmode="stack", yaxis=dict(tickformat=".0%"),
+                      xaxis=dict(categoryorder="array", categoryarray=order),
+                      title="Self-directed (web, email) vs sales contact, by stage signalled")
+    return fig
+
+
+def build_reengagement_curve_figure(curves: pd.DataFrame, segment_type: str = "size_band"
+                                    ) -> go.Figure:
+    fig = go.Figure()
+    for (kind, segment), part in curves.groupby(["segment_type", "segment"], sort=False):
+        if kind not in ("all", segment_type):
+            continue
+        xs = [0, *part.time_days.tolist()]
+        ys = [0, *part.returned_share.tolist()]
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines", line=dict(shape="hv", width=4 if kind == "all" else 2),
+            name="all accounts" if kind == "all" else f"{segment} employees"))
+    fig.update_layout(**LAYOUT, title="Share back for a new engagement, by days since the last "
+                                      "one ended (Kaplan-Meier)",
+                      xaxis_title="days since the engagement ended",
+                      yaxis=dict(tickformat=".0%"))
+    return fig
+
+
+def build_gap_figure(gaps: pd.DataFrame) -> go.Figure:
+    back = gaps[gaps.returned]
+    fig = go.Figure(go.Histogram(x=back.gap_days, nbinsx=20, marker_color="#4C78A8",
+                                 hovertemplate="%{x} days: %{y} returns<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Time between engagements, for accounts that came back",
+                      xaxis_title="days", yaxis_title="returns")
+    return fig
+
+
+def build_lifecycle_figure(lifecycle: pd.DataFrame) -> go.Figure:
+    colours = {"new": "#54A24B", "returning": "#4C78A8", "resurrecting": "#F2B701",
+               "dormant": "#E45756"}
+    fig = go.Figure()
+    for status in ("new", "returning", "resurrecting", "dormant"):
+        part = lifecycle[lifecycle.status == status]
+        sign = -1 if status == "dormant" else 1
+        fig.add_trace(go.Bar(x=part.period_start, y=sign * part.accounts, name=status,
+                             marker_color=colours[status], customdata=part.accounts,
+                             hovertemplate="%{x|%b %Y}: %{customdata} " + status
+                                           + "<extra></extra>"))
+    fig.update_layout(**LAYOUT, barmode="relative", yaxis_title="accounts",
+                      title="Active accounts per month: new, returning, resurrecting; "
+                            "dormant below zero")
+    return fig
+
+
+def build_lift_figure(lift: pd.DataFrame) -> go.Figure:
+    """Lift of each gap touchpoint as a point with its 95 % interval around 1 (no effect).
+
+    Activities that make up the return itself (the sales steps and the start of the new
+    engagement: `defines_return`) are left out: they are the outcome, not a lever.
+    """
+    if "defines_return" in lift:
+        lift = lift[~lift.defines_return]
+    part = lift.sort_values("lift")
+    colours = ["#54A24B" if s and v > 1 else "#E45756" if s else "#8c8c8c"
+               for s, v in zip(part.significant, part.lift, strict=True)]
+    fig = go.Figure(go.Scatter(
+        y=part.touchpoint, x=part.lift, mode="markers",
+        marker=dict(color=colours, size=10),
+        error_x=dict(type="data", symmetric=False, array=part.lift_ci_high - part.lift,
+                     arrayminus=part.lift - part.lift_ci_low, color="#8c8c8c"),
+        customdata=np.stack([part.gaps_with, part.return_rate_with, part.lift_ci_low,
+                             part.lift_ci_high], axis=-1),
+        hovertemplate="%{y}: x%{x:.2f} (95% interval %{customdata[2]:.2f} to "
+                      "%{customdata[3]:.2f}); seen in %{customdata[0]} gaps, "
+                      "%{customdata[1]:.0%} came back<extra></extra>", showlegend=False))
+    fig.add_vline(x=1, line_dash="dot", annotation_text="no difference",
+                  annotation_position="top")
+    fig.update_layout(**{**LAYOUT, "height": max(320, 60 + 26 * len(part))},
+                      xaxis_type="log",
+                      title="What returning accounts did in the gap: lift with 95 % interval "
+                            "(green: clearly more often)",
+                      xaxis_title="times as often back with it as without (log scale)",
+                      yaxis=dict(automargin=True))
+    return fig
+
+
+def build_model_quality_figure(run: pd.Series) -> go.Figure:
+    metrics = ["ROC AUC", "PR AUC"]
+    fig = go.Figure([
+        go.Bar(name="churn model", x=metrics, y=[run.roc_auc, run.pr_auc],
+               text=[f"{run.roc_auc:.2f}", f"{run.pr_auc:.2f}"], textposition="outside",
+               marker_color="#4C78A8"),
+        go.Bar(name="recency only", x=metrics, y=[run.recency_roc_auc, run.recency_pr_auc],
+               text=[f"{run.recency_roc_auc:.2f}", f"{run.recency_pr_auc:.2f}"],
+               textposition="outside", marker_color="#BAB0AC")])
+    fig.update_layout(**LAYOUT, barmode="group", yaxis=dict(range=[0, 1]),
+                      title="Backtest: the model vs a recency-only baseline (higher is better)")
+    return fig
+
+
+def build_quality_figure(resolution: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for method, part in resolution.groupby("method"):
+        fig.add_trace(go.Bar(x=part.source, y=part.share_of_source, name=method,
+                             customdata=part.touchpoints, textposition="inside",
+                             text=[f"{v:.0%}" if v >= 0.05 else "" for v in part.share_of_source],
+                             hovertemplate="%{x}: %{y:.0%} (%{customdata} touchpoints) "
+                                           + method + "<extra></extra>"))
+    fig.update_layout(**LAYOUT, barmode="stack", yaxis=dict(tickformat=".0%"),
+                      title="How touchpoints were tied to accounts, by source")
+    return fig
+
+

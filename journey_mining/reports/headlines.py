@@ -1,0 +1,192 @@
+"""The sentences at the top of each section: plain words a reader acts on.
+
+Each takes the report's data (marts read once, `ReportData`) and says what it
+shows, or, where something cannot be measured yet, why.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from journey_mining.reports.data import ReportData
+from journey_mining.reports.format import FUNNEL, LABEL, missing, pct
+
+__all__ = ["headlines"]
+
+def headlines(d: ReportData) -> dict[str, str]:
+    """One sentence or two per section, in words a reader acts on, for any amount of data:
+    where something cannot be measured yet, the sentence says why."""
+    return {"funnel": _funnel_sentence(d), "map": _map_sentence(d),
+            "paths": _paths_sentence(d.variants), "linearity": _linearity_sentence(d),
+            "cohorts": _cohort_sentence(d.cohorts, d.segments),
+            "channels": _channel_sentence(d.channel_mix),
+            "reengagement": _reengagement_sentence(d), "churn": _churn_sentence(d),
+            "advocacy": _advocacy_sentence(d),
+            "trend": _trend_sentence(d.history), "quality": _quality_sentence(d)}
+
+
+def _trend_sentence(history: pd.DataFrame | None) -> str:
+    if history is None or len(history) < 2:
+        return "Each build adds a point here (kpi_history)."
+    first, last = history.iloc[0], history.iloc[-1]
+    return (f"{len(history)} as-of dates from {first.as_of:%d %b %Y} to {last.as_of:%d %b %Y}: "
+            f"prospects who became clients went from {pct(first.prospect_to_client_rate)} to "
+            f"{pct(last.prospect_to_client_rate)}.")
+
+
+def _funnel_sentence(d: ReportData) -> str:
+    f = d.funnel.set_index("stage")
+    aware, clients = int(f.at["awareness", "reached"]), int(f.at["client", "reached"])
+    if not aware:
+        return "No account has a staged touchpoint yet: there is no funnel to show."
+    if clients:
+        text = (f"Of {aware:,} accounts that showed interest, {clients:,} became clients "
+                f"({pct(clients / aware)}).")
+    else:
+        furthest = d.funnel[d.funnel.reached > 0].stage.iloc[-1]
+        text = (f"No account has become a client yet: of {aware:,} accounts that showed "
+                f"interest, the furthest got to {LABEL[furthest]}.")
+    # The weakest step among steps with enough accounts to call it one.
+    steps = d.funnel[d.funnel.stage.isin(FUNNEL[:4]) & (d.funnel.reached >= 5)
+                     & d.funnel.conversion_to_next.notna()]
+    if len(steps) >= 2:
+        worst = steps.loc[steps.conversion_to_next.idxmin()]
+        nxt = FUNNEL[FUNNEL.index(worst.stage) + 1]
+        text += (f" The weakest step is {LABEL[worst.stage]} to {LABEL[nxt]}: "
+                 f"{pct(worst.conversion_to_next)} move on.")
+    dropped = int(d.funnel.dropped.sum())
+    if dropped:
+        biggest = d.funnel.loc[d.funnel.dropped.idxmax()]
+        text += (f" {dropped:,} accounts went quiet before buying, most at "
+                 f"{LABEL[biggest.stage]} ({int(biggest.dropped):,}).")
+    else:
+        text += " No account has gone quiet before buying."
+    return text
+
+
+def _map_sentence(d: ReportData) -> str:
+    moves = d.stage_transitions[d.stage_transitions.kind != "repeat"]
+    if moves.empty:
+        return "No account has moved from one stage to another yet."
+    back = moves[moves.kind == "back_step"].sort_values("accounts", ascending=False)
+    share = d.conformance.share_with_back_steps
+    if back.empty or not share:
+        return "Every move so far went up the ladder: no account stepped back."
+    top = back.iloc[0]
+    return (f"Journeys do not run straight: {pct(share)} of accounts step back at least once, "
+            f"most often from {LABEL[top.from_stage]} to {LABEL[top.to_stage]} "
+            f"({int(top.accounts)} accounts).")
+
+
+def _paths_sentence(variants: pd.DataFrame) -> str:
+    if variants.empty:
+        return "No stage paths yet."
+    n = int(variants.cases.sum())
+    if len(variants) == 1:
+        return f"All {n:,} accounts follow the same stage path: {variants.variant.iloc[0]}."
+    return (f"{len(variants):,} different stage paths for {n:,} accounts: the 10 most common "
+            f"cover {pct(variants.head(10).coverage.sum())}, and "
+            f"{pct((variants.cases == 1).sum() / max(n, 1))} of accounts follow a path nobody "
+            "else took.")
+
+
+def _linearity_sentence(d: ReportData) -> str:
+    c = d.conformance
+    if missing(c.linear_share):
+        return "No journeys to compare with the textbook ladder yet."
+    text = f"{pct(c.linear_share)} of journeys follow the textbook ladder."
+    if not missing(c.client_conversion_linear) and not missing(
+            c.client_conversion_non_linear) and (c.client_conversion_linear
+                                                 or c.client_conversion_non_linear):
+        text += (f" {pct(c.client_conversion_linear)} of those reached client, against "
+                 f"{pct(c.client_conversion_non_linear)} of the others; read this as "
+                 "description, not cause.")
+    return text
+
+
+def _reengagement_sentence(d: ReportData) -> str:
+    k = d.kpis
+    if not k.first_engagement_ended:
+        return "No engagement has ended yet, so nobody can have come back."
+    text = (f"{int(k.re_engaged_accounts):,} of {int(k.first_engagement_ended):,} accounts "
+            f"whose first engagement ended started another (re-engagement rate "
+            f"{pct(k.re_engagement_rate)}).")
+    lift = d.lift[~d.lift.defines_return] if "defines_return" in d.lift else d.lift
+    top = lift[lift.significant & (lift.lift > 1)].head(1)
+    if len(top):
+        name = top.iloc[0].touchpoint.split(":", 1)[1].replace("_", " ")
+        text += (f" Accounts with {name} in the gap came back x{top.iloc[0].lift:.1f} as "
+                 "often: worth doing more of.")
+    return text
+
+
+def _advocacy_sentence(d: ReportData) -> str:
+    k = d.kpis
+    if not k.advocates:
+        return "No account has given a referral or a case study yet."
+    return (f"{int(k.advocates):,} accounts gave a referral or a case study: "
+            f"{int(k.advocates_between_engagements):,} while between engagements, "
+            f"{int(k.former_clients_advocating):,} as former clients. Clients between "
+            "engagements are the ones to ask.")
+
+
+def _churn_sentence(d: ReportData) -> str:
+    k = d.kpis
+    if d.churn.empty:
+        return ("No clients to score at the as-of date: nobody is a client now (none yet, "
+                "or every client has left).")
+    horizon = int(d.model_run.horizon_days) if d.model_run is not None else 180
+    text = (f"{len(d.churn):,} clients now are scored ({int(k.clients_ever):,} became "
+            f"clients; {int(k.former_clients):,} of them have left); "
+            f"{int((d.churn.risk_band == 'high').sum())} are at high risk of leaving in the "
+            f"next {horizon} days.")
+    return text + (_model_sentence(d.model_run) if d.model_run is not None else "")
+
+
+def _quality_sentence(d: ReportData) -> str:
+    return (f"{int(d.loads.rows_loaded.sum()):,} rows loaded, "
+            f"{int(d.loads.rows_duplicate.sum()):,} duplicates skipped, "
+            f"{int(d.loads.rows_rejected.sum()):,} rejected. {pct(d.kpis.resolved_share)} of "
+            "touchpoints are tied to an account.")
+
+
+def _cohort_sentence(cohorts: pd.DataFrame, segments: pd.DataFrame) -> str:
+    mature = cohorts[cohorts.cohort <= cohorts.cohort.max() - pd.DateOffset(months=6)]
+    text = "Recent cohorts have had less time to convert."
+    if len(mature):
+        rate = (mature.client * mature.accounts).sum() / mature.accounts.sum()
+        text = (f"Of accounts first seen at least six months before the last cohort, "
+                f"{pct(rate)} became clients; recent cohorts have had less time.")
+    big = segments[segments.accounts >= 10]
+    if len(big) >= 2:
+        best, worst = big.iloc[0], big.iloc[-1]
+        text += (f" {best.industry.title()} converts best ({pct(best.client)}), "
+                 f"{worst.industry} least ({pct(worst.client)}).")
+    return text
+
+
+def _channel_sentence(mix: pd.DataFrame) -> str:
+    def share(stages, channels):
+        part = mix[mix.stage.isin(stages)]
+        total = part.touchpoints.sum()
+        return part[part.channel.isin(channels)].touchpoints.sum() / total if total else None
+
+    early, late = share(FUNNEL[:2], ["web", "email"]), share(FUNNEL[2:4], ["crm"])
+    parts = []
+    if early is not None:
+        parts.append(f"At awareness and consideration {pct(early)} of touchpoints are "
+                     "self-directed (website, email).")
+    if late is not None:
+        parts.append(f"At evaluation and decision {pct(late)} are sales contact.")
+    return " ".join(parts) or "No staged touchpoints yet."
+
+
+def _model_sentence(run: pd.Series) -> str:
+    if run.status != "trained":
+        return (f" Too little history to train a model ({run.reason}); scores use the "
+                "historical churn rate and simple rules.")
+    verdict = "beats" if run.beats_recency_baseline else "does not beat"
+    return (f" In the backtest the model ranks clients with ROC AUC {run.roc_auc:.2f} and "
+            f"{verdict} recency alone ({run.recency_roc_auc:.2f}).")
+
+

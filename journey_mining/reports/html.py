@@ -1,0 +1,385 @@
+"""The one writer: a self-contained `index.html` (plotly.js embedded once, no CDN,
+works offline), CSV lists beside it, and PNGs of the key charts for slide decks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from journey_mining.reports import figures as f
+from journey_mining.reports.data import report_data
+from journey_mining.reports.format import FUNNEL, LABEL, MIN_COHORT, duration, missing, pct
+from journey_mining.reports.headlines import headlines
+from journey_mining.warehouse import run_issues
+
+__all__ = ["GLOSSARY", "STATIC_IMAGES", "TOP_PATHS", "find_chromium", "write_report",
+           "write_static_images"]
+
+# The paths chart and table show the same top paths, so their "other" shares agree.
+TOP_PATHS = 10
+
+
+def _table(frame: pd.DataFrame, formats: dict | None = None, empty: str = "None yet.") -> str:
+    if frame.empty:
+        return f"<p class='note'>{html.escape(empty)}</p>"
+    formats = formats or {}
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for _, row in frame.iterrows():
+        cells = "".join(
+            f"<td>{html.escape(formats[c](v) if c in formats else ('' if pd.isna(v) else str(v)))}"
+            "</td>" for c, v in row.items())
+        rows.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;
+background:#fafafa}header{background:#1f3a5f;color:#fff;padding:18px 32px}
+header h1{margin:0;font-size:24px}header p{margin:4px 0 0;opacity:.9}
+nav{padding:8px 32px;background:#fff;border-bottom:1px solid #ddd;position:sticky;top:0;
+z-index:10}nav a{margin-right:14px;color:#1f3a5f;text-decoration:none;font-size:14px}
+main{max-width:1400px;margin:0 auto;padding:8px 24px 48px}section{background:#fff;
+border:1px solid #e4e4e4;border-radius:8px;padding:16px 20px;margin:18px 0}
+h2{margin:0 0 6px;font-size:20px}.headline{font-size:16px;margin:0 0 12px;color:#333}
+.grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:12px}
+.grid>*,.chart{min-width:0}
+@media (max-width:1100px){.grid{grid-template-columns:minmax(0,1fr)}}
+.kpis{display:flex;gap:12px;flex-wrap:wrap}.kpi{background:#f1f5f9;border-radius:6px;
+padding:10px 14px;min-width:150px;flex:1}.kpi b{display:block;font-size:22px}
+.questions{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:12px}
+@media (max-width:900px){.questions{grid-template-columns:minmax(0,1fr)}}
+.question{background:#f1f5f9;border-radius:6px;padding:12px 16px}
+.question h3{margin:0 0 6px;font-size:15px;color:#1f3a5f}.question b{font-size:26px}
+.question p{margin:6px 0 0;font-size:14px}
+table{border-collapse:collapse;font-size:13px;width:100%}th,td{padding:4px 8px;
+border-bottom:1px solid #eee;text-align:left;vertical-align:top}th{background:#f6f6f6}
+.note{font-size:12px;color:#666}.missing{font-size:14px;color:#555;background:#f6f6f6;
+border-radius:6px;padding:14px}
+.dq{font-size:13px}.dq a{color:#fff}
+.issues{background:#fff4e5;color:#5c3b00;border-radius:6px;padding:8px 14px;margin-top:10px;
+font-size:14px}.issues ul{margin:4px 0}
+dl.glossary dt{font-weight:600;margin-top:8px}dl.glossary dd{margin:2px 0 0 0;font-size:14px}
+abbr{text-decoration:underline dotted;cursor:help}
+"""
+
+# Terms the report uses, in the words the report uses them. Each term links here.
+GLOSSARY = {
+    "prospect": "An account with at least one touchpoint that signals a stage (awareness "
+                "or later): someone at the company showed interest.",
+    "became a client": "An account whose furthest stage is client or later (a former "
+                       "client counts: it was a client). Prospect-to-client rate = accounts "
+                       "that became clients / prospects.",
+    "client now": "An account whose latest engagement was not cancelled: in a project or "
+                  "between two. These are the clients scored for churn risk.",
+    "former client": "An account whose latest engagement ended with a cancellation.",
+    "engagement": "A period of work with a client: by default from a deal won to the first "
+                  "completed project or cancellation after it (configurable).",
+    "between engagements": "A client whose last engagement ended (not cancelled) and who has "
+                           "not started a new one yet.",
+    "re-engagement rate": "Accounts with two or more engagements / accounts whose first "
+                          "engagement has ended: how often clients come back.",
+    "advocacy": "A referral or a case study (the advocacy stage in the stage map). Counted "
+                "by what the account was when it advocated: a client, between engagements "
+                "or a former client.",
+    "reached": "Accounts whose furthest stage is this stage or a later one; conversion is "
+               "reached(next stage) / reached(this stage).",
+    "dropped": "A prospect (never a client) with no touchpoint for more than the dormancy "
+               "period (default 90 days) before the as-of date.",
+    "Kaplan-Meier": "A way to estimate 'how many within N days' when some accounts are still "
+                    "waiting: it uses everyone for as long as we have seen them.",
+    "censored": "An account still waiting at the as-of date (not moved on, not come back "
+                "yet): we know it took at least that long, not how long.",
+    "ROC AUC": "How well a score ranks the accounts that did churn above those that did "
+               "not: 0.5 is a coin toss, 1.0 is perfect.",
+    "lift": "How many times more often accounts with this touchpoint in the gap came back "
+            "than accounts without it; 1 means no difference. The bar is a 95 % interval.",
+}
+
+
+def _term(text: str, key: str | None = None) -> str:
+    """A term linked to its glossary entry (dotted underline, definition on hover)."""
+    key = key or text
+    return (f"<a href='#glossary'><abbr title='{html.escape(GLOSSARY[key])}'>"
+            f"{html.escape(text)}</abbr></a>")
+
+
+def _glossary() -> str:
+    return "<dl class='glossary'>" + "".join(
+        f"<dt>{html.escape(term)}</dt><dd>{html.escape(text)}</dd>"
+        for term, text in GLOSSARY.items()) + "</dl>"
+
+
+def _count(n) -> str:
+    return "—" if missing(n) else f"{int(n):,}"
+
+
+def _questions(k: pd.Series) -> str:
+    """The three questions a B2B firm asks first, answered from journey_kpis."""
+    cards = [
+        ("What share of prospects become clients?", pct(k.prospect_to_client_rate),
+         f"{_count(k.clients_ever)} of {_count(k.prospects)} {_term('prospects', 'prospect')} "
+         f"{_term('became clients', 'became a client')}: {_count(k.current_clients)} are "
+         f"{_term('clients now', 'client now')}, {_count(k.former_clients)} "
+         f"{_term('former clients', 'former client')}."),
+        ("How often do clients come back after an engagement?", pct(k.re_engagement_rate),
+         f"{_term('re-engagement rate')}: {_count(k.re_engaged_accounts)} of "
+         f"{_count(k.first_engagement_ended)} accounts whose first "
+         f"{_term('engagement')} ended started another"
+         + ("" if missing(k.median_gap_days) else
+            f", after a median of {k.median_gap_days:.0f} days "
+            f"{_term('between engagements')}") + "."),
+        ("Who refers us or gives a case study?", _count(k.advocates) + " accounts",
+         f"{_term('advocacy', 'advocacy')}: {_count(k.former_clients_advocating)} of "
+         f"{_count(k.former_clients_ever)} former clients "
+         f"({pct(k.former_client_advocacy_rate)}) and "
+         f"{_count(k.advocates_between_engagements)} of "
+         f"{_count(k.clients_between_engagements_ever)} clients who were between engagements "
+         f"({pct(k.between_engagements_advocacy_rate)})."),
+    ]
+    return "<div class='questions'>" + "".join(
+        f"<div class='question'><h3>{html.escape(q)}</h3><b>{html.escape(v)}</b><p>{t}</p>"
+        "</div>" for q, v, t in cards) + "</div>"
+
+
+STATIC_IMAGES = ("funnel", "process-map", "paths-sankey", "reengagement-curve", "channel-mix")
+
+
+def find_chromium() -> str | None:
+    """A Chrome or Chromium binary for static images (Debian: apt install chromium)."""
+    return os.environ.get("BROWSER_PATH") or next(
+        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p),
+        None)
+
+
+def write_static_images(figures: dict[str, go.Figure], out: Path) -> list[Path]:
+    """PNGs of the key charts for slide decks, via kaleido and a local Chromium.
+
+    Returns [] when no Chromium is installed: kaleido would otherwise try to
+    download one, and nothing here may use the network.
+    """
+    browser = find_chromium()
+    if browser is None:
+        return []
+    previous = os.environ.get("BROWSER_PATH")
+    os.environ["BROWSER_PATH"] = browser  # kaleido's browser lookup reads this
+    try:
+        paths = []
+        (out / "images").mkdir(exist_ok=True)
+        for name in STATIC_IMAGES:
+            if name in figures:
+                path = out / "images" / f"{name}.png"
+                figures[name].write_image(path, width=1200, height=650, scale=1)
+                paths.append(path)
+        return paths
+    finally:
+        if previous is None:
+            os.environ.pop("BROWSER_PATH", None)
+        else:
+            os.environ["BROWSER_PATH"] = previous
+
+
+def _chart(fig: go.Figure, name: str) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}",
+                       default_width="100%",
+                       config={"displaylogo": False, "responsive": True})
+
+
+# Plots drawn while the page was still laid out get the final width of their cell.
+REFIT = ("<script>window.addEventListener('load',function(){document.querySelectorAll("
+         "'.js-plotly-plot').forEach(function(d){Plotly.Plots.resize(d);});});</script>")
+
+
+def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
+                 run_name: str | None = None, static_images: bool = True) -> Path:
+    """Write reports/<run>/index.html (+ CSV lists, PNGs) and refresh reports/latest/."""
+    d = report_data(con)
+    run_name = run_name or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(reports_dir) / run_name
+    out.mkdir(parents=True, exist_ok=True)
+    d.dropped.to_csv(out / "dropped_accounts.csv", index=False)
+    d.churn.to_csv(out / "churn_scores.csv", index=False)
+    heads = headlines(d)
+    builders = {
+        "funnel": lambda: f.build_funnel_figure(d.funnel),
+        "dropoff": lambda: f.build_dropoff_figure(d.funnel),
+        "process-map": lambda: f.build_process_map_figure(d.stage_transitions,
+                                                          d.stage_timing),
+        "activity-map": lambda: f.build_activity_map_figure(d.activity_transitions,
+                                                            d.activity_stages),
+        "paths-sankey": lambda: f.build_sankey_figure(d.variants, TOP_PATHS),
+        "linearity": lambda: f.build_linearity_figure(d.conformance),
+        "cohorts": lambda: f.build_cohort_figure(d.cohorts),
+        "segments": lambda: f.build_segment_figure(d.segments),
+        "channel-mix": lambda: f.build_channel_mix_figure(d.channel_mix),
+        "reengagement-curve": lambda: f.build_reengagement_curve_figure(d.curves),
+        "gap-days": lambda: f.build_gap_figure(d.gaps),
+        "lifecycle": lambda: f.build_lifecycle_figure(d.lifecycle),
+        "gap-lift": lambda: f.build_lift_figure(d.lift),
+        "resolution": lambda: f.build_quality_figure(d.resolution),
+        "trend": lambda: f.build_trend_figure(d.history),
+    }
+    if d.model_run is not None and d.model_run.status == "trained":
+        builders["model-quality"] = lambda: f.build_model_quality_figure(d.model_run)
+    shown_lift = d.lift[~d.lift.defines_return] if "defines_return" in d.lift else d.lift
+    # A chart with nothing to show says why in a sentence, instead of an empty frame.
+    nothing = {
+        "funnel": (d.funnel.reached.sum() == 0, "No account has a staged touchpoint yet."),
+        "dropoff": (d.funnel.dropped.sum() == 0, "No account has gone quiet before buying."),
+        "process-map": (d.stage_transitions.empty,
+                        "No account has moved from one stage to another yet."),
+        "activity-map": (d.activity_transitions.empty,
+                         "No account has two touchpoints in a row yet."),
+        "paths-sankey": (d.variants.empty or (d.variants.length <= 1).all(),
+                         "Every stage path is a single stage: no flow to draw yet."),
+        "cohorts": ((d.cohorts.accounts >= MIN_COHORT).sum() == 0,
+                    f"No monthly cohort has {MIN_COHORT} accounts yet, so no cohort "
+                    "conversion rate is shown."),
+        "segments": ((d.segments.accounts >= MIN_COHORT).sum() < 2,
+                     f"Fewer than two industries with {MIN_COHORT} accounts: nothing to "
+                     "compare."),
+        "channel-mix": (d.channel_mix.empty, "No staged touchpoints yet."),
+        "reengagement-curve": (d.curves.empty or d.gaps.empty,
+                               "No engagement has ended yet, so nobody can have come back."),
+        "gap-days": (d.gaps.empty, "No engagement has ended yet: no gaps to show."),
+        "lifecycle": (d.lifecycle.empty, "No clients yet: no lifecycle to show."),
+        "gap-lift": (shown_lift.empty, "Too few ended engagements to compare what returning "
+                                       "accounts did in the gap."),
+        "resolution": (d.resolution.empty, "No touchpoints loaded yet."),
+        "trend": (d.history is None or len(d.history) < 2,
+                  "One as-of date so far: the trend starts with the next build at another "
+                  "date (a scheduled run, or a backfill with --as-of)."),
+    }
+    # A chart that cannot be drawn is said where it would be; the rest of the report stays.
+    figures, failed, said = {}, {}, {}
+    for name, builder in builders.items():
+        if name in nothing and bool(nothing[name][0]):
+            said[name] = nothing[name][1]
+            continue
+        try:
+            figures[name] = builder()
+        except Exception as exc:  # noqa: BLE001
+            failed[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    # Figure ids carry a prefix: a section and a chart must never share an id.
+    div = {name: f"<div class='chart'>{_chart(fig, name)}</div>"
+           for name, fig in figures.items()}
+    div.update({name: f"<p class='note'>This chart could not be drawn ({html.escape(why)})."
+                      "</p>" for name, why in failed.items()})
+    div.update({name: f"<p class='missing'>{html.escape(why)}</p>" for name, why in said.items()})
+    issues = [*run_issues(con), *((f"chart {name}", why) for name, why in failed.items())]
+    last = d.loads.tail(1)
+    quality_line = (
+        f"Data quality: {int(last.rows_rejected.sum()):,} of {int(last.rows_read.sum()):,} "
+        f"rows rejected in the last load"
+        + (f"; {int((~d.tests.passed).sum())} of {len(d.tests)} data tests failed"
+           + (f" ({int(((~d.tests.passed) & (d.tests.severity == 'error')).sum())} errors)"
+              if ((~d.tests.passed) & (d.tests.severity == "error")).any() else "")
+           if d.tests is not None else "; data tests not run")
+        + ". <a href='#quality'>Details</a>" if len(last) else "")
+    issues_html = ("<div class='issues'><b>Not in this report:</b><ul>" + "".join(
+        f"<li>{html.escape(step)}: {html.escape(problem)}</li>" for step, problem in issues)
+        + "</ul>Everything else below is complete.</div>") if issues else ""
+    k = d.kpis
+    deviations = (d.stage_transitions[d.stage_transitions.kind != "ladder"]
+                  .sort_values("accounts", ascending=False).head(8))
+    deviations = pd.DataFrame({
+        "move": [f"{LABEL[a]} → {LABEL[b]}" for a, b in zip(deviations.from_stage,
+                                                             deviations.to_stage, strict=True)],
+        "kind": [str(k).replace("_", "-") for k in deviations.kind],
+        "accounts": deviations.accounts, "times": deviations.transitions,
+        "median time": [duration(h) for h in deviations.median_hours]})
+    variants = d.variants.head(TOP_PATHS)[["variant_rank", "variant", "cases", "coverage",
+                                           "cumulative_coverage"]]
+    timing = d.stage_timing[d.stage_timing.stage.isin(FUNNEL[:-1])
+                            & (d.stage_timing.accounts_entered > 0)][
+        ["stage", "accounts_entered", "moved_on", "censored", "median_days", "p75_days",
+         "p90_days", "moved_on_within_90d"]]
+    churn_top = d.churn.head(20)[["account_id", "account_name", "churn_probability",
+                                  "risk_band", "top_factors"]]
+    dropped_top = d.dropped.head(15)[["account_id", "account_name", "industry",
+                                      "dropped_at_stage", "last_touch_at", "days_silent"]]
+    fmt_days = {c: (lambda v: duration(None if pd.isna(v) else v * 24))
+                for c in ("median_days", "p75_days", "p90_days")}
+    advocates = d.advocates[["account_id", "first_advocacy_at", "referrals", "case_studies",
+                             "advocated_as"]].head(20)
+    sections = [
+        ("questions", "The three questions first", _questions(k)),
+        ("funnel", "Funnel and drop-offs",
+         f'<div class="kpis"><div class="kpi"><b>{int(k.accounts):,}</b>accounts</div>'
+         f'<div class="kpi"><b>{int(k.touchpoints):,}</b>touchpoints</div>'
+         f'<div class="kpi"><b>{pct(k.resolved_share)}</b>tied to an account</div>'
+         f'<div class="kpi"><b>{int(k.dropped_accounts):,}</b>{_term("dropped")}</div>'
+         f'</div>'
+         f'<div class="grid">{div["funnel"]}{div["dropoff"]}</div>'
+         f"<h3>Time to move on ({_term('Kaplan-Meier')}; journeys still open are "
+         f"{_term('censored')})</h3>"
+         f"{_table(timing, {**fmt_days, 'moved_on_within_90d': pct}, 'No account has entered a stage before client yet.')}"  # noqa: E501
+         f"<h3>Dropped accounts to follow up</h3>"
+         + (f"{_table(dropped_top)}<p class='note'>All {len(d.dropped):,} dropped accounts: "
+            f"<a href='dropped_accounts.csv' download>dropped_accounts.csv</a></p>"
+            if len(d.dropped) else "<p class='note'>No account has gone quiet before buying."
+                                   "</p>")),
+        ("map", "The process map", div["process-map"]
+         + "<p class='note'>Each circle is a stage; its size is the number of accounts that "
+           "were in it (inferred stage states). Each arrow is a move from one stage to "
+           "another: blue up the ladder, brown skipping a stage, red stepping back; its "
+           "width is the number of moves. A label reads 'moves · median time between the "
+           "two stages'; hover for the number of accounts.</p>" + div["activity-map"]),
+        ("paths", "Paths", div["paths-sankey"] + "<h3>Most common paths</h3>" + _table(
+            variants, {"coverage": pct, "cumulative_coverage": pct})
+         + (f"<p class='note'>The other {len(d.variants) - len(variants):,} paths cover "
+            f"{pct(1 - variants.coverage.sum())} of accounts.</p>"
+            if len(d.variants) > len(variants) else "")),
+        ("linearity", "How linear are journeys?", div["linearity"]
+         + "<h3>Most common departures from the ladder</h3>"
+         + _table(deviations, empty="No step back or skip between two stages.")),
+        ("cohorts", "Conversion over time and by segment",
+         f'<div class="grid">{div["cohorts"]}{div["segments"]}</div>'),
+        ("channels", "Channel mix per stage", div["channel-mix"]),
+        ("reengagement", "Between engagements: who comes back",
+         f'<div class="grid">{div["reengagement-curve"]}{div["gap-days"]}</div>'
+         f'{div["lifecycle"]}{div["gap-lift"]}'),
+        ("advocacy", "Advocacy: referrals and case studies",
+         _table(advocates, empty="No referral or case study yet.")),
+        ("churn", "Churn risk", (div.get("model-quality", "")) + "<h3>Clients most at risk</h3>"
+         + _table(churn_top, {"churn_probability": pct}, "No clients to score.")
+         + ("<p class='note'>All scores: <a href='churn_scores.csv' download>"
+            "churn_scores.csv</a></p>" if len(d.churn) else "")),
+        ("trend", "Over time", div["trend"]),
+        ("quality", "Data quality", div["resolution"] + "<h3>Loads</h3>" + _table(
+            d.loads[["load_id", "finished_at", "files_seen", "files_read", "rows_read",
+                     "rows_loaded", "rows_duplicate", "rows_rejected"]])
+         + "<h3>Rejected rows by reason</h3>" + _table(d.rejects, empty="No row rejected.")),
+        ("glossary", "Glossary", _glossary()),
+    ]
+    nav = "".join(f'<a href="#{sid}">{html.escape(title)}</a>' for sid, title, _ in sections)
+    body = "".join(
+        f'<section id="{sid}"><h2>{html.escape(title)}</h2>'
+        + (f'<p class="headline">{html.escape(heads[sid])}</p>' if sid in heads else "")
+        + f"{content}</section>"
+        for sid, title, content in sections)
+    page = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>Customer journeys as of {k.as_of:%Y-%m-%d}</title><style>{CSS}</style>"
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
+        f"<header><h1>Customer journeys</h1><p>As of {k.as_of:%d %B %Y} · report {run_name}"
+        f"</p><p class='dq'>{quality_line}</p>{issues_html}</header><nav>{nav}</nav>"
+        f"<main>{body}</main>{REFIT}</body></html>")
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    if static_images:
+        write_static_images(figures, out)
+    latest = Path(reports_dir) / "latest"
+    if latest.exists():
+        shutil.rmtree(latest)
+    shutil.copytree(out, latest)
+    return index
