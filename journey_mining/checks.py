@@ -20,10 +20,10 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from journey_mining.warehouse import LAYERS, SQL_DIR
+from journey_mining.warehouse import LAYERS, SQL_DIR, STATE_LAYERS
 
 # Specs of the SQL models, and of the tables the mining and analysis steps store.
-SPEC_DIRS = (*LAYERS, "mining", "analysis")
+SPEC_DIRS = (*LAYERS, *STATE_LAYERS, "mining", "analysis")
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,9 @@ STEPS: tuple[Step, ...] = (
     Step("quality gate", _gate, reads=("loads", "load_files"), writes=()),
     Step("build", _build, reads=(*_RAW, "rejected_rows"),
          writes=(*CONFIG_TABLES, *(m.name for m in warehouse.discover_models()),
-                 "account_stage_history", "run_issues")),
+                 "account_stage_history",
+                 *(m.name for m in warehouse.discover_models(
+                     layers=warehouse.STATE_LAYERS)), "run_issues")),
     Step("mining", _mine, optional=True,
          reads=("int_journey_events", "account_stage_history"),
          writes=("stage_transitions", "activity_transitions", "process_endpoints",

@@ -44,6 +44,8 @@ def _sql_dir() -> Path:
 
 SQL_DIR = _sql_dir()
 LAYERS = ("staging", "intermediate", "marts")
+# Models that read the inferred stage history: run after stage inference.
+STATE_LAYERS = ("states",)
 
 
 _OPEN: weakref.WeakSet = weakref.WeakSet()
@@ -247,10 +249,10 @@ class Model:
     sql: str
 
 
-def discover_models(sql_dir: Path = SQL_DIR) -> list[Model]:
+def discover_models(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -> list[Model]:
     """Every model under sql/<layer>/, in an order where each runs after what it reads."""
     models = {}
-    for layer in LAYERS:
+    for layer in layers:
         for path in sorted((sql_dir / layer).glob("*.sql")):
             models[path.stem] = Model(path.stem, layer, path, path.read_text())
     graph = {}
@@ -280,7 +282,8 @@ def store_frame(con: duckdb.DuckDBPyConnection, name: str, frame, append: bool =
 
 
 def run_models(
-    con: duckdb.DuckDBPyConnection, parameters: dict | None = None, sql_dir: Path = SQL_DIR
+    con: duckdb.DuckDBPyConnection, parameters: dict | None = None, sql_dir: Path = SQL_DIR,
+    layers: tuple[str, ...] = LAYERS,
 ) -> list[str]:
     """Rebuild every model table; returns the model names in run order.
 
@@ -289,7 +292,7 @@ def run_models(
     """
     parameters = parameters or {}
     built = []
-    for model in discover_models(sql_dir):
+    for model in discover_models(sql_dir, layers):
         used = {k: v for k, v in parameters.items() if f"${k}" in model.sql}
         try:
             con.execute(f"CREATE OR REPLACE TABLE {model.name} AS\n{model.sql}", used)
@@ -344,7 +347,9 @@ def infer_stage_states(con: duckdb.DuckDBPyConnection, params) -> list[str]:
         method=inference.method, window_days=inference.window_days,
         period_days=inference.period_days, fit_accounts=inference.fit_accounts))
     stage_inference.store_stage_history(con, history)
-    return ["account_stage_history"]
+    with transaction(con):
+        states = run_models(con, layers=STATE_LAYERS)
+    return ["account_stage_history", *states]
 
 
 RUN_ISSUES_COLUMNS = "step VARCHAR NOT NULL, problem VARCHAR NOT NULL, recorded_at TIMESTAMP"

@@ -31,6 +31,7 @@ class ReportData:
     segments: pd.DataFrame
     channel_mix: pd.DataFrame
     stage_timing: pd.DataFrame
+    occupancy: pd.DataFrame
     curves: pd.DataFrame
     gaps: pd.DataFrame
     lifecycle: pd.DataFrame
@@ -70,6 +71,7 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
         segments=q("SELECT * FROM segment_conversion ORDER BY client DESC, industry"),
         channel_mix=q("SELECT * FROM channel_mix ORDER BY stage_order, channel"),
         stage_timing=q("SELECT * FROM stage_timing ORDER BY stage_order"),
+        occupancy=q("SELECT * FROM stage_occupancy ORDER BY stage_order"),
         curves=q("SELECT * FROM reengagement_curves"),
         gaps=q("SELECT * FROM reengagement_gaps"),
         lifecycle=q("SELECT * FROM lifecycle_periods WHERE period_type = 'month'"),

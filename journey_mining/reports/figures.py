@@ -62,16 +62,19 @@ def _arc(x0: float, x1: float, bend: float, n: int = 30):
     return xs, ys
 
 
-def build_process_map_figure(transitions: pd.DataFrame, stage_timing: pd.DataFrame,
+def build_process_map_figure(transitions: pd.DataFrame, occupancy: pd.DataFrame,
                              labelled: int = 8) -> go.Figure:
     """Stage DFG in ladder order: forward moves arc above, back-steps below; width = volume.
 
-    Nodes are sized by the accounts that were in each inferred stage (`stage_timing`);
+    Nodes are sized by the accounts that were in each inferred stage (`stage_occupancy`);
     stage names sit on the axis under the nodes, so no label covers a node. The
     `labelled` busiest moves carry 'moves · median time'; the others say it on hover.
     """
     fig = go.Figure()
     moves = transitions[transitions.from_stage != transitions.to_stage]
+    span = max((abs(STAGE_ORDER[a] - STAGE_ORDER[b]) for a, b in
+                zip(moves.from_stage, moves.to_stage, strict=True)), default=1)
+    reach = (0.5 + 0.45 * (span - 1)) / 2 + 0.25  # the highest arc's peak, and room
     top = max(moves.transitions.max(), 1) if len(moves) else 1
     with_label = set(moves.nlargest(labelled, "transitions").index)
     colours = {"ladder": "#4C78A8", "skip": "#9D755D", "back_step": "#E45756"}
@@ -79,7 +82,7 @@ def build_process_map_figure(transitions: pd.DataFrame, stage_timing: pd.DataFra
         x0, x1 = STAGE_ORDER[r.from_stage], STAGE_ORDER[r.to_stage]
         forward = x1 > x0
         # Longer moves bulge further, so labels of different spans sit at different heights.
-        bend = (0.25 + 0.22 * (abs(x1 - x0) - 1)) * (1 if forward else -1)
+        bend = (0.5 + 0.45 * (abs(x1 - x0) - 1)) * (1 if forward else -1)
         xs, ys = _arc(x0, x1, bend)
         colour = colours.get(r.kind, "#999")
         text = (f"{LABEL[r.from_stage]} → {LABEL[r.to_stage]}: {r.transitions:,} moves by "
@@ -96,7 +99,7 @@ def build_process_map_figure(transitions: pd.DataFrame, stage_timing: pd.DataFra
                                text=f"{r.transitions:,} · {duration(r.median_hours)}",
                                font=dict(size=11, color=colour), bgcolor="rgba(255,255,255,0.85)",
                                hovertext=text)
-    entered = dict(zip(stage_timing.stage, stage_timing.accounts_entered, strict=True))
+    entered = dict(zip(occupancy.stage, occupancy.accounts_ever_in, strict=True))
     biggest = max(max(entered.values(), default=0), 1)
     fig.add_trace(go.Scatter(
         x=[STAGE_ORDER[s] for s in LADDER], y=[0] * len(LADDER), mode="markers",
@@ -114,7 +117,7 @@ def build_process_map_figure(transitions: pd.DataFrame, stage_timing: pd.DataFra
                                  ticktext=[f"{LABEL[s].replace(' ', '<br>')}<br>"
                                            f"<b>{entered.get(s, 0):,}</b>" for s in LADDER],
                                  showgrid=False, zeroline=False, ticks="", side="bottom"),
-                      yaxis=dict(visible=False, range=[-1.9, 1.9]))
+                      yaxis=dict(visible=False, range=[-reach, reach]))
     return fig
 
 
@@ -122,7 +125,7 @@ def build_activity_map_figure(transitions: pd.DataFrame, activities: pd.DataFram
                               top_ns: tuple[int, ...] = (10, 25, 50)) -> go.Figure:
     """Touchpoint-level map: activities by stage column; a slider shows the top-N moves."""
     stage_of = dict(zip(activities.activity, activities.stage_order.fillna(0), strict=True))
-    freq = dict(zip(activities.activity, activities.n, strict=True))
+    freq = dict(zip(activities.activity, activities.touchpoints, strict=True))
     pos = {}
     for order in sorted(set(stage_of.values())):
         column = sorted((a for a in stage_of if stage_of[a] == order), key=lambda a: -freq[a])

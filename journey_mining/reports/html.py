@@ -7,6 +7,7 @@ import datetime as dt
 import html
 import os
 import shutil
+import textwrap
 from pathlib import Path
 
 import duckdb
@@ -187,8 +188,27 @@ def write_static_images(figures: dict[str, go.Figure], out: Path) -> list[Path]:
             os.environ["BROWSER_PATH"] = previous
 
 
+def _fit(fig: go.Figure) -> go.Figure:
+    """Title top left, wrapped to half a screen; the legend between title and plot.
+
+    Charts share a row at widths down to 1,100 px (about 590 px a chart), so a title
+    longer than 55 characters is wrapped rather than cut off. The title hangs from
+    the top edge, which leaves two legend rows between it and the plot.
+    """
+    title = fig.layout.title.text or ""
+    lines = textwrap.wrap(title.replace("<br>", " "), 55) if "<br>" not in title else [title]
+    legend = sum(getattr(t, "showlegend", False) is not False for t in fig.data) > 1
+    top = 24 * len(lines) + (75 if legend else 30)
+    fig.update_layout(title=dict(text="<br>".join(lines), x=0.01, xanchor="left",
+                                 yref="container", y=1, yanchor="top", pad=dict(t=12)),
+                      margin=dict(t=max(fig.layout.margin.t or 0, top)))
+    if fig.layout.legend.orientation == "h":
+        fig.update_layout(legend=dict(y=1.02, yanchor="bottom", x=0, xanchor="left"))
+    return fig
+
+
 def _chart(fig: go.Figure, name: str) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}",
+    return _fit(fig).to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}",
                        default_width="100%",
                        config={"displaylogo": False, "responsive": True})
 
@@ -212,7 +232,7 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         "funnel": lambda: f.build_funnel_figure(d.funnel),
         "dropoff": lambda: f.build_dropoff_figure(d.funnel),
         "process-map": lambda: f.build_process_map_figure(d.stage_transitions,
-                                                          d.stage_timing),
+                                                          d.occupancy),
         "activity-map": lambda: f.build_activity_map_figure(d.activity_transitions,
                                                             d.activity_stages),
         "paths-sankey": lambda: f.build_sankey_figure(d.variants, TOP_PATHS),

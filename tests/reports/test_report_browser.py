@@ -87,3 +87,61 @@ def test_report_survives_a_warehouse_without_churn_model(tmp_path, sample_wareho
     con.execute("UPDATE model_runs SET status = 'fallback', reason = 'too few labelled rows'")
     index = reports.write_report(con, tmp_path / "r", "fallback", static_images=False)
     assert "Too little history to train a model" in Path(index).read_text()
+
+
+LAYOUT_JS = """() => {
+  const box = e => { const r = e.getBoundingClientRect();
+                     return {l: r.left, r: r.right, t: r.top, b: r.bottom, w: r.width}; };
+  return Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => {
+    const svg = d.querySelector('svg.main-svg');
+    const title = d.querySelector('.gtitle');
+    const legend = d.querySelector('g.legend');
+    return {id: d.id, svg: box(svg), cell: box(d.closest('.chart') || d.parentElement),
+            title: title ? box(title) : null, legend: legend ? box(legend) : null,
+            labels: Array.from(d.querySelectorAll('.annotation-text, .xtick text'))
+                         .filter(t => t.textContent.trim()).map(t => [t.textContent, box(t)])};
+  });
+}"""
+
+
+def _overlap(a: dict, b: dict, slack: float = 1.0) -> bool:
+    return (min(a["r"], b["r"]) - max(a["l"], b["l"]) > slack
+            and min(a["b"], b["b"]) - max(a["t"], b["t"]) > slack)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (make test installs it)")
+@pytest.mark.parametrize("width", [1280, 1440, 1920])
+def test_every_chart_fits_its_cell_at_common_screen_widths(report, width):
+    """No chart wider than its cell, no title cut or under the legend, and no label of
+    the process map over another: at the widths of common laptop and desktop screens.
+    Screenshots are kept in artifacts/ for a person to look at."""
+    from playwright.sync_api import sync_playwright
+
+    index, _, _ = report
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync"])
+        page = browser.new_page(viewport={"width": width, "height": 1000})
+        page.goto(index.as_uri())
+        page.wait_for_load_state("load")
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg')"
+                               ".length >= 14")
+        page.wait_for_timeout(300)
+        charts = page.evaluate(LAYOUT_JS)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"report-{width}px.png"), full_page=True)
+        browser.close()
+    assert len(charts) >= 14
+    for c in charts:
+        assert c["svg"]["w"] <= c["cell"]["w"] + 1, (c["id"], c["svg"]["w"], c["cell"]["w"])
+        if c["title"]:
+            assert c["title"]["r"] <= c["svg"]["r"] + 1, (c["id"], "title cut off")
+            if c["legend"]:
+                assert not _overlap(c["title"], c["legend"]), (c["id"], "title on legend")
+    process_map = next(c for c in charts if c["id"] == "fig-process-map")
+    labels = process_map["labels"]
+    assert len(labels) >= 8 + 8  # the labelled moves and the eight stage names
+    clashes = [(a[0], b[0]) for i, a in enumerate(labels) for b in labels[i + 1:]
+               if _overlap(a[1], b[1])]
+    assert clashes == []
