@@ -209,13 +209,23 @@ def demo(
     outputs: Annotated[Path, typer.Option(help="folder for process models and log exports")] =
         Path("outputs/demo"),
 ) -> None:
-    """Run the whole pipeline on the bundled sample data into a fresh warehouse."""
-    if not SAMPLE_DIR.is_dir():
-        _fail(JourneyError(f"{SAMPLE_DIR}: sample data not found; run 'journey generate'"))
+    """Run the whole pipeline on the sample data into a fresh warehouse.
+
+    In a checkout the sample is data/sample; an installed wheel carries no data, so
+    the same sample (seed 7, 400 accounts) is generated beside the warehouse first.
+    """
+    sample = SAMPLE_DIR
+    if not sample.is_dir():
+        from journey_mining.generator import GeneratorSpec, generate_exports
+
+        sample = warehouse.parent / "sample"
+        if not any(sample.glob("*")):
+            out.print(f"generating the sample exports into {sample} (seed 7, 400 accounts)")
+            generate_exports(sample, GeneratorSpec(n_accounts=400, seed=7, dirt=True))
     for stale in (warehouse, Path(f"{warehouse}.wal")):
         stale.unlink(missing_ok=True)
     try:
-        result = _run(SAMPLE_DIR, warehouse, None, None, False, outputs)
+        result = _run(sample, warehouse, None, None, False, outputs)
     except JourneyError as exc:
         _fail(exc)
     except BaseException as exc:

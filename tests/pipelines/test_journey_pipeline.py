@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from journey_mining.cli import app
 from journey_mining.config import Config
 from journey_mining.errors import MissingColumnError
-from pipelines.journey_pipeline import _retry_io_only, ingest, journey_pipeline, load_exports
+from journey_mining import steps
+from pipelines.journey_pipeline import TASKS, _retry_io_only, ingest, journey_pipeline
 from tests.conftest import WEB_HEADER, write_csv
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -60,7 +61,8 @@ def test_ingest_flow_fails_with_the_library_error_and_does_not_retry_it(exports,
     write_csv(exports, "email_events.csv", "event_id,occurred_at,email", "m1,2025-01-01,a@b.co")
     with pytest.raises(MissingColumnError, match="event_type"):
         ingest(str(exports), str(tmp_path / "w.duckdb"))
-    state = load_exports(str(exports), str(tmp_path / "w2.duckdb"), Config(), return_state=True)
+    ctx = steps.RunContext(tmp_path / "w2.duckdb", Config(), exports)
+    state = TASKS["load"](ctx, return_state=True)
     assert not _retry_io_only(None, None, state)
 
 

@@ -79,3 +79,23 @@ def test_a_broken_invariant_is_reported(con):
     con.execute("INSERT INTO touchpoints SELECT * FROM touchpoints")  # break uniqueness
     failed = {(r.model, r.check) for r in checks.run_checks(con) if not r.passed}
     assert ("touchpoints", "unique(touchpoint_id)") in failed
+
+
+def test_sums_of_stored_small_counts_are_right_under_order_by(tmp_path):
+    """DuckDB 2.0 narrowed sum() to the stored column's statistics before an ORDER BY
+    (33,667 read back as -31,869): the data-quality gate and artifacts sum per-file counts."""
+    path = tmp_path / "w.duckdb"
+    con = warehouse.connect(path)
+    con.execute("CREATE TABLE loads (load_id BIGINT)")
+    con.execute("INSERT INTO loads VALUES (1)")
+    con.execute("CREATE TABLE files (load_id BIGINT, source VARCHAR, rows_read BIGINT, "
+                "rows_rejected BIGINT)")
+    con.execute("INSERT INTO files SELECT 1, 'email', 3000 + i, 1 FROM range(11) t(i)")
+    con.execute("INSERT INTO files VALUES (1, 'crm', 12, 0)")
+    con.close()
+    con = warehouse.connect(path, read_only=True)
+    rows = con.execute("""SELECT source, sum(rows_read), sum(rows_rejected) FROM files
+                          WHERE load_id = (SELECT max(load_id) FROM loads)
+                          GROUP BY source ORDER BY source""").fetchall()
+    con.close()
+    assert rows == [("crm", 12, 0), ("email", 33_055, 11)]
