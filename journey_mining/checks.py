@@ -22,18 +22,30 @@ import yaml
 
 from journey_mining.warehouse import LAYERS, SQL_DIR, STATE_LAYERS
 
+__all__ = [
+    "SPEC_DIRS",
+    "CheckResult",
+    "failed_test_breaches",
+    "load_gate_breaches",
+    "model_specs",
+    "run_checks",
+    "store_results",
+]
+
 # Specs of the SQL models, and of the tables the mining and analysis steps store.
 SPEC_DIRS = (*LAYERS, *STATE_LAYERS, "mining", "analysis")
 
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One declared data test of one model: how many rows break it."""
     model: str
     check: str
     failing_rows: int
 
     @property
     def passed(self) -> bool:
+        """True when no row breaks the test."""
         return self.failing_rows == 0
 
 

@@ -42,6 +42,23 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from journey_mining.warehouse import SQL_DIR, store_frame, transaction
 
+__all__ = [
+    "CATEGORICAL",
+    "FACTOR_TEXT",
+    "FEATURES_SQL",
+    "NUMERIC",
+    "RISK_DIRECTION",
+    "Backtest",
+    "ChurnModel",
+    "ChurnRun",
+    "backtest",
+    "features_at",
+    "risk_band",
+    "score_churn",
+    "snapshot_dates",
+    "store_churn",
+]
+
 FEATURES_SQL = SQL_DIR / "analysis" / "churn_features.sql"
 NUMERIC = [
     "tenure_days", "days_since_deal_won", "deals_won", "deals_lost", "advocacy_signals",
@@ -145,6 +162,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         return numeric, categorical
 
     def fit(self, X: pd.DataFrame, y) -> ChurnModel:
+        """Fit the calibrated logistic regression on snapshot features and labels."""
         numeric, categorical = self._columns()
         transformers = [("numeric", Pipeline([
             ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
@@ -169,6 +187,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         return "none" if value is None or pd.isna(value) else f"{value:.0f}"
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities of [staying, churning] per row."""
         return self.pipeline_.predict_proba(X)
 
     def top_factors(self, X: pd.DataFrame, k: int = 3) -> list[str]:
@@ -211,6 +230,7 @@ def _scores(y, p) -> dict:
 
 @dataclass
 class Backtest:
+    """A rolling time backtest: the model and the baselines on later snapshots."""
     status: str  # 'ok' or the reason the data is too thin
     test_dates: list = field(default_factory=list)
     n_train_rows: int = 0
@@ -291,6 +311,7 @@ def _fallback_factors(row) -> str:
 
 @dataclass
 class ChurnRun:
+    """One churn step: the scores of today's clients and the run's evaluation."""
     scores: pd.DataFrame
     run: dict
 

@@ -13,6 +13,11 @@ from rich.console import Console
 
 from journey_mining.errors import JourneyError
 
+__all__ = [
+    "app",
+    "main",
+]
+
 app = typer.Typer(
     help="Infer B2B customer journeys from CRM, web and email exports.",
     no_args_is_help=True,

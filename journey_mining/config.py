@@ -31,6 +31,19 @@ from journey_mining.errors import ConfigError
 from journey_mining.sources import SOURCES
 from journey_mining.stages import activity_name
 
+__all__ = [
+    "DEFAULT_FREE_MAIL_DOMAINS",
+    "AnalysisParams",
+    "Config",
+    "EngagementRules",
+    "IngestConfig",
+    "QualityGates",
+    "ScheduleConfig",
+    "SourceConfig",
+    "StageInferenceConfig",
+    "load_config",
+]
+
 DEFAULT_FREE_MAIL_DOMAINS = (
     "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk", "live.com",
     "msn.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "ymail.com", "icloud.com", "me.com",
@@ -75,6 +88,7 @@ class SourceConfig(_Strict):
 
 
 class IngestConfig(_Strict):
+    """How to read each source's exports: file patterns, column maps, timezones."""
     timezone: str = "UTC"
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     future_tolerance_hours: float = Field(
@@ -107,12 +121,15 @@ class IngestConfig(_Strict):
         return sources
 
     def source(self, name: str) -> SourceConfig:
+        """The settings of one source (defaults when not configured)."""
         return self.sources.get(name, SourceConfig())
 
     def timezone_of(self, name: str) -> str:
+        """The timezone naive timestamps of `source` are read in."""
         return self.source(name).timezone or self.timezone
 
     def patterns_of(self, name: str) -> list[str]:
+        """File name patterns that belong to `source`."""
         return self.source(name).files or [f"{name}*"]
 
 
@@ -245,13 +262,16 @@ class QualityGates(_Strict):
         return value
 
     def rejected_share_of(self, source: str) -> float:
+        """The largest share of rejected rows `source` may have."""
         return self.max_rejected_share.get(source, self.max_rejected_share.get("default", 1.0))
 
     def severity_of(self, model: str) -> str:
+        """'warn' or 'error' for the data tests of `model`."""
         return self.test_severity.get(model, self.test_severity.get("default", "warn"))
 
 
 class Config(_Strict):
+    """The whole YAML config: ingest, analysis, quality gates and schedule."""
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     analysis: AnalysisParams = Field(default_factory=AnalysisParams)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

@@ -25,6 +25,13 @@ import pandas as pd
 
 from journey_mining.stages import LADDER
 
+__all__ = [
+    "DEVIATIONS_SQL",
+    "journey_deviations",
+    "ladder_model",
+    "variant_fitness",
+]
+
 
 def ladder_model():
     """The textbook ladder as a Petri net: (net, initial marking, final marking)."""

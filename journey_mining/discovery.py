@@ -15,6 +15,18 @@ import pandas as pd
 
 from journey_mining.eventlog import mining_sql
 
+__all__ = [
+    "FALLBACK_TRACES",
+    "discover_dfg",
+    "discover_process_model",
+    "discover_start_end",
+    "discover_variants",
+    "to_pm4py_dfg",
+    "variants_as_log",
+    "variants_summary",
+    "write_process_model",
+]
+
 
 def _over(log: duckdb.DuckDBPyRelation, name: str) -> pd.DataFrame:
     return log.query("event_log", mining_sql(name)).df()

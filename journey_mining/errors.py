@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "ConfigError",
+    "DataQualityError",
+    "IngestError",
+    "JourneyError",
+    "MissingColumnError",
+    "NoDataError",
+    "UnknownFileError",
+    "UnreadableFileError",
+    "WarehouseError",
+    "WarehouseLockedError",
+]
+
 
 class JourneyError(Exception):
     """Base of every error journey-mining raises on purpose."""
@@ -16,12 +29,14 @@ class IngestError(JourneyError):
 
 
 class UnknownFileError(IngestError):
+    """A file in the input folder that matches no source."""
     def __init__(self, file: str, reason: str):
         self.file = file
         super().__init__(f"{file}: {reason}")
 
 
 class MissingColumnError(IngestError):
+    """An export without a column its source requires."""
     def __init__(self, file: str, source: str, column: str, available: list[str],
                  mapped_from: str | None = None):
         self.file, self.source, self.column = file, source, column
@@ -35,6 +50,7 @@ class MissingColumnError(IngestError):
 
 
 class UnreadableFileError(IngestError):
+    """A file that cannot be read or decoded at all."""
     def __init__(self, file: str, reason: str):
         self.file = file
         super().__init__(f"{file}: cannot be read: {reason}")

@@ -15,6 +15,18 @@ import pandas as pd
 from journey_mining.errors import JourneyError
 from journey_mining.warehouse import SQL_DIR
 
+__all__ = [
+    "CASE_NOTIONS",
+    "LEVELS",
+    "MINING_SQL",
+    "PM4PY_COLUMNS",
+    "event_log",
+    "from_frame",
+    "materialise",
+    "mining_sql",
+    "to_pm4py",
+]
+
 MINING_SQL = SQL_DIR / "mining"
 LEVELS = ("stage", "activity")
 CASE_NOTIONS = ("account", "contact", "engagement_cycle")
@@ -23,6 +35,7 @@ PM4PY_COLUMNS = {"case_id": "case:concept:name", "activity": "concept:name",
 
 
 def mining_sql(name: str) -> str:
+    """The text of sql/mining/<name>.sql."""
     return (MINING_SQL / f"{name}.sql").read_text()
 
 

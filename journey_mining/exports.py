@@ -15,6 +15,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+__all__ = [
+    "account_log_frame",
+    "journey_ocel",
+    "write_ocel",
+    "write_xes",
+]
+
 
 def account_log_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every journey event as a pm4py DataFrame (grain: one row per touchpoint)."""
@@ -28,6 +35,7 @@ def account_log_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def write_xes(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
+    """The account-level activity log as an XES file pm4py and ProM read."""
     import pm4py
 
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,23 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "COUNTRIES",
+    "FIRST",
+    "FORMS",
+    "FREE_MAIL",
+    "INDUSTRIES",
+    "LADDER",
+    "LAST",
+    "MISSABLE",
+    "ROLES",
+    "SUFFIX",
+    "TITLES",
+    "WORDS",
+    "GeneratorSpec",
+    "generate_exports",
+]
+
 LADDER = (
     "awareness", "consideration", "evaluation", "decision",
     "client", "between_engagements", "advocacy", "former_client",

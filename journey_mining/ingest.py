@@ -49,6 +49,16 @@ from journey_mining.errors import (
 from journey_mining.sources import SOURCES, SourceSpec, file_format
 from journey_mining.warehouse import ensure_schema, transaction
 
+__all__ = [
+    "PSEUDONYMISED",
+    "FileCounts",
+    "LoadReport",
+    "SourceFile",
+    "discover_files",
+    "load_exports",
+    "pseudonymise_value",
+]
+
 # A timestamp carries its own offset when a time of day is followed by Z or +hh[:mm].
 _OFFSET_PATTERN = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
 _NESTED_TYPES = ("STRUCT", "MAP", "LIST", "JSON", "UNION")
@@ -68,6 +78,7 @@ class SourceFile:
 
 @dataclass
 class FileCounts:
+    """What one file's load did: rows read, loaded, duplicate, rejected."""
     source: str
     file: str
     status: str
@@ -91,26 +102,32 @@ class LoadReport:
 
     @property
     def rows_read(self) -> int:
+        """Rows read from every file of the load."""
         return self._sum("rows_read")
 
     @property
     def rows_loaded(self) -> int:
+        """Rows appended to the raw tables."""
         return self._sum("rows_loaded")
 
     @property
     def rows_duplicate(self) -> int:
+        """Rows skipped as already loaded."""
         return self._sum("rows_duplicate")
 
     @property
     def rows_rejected(self) -> int:
+        """Rows kept in rejected_rows with a reason."""
         return self._sum("rows_rejected")
 
     @property
     def files_skipped(self) -> int:
+        """Files skipped because the same checksum was loaded before."""
         return sum(f.status == "skipped" for f in self.files)
 
     @property
     def files_empty(self) -> int:
+        """Files with a header and no rows."""
         return sum(f.status == "empty" for f in self.files)
 
     @property
@@ -119,6 +136,7 @@ class LoadReport:
         return self.files_skipped + self.files_empty < len(self.files)
 
     def summary(self) -> str:
+        """One line for the log: files and rows read, loaded, rejected."""
         read = len(self.files) - self.files_skipped
         if not self.recorded:
             return (f"nothing new to load: {len(self.files)} files ({self.files_skipped} "

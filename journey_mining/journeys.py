@@ -9,9 +9,20 @@ import duckdb
 from journey_mining.errors import NoDataError
 from journey_mining.warehouse import run_issues
 
+__all__ = [
+    "KPI_HISTORY_SQL",
+    "FunnelStage",
+    "JourneySummary",
+    "journey_summary",
+    "record_kpi_history",
+    "require_touchpoints",
+    "run_tables",
+]
+
 
 @dataclass(frozen=True)
 class FunnelStage:
+    """One row of the funnel as the summary prints it."""
     stage: str
     reached: int
     conversion_to_next: float | None
@@ -36,6 +47,7 @@ class JourneySummary:
     issues: tuple[tuple[str, str], ...] = ()  # optional analyses that failed in this build
 
     def to_text(self) -> str:
+        """The summary as the lines `journey run` prints."""
         pct = lambda x: "n/a" if x is None else f"{x:.1%}"  # noqa: E731
         lines = [
             f"Journeys as of {self.as_of:%Y-%m-%d}: {self.accounts:,} accounts "

@@ -29,9 +29,21 @@ from journey_mining import conformance, discovery, eventlog, exports, survival
 from journey_mining.stages import LADDER, STAGE_ORDER
 from journey_mining.warehouse import record_issue, store_frame, transaction
 
+__all__ = [
+    "STAGE_DURATIONS_SQL",
+    "MiningParams",
+    "MiningResult",
+    "conformance_summary",
+    "journey_conformance",
+    "mine",
+    "stage_timing",
+    "stage_transitions",
+]
+
 
 @dataclass(frozen=True)
 class MiningParams:
+    """Choices of the mining step: repeats collapsed, top-k, noise, replay cap."""
     collapse_repeats: bool = True
     noise_threshold: float = 0.2
     top_k: int = 10
@@ -42,6 +54,7 @@ class MiningParams:
 
 @dataclass
 class MiningResult:
+    """What the mining step stored and wrote, and what failed."""
     tables: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)

@@ -35,6 +35,16 @@ from pathlib import Path
 
 from journey_mining import warehouse
 
+__all__ = [
+    "RunStopped",
+    "exit_now",
+    "local_prefect_api",
+    "nothing_new",
+    "quiet_tracebacks",
+    "stop_local_apis",
+    "stop_on_signals",
+]
+
 
 class RunStopped(BaseException):  # noqa: N818 - it is a stop, not an error
     """The run was stopped by a signal; what it was doing was rolled back."""

@@ -20,6 +20,15 @@ import pandas as pd
 from journey_mining import survival
 from journey_mining.warehouse import SQL_DIR
 
+__all__ = [
+    "GAP_TOUCHPOINTS_SQL",
+    "SEGMENTS",
+    "analyse_reengagement",
+    "gap_touchpoint_lift",
+    "reengagement_curves",
+    "reengagement_summary",
+]
+
 SEGMENTS = ("industry", "size_band", "roles_band")
 GAP_TOUCHPOINTS_SQL = SQL_DIR / "analysis" / "gap_touchpoints.sql"
 

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = [
+    "FORMATS",
+    "SOURCES",
+    "SourceSpec",
+    "file_format",
+]
+
 FORMATS = (".csv.gz", ".csv", ".parquet", ".jsonl.gz", ".jsonl")
 
 
 @dataclass(frozen=True)
 class SourceSpec:
+    """What an export of one source must and may contain."""
     name: str
     id_column: str
     required: tuple[str, ...]
@@ -23,10 +31,12 @@ class SourceSpec:
 
     @property
     def columns(self) -> tuple[str, ...]:
+        """Required then optional columns, in the raw table's order."""
         return self.required + self.optional
 
     @property
     def raw_table(self) -> str:
+        """The loaded table of this source (raw_<name>)."""
         return f"raw_{self.name}"
 
 

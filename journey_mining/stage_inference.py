@@ -47,6 +47,22 @@ import pandas as pd
 from journey_mining.stages import STAGE_ORDER
 from journey_mining.warehouse import store_frame, transaction
 
+__all__ = [
+    "BELOW_STAGE_SHARE",
+    "FINISH_SQL",
+    "METHODS",
+    "POST_SALE_SQL",
+    "PRE_SALE",
+    "PRE_SALE_EVENTS_SQL",
+    "WINDOW_SQL",
+    "InferenceParams",
+    "infer_stage_history",
+    "scorecard",
+    "signal_label_paths",
+    "stage_paths",
+    "store_stage_history",
+]
+
 PRE_SALE = ("awareness", "consideration", "evaluation", "decision")
 METHODS = ("hmm", "window")
 

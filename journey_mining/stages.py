@@ -18,6 +18,23 @@ import yaml
 
 from journey_mining.errors import ConfigError
 
+__all__ = [
+    "CHANNELS",
+    "LADDER",
+    "PROSPECT_STAGES",
+    "STAGE_ORDER",
+    "ScoreRule",
+    "StageMap",
+    "activity_name",
+    "load_stage_map",
+    "parse_stage_map",
+    "phase_of",
+    "register_engagement_rules",
+    "register_free_mail_domains",
+    "register_outbound_activities",
+    "register_stage_map",
+]
+
 LADDER = (
     "awareness", "consideration", "evaluation", "decision",
     "client", "between_engagements", "advocacy", "former_client",
@@ -36,6 +53,7 @@ CHANNELS = ("web", "email", "crm")
 
 @dataclass(frozen=True)
 class ScoreRule:
+    """A scored response (e.g. NPS) that is negative at or below a value."""
     channel: str
     activity: str
     property: str
@@ -44,6 +62,7 @@ class ScoreRule:
 
 @dataclass(frozen=True)
 class StageMap:
+    """Which activity signals which stage, and which are negative signals."""
     signals: tuple[tuple[str, str, str], ...]  # (channel, activity, stage)
     negative: tuple[tuple[str, str], ...]  # (channel, activity)
     score_rules: tuple[ScoreRule, ...]
@@ -149,6 +168,7 @@ def register_stage_map(con: duckdb.DuckDBPyConnection, stage_map: StageMap) -> N
 
 
 def register_free_mail_domains(con: duckdb.DuckDBPyConnection, domains: list[str]) -> None:
+    """free_mail_domains: domains never matched to an account by domain."""
     con.execute("CREATE OR REPLACE TABLE free_mail_domains (domain VARCHAR PRIMARY KEY)")
     if domains:
         con.executemany("INSERT INTO free_mail_domains VALUES (?)", [(d,) for d in domains])

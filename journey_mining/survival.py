@@ -11,6 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "kaplan_meier",
+    "time_to_fraction",
+]
+
 
 def kaplan_meier(durations, observed) -> pd.DataFrame:
     """Survival curve: one row per distinct event time.

@@ -30,6 +30,32 @@ import duckdb
 from journey_mining.errors import WarehouseError, WarehouseLockedError
 from journey_mining.sources import SOURCES
 
+__all__ = [
+    "LAYERS",
+    "RUN_ISSUES_COLUMNS",
+    "SQL_DIR",
+    "STATE_LAYERS",
+    "Model",
+    "build",
+    "build_fingerprint",
+    "check_writable",
+    "close_all",
+    "connect",
+    "connected",
+    "discover_models",
+    "ensure_schema",
+    "exclusive",
+    "infer_stage_states",
+    "interrupt_all",
+    "last_build_fingerprint",
+    "record_build",
+    "record_issue",
+    "run_issues",
+    "run_models",
+    "store_frame",
+    "transaction",
+]
+
 
 def _sql_dir() -> Path:
     """The SQL models: the `journey_mining.sql` package of an installed wheel, or the
@@ -247,6 +273,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 @dataclass(frozen=True)
 class Model:
+    """One SQL model file: its name, layer, path and text."""
     name: str
     layer: str
     path: Path
@@ -397,6 +424,7 @@ def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None) -> str
 
 
 def last_build_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The fingerprint of the last complete run, or None before the first."""
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'build_state'").fetchall()[0][0]
     if not exists:

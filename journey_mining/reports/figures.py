@@ -43,6 +43,7 @@ def build_funnel_figure(funnel: pd.DataFrame) -> go.Figure:
 
 
 def build_dropoff_figure(funnel: pd.DataFrame) -> go.Figure:
+    """Accounts that went quiet at each stage before client."""
     part = funnel[funnel.stage.isin(FUNNEL[:4])]
     fig = go.Figure(go.Bar(
         x=[LABEL[s] for s in part.stage], y=part.dropped.tolist(), marker_color="#E45756",
@@ -193,6 +194,7 @@ def build_sankey_figure(variants: pd.DataFrame, top_k: int = 10) -> go.Figure:
 
 
 def build_linearity_figure(conformance: pd.Series) -> go.Figure:
+    """Share of journeys with skips, back-steps, loops and returns."""
     labels = ["follow the ladder", "skip a stage", "step back", "loop", "re-engaged"]
     values = [conformance.linear_share, conformance.share_with_skips,
               conformance.share_with_back_steps, conformance.share_with_loops,
@@ -270,6 +272,7 @@ def build_channel_mix_figure(mix: pd.DataFrame) -> go.Figure:
 
 def build_reengagement_curve_figure(curves: pd.DataFrame, segment_type: str = "size_band"
                                     ) -> go.Figure:
+    """Kaplan-Meier share back for a new engagement by days since the last ended."""
     fig = go.Figure()
     for (kind, segment), part in curves.groupby(["segment_type", "segment"], sort=False):
         if kind not in ("all", segment_type):
@@ -287,6 +290,7 @@ def build_reengagement_curve_figure(curves: pd.DataFrame, segment_type: str = "s
 
 
 def build_gap_figure(gaps: pd.DataFrame) -> go.Figure:
+    """Histogram of days between engagements for accounts that came back."""
     back = gaps[gaps.returned]
     fig = go.Figure(go.Histogram(x=back.gap_days, nbinsx=20, marker_color="#4C78A8",
                                  hovertemplate="%{x} days: %{y} returns<extra></extra>"))
@@ -296,6 +300,7 @@ def build_gap_figure(gaps: pd.DataFrame) -> go.Figure:
 
 
 def build_lifecycle_figure(lifecycle: pd.DataFrame) -> go.Figure:
+    """Active accounts per month by status; dormant drawn below zero."""
     colours = {"new": "#54A24B", "returning": "#4C78A8", "resurrecting": "#F2B701",
                "dormant": "#E45756"}
     fig = go.Figure()
@@ -345,6 +350,7 @@ def build_lift_figure(lift: pd.DataFrame) -> go.Figure:
 
 
 def build_model_quality_figure(run: pd.Series) -> go.Figure:
+    """Backtest ROC and PR AUC of the churn model against recency alone."""
     metrics = ["ROC AUC", "PR AUC"]
     fig = go.Figure([
         go.Bar(name="churn model", x=metrics, y=[run.roc_auc, run.pr_auc],
@@ -359,6 +365,7 @@ def build_model_quality_figure(run: pd.Series) -> go.Figure:
 
 
 def build_quality_figure(resolution: pd.DataFrame) -> go.Figure:
+    """Share of touchpoints per source by stitching method."""
     fig = go.Figure()
     for method, part in resolution.groupby("method"):
         fig.add_trace(go.Bar(x=part.source, y=part.share_of_source, name=method,
