@@ -85,14 +85,15 @@ PRE_SALE_EVENTS_SQL = """
 with events as (
     select account_id, occurred_at, activity, stage, stage_order, event_order
     from int_journey_events
-    where stage_order between 1 and 4
+    where stage in (select stage from stage_ladder where phase = 'prospect')
 ),
 cut as (
     select account_id, min(occurred_at) as sold_at
     from (
         select account_id, started_at as occurred_at from engagements
         union all
-        select account_id, occurred_at from int_journey_events where stage_order >= 5
+        select account_id, occurred_at from int_journey_events
+        where stage in (select stage from stage_ladder where phase = 'client')
     )
     group by account_id
 ),
@@ -326,11 +327,23 @@ advocacy as (
         and (n.started_at is null or t.occurred_at < n.started_at)
     group by all
 ),
+late_cancel as (
+    -- a cancellation after an engagement completed, before the next one: the client left
+    select e.account_id, e.engagement_no, min(t.occurred_at) as entered_at
+    from eng e
+    join int_journey_events t on t.account_id = e.account_id and t.occurred_at > e.ended_at
+        and t.activity in (select activity from engagement_rules where role = 'cancel')
+    left join eng n on n.account_id = e.account_id and n.engagement_no = e.engagement_no + 1
+    where e.end_kind <> 'cancelled'
+        and (n.started_at is null or t.occurred_at < n.started_at)
+    group by all
+),
 client_side as (
     -- accounts with client-side signals but no engagement: follow the signals
     select t.account_id, t.occurred_at as entered_at, t.stage, t.event_order
     from int_journey_events t
-    where t.stage_order >= 5
+    join stage_ladder l on l.stage = t.stage
+    where l.phase = 'client'
         and not exists (select 1 from eng e where e.account_id = t.account_id)
 ),
 phases as (
@@ -341,6 +354,8 @@ phases as (
     from eng where ended_at is not null
     union all
     select account_id, entered_at, 'advocacy', 'engagement' from advocacy
+    union all
+    select account_id, entered_at, 'former_client', 'engagement' from late_cancel
     union all
     select account_id, entered_at, stage, 'signal' from client_side
 )

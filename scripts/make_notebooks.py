@@ -36,7 +36,7 @@ books = {
    ("md", "## Hand the log to pm4py\nThe same log as a pm4py DataFrame, for any algorithm pm4py offers."),
    ("code", "import pm4py\n\nframe = eventlog.to_pm4py(eventlog.event_log(con, level='stage'))\nstarts = pm4py.get_start_activities(frame)\nstarts"),
    ("md", "## The process map"),
-   ("code", "from journey_mining import reports\n\ndata = reports.report_data(con)\nreports.build_process_map_figure(data.stage_transitions, data.funnel)"),
+   ("code", "from journey_mining import reports\n\ndata = reports.report_data(con)\nreports.build_process_map_figure(data.stage_transitions, data.occupancy)"),
    ("code", "reports.build_sankey_figure(data.variants, top_k=8)"),
   ]),
 "02_conversion_and_dropoffs.ipynb": notebook(
@@ -55,6 +55,9 @@ books = {
    ("code", "con.table('conformance_summary').df().T"),
    ("code", "deviations = con.table('journey_conformance').df()\ndeviations.groupby('is_linear')[['n_skipped_stages', 'n_back_steps', 'n_loops']].mean()"),
    ("code", "reports.build_cohort_figure(data.cohorts)"),
+   ("md", "## The same warehouse at another as-of date\n`run_all` runs the pipeline's declared steps without Prefect. On a copy of the warehouse, rebuild at an earlier date: every table (marts, stage states, mining, churn) moves to that date together, so nothing mixes two dates. Pass `Config` with another `analysis.stage_map` to try another stage map the same way."),
+   ("code", "import datetime as dt\nimport shutil\nimport tempfile\n\nfrom journey_mining import run_all\n\nscratch = Path(tempfile.mkdtemp()) / 'earlier.duckdb'\nshutil.copy(WAREHOUSE, scratch)\nrun_all(scratch, as_of=dt.datetime(2024, 12, 31), steps=['build', 'mining', 're-engagement', 'churn risk', 'data tests'])\nearlier = warehouse.connect(scratch, read_only=True)\nearlier.sql('SELECT as_of, prospects, clients_ever, prospect_to_client_rate, re_engagement_rate FROM journey_kpis').df()"),
+   ("code", "# every step moved to the same date\nearlier.sql(\"SELECT (SELECT as_of FROM run_parameters) AS build, (SELECT max(as_of) FROM churn_scores) AS churn, (SELECT max(as_of) FROM model_runs WHERE trained_at = (SELECT max(trained_at) FROM model_runs)) AS model\").df()"),
   ]),
 "03_churn_and_reengagement.ipynb": notebook(
   "Churn risk and re-engagement",
@@ -66,10 +69,10 @@ books = {
    ("md", "## Churn: the stored run and scores"),
    ("code", "con.table('model_runs').df().T"),
    ("code", "con.table('churn_scores').limit(10).df()"),
-   ("md", "## Refit the model on your own snapshots\nFeatures at any date come from data up to that date only."),
-   ("code", "import datetime as dt\n\nfrom journey_mining import churn\n\nas_of = con.table('run_parameters').df().as_of[0]\nfirst = as_of - dt.timedelta(days=540)\ndates = churn.snapshot_dates(as_of, 180, 30, first)\nimport pandas as pd\nsnapshots = pd.concat([churn.features_at(con, d, 180) for d in dates], ignore_index=True)\nlabelled = snapshots[snapshots.label.notna()]\nlabelled.shape"),
-   ("code", "result = churn.backtest(snapshots, horizon_days=180)\nresult.status, result.model, result.recency_baseline"),
-   ("code", "model = churn.ChurnModel(C=0.05).fit(labelled, labelled.label.astype(int))\ncurrent = churn.features_at(con, as_of, 180)\ncurrent.assign(p=model.predict_proba(current)[:, 1], why=model.top_factors(current)).nlargest(5, 'p')[['account_id', 'p', 'why']]"),
+   ("md", "## Reproduce the stored run, then change it\n`score_churn` is what the pipeline ran: with the same settings it gives the ROC AUC stored in `model_runs` (snapshots every 30 days back to the first deal, at most 36). A refit on fewer or other snapshots is a different backtest and gives a different AUC: compare like with like."),
+   ("code", "from journey_mining import churn\n\nstored = con.table('model_runs').df().sort_values('trained_at').iloc[-1]\nrun = churn.score_churn(con, horizon_days=int(stored.horizon_days), max_snapshots=int(stored.n_snapshots))\n{'stored ROC AUC': stored.roc_auc, 'reproduced': run.run['roc_auc'], 'recency alone': run.run['recency_roc_auc']}"),
+   ("code", "# Your variant: a shorter history (12 snapshots) is a different, smaller backtest\nshorter = churn.score_churn(con, horizon_days=180, max_snapshots=12)\nshorter.run['roc_auc'], shorter.run['recency_roc_auc'], shorter.run['n_test_rows']"),
+   ("code", "run.scores.head(5)[['account_id', 'churn_probability', 'risk_band', 'top_factors']]"),
   ]),
 }
 for name, nb in books.items():

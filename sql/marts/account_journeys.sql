@@ -4,7 +4,8 @@
 -- furthest_stage: the highest ladder stage among the account's staged touchpoints.
 -- current_stage, where the journey is now (it moves back as well as forward):
 --   * with an engagement (engagement rules; default a deal_won): an open engagement
---     is client; one cancelled is former_client; one ended otherwise (completed,
+--     is client; one cancelled, or followed by a cancellation, is former_client;
+--     one ended otherwise (completed,
 --     inactive, instant) is between_engagements, or advocacy if a referral or case
 --     study came after it.
 --     Service signals (support tickets, NPS replies) do not move the stage.
@@ -67,9 +68,20 @@ roles as (
 ),
 
 latest_engagement as (
-    select account_id, ended_at, end_kind
+    select account_id, started_at, ended_at, end_kind
     from engagements
     qualify row_number() over (partition by account_id order by engagement_no desc) = 1
+),
+
+-- A cancellation after the latest engagement started ends the relationship even when
+-- that engagement had already completed (the client left between engagements).
+cancelled_since as (
+    select le.account_id
+    from latest_engagement as le
+    inner join touchpoints as t on le.account_id = t.account_id
+    where t.occurred_at >= le.started_at
+        and t.activity in (select activity from engagement_rules where role = 'cancel')
+    group by le.account_id
 ),
 
 advocacy_since as (
@@ -87,9 +99,10 @@ post_sale as (
         l.stage = 'former_client' as is_cancelled
     from latest_engagement as le
     left join advocacy_since as adv on le.account_id = adv.account_id
+    left join cancelled_since as cs on le.account_id = cs.account_id
     inner join ladder as l on l.stage = case
+        when le.end_kind = 'cancelled' or cs.account_id is not null then 'former_client'
         when le.ended_at is null then 'client'
-        when le.end_kind = 'cancelled' then 'former_client'
         when adv.account_id is not null then 'advocacy'
         else 'between_engagements'
     end

@@ -2,7 +2,8 @@
 -- stage map: referral, case_study) up to the as-of date.
 -- advocated_as: what the account was at its first advocacy, from its engagements:
 --   prospect (no engagement had started), client (in an engagement),
---   between_engagements (the last one ended, not cancelled), former_client (cancelled).
+--   between_engagements (the last one ended, not cancelled), former_client (cancelled,
+--   or a cancellation came after it).
 -- while_former_client / while_between_engagements: any advocacy in that status.
 with params as (
     select * from run_parameters
@@ -22,7 +23,12 @@ status_at as (
         case
             when e.account_id is null then 'prospect'
             when e.ended_at is null or e.ended_at > a.occurred_at then 'client'
-            when e.end_kind = 'cancelled' then 'former_client'
+            when e.end_kind = 'cancelled' or exists (
+                select 1 from int_touchpoints_staged as c
+                where c.account_id = a.account_id
+                    and c.occurred_at between e.started_at and a.occurred_at
+                    and c.activity in (select activity from engagement_rules where role = 'cancel')
+            ) then 'former_client'
             else 'between_engagements'
         end as status
     from advocacy as a

@@ -34,6 +34,18 @@ emails as (
     select * from int_emails_resolved
 ),
 
+-- Accounts that were ever former clients: a cancellation on or after an engagement's
+-- start (within the engagement or after it ended).
+left_once as (
+    select distinct e.account_id
+    from engagements as e
+    inner join int_touchpoints_staged as t
+        on e.account_id = t.account_id and t.occurred_at >= e.started_at
+    cross join run_parameters as p
+    where t.occurred_at <= p.as_of
+        and t.activity in (select activity from engagement_rules where role = 'cancel')
+),
+
 final as (
     select
         p.as_of,
@@ -54,15 +66,13 @@ final as (
         (select count(distinct account_id) from engagements
             where end_kind is distinct from 'cancelled' and ended_at is not null)
             as clients_between_engagements_ever,
-        (select count(distinct account_id) from engagements where end_kind = 'cancelled')
-            as former_clients_ever,
+        (select count(*) from left_once) as former_clients_ever,
         (select median(gap_days) from engagements where engagement_no > 1) as median_gap_days,
         (select count(*) from advocates) as advocates,
         (select count(*) from advocates where while_former_client)
             as former_clients_advocating,
         (select count(*) from advocates where while_former_client)
-        / nullif((select count(distinct account_id) from engagements
-            where end_kind = 'cancelled'), 0) as former_client_advocacy_rate,
+        / nullif((select count(*) from left_once), 0) as former_client_advocacy_rate,
         (select count(*) from advocates where while_between_engagements)
             as advocates_between_engagements,
         (select count(*) from advocates where while_between_engagements)
