@@ -57,6 +57,11 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
         return con.sql(sql).df()
 
     runs = q("SELECT * FROM model_runs ORDER BY trained_at DESC LIMIT 1")
+    lift = q("SELECT * FROM gap_touchpoint_lift ORDER BY lift DESC")
+    # Boolean even when empty, so a mask selects rows (an empty object column would
+    # select columns).
+    lift["defines_return"] = (lift.defines_return.astype(bool) if "defines_return" in lift
+                              else False)
     return ReportData(
         kpis=q("SELECT * FROM journey_kpis").iloc[0],
         funnel=q("SELECT * FROM stage_funnel ORDER BY stage_order"),
@@ -75,7 +80,7 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
         curves=q("SELECT * FROM reengagement_curves"),
         gaps=q("SELECT * FROM reengagement_gaps"),
         lifecycle=q("SELECT * FROM lifecycle_periods WHERE period_type = 'month'"),
-        lift=q("SELECT * FROM gap_touchpoint_lift ORDER BY lift DESC"),
+        lift=lift,
         churn=q("""SELECT c.*, a.account_name FROM churn_scores c
                    LEFT JOIN stg_crm__accounts a USING (account_id)
                    ORDER BY churn_probability DESC, account_id"""),

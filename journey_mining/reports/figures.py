@@ -324,7 +324,7 @@ def build_lift_figure(lift: pd.DataFrame) -> go.Figure:
     engagement: `defines_return`) are left out: they are the outcome, not a lever.
     """
     if "defines_return" in lift:
-        lift = lift[~lift.defines_return]
+        lift = lift[~lift.defines_return.astype(bool)]
     part = lift.sort_values("lift")
     colours = ["#54A24B" if s and v > 1 else "#E45756" if s else "#8c8c8c"
                for s, v in zip(part.significant, part.lift, strict=True)]

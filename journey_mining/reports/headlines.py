@@ -111,7 +111,7 @@ def _reengagement_sentence(d: ReportData) -> str:
     text = (f"{int(k.re_engaged_accounts):,} of {int(k.first_engagement_ended):,} accounts "
             f"whose first engagement ended started another (re-engagement rate "
             f"{pct(k.re_engagement_rate)}).")
-    lift = d.lift[~d.lift.defines_return] if "defines_return" in d.lift else d.lift
+    lift = d.lift[~d.lift.defines_return]
     top = lift[lift.significant & (lift.lift > 1)].head(1)
     if len(top):
         name = top.iloc[0].touchpoint.split(":", 1)[1].replace("_", " ")

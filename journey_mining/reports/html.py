@@ -249,7 +249,7 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     }
     if d.model_run is not None and d.model_run.status == "trained":
         builders["model-quality"] = lambda: f.build_model_quality_figure(d.model_run)
-    shown_lift = d.lift[~d.lift.defines_return] if "defines_return" in d.lift else d.lift
+    shown_lift = d.lift[~d.lift.defines_return]
     # A chart with nothing to show says why in a sentence, instead of an empty frame.
     nothing = {
         "funnel": (d.funnel.reached.sum() == 0, "No account has a staged touchpoint yet."),

@@ -208,7 +208,7 @@ def test_the_report_says_what_is_missing(tmp_path, monkeypatch):
     reengagement.analyse_reengagement(con)
     churn.store_churn(con, churn.score_churn(con))
     warehouse.record_issue(con, "churn risk", "ValueError: no")
-    monkeypatch.setattr(reports, "build_gap_figure", lambda frame: 1 / 0)
+    monkeypatch.setattr(reports.figures, "build_gap_figure", lambda frame: 1 / 0)
     index = reports.write_report(con, tmp_path / "reports", "r1", static_images=False)
     page = index.read_text()
     assert "Not in this report:" in page

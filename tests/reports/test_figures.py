@@ -28,9 +28,10 @@ def test_dropoff_figure_shows_dropped_per_stage(data):
 
 
 def test_process_map_draws_every_transition_and_every_stage(data):
-    fig = reports.build_process_map_figure(data.stage_transitions, data.funnel)
+    fig = reports.build_process_map_figure(data.stage_transitions, data.occupancy)
     edges = [t for t in fig.data if t.mode == "lines" and t.x[0] is not None]
-    assert len(edges) == len(data.stage_transitions)
+    moves = data.stage_transitions.from_stage != data.stage_transitions.to_stage
+    assert len(edges) == moves.sum()
     back = [t for t in edges if t.line.color == "#E45756"]
     assert len(back) == (data.stage_transitions.kind == "back_step").sum() > 0
     nodes = next(t for t in fig.data if t.name == "stages")
@@ -57,4 +58,4 @@ def test_headlines_quote_the_warehouse(data):
     k = data.kpis
     assert f"{int(data.funnel.reached.iloc[0]):,} accounts" in text["funnel"]
     assert reports.pct(k.resolved_share) in text["quality"]
-    assert f"{len(data.churn)} clients scored" in text["churn"]
+    assert f"{len(data.churn)} clients now are scored" in text["churn"]
