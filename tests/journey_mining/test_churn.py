@@ -95,3 +95,17 @@ def test_tiny_data_falls_back_with_a_flag_instead_of_crashing(tmp_path):
 def test_risk_bands_are_relative_to_the_base_rate():
     assert [churn.risk_band(p, 0.1) for p in (0.25, 0.2, 0.15, 0.05)] == [
         "high", "high", "medium", "low"]
+
+
+def test_risk_factors_only_name_values_that_read_as_a_risk(sample_con):
+    """A factor says why a client is at risk in plain words: never "0 support tickets" or
+    "0 unsubscribes" (a zero of a bad signal is no risk), and always with the typical value."""
+    import re
+
+    factors = [f for (text,) in sample_con.execute(
+        "SELECT top_factors FROM churn_scores WHERE model = 'calibrated_logistic'").fetchall()
+        for f in text.split("; ") if f != "no strong risk signal"]
+    assert factors
+    assert all("(typical: " in f for f in factors)
+    zero_of_bad = re.compile(r"^0 (support ticket|NPS repl|unsubscribe|lost deal)")
+    assert [f for f in factors if zero_of_bad.search(f)] == []
