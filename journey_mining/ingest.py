@@ -31,6 +31,7 @@ import datetime as dt
 import fnmatch
 import gzip
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -380,12 +381,16 @@ def _read_jsonl(con, f: SourceFile, encoding: str | None = None) -> list[str]:
                SELECT key FROM keyed GROUP BY key ORDER BY min(_row_number), key"""
         ).fetchall()
     ]
-    # Keys come from the file, so they are bound as parameters, not formatted in.
-    selects = ", ".join(f"j ->> $k{i} AS {_quote(key)}" for i, key in enumerate(keys))
+    # Every key in one parse of each line (a list of JSON paths); the paths come from
+    # the file, so they are bound as a parameter, not formatted in.
+    selects = ", ".join(f"_v[{i + 1}] AS {_quote(key)}" for i, key in enumerate(keys))
+    paths = ["$." + json.dumps(key) for key in keys]
     con.execute(
         f"""CREATE TEMP TABLE _scan AS SELECT _row_number{', ' + selects if selects else ''}
-            FROM _lines WHERE json_type(j) = 'OBJECT' ORDER BY _row_number""",
-        {f"k{i}": key for i, key in enumerate(keys)},
+            FROM (SELECT _row_number, json_extract_string(j, $paths::VARCHAR[]) AS _v
+                  FROM _lines WHERE json_type(j) = 'OBJECT')
+            ORDER BY _row_number""",
+        {"paths": paths},
     )
     _drop(con, "_lines")
     return keys
@@ -546,18 +551,23 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
         return f"_scrub({_quote(c)}::VARCHAR, {visitor}, $key)"
 
     raw_struct = ", ".join(f"{_quote(c)} := {raw_value(c)}" for c in columns) or "empty := NULL"
+    # The raw row is kept as text for rejected rows only: packed as a struct here, turned
+    # into JSON below only where a reason was found (most rows are never serialised).
     statement = (
         f"""INSERT INTO _incoming
             WITH typed AS (
                 SELECT _row_number, {', '.join(selects)},
-                       to_json(struct_pack({raw_struct})) AS raw
+                       struct_pack({raw_struct}) AS raw
                 FROM _scan
+            ),
+            judged AS (
+                SELECT *, nullif(concat_ws('; ', {', '.join(reasons)}), '') AS _reason
+                FROM typed
             )
             SELECT $file AS _file, $file_order AS _file_order, _row_number,
-                   {', '.join(spec.columns)},
-                   nullif(concat_ws('; ', {', '.join(reasons)}), '') AS _reason,
-                   raw::VARCHAR AS raw
-            FROM typed
+                   {', '.join(spec.columns)}, _reason,
+                   CASE WHEN _reason IS NOT NULL THEN to_json(raw)::VARCHAR END AS raw
+            FROM judged
             UNION ALL
             SELECT $file, $file_order, _row_number, {', '.join('NULL' for _ in spec.columns)},
                    reason, raw
@@ -610,28 +620,29 @@ def _reconcile(con, spec: SourceSpec, load_id: int) -> dict[str, dict[str, int]]
     cols = ", ".join(spec.columns)
     key = spec.id_column
     content = ", ".join(f"{c} := {c}" for c in spec.columns)
+    # The first row of each id (file order, then row) by a hash aggregate, not a window:
+    # a later row with the same id is a duplicate if its content hash is the same.
     con.execute(
         f"""CREATE TEMP TABLE _classified AS
             WITH valid AS (
-                SELECT *, hash(struct_pack({content}))::VARCHAR AS _row_hash
+                SELECT {cols}, _file, _file_order, _row_number,
+                       hash(struct_pack({content}))::VARCHAR AS _row_hash
                 FROM _incoming WHERE _reason IS NULL
             ),
-            ranked AS (
-                SELECT *,
-                       row_number() OVER w AS _rank,
-                       first_value(_row_hash) OVER w AS _first_hash,
-                       first_value(_file) OVER w AS _first_file,
-                       first_value(_row_number) OVER w AS _first_row
-                FROM valid
-                WINDOW w AS (PARTITION BY {key} ORDER BY _file_order, _row_number
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+            firsts AS (
+                SELECT {key},
+                       min((_file_order, _row_number)) AS _first_position,
+                       arg_min(_row_hash, (_file_order, _row_number)) AS _first_hash,
+                       arg_min(_file, (_file_order, _row_number)) AS _first_file,
+                       arg_min(_row_number, (_file_order, _row_number)) AS _first_row
+                FROM valid GROUP BY {key}
             )
             SELECT r.*,
                    CASE
                        WHEN e.{key} IS NOT NULL AND e._row_hash = r._row_hash THEN 'duplicate'
                        WHEN e.{key} IS NOT NULL THEN 'conflict'
-                       WHEN r._rank = 1 THEN 'new'
-                       WHEN r._row_hash = r._first_hash THEN 'duplicate'
+                       WHEN (r._file_order, r._row_number) = f._first_position THEN 'new'
+                       WHEN r._row_hash = f._first_hash THEN 'duplicate'
                        ELSE 'conflict'
                    END AS _status,
                    CASE
@@ -641,9 +652,11 @@ def _reconcile(con, spec: SourceSpec, load_id: int) -> dict[str, dict[str, int]]
                                        r.{key}, e._file, e._row_number)
                        ELSE format('conflicting duplicate: {key} {{}} first seen in {{}} row {{}} '
                                    || 'with different content',
-                                   r.{key}, r._first_file, r._first_row)
+                                   r.{key}, f._first_file, f._first_row)
                    END AS _conflict_reason
-            FROM ranked r LEFT JOIN {spec.raw_table} e ON e.{key} = r.{key}"""
+            FROM valid r
+            JOIN firsts f ON f.{key} = r.{key}
+            LEFT JOIN {spec.raw_table} e ON e.{key} = r.{key}"""
     )
     con.execute(
         f"""INSERT INTO {spec.raw_table}
@@ -652,14 +665,16 @@ def _reconcile(con, spec: SourceSpec, load_id: int) -> dict[str, dict[str, int]]
         {"load_id": load_id},
     )
     # Rejects: invalid rows and conflicting duplicates. A reject already recorded
-    # (same file, row and raw row) is not recorded twice on a reload.
+    # (same file, row and raw row) is not recorded twice on a reload. A conflicting
+    # duplicate was valid, so its raw text is the row as read (after renaming).
     con.execute(
-        """INSERT INTO rejected_rows
+        f"""INSERT INTO rejected_rows
            WITH rejects AS (
                SELECT _file AS file, _row_number AS row_number, _reason AS reason, raw
                FROM _incoming WHERE _reason IS NOT NULL
                UNION ALL
-               SELECT _file, _row_number, _conflict_reason, raw
+               SELECT _file, _row_number, _conflict_reason,
+                      to_json(struct_pack({content}))::VARCHAR
                FROM _classified WHERE _status = 'conflict'
            )
            SELECT $source, file, row_number, reason, raw, $load_id
@@ -672,13 +687,17 @@ def _reconcile(con, spec: SourceSpec, load_id: int) -> dict[str, dict[str, int]]
         {"source": spec.name, "load_id": load_id},
     )
     rows = con.execute(
-        """SELECT _file,
+        """WITH judged AS (
+               SELECT _file, _status FROM _classified
+               UNION ALL
+               SELECT _file, NULL FROM _incoming WHERE _reason IS NOT NULL
+           )
+           SELECT _file,
                   count(*) AS read,
                   count(*) FILTER (WHERE _status = 'new') AS loaded,
                   count(*) FILTER (WHERE _status = 'duplicate') AS duplicate,
                   count(*) FILTER (WHERE _status IS NULL OR _status = 'conflict') AS rejected
-           FROM (SELECT i._file, c._status FROM _incoming i
-                 LEFT JOIN _classified c USING (_file, _row_number))
+           FROM judged
            GROUP BY _file"""
     ).fetchall()
     _drop(con, "_classified")
