@@ -273,11 +273,21 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 @dataclass(frozen=True)
 class Model:
-    """One SQL model file: its name, layer, path and text."""
+    """One SQL model file: its name, layer, path and text.
+
+    `materialized` is 'table' unless the file says `-- materialized: view`: a model
+    read once, or a plain projection, is a view, so the build does not write a copy.
+    """
+
     name: str
     layer: str
     path: Path
     sql: str
+
+    @property
+    def materialized(self) -> str:
+        found = re.search(r"^--\s*materialized:\s*(table|view)\b", self.sql, re.M)
+        return found.group(1) if found else "table"
 
 
 def discover_models(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -> list[Model]:
@@ -325,8 +335,17 @@ def run_models(
     built = []
     for model in discover_models(sql_dir, layers):
         used = {k: v for k, v in parameters.items() if f"${k}" in model.sql}
+        kind = model.materialized.upper()
         try:
-            con.execute(f"CREATE OR REPLACE TABLE {model.name} AS\n{model.sql}", used)
+            # A model that changed from table to view (or back) replaces the other kind.
+            other = "TABLE" if kind == "VIEW" else "VIEW"
+            exists = con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = $n AND $o = 'TABLE' "
+                "UNION ALL SELECT count(*) FROM duckdb_views() WHERE view_name = $n "
+                "AND $o = 'VIEW' AND NOT internal", {"n": model.name, "o": other}).fetchall()
+            if sum(r[0] for r in exists):
+                con.execute(f"DROP {other} {model.name}")
+            con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{model.sql}", used)
         except duckdb.Error as exc:
             raise duckdb.Error(f"model {model.layer}/{model.name}.sql failed: {exc}") from exc
         built.append(model.name)

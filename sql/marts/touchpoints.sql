@@ -1,3 +1,4 @@
+-- materialized: view (read once, or a plain projection: no copy is written)
 -- Grain: one row per canonical touchpoint (contract section 4), all of them,
 -- whatever the as-of date. account_id is empty where stitching found no account.
 with touchpoints as (

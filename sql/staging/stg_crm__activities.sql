@@ -1,3 +1,4 @@
+-- materialized: view (read once, or a plain projection: no copy is written)
 -- Grain: one row per CRM activity. Renames and casts only.
 -- activity: activity_type lower-cased, spaces and hyphens to underscores ("Deal Won" -> deal_won).
 with source as (

@@ -1,3 +1,4 @@
+-- materialized: view (read once, or a plain projection: no copy is written)
 -- Grain: one row per website event. Renames and casts only.
 with source as (
     select * from raw_web_events
