@@ -1,17 +1,24 @@
--- Churn features and label for the clients at one as-of date ($as_of).
+-- Churn features and label for the clients at each snapshot date ($as_ofs, a list),
+-- all dates in one pass: one row per (client, as_of).
 --
 -- Activities are roles from engagement_rules (config): start (default deal_won),
 -- end (project_completed) and cancel (cancellation).
 -- $churn_kind 'contractual' (default): the population is accounts whose latest start
--- on or before $as_of has no cancel after it up to $as_of (a former client who
--- bought again is a client again); label: a cancel in ($as_of, $as_of + horizon].
+-- on or before as_of has no cancel after it up to as_of (a former client who
+-- bought again is a client again); label: a cancel in (as_of, as_of + horizon].
 -- $churn_kind 'non_contractual' (no cancellation exists, e.g. purchases): every
--- account with a start on or before $as_of; label: no new start in that window.
--- Features read touchpoints with occurred_at <= $as_of only. The label is NULL when
+-- account with a start on or before as_of; label: no new start in that window.
+-- Features read touchpoints with occurred_at <= as_of only. The label is NULL when
 -- its window is not fully observed yet.
-with params as (
+-- Only accounts with a start ever are read, and each touchpoint is joined to the
+-- snapshots it can count for (on or before the date; windows of 180 days at most,
+-- except the running totals, which come from one aggregate per account and date).
+with snapshots as (
+    select unnest(cast($as_ofs as timestamp[])) as as_of
+),
+
+params as (
     select
-        cast($as_of as timestamp) as as_of,
         cast($horizon_days as integer) as horizon_days,
         cast($churn_kind as varchar) as churn_kind,
         (select max(occurred_at) from int_touchpoints_staged) as data_end
@@ -21,30 +28,40 @@ roles as (
     select activity, role from engagement_rules
 ),
 
-touchpoints as (
-    select t.*
-    from int_touchpoints_staged as t, params as p
-    where t.account_id is not null and t.occurred_at <= p.as_of
+buyers as (  -- accounts with a start ever: the only ones that can be clients
+    select distinct t.account_id
+    from int_touchpoints_staged as t
+    inner join roles as r on t.activity = r.activity and r.role = 'start'
+    where t.account_id is not null
 ),
 
-own as (  -- the account's own touchpoints: staged or negative (not email sends)
-    select * from touchpoints
-    where stage is not null or is_negative
+events as (
+    select t.*
+    from int_touchpoints_staged as t
+    semi join buyers as b on t.account_id = b.account_id
+),
+
+milestone_events as (
+    select e.account_id, e.occurred_at, e.activity, e.stage, r.role
+    from events as e
+    left join roles as r on e.activity = r.activity
+    where r.role is not null or e.activity = 'deal_lost' or e.stage = 'advocacy'
 ),
 
 milestones as (
     select
-        t.account_id,
-        min(t.occurred_at) filter (where r.role = 'start') as first_won_at,
-        max(t.occurred_at) filter (where r.role = 'start') as last_won_at,
-        max(t.occurred_at) filter (where r.role = 'cancel') as last_cancelled_at,
-        max(t.occurred_at) filter (where r.role = 'end') as last_completed_at,
-        count(*) filter (where r.role = 'start') as deals_won,
-        count(*) filter (where t.activity = 'deal_lost') as deals_lost,
-        count(*) filter (where t.stage = 'advocacy') as advocacy_signals
-    from touchpoints as t
-    left join roles as r on t.activity = r.activity
-    group by t.account_id
+        s.as_of,
+        m.account_id,
+        min(m.occurred_at) filter (where m.role = 'start') as first_won_at,
+        max(m.occurred_at) filter (where m.role = 'start') as last_won_at,
+        max(m.occurred_at) filter (where m.role = 'cancel') as last_cancelled_at,
+        max(m.occurred_at) filter (where m.role = 'end') as last_completed_at,
+        count(*) filter (where m.role = 'start') as deals_won,
+        count(*) filter (where m.activity = 'deal_lost') as deals_lost,
+        count(*) filter (where m.stage = 'advocacy') as advocacy_signals
+    from milestone_events as m
+    inner join snapshots as s on m.occurred_at <= s.as_of
+    group by s.as_of, m.account_id
 ),
 
 clients as (
@@ -55,78 +72,95 @@ clients as (
              or m.last_cancelled_at is null or m.last_cancelled_at < m.last_won_at)
 ),
 
+own as (  -- the account's own touchpoints: staged or negative (not email sends)
+    select * from events
+    where stage is not null or is_negative
+),
+
+last_touch as (
+    select s.as_of, o.account_id, max(o.occurred_at) as last_touch_at,
+           arg_max(o.score, o.occurred_at) filter (where o.score is not null) as last_nps
+    from own as o
+    inner join snapshots as s on o.occurred_at <= s.as_of
+    group by s.as_of, o.account_id
+),
+
 activity as (
     select
+        s.as_of,
         o.account_id,
-        max(o.occurred_at) as last_touch_at,
-        count(*) filter (where o.occurred_at > p.as_of - interval 90 day) as touches_90d,
-        count(*) filter (where o.occurred_at > p.as_of - interval 180 day
-                         and o.occurred_at <= p.as_of - interval 90 day) as touches_prev_90d,
-        count(*) filter (where o.occurred_at > p.as_of - interval 90 day
+        count(*) filter (where o.occurred_at > s.as_of - interval 90 day) as touches_90d,
+        count(*) filter (where o.occurred_at <= s.as_of - interval 90 day) as touches_prev_90d,
+        count(*) filter (where o.occurred_at > s.as_of - interval 90 day
                          and o.channel = 'web') as web_90d,
-        count(*) filter (where o.occurred_at > p.as_of - interval 90 day
+        count(*) filter (where o.occurred_at > s.as_of - interval 90 day
                          and o.channel = 'email') as email_90d,
-        count(*) filter (where o.occurred_at > p.as_of - interval 90 day
+        count(*) filter (where o.occurred_at > s.as_of - interval 90 day
                          and o.channel = 'crm') as crm_90d,
-        count(*) filter (where o.occurred_at > p.as_of - interval 60 day
+        count(*) filter (where o.occurred_at > s.as_of - interval 60 day
                          and o.activity = 'support_ticket') as support_tickets_60d,
-        count(*) filter (where o.occurred_at > p.as_of - interval 180 day
-                         and o.activity = 'support_ticket') as support_tickets_180d,
-        count(*) filter (where o.occurred_at > p.as_of - interval 180 day
-                         and o.activity = 'nps_response' and o.is_negative) as low_nps_180d,
-        arg_max(o.score, o.occurred_at) filter (where o.score is not null) as last_nps,
-        count(*) filter (where o.occurred_at > p.as_of - interval 180 day
-                         and o.activity in ('unsubscribe', 'spam_complaint', 'bounce'))
+        count(*) filter (where o.activity = 'support_ticket') as support_tickets_180d,
+        count(*) filter (where o.activity = 'nps_response' and o.is_negative)
+            as low_nps_180d,
+        count(*) filter (where o.activity in ('unsubscribe', 'spam_complaint', 'bounce'))
             as email_negative_180d,
-        count(distinct o.contact_id) filter (where o.occurred_at > p.as_of - interval 180 day)
-            as contacts_engaged_180d
-    from own as o, params as p
-    group by o.account_id
+        count(distinct o.contact_id) as contacts_engaged_180d
+    from own as o
+    inner join snapshots as s
+        on o.occurred_at <= s.as_of and o.occurred_at > s.as_of - interval 180 day
+    group by s.as_of, o.account_id
+),
+
+committee_touches as (  -- the first touch of each (account, role): a role counts from then
+    select e.account_id, c.role, min(e.occurred_at) as first_at
+    from events as e
+    inner join stg_crm__contacts as c on e.contact_id = c.contact_id
+    where c.role is not null
+    group by e.account_id, c.role
 ),
 
 committee as (
-    select t.account_id, count(distinct c.role) as roles_engaged
-    from touchpoints as t
-    inner join stg_crm__contacts as c on t.contact_id = c.contact_id
-    where c.role is not null
-    group by t.account_id
+    select s.as_of, ct.account_id, count(*) as roles_engaged
+    from committee_touches as ct
+    inner join snapshots as s on ct.first_at <= s.as_of
+    group by s.as_of, ct.account_id
 ),
 
 horizon_events as (
-    select t.account_id, r.role
-    from int_touchpoints_staged as t
-    inner join roles as r on t.activity = r.activity, params as p
-    where t.occurred_at > p.as_of
-        and t.occurred_at <= p.as_of + to_days(p.horizon_days)
+    select s.as_of, m.account_id, m.role
+    from milestone_events as m, snapshots as s, params as p
+    where m.role is not null
+        and m.occurred_at > s.as_of
+        and m.occurred_at <= s.as_of + to_days(p.horizon_days)
 ),
 
-labels as (  -- the accounts that churned within the horizon
-    select c.account_id
+labels as (  -- the (account, date) pairs that churned within the horizon
+    select c.as_of, c.account_id
     from clients as c, params as p
     where case p.churn_kind
         when 'non_contractual' then not exists (
             select 1 from horizon_events as h
-            where h.account_id = c.account_id and h.role = 'start')
+            where h.account_id = c.account_id and h.as_of = c.as_of and h.role = 'start')
         else exists (
             select 1 from horizon_events as h
-            where h.account_id = c.account_id and h.role = 'cancel')
+            where h.account_id = c.account_id and h.as_of = c.as_of and h.role = 'cancel')
     end
 ),
 
 final as (
     select
         c.account_id,
-        p.as_of,
-        (epoch(p.as_of) - epoch(c.first_won_at)) / 86400.0 as tenure_days,
-        (epoch(p.as_of) - epoch(c.last_won_at)) / 86400.0 as days_since_deal_won,
+        c.as_of,
+        (epoch(c.as_of) - epoch(c.first_won_at)) / 86400.0 as tenure_days,
+        (epoch(c.as_of) - epoch(c.last_won_at)) / 86400.0 as days_since_deal_won,
         c.deals_won,
         c.deals_lost,
         c.advocacy_signals,
         coalesce(c.last_completed_at, c.last_won_at) <= c.last_won_at as in_open_engagement,
         case when c.last_completed_at > c.last_won_at
-            then (epoch(p.as_of) - epoch(c.last_completed_at)) / 86400.0
+            then (epoch(c.as_of) - epoch(c.last_completed_at)) / 86400.0
             else 0 end as days_since_engagement_end,
-        (epoch(p.as_of) - epoch(coalesce(a.last_touch_at, c.last_won_at))) / 86400.0
+        (epoch(c.as_of) - epoch(coalesce(lt.last_touch_at, c.last_won_at))) / 86400.0
             as days_since_last_touch,
         coalesce(a.touches_90d, 0) as touches_90d,
         coalesce(a.touches_prev_90d, 0) as touches_prev_90d,
@@ -137,23 +171,24 @@ final as (
         coalesce(a.support_tickets_60d, 0) as support_tickets_60d,
         coalesce(a.support_tickets_180d, 0) as support_tickets_180d,
         coalesce(a.low_nps_180d, 0) as low_nps_180d,
-        a.last_nps,
+        lt.last_nps,
         coalesce(a.email_negative_180d, 0) as email_negative_180d,
         coalesce(a.contacts_engaged_180d, 0) as contacts_engaged_180d,
         coalesce(r.roles_engaged, 0) as roles_engaged,
         acc.employees,
         coalesce(acc.industry, 'unknown') as industry,
         case
-            when p.as_of + to_days(p.horizon_days) > p.data_end then null
+            when c.as_of + to_days(p.horizon_days) > p.data_end then null
             else l.account_id is not null
         end as label
     from clients as c
     cross join params as p
-    left join activity as a on c.account_id = a.account_id
-    left join committee as r on c.account_id = r.account_id
+    left join last_touch as lt on c.account_id = lt.account_id and c.as_of = lt.as_of
+    left join activity as a on c.account_id = a.account_id and c.as_of = a.as_of
+    left join committee as r on c.account_id = r.account_id and c.as_of = r.as_of
     left join stg_crm__accounts as acc on c.account_id = acc.account_id
-    left join labels as l on c.account_id = l.account_id
+    left join labels as l on c.account_id = l.account_id and c.as_of = l.as_of
 )
 
 select * from final
-order by account_id
+order by as_of desc, account_id
