@@ -13,6 +13,8 @@ Every default lives here, in one place.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -270,12 +272,45 @@ class QualityGates(_Strict):
         return self.test_severity.get(model, self.test_severity.get("default", "warn"))
 
 
+class ResourceLimits(_Strict):
+    """How much of the machine DuckDB may use. Past `memory_limit` it spills to
+    `temp_directory` instead of the process being killed (a nightly run on a shared
+    machine must finish, slower, rather than take the machine down)."""
+
+    memory_limit: str = Field(
+        default="60%", description="a share of the machine's RAM ('60%') or a size ('8GB')")
+    temp_directory: str | None = Field(
+        default=None, description="spill folder (default: <warehouse>.tmp beside it)")
+    threads: int | None = Field(default=None, ge=1, description="DuckDB threads (default: all)")
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        text = value.strip().upper().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?%", text):
+            share = float(text[:-1])
+            if not 0 < share <= 100:
+                raise ValueError("a share of RAM is between 0% and 100%")
+            return text
+        if not re.fullmatch(r"\d+(\.\d+)?(KB|MB|GB|TB|KIB|MIB|GIB|TIB)", text):
+            raise ValueError(f"'{value}' is not a size ('8GB', '512MB') or a share ('60%')")
+        return text
+
+    def duckdb_memory_limit(self) -> str:
+        """The limit as DuckDB takes it: a share of RAM becomes a size in MB."""
+        if self.memory_limit.endswith("%"):
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            return f"{int(total * float(self.memory_limit[:-1]) / 100 / 2**20)}MB"
+        return self.memory_limit
+
+
 class Config(_Strict):
     """The whole YAML config: ingest, analysis, quality gates and schedule."""
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     analysis: AnalysisParams = Field(default_factory=AnalysisParams)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     quality: QualityGates = Field(default_factory=QualityGates)
+    resources: ResourceLimits = Field(default_factory=ResourceLimits)
 
 
 def _fields_at(loc: tuple) -> list[str]:

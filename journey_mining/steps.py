@@ -258,6 +258,7 @@ def step_named(name: str) -> Step:
 def run_step(step: Step, ctx: RunContext) -> dict:
     """Run one step, log one progress line with its time; an optional step that fails is
     recorded in `run_issues` and returns {"failed": reason}."""
+    warehouse.use_resources(ctx.config.resources)
     started = time.perf_counter()
     try:
         result = step.run(ctx)

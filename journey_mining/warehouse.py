@@ -54,6 +54,7 @@ __all__ = [
     "run_models",
     "store_frame",
     "transaction",
+    "use_resources",
 ]
 
 
@@ -75,6 +76,14 @@ STATE_LAYERS = ("states",)
 
 
 _OPEN: weakref.WeakSet = weakref.WeakSet()
+_LIMITS = None  # config.ResourceLimits of this run (use_resources); None: DuckDB's defaults
+
+
+def use_resources(limits) -> None:
+    """Apply `limits` (config `resources`: memory_limit, temp_directory, threads) to every
+    warehouse connection opened from now on in this process."""
+    global _LIMITS
+    _LIMITS = limits
 
 
 def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -87,6 +96,13 @@ def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.Du
     # statistics before an ORDER BY: per-file row counts of a stored table summed to
     # -31,869 instead of 33,667 (or a conversion error). Off for every connection.
     con.execute("SET disabled_optimizers = 'compressed_materialization'")
+    if _LIMITS is not None:
+        con.execute(f"SET memory_limit = '{_LIMITS.duckdb_memory_limit()}'")
+        if _LIMITS.threads:
+            con.execute(f"SET threads = {int(_LIMITS.threads)}")
+        if str(path) != ":memory:" and not read_only:
+            spill = _LIMITS.temp_directory or f"{Path(path).resolve()}.tmp"
+            con.execute("SET temp_directory = $dir", {"dir": str(spill)})
     _OPEN.add(con)
     return con
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from journey_mining.config import load_config
+from journey_mining.config import Config, load_config
 from journey_mining.errors import ConfigError
 
 
@@ -57,3 +57,27 @@ def test_stage_map_path_is_relative_to_the_config_file(tmp_path):
 def test_free_mail_domains_are_normalised(tmp_path):
     path = write(tmp_path, "analysis:\n  free_mail_domains: [' GMail.com', web.de]\n")
     assert load_config(path).analysis.free_mail_domains == ["gmail.com", "web.de"]
+
+
+def test_resource_limits_reach_every_warehouse_connection(tmp_path):
+    """memory_limit and temp_directory from the config: DuckDB spills beside the warehouse
+    instead of the process being killed."""
+    from journey_mining import warehouse
+
+    limits = Config.model_validate(
+        {"resources": {"memory_limit": "1GB", "threads": 1}}).resources
+    warehouse.use_resources(limits)
+    try:
+        con = warehouse.connect(tmp_path / "w.duckdb")
+        memory, spill, threads = con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory'), "
+            "current_setting('threads')").fetchall()[0]
+        con.close()
+    finally:
+        warehouse.use_resources(None)
+    assert memory.startswith("953") and threads == 1
+    assert spill == f"{(tmp_path / 'w.duckdb').resolve()}.tmp"
+    share = Config().resources.duckdb_memory_limit()
+    assert share.endswith("MB") and int(share[:-2]) > 0
+    with pytest.raises(ValueError, match="not a size"):
+        Config.model_validate({"resources": {"memory_limit": "lots"}})
