@@ -63,12 +63,15 @@ def event_log(
 
 
 def materialise(con: duckdb.DuckDBPyConnection, log: duckdb.DuckDBPyRelation,
-                name: str) -> duckdb.DuckDBPyRelation:
-    """Compute a log once into a temporary table; a relation is lazy and each query over it
-    would recompute the log."""
+                name: str, temporary: bool = True) -> duckdb.DuckDBPyRelation:
+    """Compute a log once into a table (temporary unless `temporary=False`); a relation is
+    lazy and each query over it would recompute the log. The mining step keeps its logs
+    as warehouse tables (`stage_log`, `activity_log`) that notebooks and pm4py read."""
     if not name.isidentifier():
         raise JourneyError(f"'{name}' is not a valid table name")
-    log.query("event_log", f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM event_log")
+    kind = "TEMP TABLE" if temporary else "TABLE"
+    log.query("event_log", f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM event_log "
+                           "ORDER BY case_id, event_index")
     return con.table(name)
 
 
@@ -89,9 +92,12 @@ def from_frame(
         "source",
         f"""SELECT "{case_id}"::VARCHAR AS case_id, "{activity}"::VARCHAR AS activity,
                    "{timestamp}" AS timestamp,
-                   row_number() OVER (PARTITION BY "{case_id}"
-                                      ORDER BY "{timestamp}", _row)::INTEGER AS event_index
-            FROM source""",
+                   row_number() OVER by_case::INTEGER AS event_index,
+                   lead("{activity}"::VARCHAR) OVER by_case AS next_activity,
+                   (epoch(lead("{timestamp}") OVER by_case) - epoch("{timestamp}")) / 3600.0
+                       AS hours_to_next
+            FROM source
+            WINDOW by_case AS (PARTITION BY "{case_id}" ORDER BY "{timestamp}", _row)""",
     )
 
 

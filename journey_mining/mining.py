@@ -195,9 +195,10 @@ def mine(con: duckdb.DuckDBPyConnection, out_dir: Path | None = None,
     """Run the mining step on built journeys; store its tables (and files in `out_dir`)."""
     params = params or MiningParams()
     result = MiningResult()
+    # The logs are warehouse tables: every analysis below, pm4py and notebooks read them.
     logs = {level: eventlog.materialise(
                 con, eventlog.event_log(con, level, "account", params.collapse_repeats),
-                f"_{level}_log")
+                f"{level}_log", temporary=False)
             for level in ("stage", "activity")}
     dfgs = {level: discovery.discover_dfg(log) for level, log in logs.items()}
     endpoints = {level: discovery.discover_start_end(log) for level, log in logs.items()}
@@ -219,7 +220,7 @@ def mine(con: duckdb.DuckDBPyConnection, out_dir: Path | None = None,
     with transaction(con):
         for name, frame in tables.items():
             store_frame(con, name, frame)
-    result.tables = list(tables)
+    result.tables = ["stage_log", "activity_log", *tables]
     if out_dir is not None:
         _write_models_and_exports(con, Path(out_dir), dfgs, endpoints, variants, params,
                                   result)

@@ -1,5 +1,6 @@
 -- Directly-follows graph with frequency and performance, over any event log
--- (case_id, activity, timestamp, event_index). One row per (from, to) pair:
+-- (case_id, activity, timestamp, event_index, next_activity, hours_to_next: the
+-- successor is part of the log, so this is one GROUP BY, no window). One row per (from, to) pair:
 -- transitions, distinct cases, and hours between the two events: mean, median,
 -- p75, p90, min, max. pm4py's discover_dfg / discover_performance_dfg compute the
 -- same from a DataFrame; this runs in DuckDB at any scale.
@@ -7,10 +8,9 @@ with pairs as (
     select
         case_id,
         activity as from_activity,
-        lead(activity) over by_case as to_activity,
-        (epoch(lead(timestamp) over by_case) - epoch(timestamp)) / 3600.0 as hours
+        next_activity as to_activity,
+        hours_to_next as hours
     from event_log
-    window by_case as (partition by case_id order by event_index)
 ),
 
 final as (

@@ -2,25 +2,25 @@
 -- of cases (coverage), rank and cumulative coverage, so a top-k list always comes
 -- with the share of the long tail it leaves out.
 with paths as (
-    select case_id, list(activity order by event_index) as path
+    select case_id, string_agg(activity, ' > ' order by event_index) as variant,
+           count(*) as length
     from event_log
     group by case_id
 ),
 
 counted as (
-    select path, count(*) as cases
+    select variant, any_value(length) as length, count(*) as cases
     from paths
-    group by path
+    group by variant
 ),
 
 final as (
     select
-        array_to_string(path, ' > ') as variant,
-        len(path) as length,
+        variant,
+        length,
         cases,
         cases / sum(cases) over () as coverage,
-        cast(row_number() over (order by cases desc, array_to_string(path, ' > ')) as integer)
-            as variant_rank
+        cast(row_number() over (order by cases desc, variant) as integer) as variant_rank
     from counted
 )
 
