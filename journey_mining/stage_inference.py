@@ -317,7 +317,7 @@ with eng as (
 ),
 advocacy as (
     -- the first referral or case study after an engagement ended by a completion,
-    -- before the next engagement starts
+    -- before the next engagement starts and before any cancellation
     select e.account_id, e.engagement_no, min(t.occurred_at) as entered_at
     from eng e
     join int_journey_events t on t.account_id = e.account_id
@@ -325,6 +325,12 @@ advocacy as (
     left join eng n on n.account_id = e.account_id and n.engagement_no = e.engagement_no + 1
     where e.end_kind <> 'cancelled'
         and (n.started_at is null or t.occurred_at < n.started_at)
+        -- a former client who refers is still a former client
+        and not exists (
+            select 1 from int_journey_events c
+            where c.account_id = e.account_id
+                and c.occurred_at > e.ended_at and c.occurred_at <= t.occurred_at
+                and c.activity in (select activity from engagement_rules where role = 'cancel'))
     group by all
 ),
 late_cancel as (
