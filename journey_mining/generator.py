@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "DRIVERS",
+    "SALES_MEETINGS",
     "COUNTRIES",
     "FIRST",
     "FORMS",
@@ -75,6 +77,17 @@ TITLES = {"initiator": "Operations Manager", "influencer": "IT Architect", "deci
 FORMS = {"form_submit", "content_download", "webinar_registration", "demo_request",
          "contact_sales"}
 # Signals that go missing at random (never the milestones or form fills).
+SALES_MEETINGS = {"meeting", "call", "demo"}
+# What really moves accounts forward, known only to the generator (written to
+# truth/drivers.json): the chance of going dormant while considering, with and without
+# a webinar attended; the chance of winning a deal, with and without sales having met
+# the decider. Everything else in the pre-sale journey has no effect on conversion.
+DRIVERS = {
+    "webinar_attended": {"step": "consideration -> evaluation", "effect": "dormancy",
+                         "with": 0.10, "without": 0.34},
+    "role:decider": {"step": "decision -> client", "effect": "deal won",
+                     "with": 0.72, "without": 0.34},
+}
 MISSABLE = {"page_view", "open", "click", "meeting", "call", "pricing_view", "webinar_attended"}
 
 
@@ -112,6 +125,8 @@ class _Account:
     created_at: dt.datetime
     health: float
     people: list[_Person] = field(default_factory=list)
+    done: set[str] = field(default_factory=set)  # activities it really did (seen or not)
+    met_roles: set[str] = field(default_factory=set)  # roles sales met (meeting/call/demo)
 
 
 class _Simulation:
@@ -173,7 +188,11 @@ class _Simulation:
 
     # -- emitters ----------------------------------------------------------------------
     def web_event(self, t, account, person, activity, stage):
-        if t > self.t_end or self._missing(activity):
+        if t > self.t_end:
+            return
+        if account is not None:
+            account.done.add(activity)
+        if self._missing(activity):
             return
         sid = f"w{len(self.web) + 1:08d}"
         # People mostly browse from one primary device; a second one now and then.
@@ -204,7 +223,11 @@ class _Simulation:
                            person.key, stage))
 
     def crm_event(self, t, account, person, activity, stage, opp=None, amount=None, props=None):
-        if t > self.t_end or self._missing(activity):
+        if t > self.t_end:
+            return
+        if person is not None and person.role and activity in SALES_MEETINGS:
+            account.met_roles.add(person.role)
+        if self._missing(activity):
             return
         sid = f"act{len(self.crm) + 1:07d}"
         self.crm.append((sid, t, account.account_id, person.contact_id if person else None, opp,
@@ -318,7 +341,13 @@ class _Simulation:
         stage = "awareness"
         attempts = 0
         while stage in ("awareness", "consideration", "evaluation") and t < self.t_end:
-            if rng.random() < 0.22:  # goes dormant at this stage
+            # Goes dormant at this stage; a webinar attended keeps a considering account
+            # interested (a real driver, recorded in truth/drivers.json).
+            dormancy = 0.22
+            if stage == "consideration":
+                dormancy = (DRIVERS["webinar_attended"]["with"] if "webinar_attended" in
+                            account.done else DRIVERS["webinar_attended"]["without"])
+            if rng.random() < dormancy:
                 return
             if stage == "awareness":
                 if rng.random() < 0.12:  # skip: an inbound demo request
@@ -355,7 +384,10 @@ class _Simulation:
                 t = sales(t, int(rng.integers(1, 3)), ("proposal_sent", "negotiation"),
                           "decision", opp=opp)
                 attempts += 1
-                if rng.random() < 0.5:
+                # Deals are won more often when sales met the decider (a real driver).
+                won = DRIVERS["role:decider"]["with" if "decider" in account.met_roles
+                                              else "without"]
+                if rng.random() < won:
                     t = self._business_time(t + self._days(10))
                     self.crm_event(t, account, people[0] if people[0].contact_id else None,
                                    "deal_won", "client", opp=opp,
@@ -652,6 +684,8 @@ def _write_truth(con: duckdb.DuckDBPyConnection, sim: _Simulation, out: Path) ->
     for visitor in sim.unknown:
         identities.append(("email", visitor.email, None, None, False))
         identities.extend(("anonymous_id", d, None, None, False) for d in visitor.devices)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "drivers.json").write_text(json.dumps(DRIVERS, indent=2) + "\n")
     _write(con, pd.DataFrame(identities, columns=["identifier_type", "identifier", "account_id",
                                                   "contact_id", "resolvable"]),
            out / "identities.csv")

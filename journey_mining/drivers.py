@@ -1,0 +1,168 @@
+"""Conversion drivers: which touchpoints and buying roles go with moving on, per stage step.
+
+For each step of the funnel (awareness -> consideration, ..., decision -> client)
+the population is the accounts that entered the stage (inferred states,
+`account_stage_history`). An account converted if it later entered a further
+stage. Its touchpoints count only *before* the step: up to the moment it moved
+on, or up to the as-of date if it has not; activities that signal the next
+stage or a later one are left out (they are the step, not a lever). A buying
+role counts when a contact with that role had a touchpoint in the same window.
+
+Each candidate driver gets a logistic regression of conversion on the driver and
+the log of days in the stage (an account that has sat in a stage longer has had
+more time both to convert and to collect touchpoints), so the odds ratio is
+controlled for time in stage. Intervals are Wald 95 %; p-values are corrected
+for false discoveries across every test of the run (Benjamini-Hochberg), so a
+list of thirty candidates does not turn up a lucky one.
+
+This is association, not cause: the report says so next to the table.
+"""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from journey_mining.stages import LADDER, PROSPECT_STAGES, STAGE_ORDER
+
+__all__ = ["DRIVER_COLUMNS", "FUNNEL_STEPS", "benjamini_hochberg", "conversion_drivers",
+           "driver_frame", "odds_ratio"]
+
+FUNNEL_STEPS = tuple(zip(PROSPECT_STAGES, LADDER[1:len(PROSPECT_STAGES) + 1], strict=True))
+MIN_GROUP = 10  # accounts with and without a driver, at least, to test it
+
+DRIVER_COLUMNS = ["step", "from_stage", "to_stage", "driver", "kind", "accounts",
+                  "accounts_with", "conversion_with", "conversion_without", "odds_ratio",
+                  "ci_low", "ci_high", "p_value", "q_value", "significant", "direction"]
+
+WINDOWS_SQL = """
+with firsts as (
+    select account_id, stage, min(entered_at) as entered_at
+    from account_stage_history group by account_id, stage
+),
+entered as (
+    select f.account_id, f.entered_at,
+           (select min(g.entered_at) from firsts g
+            where g.account_id = f.account_id and g.entered_at > f.entered_at
+              and g.stage in (select stage from stage_ladder where stage_order > $from_order))
+               as converted_at
+    from firsts f where f.stage = $from_stage
+)
+select account_id, entered_at, converted_at, converted_at is not null as converted,
+       coalesce(converted_at, (select as_of from run_parameters)) as window_end
+from entered
+"""
+
+FEATURES_SQL = """
+with windows as (select * from _driver_windows),
+events as (
+    select w.account_id, e.channel || ':' || e.activity as driver, 'touchpoint' as kind
+    from windows w
+    join int_journey_events e on e.account_id = w.account_id
+        and e.occurred_at < w.window_end
+    left join stage_ladder l on l.stage = e.stage
+    where coalesce(l.stage_order, 0) < $to_order
+    union all
+    select w.account_id, 'role:' || lower(c.role), 'role'
+    from windows w
+    join int_journey_events e on e.account_id = w.account_id
+        and e.occurred_at < w.window_end
+    join stg_crm__contacts c on c.contact_id = e.contact_id
+    where c.role is not null and e.channel = 'crm'
+)
+select distinct account_id, driver, kind from events
+"""
+
+
+def driver_frame(con: duckdb.DuckDBPyConnection, from_stage: str, to_stage: str
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """For one step: the accounts (converted, days in stage) and their (account, driver)
+    pairs, touchpoints and roles before the step only."""
+    windows = con.execute(WINDOWS_SQL, {"from_stage": from_stage,
+                                        "from_order": STAGE_ORDER[from_stage]}).df()
+    con.register("_driver_windows", windows)
+    try:
+        pairs = con.execute(FEATURES_SQL, {"to_order": STAGE_ORDER[to_stage]}).df()
+    finally:
+        con.unregister("_driver_windows")
+    days = (windows.window_end - windows.entered_at).dt.total_seconds() / 86400
+    windows["days_in_stage"] = days.clip(lower=0)
+    return windows, pairs
+
+
+def odds_ratio(x: np.ndarray, y: np.ndarray, days: np.ndarray) -> tuple[float, float, float]:
+    """Logistic regression of y on x and log(1 + days): (log odds ratio of x, its standard
+    error, two-sided p-value). Newton steps with a tiny ridge, so a quasi-separated
+    driver gives a large but finite estimate with a wide interval."""
+    design = np.column_stack([np.ones(len(x)), x, np.log1p(days)])
+    beta = np.zeros(3)
+    ridge = 1e-4 * np.eye(3)
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(design @ beta, -30, 30)))
+        w = p * (1 - p)
+        hessian = design.T @ (design * w[:, None]) + ridge
+        step = np.linalg.solve(hessian, design.T @ (y - p) - ridge @ beta)
+        beta += step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    p = 1 / (1 + np.exp(-np.clip(design @ beta, -30, 30)))
+    hessian = design.T @ (design * (p * (1 - p))[:, None]) + ridge
+    se = float(math.sqrt(max(np.linalg.inv(hessian)[1, 1], 0)))
+    z = beta[1] / se if se > 0 else 0.0
+    return float(beta[1]), se, float(2 * norm.sf(abs(z)))
+
+
+def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """q-values: the false discovery rate at which each test would be called significant."""
+    p = np.asarray(p_values, dtype=float)
+    if not len(p):
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
+    out = np.empty_like(q)
+    out[order] = q
+    return out
+
+
+def conversion_drivers(con: duckdb.DuckDBPyConnection, fdr: float = 0.05,
+                       min_group: int = MIN_GROUP) -> pd.DataFrame:
+    """`conversion_drivers`: one row per (step, driver) tested, with the odds ratio of
+    converting with vs without it (controlled for time in stage), its 95 % interval,
+    p and Benjamini-Hochberg q across all rows; `significant` when q < `fdr`."""
+    rows = []
+    for from_stage, to_stage in FUNNEL_STEPS:
+        windows, pairs = driver_frame(con, from_stage, to_stage)
+        if len(windows) < 2 * min_group or windows.converted.nunique() < 2:
+            continue
+        index = {a: i for i, a in enumerate(windows.account_id)}
+        y = windows.converted.to_numpy(dtype=float)
+        days = windows.days_in_stage.to_numpy(dtype=float)
+        for (driver, kind), part in pairs.groupby(["driver", "kind"]):
+            x = np.zeros(len(windows))
+            x[[index[a] for a in part.account_id]] = 1
+            n_with = int(x.sum())
+            if n_with < min_group or len(x) - n_with < min_group:
+                continue
+            log_or, se, p = odds_ratio(x, y, days)
+            rows.append({
+                "step": f"{from_stage} -> {to_stage}", "from_stage": from_stage,
+                "to_stage": to_stage, "driver": driver, "kind": kind, "accounts": len(x),
+                "accounts_with": n_with, "conversion_with": float(y[x == 1].mean()),
+                "conversion_without": float(y[x == 0].mean()),
+                "odds_ratio": math.exp(log_or),
+                "ci_low": math.exp(log_or - 1.96 * se), "ci_high": math.exp(log_or + 1.96 * se),
+                "p_value": p})
+    frame = pd.DataFrame(rows, columns=DRIVER_COLUMNS[:-3])
+    frame["q_value"] = benjamini_hochberg(frame.p_value.to_numpy())
+    frame["significant"] = frame.q_value < fdr
+    frame["direction"] = np.where(~frame.significant, "unclear",
+                                  np.where(frame.odds_ratio > 1, "raises", "lowers"))
+    order = {f"{a} -> {b}": i for i, (a, b) in enumerate(FUNNEL_STEPS)}
+    return (frame.assign(_o=frame.step.map(order))
+            .sort_values(["_o", "significant", "odds_ratio"], ascending=[True, False, False])
+            .drop(columns="_o").reset_index(drop=True)[DRIVER_COLUMNS])
