@@ -170,6 +170,25 @@ def _churn(ctx: RunContext) -> dict:
             "scored": r["n_scored"]}
 
 
+def _drivers(ctx: RunContext) -> dict:
+    from journey_mining import attribution, drivers, representatives
+
+    tables = {}
+    with warehouse.connected(ctx.warehouse) as con:
+        tables["conversion_drivers"] = drivers.conversion_drivers(con)
+        tables["attribution"] = attribution.attribution(con)
+        tables["representative_journeys"] = representatives.representative_journeys(con)
+        with warehouse.transaction(con):
+            for name, frame in tables.items():
+                warehouse.store_frame(con, name, frame)
+    found = tables["conversion_drivers"]
+    ctx.logger.info("conversion drivers: %d of %d tested touchpoints and roles go with moving "
+                    "on or not (Benjamini-Hochberg q < 0.05); %d representative journeys",
+                    int(found.significant.sum()), len(found),
+                    len(tables["representative_journeys"]))
+    return {"tables": list(tables)}
+
+
 def _data_tests(ctx: RunContext) -> dict:
     from journey_mining import checks
 
@@ -236,6 +255,10 @@ STEPS: tuple[Step, ...] = (
     Step("churn risk", _churn, optional=True,
          reads=("int_touchpoints_staged", "engagement_rules", "stg_crm__accounts"),
          writes=("churn_scores", "model_runs")),
+    Step("drivers", _drivers, optional=True,
+         reads=("account_stage_history", "int_journey_events", "stg_crm__contacts",
+                "stage_log", "activity_log", "account_journeys"),
+         writes=("conversion_drivers", "attribution", "representative_journeys")),
     Step("data tests", _data_tests, reads=(), writes=("data_test_results",)),
     Step("kpi history", _kpi_history, reads=("journey_kpis", "stage_funnel", "loads"),
          writes=("kpi_history",)),

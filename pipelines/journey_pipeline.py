@@ -188,7 +188,8 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
         "tables": [], "status": "failed", "scored": 0}
     return {**result, "report": report,
             "models": (r["build"]["tables"] + mined["tables"]
-                       + r["re-engagement"].get("tables", []) + churned["tables"]),
+                       + r["re-engagement"].get("tables", []) + churned["tables"]
+                       + r["drivers"].get("tables", [])),
             "files": mined["files"], "churn": churned, "failed_checks": tested["failed"],
             "summary": summary}
 

@@ -44,6 +44,9 @@ class ReportData:
     advocates: pd.DataFrame
     history: pd.DataFrame | None = None
     tests: pd.DataFrame | None = None
+    drivers: pd.DataFrame | None = None
+    attribution: pd.DataFrame | None = None
+    representatives: pd.DataFrame | None = None
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -91,6 +94,11 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
         advocates=q("SELECT * FROM advocates ORDER BY first_advocacy_at"),
         tests=q("SELECT * FROM data_test_results") if _exists(con, "data_test_results")
         else None,
+        drivers=q("SELECT * FROM conversion_drivers") if _exists(con, "conversion_drivers")
+        else None,
+        attribution=q("SELECT * FROM attribution") if _exists(con, "attribution") else None,
+        representatives=(q("SELECT * FROM representative_journeys")
+                         if _exists(con, "representative_journeys") else None),
         history=(q("""SELECT * FROM kpi_history
                       QUALIFY row_number() OVER (PARTITION BY as_of ORDER BY built_at DESC) = 1
                       ORDER BY as_of""") if _exists(con, "kpi_history") else None),

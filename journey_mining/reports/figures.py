@@ -22,7 +22,8 @@ __all__ = [
     "build_lifecycle_figure", "build_lift_figure", "build_linearity_figure",
     "build_model_quality_figure", "build_process_map_figure", "build_quality_figure",
     "build_reengagement_curve_figure", "build_sankey_figure", "build_segment_figure",
-    "build_trend_figure",
+    "build_trend_figure", "build_drivers_figure", "build_attribution_figure",
+    "build_representatives_figure",
 ]
 
 CHANNEL_COLOURS = {"web": "#4C78A8", "email": "#F58518", "crm": "#54A24B"}
@@ -378,3 +379,88 @@ def build_quality_figure(resolution: pd.DataFrame) -> go.Figure:
     return fig
 
 
+
+
+def build_drivers_figure(drivers: pd.DataFrame, per_step: int = 4) -> go.Figure:
+    """Odds ratios with 95 % intervals (log scale, 1 = no difference) of the drivers that
+    clearly go with moving on (or not), a few per step, steps in funnel order."""
+    shown = (drivers[drivers.significant]
+             .assign(strength=lambda f: np.abs(np.log(f.odds_ratio)))
+             .sort_values("strength", ascending=False).groupby("step", sort=False)
+             .head(per_step))
+    order = [f"{a} -> {b}" for a, b in zip(FUNNEL[:-1], FUNNEL[1:], strict=True)]
+    shown = shown.assign(_o=shown.step.map({s: i for i, s in enumerate(order)})).sort_values(
+        ["_o", "odds_ratio"], ascending=[False, True])
+    labels = [f"{LABEL[a]} → {LABEL[b]}: {d.split(':', 1)[1].replace('_', ' ')}"
+              + (" (role)" if k == "role" else "")
+              for a, b, d, k in zip(shown.from_stage, shown.to_stage, shown.driver, shown.kind,
+                                    strict=True)]
+    fig = go.Figure(go.Scatter(
+        x=shown.odds_ratio, y=labels, mode="markers",
+        marker=dict(size=10, color=["#54A24B" if v > 1 else "#E45756"
+                                    for v in shown.odds_ratio]),
+        error_x=dict(type="data", symmetric=False, array=shown.ci_high - shown.odds_ratio,
+                     arrayminus=shown.odds_ratio - shown.ci_low, color="#8c8c8c"),
+        customdata=np.stack([shown.conversion_with, shown.conversion_without,
+                             shown.accounts_with], axis=-1),
+        hovertemplate="%{y}: odds x%{x:.1f}; %{customdata[0]:.0%} moved on with it "
+                      "(%{customdata[2]} accounts), %{customdata[1]:.0%} without"
+                      "<extra></extra>", showlegend=False))
+    fig.add_vline(x=1, line_dash="dot")
+    fig.update_layout(**{**LAYOUT, "height": max(320, 80 + 28 * len(shown))},
+                      xaxis_type="log", yaxis=dict(automargin=True),
+                      title="What goes with moving on: odds ratio and 95 % interval "
+                            "(controlled for time in stage)",
+                      xaxis_title="times the odds of moving on, with vs without (log scale)")
+    return fig
+
+
+def build_attribution_figure(attribution: pd.DataFrame, goal: str = "client",
+                             dimension: str = "channel") -> go.Figure:
+    """Credit share per value under each model, with 95 % bootstrap intervals."""
+    part = attribution[(attribution.goal == goal) & (attribution.dimension == dimension)]
+    names = {"first_touch": "first touch", "last_touch": "last touch", "linear": "linear",
+             "position_based": "position-based", "time_decay": "time decay",
+             "markov_1": "Markov (data-driven)", "markov_2": "Markov, 2nd order"}
+    fig = go.Figure()
+    for model, label in names.items():
+        rows = part[part.model == model]
+        if rows.empty:
+            continue
+        fig.add_trace(go.Bar(
+            x=rows.value, y=rows.share, name=label,
+            error_y=dict(type="data", symmetric=False, array=rows.ci_high - rows.share,
+                         arrayminus=rows.share - rows.ci_low),
+            hovertemplate=label + " · %{x}: %{y:.0%} of the credit<extra></extra>"))
+    fig.update_layout(**LAYOUT, barmode="group", yaxis=dict(tickformat=".0%"),
+                      title=f"Credit for reaching {LABEL.get(goal, goal)}, by {dimension} and "
+                            "model (95 % bootstrap interval)")
+    return fig
+
+
+def build_representatives_figure(representatives: pd.DataFrame, level: str = "stage"
+                                 ) -> go.Figure:
+    """Accounts each representative journey stands for, split into common paths and the
+    long tail, with its conversion to client."""
+    part = representatives[representatives.level == level].sort_values("accounts")
+    labels = [f"#{r}: {_short(p)}" for r, p in zip(part.representative, part.medoid_path,
+                                                    strict=True)]
+    fig = go.Figure([
+        go.Bar(y=labels, x=part.accounts - part.tail_accounts, orientation="h",
+               name="on a top-10 path", marker_color="#4C78A8"),
+        go.Bar(y=labels, x=part.tail_accounts, orientation="h", name="in the long tail",
+               marker_color="#9D755D",
+               text=[f"{pct(c)} became clients" for c in part.conversion],
+               textposition="outside")])
+    fig.update_layout(**{**LAYOUT, "height": max(320, 90 + 45 * len(part))},
+                      barmode="stack", yaxis=dict(automargin=True), xaxis_title="accounts",
+                      xaxis=dict(range=[0, 1.45 * max(part.accounts.max(), 1)]),
+                      title=f"Representative {level} journeys: who each one stands for")
+    return fig
+
+
+def _short(path: str, steps: int = 6) -> str:
+    """A long path shortened for a label: first steps, then how many more."""
+    parts = path.split(" > ")
+    text = " › ".join(p.replace("_", " ") for p in parts[:steps])
+    return text + (f" … (+{len(parts) - steps})" if len(parts) > steps else "")

@@ -21,7 +21,9 @@ def headlines(d: ReportData) -> dict[str, str]:
             "cohorts": _cohort_sentence(d.cohorts, d.segments),
             "channels": _channel_sentence(d.channel_mix),
             "reengagement": _reengagement_sentence(d), "churn": _churn_sentence(d),
-            "advocacy": _advocacy_sentence(d),
+            "advocacy": _advocacy_sentence(d), "drivers": _drivers_sentence(d.drivers),
+            "attribution": _attribution_sentence(d.attribution),
+            "representatives": _representatives_sentence(d.representatives),
             "trend": _trend_sentence(d.history), "quality": _quality_sentence(d)}
 
 
@@ -190,3 +192,57 @@ def _model_sentence(run: pd.Series) -> str:
             f"{verdict} recency alone ({run.recency_roc_auc:.2f}).")
 
 
+
+
+def _drivers_sentence(drivers: pd.DataFrame | None) -> str:
+    if drivers is None or drivers.empty:
+        return ("Too few accounts in each stage to compare those with and without a "
+                "touchpoint (at least 10 of each are needed).")
+    found = drivers[drivers.significant & (drivers.odds_ratio > 1)]
+    text = (f"{int(drivers.significant.sum())} of {len(drivers)} touchpoints and buying roles "
+            "tested clearly go with moving on or not (false discoveries controlled); the "
+            "others cannot be told from chance.")
+    if len(found):
+        top = found.loc[(found.conversion_with - found.conversion_without).idxmax()]
+        name = top.driver.split(":", 1)[1].replace("_", " ")
+        text += (f" Strongest: at {LABEL[top.from_stage]} → {LABEL[top.to_stage]}, accounts "
+                 f"with {name}{' engaged' if top.kind == 'role' else ''} moved on "
+                 f"{pct(top.conversion_with)} of the time against "
+                 f"{pct(top.conversion_without)} without (odds x{top.odds_ratio:.1f}, "
+                 "controlled for time in stage).")
+    return text + " This is association, not proof of cause: test it before moving budget."
+
+
+def _attribution_sentence(attribution: pd.DataFrame | None) -> str:
+    if attribution is None or attribution.empty:
+        return "No account has reached a stage after a touchpoint yet: nothing to attribute."
+    part = attribution[(attribution.goal == "client") & (attribution.dimension == "channel")]
+    markov, last = part[part.model == "markov_1"], part[part.model == "last_touch"]
+    if markov.empty or last.empty:
+        return "Too few clients to attribute by channel yet."
+    top = markov.loc[markov.share.idxmax()]
+    text = (f"For reaching client, the data-driven model gives {top.value} "
+            f"{pct(top.share)} of the credit ({pct(top.ci_low)} to {pct(top.ci_high)}).")
+    gap = last.set_index("value").share - markov.set_index("value").share
+    if len(gap.dropna()):
+        over = gap.idxmax()
+        text += (f" Last-touch reports give {over} {pct(gap.max())} more than the journeys "
+                 "support.")
+    uncertain = attribution[attribution.uncertain.fillna(False).astype(bool)]
+    if len(uncertain):
+        text += (f" {len(uncertain)} removal effects have intervals reaching zero: "
+                 "marked uncertain, not worth a budget decision.")
+    return text
+
+
+def _representatives_sentence(representatives: pd.DataFrame | None) -> str:
+    if representatives is None or representatives.empty:
+        return "Too few distinct paths to summarise."
+    stage = representatives[representatives.level == "stage"]
+    if stage.empty:
+        return "Too few distinct stage paths to summarise."
+    tail = stage.loc[stage.tail_accounts.idxmax()]
+    return (f"{len(stage)} real stage paths stand for every account; #{int(tail.representative)} "
+            f"covers most of the long tail ({pct(tail.tail_coverage)} of accounts off the "
+            f"ten most common paths), and {pct(tail.conversion)} of the accounts it stands "
+            "for became clients.")

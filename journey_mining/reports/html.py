@@ -207,6 +207,48 @@ def _fit(fig: go.Figure) -> go.Figure:
     return fig
 
 
+def _drivers_table(drivers: pd.DataFrame | None) -> pd.DataFrame:
+    if drivers is None:
+        return pd.DataFrame()
+    shown = drivers[drivers.significant]
+    return pd.DataFrame({
+        "step": [f"{LABEL[a]} → {LABEL[b]}" for a, b in zip(shown.from_stage, shown.to_stage,
+                                                             strict=True)],
+        "touchpoint or role": [v.split(":", 1)[1].replace("_", " ")
+                               + (" (role)" if k == "role" else "")
+                               for v, k in zip(shown.driver, shown.kind, strict=True)],
+        "accounts with it": shown.accounts_with, "moved on with": shown.conversion_with,
+        "without": shown.conversion_without,
+        "odds ratio (95 %)": [f"x{o:.1f} ({lo:.1f}-{hi:.1f})" for o, lo, hi in
+                              zip(shown.odds_ratio, shown.ci_low, shown.ci_high, strict=True)],
+        "effect": shown.direction})
+
+
+def _removal_table(attribution: pd.DataFrame | None) -> pd.DataFrame:
+    if attribution is None:
+        return pd.DataFrame()
+    part = attribution[(attribution.goal == "client") & (attribution.dimension == "campaign")
+                       & (attribution.model == "markov_1")].sort_values("share", ascending=False)
+    return pd.DataFrame({
+        "campaign": part.value, "share": part.share,
+        "interval": [f"{lo:.1%} to {hi:.1%}" for lo, hi in zip(part.ci_low, part.ci_high,
+                                                               strict=True)],
+        "removal effect": [f"{e:.1%} ({lo:.1%} to {hi:.1%})" for e, lo, hi in
+                           zip(part.removal_effect, part.removal_ci_low, part.removal_ci_high,
+                               strict=True)],
+        "reading": ["uncertain" if u else "clear" for u in part.uncertain]}).head(15)
+
+
+def _representatives_table(representatives: pd.DataFrame | None) -> pd.DataFrame:
+    if representatives is None:
+        return pd.DataFrame()
+    part = representatives[representatives.level == "stage"]
+    return pd.DataFrame({
+        "#": part.representative, "journey (a real path)": part.medoid_path,
+        "accounts": part.accounts, "coverage": part.coverage,
+        "long-tail share": part.tail_coverage, "became clients": part.conversion})
+
+
 def _chart(fig: go.Figure, name: str) -> str:
     return _fit(fig).to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}",
                        default_width="100%",
@@ -246,6 +288,9 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         "gap-lift": lambda: f.build_lift_figure(d.lift),
         "resolution": lambda: f.build_quality_figure(d.resolution),
         "trend": lambda: f.build_trend_figure(d.history),
+        "drivers": lambda: f.build_drivers_figure(d.drivers),
+        "attribution": lambda: f.build_attribution_figure(d.attribution),
+        "representatives": lambda: f.build_representatives_figure(d.representatives),
     }
     if d.model_run is not None and d.model_run.status == "trained":
         builders["model-quality"] = lambda: f.build_model_quality_figure(d.model_run)
@@ -274,6 +319,15 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         "gap-lift": (shown_lift.empty, "Too few ended engagements to compare what returning "
                                        "accounts did in the gap."),
         "resolution": (d.resolution.empty, "No touchpoints loaded yet."),
+        "drivers": (d.drivers is None or not d.drivers.significant.any(),
+                    "No touchpoint or buying role clearly goes with moving on yet (or the "
+                    "drivers analysis did not run)."),
+        "attribution": (d.attribution is None or d.attribution[
+            (d.attribution.goal == "client") & (d.attribution.dimension == "channel")].empty,
+                        "No client reached after a touchpoint yet: nothing to attribute."),
+        "representatives": (d.representatives is None
+                            or not (d.representatives.level == "stage").any(),
+                            "Too few distinct stage paths to summarise."),
         "trend": (d.history is None or len(d.history) < 2,
                   "One as-of date so far: the trend starts with the next build at another "
                   "date (a scheduled run, or a backfill with --as-of)."),
@@ -369,6 +423,24 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
          f'{div["lifecycle"]}{div["gap-lift"]}'),
         ("advocacy", "Advocacy: referrals and case studies",
          _table(advocates, empty="No referral or case study yet.")),
+        ("drivers", "What moves accounts forward", div["drivers"] + _table(
+            _drivers_table(d.drivers), {"moved on with": pct, "without": pct},
+            "None is clear at this number of accounts.")
+         + "<p class='note'>Odds ratio: how many times the odds of moving on are higher "
+           "with the touchpoint or role than without, for accounts "
+            "as long in the stage. Only rows whose false-discovery-corrected q is below 0.05 "
+            "are listed; all tests are in the table conversion_drivers.</p>"),
+        ("attribution", "Which channels and campaigns get the credit", div["attribution"]
+         + _table(_removal_table(d.attribution), {"share": pct, "interval": str},
+                  "Nothing to attribute yet.")
+         + "<p class='note'>Removal effect: the share of conversions lost if every journey "
+           "through that campaign had failed (Markov chain of the journeys). 'uncertain' "
+           "means its 95 % interval reaches zero. All goals, dimensions and models are in "
+           "the table attribution.</p>"),
+        ("representatives", "Representative journeys", div["representatives"] + _table(
+            _representatives_table(d.representatives),
+            {"coverage": pct, "long-tail share": pct, "became clients": pct},
+            "Too few distinct paths to summarise.")),
         ("churn", "Churn risk", (div.get("model-quality", "")) + "<h3>Clients most at risk</h3>"
          + _table(churn_top, {"churn_probability": pct}, "No clients to score.")
          + ("<p class='note'>All scores: <a href='churn_scores.csv' download>"
