@@ -66,6 +66,7 @@ NUMERIC = [
     "touch_trend", "web_90d", "email_90d", "crm_90d", "support_tickets_60d",
     "support_tickets_180d", "low_nps_180d", "last_nps", "email_negative_180d",
     "contacts_engaged_180d", "roles_engaged", "employees", "in_open_engagement",
+    "tickets_per_year", "mean_nps", "web_visits_per_month", "email_interactions_per_month",
 ]
 CATEGORICAL = ["industry"]
 MIN_TRAIN_ROWS, MIN_TRAIN_POSITIVES, MIN_TEST_POSITIVES = 40, 8, 3
@@ -99,6 +100,13 @@ FACTOR_TEXT = {
     "deals_won": ("{v} deal won", "{v} deals won"),
     "deals_lost": ("{v} lost deal", "{v} lost deals"),
     "advocacy_signals": ("no referral or case study", "{v} referrals or case studies"),
+    "tickets_per_year": ("{v} support ticket a year as a client",
+                         "{v} support tickets a year as a client"),
+    "mean_nps": ("average NPS {v}",) * 2,
+    "web_visits_per_month": ("{v} website visit a month as a client",
+                             "{v} website visits a month as a client"),
+    "email_interactions_per_month": ("{v} email interaction a month as a client",
+                                     "{v} email interactions a month as a client"),
     "employees": ("{v} employee", "{v} employees"),
 }
 
@@ -113,6 +121,8 @@ RISK_DIRECTION = {
     "email_90d": -1, "crm_90d": -1, "days_since_engagement_end": 1,
     "email_negative_180d": 1, "contacts_engaged_180d": -1, "roles_engaged": -1,
     "in_open_engagement": -1, "deals_lost": 1, "advocacy_signals": -1,
+    "tickets_per_year": 1, "mean_nps": -1, "web_visits_per_month": -1,
+    "email_interactions_per_month": -1,
 }
 
 
@@ -242,6 +252,7 @@ class Backtest:
     model: dict = field(default_factory=dict)
     recency_baseline: dict = field(default_factory=dict)
     base_rate_baseline: dict = field(default_factory=dict)
+    predictions: pd.DataFrame | None = None  # per test row: account, date, label, scores
 
 
 def backtest(snapshots: pd.DataFrame, horizon_days: int, n_test_snapshots: int = 6,
@@ -260,6 +271,7 @@ def backtest(snapshots: pd.DataFrame, horizon_days: int, n_test_snapshots: int =
         recency = ChurnModel(features=("days_since_last_touch",),
                              random_state=random_state).fit(train, y_train)
         predictions.append(pd.DataFrame({
+            "account_id": test.account_id.to_numpy(), "as_of": test.as_of.to_numpy(),
             "label": test.label.astype(int).to_numpy(),
             "model": model.predict_proba(test)[:, 1],
             "recency": recency.predict_proba(test)[:, 1],
@@ -277,6 +289,7 @@ def backtest(snapshots: pd.DataFrame, horizon_days: int, n_test_snapshots: int =
         n_test_positive=int(pooled.label.sum()), model=_scores(pooled.label, pooled.model),
         recency_baseline=_scores(pooled.label, pooled.recency),
         base_rate_baseline={"brier": float(brier_score_loss(pooled.label, pooled.base_rate))},
+        predictions=pooled,
     )
 
 

@@ -111,6 +111,22 @@ activity as (
     group by s.as_of, o.account_id
 ),
 
+lifetime as (  -- rates over the whole relationship so far: a client's usual level
+    select
+        c.as_of,
+        c.account_id,
+        count(*) filter (where o.activity = 'support_ticket') as tickets_since_won,
+        avg(o.score) filter (where o.activity = 'nps_response' and o.score is not null)
+            as mean_nps,
+        count(*) filter (where o.channel = 'web') as web_since_won,
+        count(*) filter (where o.channel = 'email') as email_since_won
+    from clients as c
+    inner join own as o
+        on o.account_id = c.account_id and o.occurred_at <= c.as_of
+        and o.occurred_at >= c.first_won_at
+    group by c.as_of, c.account_id
+),
+
 committee_touches as (  -- the first touch of each (account, role): a role counts from then
     select e.account_id, c.role, min(e.occurred_at) as first_at
     from events as e
@@ -175,6 +191,16 @@ final as (
         coalesce(a.email_negative_180d, 0) as email_negative_180d,
         coalesce(a.contacts_engaged_180d, 0) as contacts_engaged_180d,
         coalesce(r.roles_engaged, 0) as roles_engaged,
+        coalesce(lf.tickets_since_won, 0) * 365.0
+        / greatest((epoch(c.as_of) - epoch(c.first_won_at)) / 86400.0, 90)
+            as tickets_per_year,
+        lf.mean_nps,
+        coalesce(lf.web_since_won, 0) * 30.0
+        / greatest((epoch(c.as_of) - epoch(c.first_won_at)) / 86400.0, 90)
+            as web_visits_per_month,
+        coalesce(lf.email_since_won, 0) * 30.0
+        / greatest((epoch(c.as_of) - epoch(c.first_won_at)) / 86400.0, 90)
+            as email_interactions_per_month,
         acc.employees,
         coalesce(acc.industry, 'unknown') as industry,
         case
@@ -186,6 +212,7 @@ final as (
     left join last_touch as lt on c.account_id = lt.account_id and c.as_of = lt.as_of
     left join activity as a on c.account_id = a.account_id and c.as_of = a.as_of
     left join committee as r on c.account_id = r.account_id and c.as_of = r.as_of
+    left join lifetime as lf on c.account_id = lf.account_id and c.as_of = lf.as_of
     left join stg_crm__accounts as acc on c.account_id = acc.account_id
     left join labels as l on c.account_id = l.account_id and c.as_of = l.as_of
 )
