@@ -74,6 +74,25 @@ books = {
    ("code", "# Your variant: a shorter history (12 snapshots) is a different, smaller backtest\nshorter = churn.score_churn(con, horizon_days=180, max_snapshots=12)\nshorter.run['roc_auc'], shorter.run['recency_roc_auc'], shorter.run['n_test_rows']"),
    ("code", "run.scores.head(5)[['account_id', 'churn_probability', 'risk_band', 'top_factors']]"),
   ]),
+"04_attribution_and_drivers.ipynb": notebook(
+  "Attribution and conversion drivers",
+  "What moves accounts forward, with honest uncertainty: which channels and campaigns get the credit for reaching a stage (rules and data-driven Markov removal effects, each with a bootstrap interval), which touchpoints and buying roles go with moving on (odds ratios controlled for time in stage, false discoveries controlled), and the handful of real journeys that stand for the long tail. Everything is a library function; change a goal, a dimension or a threshold and run again.",
+  [("md", "## Attribution: who gets the credit for reaching client\nEach row: a goal, a dimension (channel, campaign, activity), a model and a value, with its credit share and 95 % bootstrap interval over accounts. The pipeline stored it as `attribution`."),
+   ("code", "attribution = con.table('attribution').df()\nclient = attribution[(attribution.goal == 'client') & (attribution.dimension == 'channel')]\nclient.pivot(index='value', columns='model', values='share').round(3)"),
+   ("md", "Last touch and the data-driven model disagree most about the channel that closes deals. A removal effect whose interval reaches zero is `uncertain`: not a basis for moving budget."),
+   ("code", "markov = attribution[attribution.model == 'markov_1']\nmarkov[['goal', 'dimension', 'value', 'share', 'ci_low', 'ci_high', 'removal_effect', 'uncertain']].sort_values('share', ascending=False).head(15)"),
+   ("md", "## Recompute for another goal, with your own number of resamples"),
+   ("code", "from journey_mining import attribution as attribution_lib\n\nevaluation = attribution_lib.attribution(con, goals=('evaluation',), dimensions=('campaign',), n_boot_rules=100, n_boot_markov=50)\nevaluation[evaluation.model == 'markov_1'].sort_values('share', ascending=False).head(10)"),
+   ("md", "## The Markov chain itself\nFit a chain on any paths and check its algebra against a simulation of the same chain."),
+   ("code", "from journey_mining.attribution import MarkovChain\n\nframe = attribution_lib.goal_paths(con, 'client', 'channel')\npaths = [(tuple(p.value.dropna()), bool(p.converted.iloc[0])) for _, p in frame.groupby('account_id')]\nchain = MarkovChain.fit(paths)\n{'algebra': chain.conversion_probability(), 'simulation': chain.simulate(50_000)}"),
+   ("code", "chain.removal_effects(['web', 'email', 'crm'])"),
+   ("md", "## Conversion drivers\nPer stage step, the touchpoints and buying roles seen before the step (never after it). Odds ratios are controlled for days in the stage; q-values are Benjamini-Hochberg across every test."),
+   ("code", "drivers = con.table('conversion_drivers').df()\ndrivers.sort_values('q_value').head(15)[['step', 'driver', 'accounts_with', 'conversion_with', 'conversion_without', 'odds_ratio', 'ci_low', 'ci_high', 'q_value']]"),
+   ("code", "from journey_mining import drivers as drivers_lib\n\nwindows, pairs = drivers_lib.driver_frame(con, 'consideration', 'evaluation')\nwindows.converted.mean(), pairs.driver.value_counts().head()"),
+   ("md", "## Representative journeys\nA few real paths (medoids by edit distance) that stand for all the others, with how much of the long tail each covers."),
+   ("code", "con.table('representative_journeys').df()"),
+   ("code", "from journey_mining import reports\n\ndata = reports.report_data(con)\nreports.build_representatives_figure(data.representatives)"),
+  ]),
 }
 for name, nb in books.items():
     nbf.write(nb, Path(__file__).resolve().parent.parent / "notebooks" / name)

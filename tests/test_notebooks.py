@@ -13,10 +13,10 @@ from tests.conftest import REPO
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_three_notebooks():
+def test_there_are_four_notebooks():
     assert [p.name for p in NOTEBOOKS] == [
         "01_journeys_and_paths.ipynb", "02_conversion_and_dropoffs.ipynb",
-        "03_churn_and_reengagement.ipynb"]
+        "03_churn_and_reengagement.ipynb", "04_attribution_and_drivers.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
