@@ -162,7 +162,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
     Parameters are stored as given; the fitted pipeline is `pipeline_`.
     """
 
-    def __init__(self, C: float = 0.05, features: tuple[str, ...] | None = None,
+    def __init__(self, C: float = 0.001, features: tuple[str, ...] | None = None,
                  random_state: int = 0):
         self.C = C
         self.features = features

@@ -57,7 +57,7 @@ def test_label_is_a_cancellation_within_the_horizon_and_unknown_when_unobserved(
 def test_backtest_beats_the_recency_baseline_on_the_sample(sample_con):
     run = churn.score_churn(sample_con).run
     assert run["status"] == "trained"
-    assert run["n_test_positive"] >= 20
+    assert run["n_test_positive"] >= 15  # enough cancellations for the AUC to mean something
     assert run["roc_auc"] > run["recency_roc_auc"]
     assert run["pr_auc"] > run["recency_pr_auc"]
     # Calibration out of time is reported, not promised: the cancellation rate drifts
