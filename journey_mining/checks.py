@@ -41,7 +41,8 @@ class CheckResult:
     """One declared data test of one model: how many rows break it."""
     model: str
     check: str
-    failing_rows: int
+    failing_rows: int  # -1 when the test itself could not run (see `error`)
+    error: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -89,13 +90,20 @@ def run_checks(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> list[
     The specs are trusted SQL from the repository. A table not built yet (the
     mining tables before the mining step) is skipped.
     """
-    existing = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    existing = {row[0] for row in con.execute(
+        "SELECT table_name FROM duckdb_tables() "
+        "UNION SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     results = []
     for model, spec in model_specs(sql_dir).items():
         if model not in existing:
             continue
         for name, query in _queries(model, spec):
-            results.append(CheckResult(model, name, con.execute(query).fetchall()[0][0]))
+            # A test that cannot even run (a subquery meets duplicated rows) is a failed
+            # test with its reason, not a crash that hides every other result.
+            try:
+                results.append(CheckResult(model, name, con.execute(query).fetchall()[0][0]))
+            except duckdb.Error as exc:
+                results.append(CheckResult(model, name, -1, str(exc).splitlines()[0][:300]))
     return results
 
 
@@ -118,7 +126,8 @@ def load_gate_breaches(con: duckdb.DuckDBPyConnection, gates) -> list[str]:
 
 def failed_test_breaches(results: list[CheckResult], gates) -> list[str]:
     """Failed data tests whose model's severity is error."""
-    return [f"data test {r.model} {r.check} failed on {r.failing_rows:,} rows"
+    return [f"data test {r.model} {r.check} "
+            + (f"could not run: {r.error}" if r.error else f"failed on {r.failing_rows:,} rows")
             for r in results if not r.passed and gates.severity_of(r.model) == "error"]
 
 

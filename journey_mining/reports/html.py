@@ -425,7 +425,7 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
          _table(advocates, empty="No referral or case study yet.")),
         ("drivers", "What moves accounts forward", div["drivers"] + _table(
             _drivers_table(d.drivers), {"moved on with": pct, "without": pct},
-            "None is clear at this number of accounts.")
+            "Nothing to list yet.")
          + "<p class='note'>Odds ratio: how many times the odds of moving on are higher "
            "with the touchpoint or role than without, for accounts "
             "as long in the stage. Only rows whose false-discovery-corrected q is below 0.05 "

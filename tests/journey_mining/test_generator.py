@@ -63,7 +63,7 @@ def test_truth_is_written_beside_not_among_the_exports(tmp_path):
     generate_exports(tmp_path, GeneratorSpec(n_accounts=20, seed=1))
     assert {p.name for p in (tmp_path / "truth").iterdir()} == {
         "identities.csv", "touchpoints.parquet", "accounts.csv", "engagements.csv",
-        "stage_paths.csv"}
+        "stage_paths.csv", "drivers.json"}
     ingest.discover_files(tmp_path, ingest.IngestConfig())  # no error: truth/ is not read
 
 

@@ -10,7 +10,17 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from journey_mining import churn, ingest, mining, reengagement, reports, warehouse
+from journey_mining import (
+    attribution,
+    churn,
+    drivers,
+    ingest,
+    mining,
+    reengagement,
+    reports,
+    representatives,
+    warehouse,
+)
 from journey_mining.config import AnalysisParams
 from tests.conftest import write_csv
 
@@ -42,6 +52,12 @@ def render(folder, rows):
     mining.mine(con)
     reengagement.analyse_reengagement(con)
     churn.store_churn(con, churn.score_churn(con))
+    for name, frame in (("conversion_drivers", drivers.conversion_drivers(con)),
+                        ("attribution", attribution.attribution(con, n_boot_rules=20,
+                                                                n_boot_markov=10)),
+                        ("representative_journeys",
+                         representatives.representative_journeys(con))):
+        warehouse.store_frame(con, name, frame)
     index = reports.write_report(con, folder / "reports", "r", static_images=False)
     con.close()
     return index.read_text()

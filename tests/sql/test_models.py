@@ -76,9 +76,12 @@ def test_a_broken_invariant_is_reported(con):
     insert(con, "raw_web_events", event_id="w1", occurred_at=dt.datetime(2025, 1, 1),
            anonymous_id="a", event_name="page_view")
     warehouse.build(con, AnalysisParams())
-    con.execute("INSERT INTO touchpoints SELECT * FROM touchpoints")  # break uniqueness
-    failed = {(r.model, r.check) for r in checks.run_checks(con) if not r.passed}
-    assert ("touchpoints", "unique(touchpoint_id)") in failed
+    con.execute("INSERT INTO stage_funnel SELECT * FROM stage_funnel")  # break uniqueness
+    results = checks.run_checks(con)
+    failed = {(r.model, r.check) for r in results if not r.passed}
+    assert ("stage_funnel", "unique(stage)") in failed
+    # tests whose subqueries now meet two rows cannot run: failed, with the reason
+    assert [r for r in results if r.error and r.failing_rows == -1 and not r.passed]
 
 
 def test_sums_of_stored_small_counts_are_right_under_order_by(tmp_path):
