@@ -57,7 +57,11 @@ class UnreadableFileError(IngestError):
 
 
 class DataQualityError(JourneyError):
-    """A data-quality gate (config `quality`) stopped the run."""
+    """A data-quality gate (config `quality`) stopped the run; `breaches` lists why."""
+
+    def __init__(self, message: str, breaches: list[str] | None = None):
+        super().__init__(message)
+        self.breaches = breaches or [message]
 
 
 class NoDataError(JourneyError):

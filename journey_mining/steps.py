@@ -100,7 +100,7 @@ def _gate(ctx: RunContext) -> dict:
     with warehouse.connected(ctx.warehouse, read_only=True) as con:
         breaches = checks.load_gate_breaches(con, ctx.config.quality)
     if breaches:
-        raise DataQualityError("data-quality gate: " + "; ".join(breaches))
+        raise DataQualityError("data-quality gate: " + "; ".join(breaches), breaches)
     return {"breaches": []}
 
 

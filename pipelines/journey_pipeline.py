@@ -117,8 +117,7 @@ def _gate(ctx: steps.RunContext) -> None:
 
         create_markdown_artifact(
             key="data-quality-gate", description="Why the run stopped before the build",
-            markdown="# Data-quality gate\n\n" + "\n".join(
-                f"- {b}" for b in str(exc).removeprefix("data-quality gate: ").split("; ")))
+            markdown="# Data-quality gate\n\n" + "\n".join(f"- {b}" for b in exc.breaches))
         raise
 
 
