@@ -67,6 +67,7 @@ NUMERIC = [
     "support_tickets_180d", "low_nps_180d", "last_nps", "email_negative_180d",
     "contacts_engaged_180d", "roles_engaged", "employees", "in_open_engagement",
     "tickets_per_year", "mean_nps", "web_visits_per_month", "email_interactions_per_month",
+    "project_weeks", "tickets_per_project_year", "web_visits_per_project_year", "weighted_nps",
 ]
 CATEGORICAL = ["industry"]
 MIN_TRAIN_ROWS, MIN_TRAIN_POSITIVES, MIN_TEST_POSITIVES = 40, 8, 3
@@ -107,6 +108,12 @@ FACTOR_TEXT = {
                              "{v} website visits a month as a client"),
     "email_interactions_per_month": ("{v} email interaction a month as a client",
                                      "{v} email interactions a month as a client"),
+    "project_weeks": ("{v} week in projects", "{v} weeks in projects"),
+    "tickets_per_project_year": ("{v} support ticket a year while in a project",
+                                 "{v} support tickets a year while in a project"),
+    "web_visits_per_project_year": ("{v} website visit a year while in a project",
+                                    "{v} website visits a year while in a project"),
+    "weighted_nps": ("NPS {v} (weighted by replies)",) * 2,
     "employees": ("{v} employee", "{v} employees"),
 }
 
@@ -122,7 +129,8 @@ RISK_DIRECTION = {
     "email_negative_180d": 1, "contacts_engaged_180d": -1, "roles_engaged": -1,
     "in_open_engagement": -1, "deals_lost": 1, "advocacy_signals": -1,
     "tickets_per_year": 1, "mean_nps": -1, "web_visits_per_month": -1,
-    "email_interactions_per_month": -1,
+    "email_interactions_per_month": -1, "tickets_per_project_year": 1,
+    "web_visits_per_project_year": -1, "weighted_nps": -1,
 }
 
 

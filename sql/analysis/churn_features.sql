@@ -111,6 +111,40 @@ activity as (
     group by s.as_of, o.account_id
 ),
 
+engagement_marks as (  -- starts, ends and cancels, in time order per account
+    select account_id, occurred_at, role
+    from milestone_events
+    where role is not null
+),
+
+own_tagged as (  -- in_project: the latest mark at or before the touchpoint is a start
+    select o.*, coalesce(mk.role = 'start', false) as in_project
+    from own as o
+    asof left join engagement_marks as mk
+        on o.account_id = mk.account_id and o.occurred_at >= mk.occurred_at
+),
+
+project_spans as (  -- from each mark to the next: a span after a start is time in a project
+    select
+        account_id,
+        role,
+        occurred_at as started_at,
+        lead(occurred_at) over (partition by account_id order by occurred_at) as next_mark_at
+    from engagement_marks
+),
+
+project_time as (  -- weeks in projects up to each date (an open project runs to the date)
+    select
+        s.as_of,
+        ps.account_id,
+        sum(epoch(least(coalesce(ps.next_mark_at, s.as_of), s.as_of)) - epoch(ps.started_at))
+        / (7 * 86400.0) as project_weeks
+    from project_spans as ps
+    inner join snapshots as s on ps.started_at <= s.as_of
+    where ps.role = 'start'
+    group by s.as_of, ps.account_id
+),
+
 lifetime as (  -- rates over the whole relationship so far: a client's usual level
     select
         c.as_of,
@@ -118,13 +152,36 @@ lifetime as (  -- rates over the whole relationship so far: a client's usual lev
         count(*) filter (where o.activity = 'support_ticket') as tickets_since_won,
         avg(o.score) filter (where o.activity = 'nps_response' and o.score is not null)
             as mean_nps,
+        count(*) filter (where o.activity = 'nps_response' and o.score is not null)
+            as nps_replies,
+        sum(o.score) filter (where o.activity = 'nps_response') as nps_sum,
         count(*) filter (where o.channel = 'web') as web_since_won,
-        count(*) filter (where o.channel = 'email') as email_since_won
+        count(*) filter (where o.channel = 'email') as email_since_won,
+        count(*) filter (where o.in_project and o.activity = 'support_ticket')
+            as tickets_in_projects,
+        count(*) filter (where o.in_project and o.channel = 'web') as web_in_projects
     from clients as c
-    inner join own as o
+    inner join own_tagged as o
         on o.account_id = c.account_id and o.occurred_at <= c.as_of
         and o.occurred_at >= c.first_won_at
     group by c.as_of, c.account_id
+),
+
+-- Credibility weighting: a client with a few weeks of history is read as if it had
+-- also spent a quarter (13 weeks, one NPS reply) at the average of the clients of
+-- that date, so one early ticket does not make it the riskiest client of all.
+usual as (
+    select
+        c.as_of,
+        sum(coalesce(lf.tickets_in_projects, 0)) / greatest(sum(pt.project_weeks), 1)
+            as tickets_per_week,
+        sum(coalesce(lf.web_in_projects, 0)) / greatest(sum(pt.project_weeks), 1)
+            as web_per_week,
+        sum(lf.nps_sum) / nullif(sum(lf.nps_replies), 0) as nps
+    from clients as c
+    left join lifetime as lf on c.account_id = lf.account_id and c.as_of = lf.as_of
+    left join project_time as pt on c.account_id = pt.account_id and c.as_of = pt.as_of
+    group by c.as_of
 ),
 
 committee_touches as (  -- the first touch of each (account, role): a role counts from then
@@ -201,6 +258,12 @@ final as (
         coalesce(lf.email_since_won, 0) * 30.0
         / greatest((epoch(c.as_of) - epoch(c.first_won_at)) / 86400.0, 90)
             as email_interactions_per_month,
+        coalesce(pt.project_weeks, 0) as project_weeks,
+        52.0 * (coalesce(lf.tickets_in_projects, 0) + 13 * u.tickets_per_week)
+        / (coalesce(pt.project_weeks, 0) + 13) as tickets_per_project_year,
+        52.0 * (coalesce(lf.web_in_projects, 0) + 13 * u.web_per_week)
+        / (coalesce(pt.project_weeks, 0) + 13) as web_visits_per_project_year,
+        (coalesce(lf.nps_sum, 0) + u.nps) / (coalesce(lf.nps_replies, 0) + 1) as weighted_nps,
         acc.employees,
         coalesce(acc.industry, 'unknown') as industry,
         case
@@ -213,6 +276,8 @@ final as (
     left join activity as a on c.account_id = a.account_id and c.as_of = a.as_of
     left join committee as r on c.account_id = r.account_id and c.as_of = r.as_of
     left join lifetime as lf on c.account_id = lf.account_id and c.as_of = lf.as_of
+    left join project_time as pt on c.account_id = pt.account_id and c.as_of = pt.as_of
+    left join usual as u on c.as_of = u.as_of
     left join stg_crm__accounts as acc on c.account_id = acc.account_id
     left join labels as l on c.account_id = l.account_id and c.as_of = l.as_of
 )

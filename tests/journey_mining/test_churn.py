@@ -109,3 +109,22 @@ def test_risk_factors_only_name_values_that_read_as_a_risk(sample_con):
     assert all("(typical: " in f for f in factors)
     zero_of_bad = re.compile(r"^0 (support ticket|NPS repl|unsubscribe|lost deal)")
     assert [f for f in factors if zero_of_bad.search(f)] == []
+
+
+def test_usual_levels_count_project_time_only_and_lean_on_the_average_when_history_is_short(
+        tmp_path):
+    # As of 2024-04-15 00:00 the clients are A05 (project 1 Jan - 1 Apr, 91 days), A06
+    # (project since 1 Feb 10:00; one ticket on 1 Mar, NPS 4 on 1 Apr) and A09 (since
+    # 1 Mar 10:00). Average: 1 ticket in all their project weeks; the only NPS reply is 4.
+    con = built_journeys(tmp_path)
+    frame = churn.features_at(con, dt.datetime(2024, 4, 15), 180).set_index("account_id")
+    assert sorted(frame.index) == ["A05", "A06", "A09"]
+    weeks = {"A05": 13.0, "A06": (74 - 10 / 24) / 7, "A09": (45 - 10 / 24) / 7}
+    assert frame.project_weeks.to_dict() == pytest.approx(weeks)
+    usual = 1 / sum(weeks.values())  # tickets a week in a project
+    # 52 x (own tickets + 13 weeks at the average) / (own weeks + 13)
+    assert frame.at["A06", "tickets_per_project_year"] == pytest.approx(
+        52 * (1 + 13 * usual) / (weeks["A06"] + 13))
+    assert frame.at["A05", "tickets_per_project_year"] == pytest.approx(
+        52 * 13 * usual / 26)
+    assert frame.at["A06", "weighted_nps"] == pytest.approx(4.0)
