@@ -18,6 +18,14 @@ chain algebra; `MarkovChain.simulate` walks the same chain as a cross-check.
 Every share has a 95 % bootstrap interval over accounts (200 resamples for the
 rules, 100 for the chains). A removal effect whose interval reaches zero is marked
 `uncertain`: the data cannot tell it from no effect, and the report says so.
+
+Scale: paths, rule credits and distinct paths are computed in DuckDB; Python sees
+one row per (converting account, value) and one per distinct path. A goal with
+more than `max_journeys` accounts (default 50,000) is analysed on a uniform sample
+of that many, drawn by a hash of the account id (the same accounts every run);
+`journeys` and `population` in the table say so, and the intervals are those of
+the sample. At 10 M events (217,391 accounts) the sample keeps the step in
+bounded time; below the cap nothing changes.
 """
 
 from __future__ import annotations
@@ -28,12 +36,13 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from journey_mining.stages import LADDER, STAGE_ORDER
 
-__all__ = ["ATTRIBUTION_COLUMNS", "DIMENSIONS", "GOALS", "MARKOV_ORDERS", "MarkovChain",
-           "attribution",
+__all__ = ["ATTRIBUTION_COLUMNS", "DIMENSIONS", "GOALS", "MARKOV_ORDERS", "MAX_JOURNEYS",
+           "MarkovChain", "attribution",
            "goal_paths", "rule_credits"]
 
 GOALS = ("consideration", "evaluation", "decision", "client")
@@ -43,15 +52,17 @@ DIMENSIONS = {"channel": "e.channel",
 RULES = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
 HALF_LIFE_DAYS = 7.0
 MAX_VALUES = 25  # per dimension; rarer values are pooled as "other"
+MAX_JOURNEYS = 50_000  # accounts per goal; above it, a repeatable uniform sample
 # Second-order chains for channels and campaigns; activities (25 values, some 600 pair
 # states) get the first order only: their second order would need far more journeys
 # than a B2B firm has to estimate, and its intervals would say only "uncertain".
 MARKOV_ORDERS = {"channel": (1, 2), "campaign": (1, 2), "activity": (1,)}
 ATTRIBUTION_COLUMNS = ["goal", "dimension", "model", "value", "conversions", "credit", "share",
                        "ci_low", "ci_high", "removal_effect", "removal_ci_low",
-                       "removal_ci_high", "uncertain"]
+                       "removal_ci_high", "uncertain", "journeys", "population"]
 
 PATHS_SQL = """
+create or replace temp table {table} as
 with firsts as (
     select account_id, stage, min(entered_at) as entered_at
     from account_stage_history group by account_id, stage
@@ -63,52 +74,128 @@ population as (
     left join firsts g on g.account_id = p.account_id and g.stage = $goal
         and g.entered_at > p.entered_at
     where p.stage = $before
+),
+sampled as (  -- every account up to the cap; above it the same hash-ordered sample each run
+    select *, count(*) over () as population
+    from population
+    order by hash(account_id), account_id
+    limit $max_journeys
+),
+touches as (
+    select p.account_id, p.converted_at is not null as converted, p.path_end, p.population,
+           e.occurred_at, e.event_order, {value} as value
+    from sampled p
+    left join int_journey_events e on e.account_id = p.account_id
+        and e.occurred_at < p.path_end and {value} is not null
+),
+top_values as (
+    select value from touches where value is not null
+    group by value order by count(*) desc, value limit {max_values}
 )
-select p.account_id, p.converted_at is not null as converted, p.path_end,
-       e.occurred_at, {value} as value
-from population p
-left join int_journey_events e on e.account_id = p.account_id and e.occurred_at < p.path_end
-    and {value} is not null
-order by p.account_id, e.event_order
+select t.account_id, t.converted, t.path_end, t.population, t.occurred_at, t.event_order,
+       case when t.value is null or t.value in (select value from top_values) then t.value
+            else 'other' end as value
+from touches as t
 """
 
+# One row per (converting account, value): the credit of each rule (each account's
+# credits sum to one per rule). Order within an account: event_order.
+CREDITS_SQL = """
+with ranked as (
+    select account_id, value,
+           row_number() over (partition by account_id order by event_order) - 1 as i,
+           count(*) over (partition by account_id) as n,
+           pow(0.5, (epoch(path_end) - epoch(occurred_at)) / 86400.0 / $half_life) as decay
+    from {table}
+    where converted and value is not null
+),
+weights as (
+    select account_id, value,
+           (i = 0)::double as first_touch,
+           (i = n - 1)::double as last_touch,
+           1.0 / n as linear,
+           case when n <= 2 then 1.0 / n
+                when i = 0 or i = n - 1 then 0.4
+                else 0.2 / (n - 2) end as position_based,
+           decay / sum(decay) over (partition by account_id) as time_decay
+    from ranked
+)
+select account_id, value, sum(first_touch) as first_touch, sum(last_touch) as last_touch,
+       sum(linear) as linear, sum(position_based) as position_based,
+       sum(time_decay) as time_decay
+from weights
+group by account_id, value
+order by account_id, value
+"""
 
-def goal_paths(con: duckdb.DuckDBPyConnection, goal: str, dimension: str) -> pd.DataFrame:
-    """Touchpoints (one row each; accounts without any have one row with no value) of the
-    accounts that could reach `goal`, up to their conversion or the as-of date."""
+DISTINCT_PATHS_SQL = """
+with paths as (
+    select account_id, any_value(converted) as converted,
+           coalesce(list(value order by event_order) filter (where value is not null),
+                    []::varchar[]) as path
+    from {table}
+    group by account_id
+)
+select path, converted, count(*) as accounts
+from paths
+group by path, converted
+order by accounts desc, converted, path
+"""
+
+_TOUCHES = "_attribution_touches"
+
+
+def _load_paths(con: duckdb.DuckDBPyConnection, goal: str, dimension: str,
+                max_journeys: int = MAX_JOURNEYS) -> None:
     before = LADDER[STAGE_ORDER[goal] - 2]
-    sql = PATHS_SQL.format(value=DIMENSIONS[dimension])
-    frame = con.execute(sql, {"goal": goal, "before": before}).df()
-    top = frame.value.value_counts().head(MAX_VALUES).index
-    frame["value"] = frame.value.where(frame.value.isin(top) | frame.value.isna(), "other")
-    return frame
+    con.execute(PATHS_SQL.format(table=_TOUCHES, value=DIMENSIONS[dimension],
+                                 max_values=MAX_VALUES),
+                {"goal": goal, "before": before, "max_journeys": max_journeys})
+
+
+def goal_paths(con: duckdb.DuckDBPyConnection, goal: str, dimension: str,
+               max_journeys: int = MAX_JOURNEYS) -> pd.DataFrame:
+    """Touchpoints (one row each; accounts without any have one row with no value) of the
+    accounts that could reach `goal`, up to their conversion or the as-of date; at most
+    `max_journeys` accounts (a repeatable sample above it; `population` is the whole)."""
+    _load_paths(con, goal, dimension, max_journeys)
+    return con.sql(f"select * from {_TOUCHES} order by account_id, event_order").df()
+
+
+def _credits(con: duckdb.DuckDBPyConnection, table: str
+             ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
+    """Converting accounts, the values, and per rule an (accounts x values) credit matrix."""
+    long = con.execute(CREDITS_SQL.format(table=table), {"half_life": HALF_LIFE_DAYS}).df()
+    accounts, account_idx = np.unique(long.account_id.to_numpy(str), return_inverse=True)
+    values, value_idx = np.unique(long.value.to_numpy(str), return_inverse=True)
+    matrices = {}
+    for rule in RULES:
+        m = np.zeros((len(accounts), len(values)))
+        m[account_idx, value_idx] = long[rule].to_numpy(float)
+        matrices[rule] = m
+    return accounts, [str(v) for v in values], matrices
 
 
 def rule_credits(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Per converting account, the credit each rule gives each value (rows: account x
-    rule, columns: values; each row sums to one)."""
-    conv = frame[frame.converted & frame.value.notna()].copy()
-    values = sorted(conv.value.unique())
-    if not values:
+    rule, columns: values; each row sums to one). `frame` is in path order per account
+    (the shape `goal_paths` returns); the pipeline runs the same SQL in the warehouse."""
+    con = duckdb.connect()
+    try:
+        con.register("_frame", frame)
+        order = "event_order" if "event_order" in frame.columns else "row_number() over ()"
+        con.execute(f"create temp table _touches as select *, {order} as _order from _frame")
+        con.execute("alter table _touches drop column if exists event_order")
+        con.execute("alter table _touches rename column _order to event_order")
+        accounts, values, matrices = _credits(con, "_touches")
+    finally:
+        con.close()
+    parts = [pd.DataFrame(matrices[rule], columns=values).assign(account_id=accounts, rule=rule)
+             for rule in RULES]
+    if not parts or not len(accounts):
         return pd.DataFrame(columns=["account_id", "rule"]), values
-    group = conv.groupby("account_id", sort=False)
-    n = group.value.transform("size").to_numpy(float)
-    i = group.cumcount().to_numpy(float)
-    middle = np.where(n > 2, 0.2 / np.maximum(n - 2, 1), 0.0)
-    ends = np.where(n <= 2, 1 / n, 0.4)
-    age = (conv.path_end - conv.occurred_at).dt.total_seconds().to_numpy() / 86400
-    decay = pd.Series(0.5 ** (age / HALF_LIFE_DAYS), index=conv.index)
-    weights = {
-        "first_touch": (i == 0).astype(float), "last_touch": (i == n - 1).astype(float),
-        "linear": 1 / n,
-        "position_based": np.where((i == 0) | (i == n - 1), ends, middle),
-        "time_decay": (decay / decay.groupby(conv.account_id).transform("sum")).to_numpy(),
-    }
-    parts = [conv[["account_id", "value"]].assign(rule=rule, w=w) for rule, w in weights.items()]
-    long = pd.concat(parts, ignore_index=True)
-    matrix = long.pivot_table(index=["account_id", "rule"], columns="value", values="w",
-                              aggfunc="sum", fill_value=0.0, observed=True)
-    return matrix.reindex(columns=values, fill_value=0.0).reset_index(), values
+    matrix = pd.concat(parts, ignore_index=True).sort_values(["account_id", "rule"])
+    return matrix[["account_id", "rule", *values]].reset_index(drop=True), values
 
 
 @dataclass
@@ -119,7 +206,7 @@ class MarkovChain:
 
     states: list[tuple]
     counts: np.ndarray  # (transient states) x (transient states + conv + null)
-    _pairs: np.ndarray | None = None  # (paths x transitions) counts, for reweighting
+    _pairs: sparse.csr_array | None = None  # (paths x transitions) counts, to reweight
     _cells: tuple | None = None  # (row, column) of each transition in `counts`
 
     @classmethod
@@ -135,10 +222,14 @@ class MarkovChain:
             per_path.append(Counter(zip(states, [*states[1:], end], strict=True)))
         kinds = sorted({pair for c in per_path for pair in c}, key=str)
         column = {pair: j for j, pair in enumerate(kinds)}
-        pairs = np.zeros((len(paths), len(kinds)))
+        rows_, cols_, data = [], [], []
         for i, c in enumerate(per_path):
             for pair, k in c.items():
-                pairs[i, column[pair]] = k
+                rows_.append(i)
+                cols_.append(column[pair])
+                data.append(k)
+        # Sparse: a path uses a handful of the (at order 2, thousands of) transitions.
+        pairs = sparse.csr_array((data, (rows_, cols_)), shape=(len(paths), len(kinds)))
         sinks = (("<conv>",), ("<null>",))
         transient = sorted({a for a, _ in kinds} | {b for _, b in kinds if b not in sinks},
                            key=lambda s: (s != ("<start>",), s))
@@ -153,7 +244,7 @@ class MarkovChain:
     def reweighted(self, weights) -> MarkovChain:
         """The same chain counted with `weights` per path."""
         counts = np.zeros_like(self.counts)
-        np.add.at(counts, self._cells, np.asarray(weights, float) @ self._pairs)
+        np.add.at(counts, self._cells, self._pairs.T @ np.asarray(weights, float))
         return MarkovChain(self.states, counts, self._pairs, self._cells)
 
     def _matrices(self, removed: str | None):
@@ -222,18 +313,22 @@ def _interval(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.nanpercentile(samples, 2.5, axis=0), np.nanpercentile(samples, 97.5, axis=0)
 
 
-def _rules(goal, dimension, frame, rng, n_boot) -> list[dict]:
-    matrix, values = rule_credits(frame)
+def _resamples(rng, n: int, n_boot: int) -> np.ndarray:
+    """(n_boot x n) bootstrap weights: how often each of n accounts is drawn, n draws."""
+    return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)]
+                    ).astype(float)
+
+
+def _rules(goal, dimension, con, rng, n_boot) -> list[dict]:
+    accounts, values, matrices = _credits(con, _TOUCHES)
     rows = []
     if not values:
         return rows
+    n = len(accounts)
+    draws = _resamples(rng, n, n_boot)  # one resample of accounts for every rule
     for rule in RULES:
-        part = matrix[matrix.rule == rule]
-        credits = part[values].to_numpy()
-        n = len(credits)
-        draws = rng.multinomial(n, np.full(n, 1 / n), size=n_boot)
-        boot = draws @ credits / n
-        low, high = _interval(boot)
+        credits = matrices[rule]
+        low, high = _interval(draws @ credits / n)
         shares = credits.sum(axis=0) / n
         for i, v in enumerate(values):
             rows.append({"goal": goal, "dimension": dimension, "model": rule, "value": v,
@@ -274,48 +369,40 @@ def _markov(goal, dimension, paths, rng, n_boot, order) -> list[dict]:
     return rows
 
 
-def _unique_paths(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.DataFrame:
-    """Distinct (path, converted) pairs and how many accounts took each."""
-    con.register("_attribution_touches", frame)
-    try:
-        return con.sql("""
-            WITH paths AS (
-                SELECT account_id, any_value(converted) AS converted,
-                       coalesce(list(value ORDER BY _n) FILTER (WHERE value IS NOT NULL),
-                                []::VARCHAR[]) AS path
-                FROM (SELECT *, row_number() OVER () AS _n FROM _attribution_touches)
-                GROUP BY account_id)
-            SELECT path, converted, count(*) AS accounts FROM paths
-            GROUP BY path, converted""").df().sort_values(
-                ["accounts", "converted"], ascending=[False, True], kind="stable")
-    finally:
-        con.unregister("_attribution_touches")
-
-
 def attribution(con: duckdb.DuckDBPyConnection, goals=GOALS, dimensions=tuple(DIMENSIONS),
-                n_boot_rules: int = 200, n_boot_markov: int = 100, seed: int = 0
-                ) -> pd.DataFrame:
+                n_boot_rules: int = 200, n_boot_markov: int = 100, seed: int = 0,
+                max_journeys: int = MAX_JOURNEYS) -> pd.DataFrame:
     """`attribution`: one row per (goal, dimension, model, value) with its credit share
     and 95 % bootstrap interval; Markov rows also carry the removal effect and whether
-    its interval reaches zero (`uncertain`)."""
+    its interval reaches zero (`uncertain`). `journeys` accounts were analysed of the
+    `population` that could reach the goal (fewer only above `max_journeys`)."""
     # Many small solves: one BLAS thread each is faster than threads fighting over
     # two cores (measured: 0.3 s alone, 52 s beside another busy process without this).
     with threadpool_limits(1):
-        return _attribution(con, goals, dimensions, n_boot_rules, n_boot_markov, seed)
+        try:
+            return _attribution(con, goals, dimensions, n_boot_rules, n_boot_markov, seed,
+                                max_journeys)
+        finally:
+            con.execute(f"drop table if exists {_TOUCHES}")
 
 
-def _attribution(con, goals, dimensions, n_boot_rules, n_boot_markov, seed) -> pd.DataFrame:
+def _attribution(con, goals, dimensions, n_boot_rules, n_boot_markov, seed, max_journeys
+                 ) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     for goal in goals:
         for dimension in dimensions:
-            frame = goal_paths(con, goal, dimension)
-            if frame.empty or not frame.converted.any():
+            _load_paths(con, goal, dimension, max_journeys)
+            journeys, population, converted = con.sql(
+                f"select count(distinct account_id), max(population), "
+                f"count(*) filter (where converted) from {_TOUCHES}").fetchall()[0]
+            if not converted:
                 continue
-            rows += _rules(goal, dimension, frame, rng, n_boot_rules)
-            paths = _unique_paths(con, frame)
+            found = _rules(goal, dimension, con, rng, n_boot_rules)
+            paths = con.sql(DISTINCT_PATHS_SQL.format(table=_TOUCHES)).df()
             for order in MARKOV_ORDERS[dimension]:
-                rows += _markov(goal, dimension, paths, rng, n_boot_markov, order)
+                found += _markov(goal, dimension, paths, rng, n_boot_markov, order)
+            rows += [dict(r, journeys=journeys, population=population) for r in found]
     out = pd.DataFrame(rows, columns=ATTRIBUTION_COLUMNS)
     out["uncertain"] = out.uncertain.astype("boolean")
     return out

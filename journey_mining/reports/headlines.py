@@ -232,6 +232,10 @@ def _attribution_sentence(attribution: pd.DataFrame | None) -> str:
     if len(uncertain):
         text += (f" {len(uncertain)} removal effects have intervals reaching zero: "
                  "marked uncertain, not worth a budget decision.")
+    if "journeys" in part and (part.journeys < part.population).any():
+        row = part.iloc[0]
+        text += (f" Measured on a repeatable sample of {row.journeys:,} of the "
+                 f"{row.population:,} accounts that could become clients.")
     return text
 
 

@@ -84,3 +84,18 @@ def test_an_effect_that_cannot_be_told_from_zero_is_marked_uncertain(sample_con)
             & (markov.share <= markov.ci_high + 1e-12)).all()
     rules = frame[~frame.model.str.startswith("markov")]
     assert rules.groupby("model").share.sum().round(9).eq(1).all()
+
+
+def test_above_the_cap_a_repeatable_sample_is_analysed_and_the_table_says_so(sample_con):
+    full = attribution.attribution(sample_con, goals=("evaluation",), dimensions=("channel",),
+                                   n_boot_rules=20, n_boot_markov=10)
+    population = int(full.population.iloc[0])
+    assert (full.journeys == population).all()  # under the cap: every account
+    capped = [attribution.attribution(sample_con, goals=("evaluation",),
+                                      dimensions=("channel",), n_boot_rules=20,
+                                      n_boot_markov=10, max_journeys=population // 2)
+              for _ in range(2)]
+    assert (capped[0].journeys == population // 2).all()
+    assert (capped[0].population == population).all()
+    pd.testing.assert_frame_equal(capped[0], capped[1])  # the same accounts every run
+    assert (capped[0].conversions < full.conversions.max()).all()
