@@ -11,6 +11,9 @@ DuckDB's bare read of the same files, and writes them into BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import multiprocessing
 import os
 import platform
 import re
@@ -19,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,6 +61,45 @@ def measured(results: list, step: str):
         print(f"  {step:<38}{elapsed:>9.2f} s{peak[0] / 2**20:>10.0f} MB", flush=True)
 
 
+class _ModelTimes(logging.Handler):
+    """Collects the warehouse's per-model build times (its debug log lines)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.times: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("model ") and len(record.args) == 4:
+            _, name, _, seconds = record.args
+            self.times[name] = self.times.get(name, 0.0) + seconds
+
+    def slowest(self, k: int) -> list[tuple[str, float]]:
+        return sorted(self.times.items(), key=lambda item: -item[1])[:k]
+
+
+def _generate(exports: Path, n_accounts: int) -> dict:
+    from journey_mining.generator import GeneratorSpec, generate_exports
+
+    return generate_exports(exports, GeneratorSpec(n_accounts=n_accounts, seed=11))
+
+
+def _generated(exports: Path, n_accounts: int) -> dict:
+    """The generated exports' row counts: generated in a child process (the generator
+    holds every event in Python objects, ~10 GB at 10 M, which would otherwise stay in
+    this process's measured memory), or reused from an earlier run in the same --work."""
+    stamp = exports.parent / "generated.json"
+    if stamp.exists():
+        saved = json.loads(stamp.read_text())
+        if saved["accounts"] == n_accounts:
+            print("  reusing the exports generated before in this --work folder")
+            return saved["counts"]
+    shutil.rmtree(exports, ignore_errors=True)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        counts = pool.submit(_generate, exports, n_accounts).result()
+    stamp.write_text(json.dumps({"accounts": n_accounts, "counts": counts}))
+    return counts
+
+
 def bare_read(con, folder: Path) -> int:
     """DuckDB reading every export once, as text, and counting rows: the floor for ingest."""
     total = 0
@@ -79,6 +122,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
     parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument("--memory-limit", default=None,
+                        help="DuckDB memory_limit for the run (config resources.memory_limit, "
+                             "e.g. 3GB); default: the config's default (60%% of RAM)")
     args = parser.parse_args()
 
     import duckdb
@@ -87,7 +133,6 @@ def main() -> None:
     from journey_mining import discovery, eventlog, warehouse
     from journey_mining import steps as pipeline
     from journey_mining.config import Config
-    from journey_mining.generator import GeneratorSpec, generate_exports
 
     work = args.work or Path(tempfile.mkdtemp(prefix="journey-bench-"))
     exports, db = work / "exports", work / "bench.duckdb"
@@ -97,7 +142,7 @@ def main() -> None:
     print(f"journey-mining benchmark: ~{args.events:,} events ({n_accounts:,} accounts) in {work}")
     timings: list = []
     with measured(timings, "generate exports (not pipeline)"):
-        counts = generate_exports(exports, GeneratorSpec(n_accounts=n_accounts, seed=11))
+        counts = _generated(exports, n_accounts)
     events = counts["crm_activities"] + counts["web_events"] + counts["email_events"]
     size = sum(p.stat().st_size for p in exports.iterdir() if p.is_file())
     print(f"  generated {events:,} events, {sum(counts.values()):,} rows, {size / 2**20:.0f} MB")
@@ -106,11 +151,20 @@ def main() -> None:
     with measured(steps, "bare DuckDB read of the files"):
         bare_rows = bare_read(duckdb.connect(), exports)
     # The declared steps (journey_mining.steps), each timed; the first is the load.
-    ctx = pipeline.RunContext(db, Config(), exports, reports_dir=work / "reports",
+    config = Config()
+    if args.memory_limit:
+        config = Config.model_validate({"resources": {"memory_limit": args.memory_limit}})
+    print(f"  DuckDB memory_limit {config.resources.duckdb_memory_limit()}")
+    ctx = pipeline.RunContext(db, config, exports, reports_dir=work / "reports",
                               run_name="bench", static_images=False)
+    models = _ModelTimes()
+    logging.getLogger("journey_mining.warehouse").addHandler(models)
+    logging.getLogger("journey_mining.warehouse").setLevel(logging.DEBUG)
     for step in pipeline.STEPS:
         with measured(steps, step.name):
             pipeline.run_step(step, ctx)
+    print("  slowest SQL models: " + ", ".join(
+        f"{name} {seconds:.1f} s" for name, seconds in models.slowest(8)))
     con = warehouse.connect(db)
     pipeline_total = sum(s[1] for s in steps[1:])
     pipeline_peak = max(s[2] for s in steps[1:])
@@ -140,7 +194,7 @@ def main() -> None:
 
     if not args.no_write:
         write_markdown(args.events, events, size, bare_rows, steps, compare, n_log,
-                       pipeline_total, pipeline_peak)
+                       pipeline_total, pipeline_peak, config.resources.duckdb_memory_limit())
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -155,11 +209,13 @@ def machine() -> str:
             f"pm4py {pm4py.__version__}, {platform.platform()}")
 
 
-def write_markdown(target, events, size, bare_rows, steps, compare, n_log, total, peak) -> None:
+def write_markdown(target, events, size, bare_rows, steps, compare, n_log, total, peak,
+                   memory_limit) -> None:
     path = REPO / "BENCHMARKS.md"
     label = f"{target / 1e6:g} M"
     lines = [f"## {label} events", "",
-             f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.", "",
+             f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; DuckDB memory_limit "
+             f"{memory_limit}.", "",
              f"Generated {events:,} events ({size / 2**20:.0f} MB of exports, "
              f"{bare_rows:,} rows incl. accounts, contacts, overlaps and dirt).", "",
              "| step | wall time (s) | peak memory (MB) |", "|---|---:|---:|"]

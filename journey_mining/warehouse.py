@@ -16,6 +16,7 @@ import fcntl
 import graphlib
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -29,6 +30,8 @@ import duckdb
 
 from journey_mining.errors import WarehouseError, WarehouseLockedError
 from journey_mining.sources import SOURCES
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "LAYERS",
@@ -361,7 +364,10 @@ def run_models(
                 "AND $o = 'VIEW' AND NOT internal", {"n": model.name, "o": other}).fetchall()
             if sum(r[0] for r in exists):
                 con.execute(f"DROP {other} {model.name}")
+            started = time.perf_counter()
             con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{model.sql}", used)
+            _log.debug("model %s/%s (%s) built in %.2f s", model.layer, model.name,
+                      kind.lower(), time.perf_counter() - started)
         except duckdb.Error as exc:
             raise duckdb.Error(f"model {model.layer}/{model.name}.sql failed: {exc}") from exc
         built.append(model.name)
