@@ -100,6 +100,54 @@ def _generated(exports: Path, n_accounts: int) -> dict:
     return counts
 
 
+# Columns that identify something, per source: a copy prefixes them so that its
+# accounts, contacts, visitors and events are new ones; emails and domains get the
+# prefix after the @ / before the name, so the copy's stitching works as the original's.
+_ID_COLUMNS = ("account_id", "contact_id", "activity_id", "event_id", "anonymous_id",
+               "opportunity_id")
+
+
+def replicate(base: Path, exports: Path, copies: int) -> None:
+    """`copies` copies of the generated exports, each with its own ids ("r<k>" prefixes),
+    written with DuckDB. Rows the reader cannot split (the generator's dirt) are not
+    copied; the first copy is the original, dirt and all."""
+    import duckdb
+
+    stamp = exports / ".copies"
+    if stamp.exists() and stamp.read_text() == str(copies):
+        print("  reusing the copies made before in this --work folder")
+        return
+    shutil.rmtree(exports, ignore_errors=True)
+    exports.mkdir(parents=True)
+    con = duckdb.connect()
+    for path in sorted(p for p in base.iterdir() if p.is_file()):
+        shutil.copy(path, exports / path.name)
+        jsonl = ".jsonl" in path.name
+        reader = (f"read_json('{path}', format = 'newline_delimited', ignore_errors = true)"
+                  if jsonl else f"read_csv('{path}', all_varchar = true, header = true, "
+                                "ignore_errors = true)")
+        columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
+        stem = path.name.split(".")[0]
+        suffix = path.name[len(stem):]
+        for k in range(1, copies):
+            def rewrite(c: str, k: int = k) -> str:
+                q = f'"{c}"'
+                if c in _ID_COLUMNS:
+                    return f"'r{k}' || {q} AS {q}"
+                if c == "email":
+                    return f"replace({q}, '@', '@r{k}') AS {q}"
+                if c == "domain":
+                    return (f"regexp_replace({q}, '^((https?://)?(www\.)?)', '\1r{k}') "
+                            f"AS {q}")
+                return q
+            select = ", ".join(rewrite(c) for c in columns)
+            target = exports / f"{stem}_r{k}{suffix}"
+            options = ("FORMAT json, COMPRESSION gzip" if jsonl
+                       else "FORMAT csv, HEADER true")
+            con.execute(f"COPY (SELECT {select} FROM {reader}) TO '{target}' ({options})")
+    stamp.write_text(str(copies))
+
+
 def bare_read(con, folder: Path) -> int:
     """DuckDB reading every export once, as text, and counting rows: the floor for ingest."""
     total = 0
@@ -122,6 +170,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
     parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="generate events/COPIES and write COPIES copies with their own "
+                             "ids (the 100 M run: the generator holds its events in memory)")
     parser.add_argument("--memory-limit", default=None,
                         help="DuckDB memory_limit for the run (config resources.memory_limit, "
                              "e.g. 3GB); default: the config's default (60%% of RAM)")
@@ -138,11 +189,17 @@ def main() -> None:
     exports, db = work / "exports", work / "bench.duckdb"
     for stale in (db, Path(f"{db}.wal")):
         stale.unlink(missing_ok=True)
-    n_accounts = max(10, args.events // EVENTS_PER_ACCOUNT)
-    print(f"journey-mining benchmark: ~{args.events:,} events ({n_accounts:,} accounts) in {work}")
+    n_accounts = max(10, args.events // EVENTS_PER_ACCOUNT // args.copies)
+    print(f"journey-mining benchmark: ~{args.events:,} events "
+          f"({n_accounts * args.copies:,} accounts) in {work}")
     timings: list = []
     with measured(timings, "generate exports (not pipeline)"):
-        counts = _generated(exports, n_accounts)
+        if args.copies == 1:
+            counts = _generated(exports, n_accounts)
+        else:
+            base = _generated(work / "base" / "exports", n_accounts)
+            counts = {k: v * args.copies for k, v in base.items()}
+            replicate(work / "base" / "exports", exports, args.copies)
     events = counts["crm_activities"] + counts["web_events"] + counts["email_events"]
     size = sum(p.stat().st_size for p in exports.iterdir() if p.is_file())
     print(f"  generated {events:,} events, {sum(counts.values()):,} rows, {size / 2**20:.0f} MB")

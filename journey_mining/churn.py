@@ -46,6 +46,7 @@ __all__ = [
     "CATEGORICAL",
     "FACTOR_TEXT",
     "FEATURES_SQL",
+    "MAX_TRAIN_ROWS",
     "NUMERIC",
     "RISK_DIRECTION",
     "Backtest",
@@ -71,6 +72,16 @@ NUMERIC = [
 ]
 CATEGORICAL = ["industry"]
 MIN_TRAIN_ROWS, MIN_TRAIN_POSITIVES, MIN_TEST_POSITIVES = 40, 8, 3
+# A fit sees at most this many snapshot rows (a uniform, seeded sample above it): a
+# logistic regression on some 30 features has learnt what it can long before, and at
+# 10 M events the snapshots hold over a million rows.
+MAX_TRAIN_ROWS = 100_000
+
+
+def _training_rows(frame: pd.DataFrame, random_state: int) -> pd.DataFrame:
+    if len(frame) <= MAX_TRAIN_ROWS:
+        return frame
+    return frame.sample(MAX_TRAIN_ROWS, random_state=random_state)
 
 # How a marketer reads a feature that pushes risk up: (singular, plural) per feature.
 FACTOR_TEXT = {
@@ -271,6 +282,7 @@ def backtest(snapshots: pd.DataFrame, horizon_days: int, n_test_snapshots: int =
     predictions, train_rows, train_pos = [], 0, 0
     for test_date in dates:
         train = labelled[labelled.as_of + pd.Timedelta(days=horizon_days) <= test_date]
+        train = _training_rows(train, random_state)
         test = labelled[labelled.as_of == test_date]
         y_train = train.label.astype(int)
         if len(train) < MIN_TRAIN_ROWS or y_train.sum() < MIN_TRAIN_POSITIVES:
@@ -361,7 +373,8 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
     scores = current[["account_id"]].copy()
     scores["as_of"] = as_of
     if enough and len(current):
-        model = ChurnModel(random_state=random_state).fit(labelled, labelled.label.astype(int))
+        train = _training_rows(labelled, random_state)
+        model = ChurnModel(random_state=random_state).fit(train, train.label.astype(int))
         scores["churn_probability"] = model.predict_proba(current)[:, 1]
         scores["risk_band"] = [risk_band(p, base_rate) for p in scores.churn_probability]
         scores["top_factors"] = model.top_factors(current)

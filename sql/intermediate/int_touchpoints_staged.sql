@@ -15,29 +15,35 @@ negatives as (
     select distinct channel, activity from negative_signals
 ),
 
-scored as (
-    select
-        t.touchpoint_id,
-        try_cast(
-            json_extract_string(t.properties, '$."' || r.property || '"') as double
-        ) as score,
-        r.negative_max
-    from touchpoints as t
-    inner join score_rules as r on t.channel = r.channel and t.activity = r.activity
+score_fields as (  -- one rule per activity: which property holds its score
+    select channel, activity, any_value(property) as property,
+           any_value(negative_max) as negative_max
+    from score_rules
+    group by channel, activity
 ),
 
-final as (
+scored as (
     select
         t.*,
         s.stage,
         s.stage_order,
-        sc.score,
-        n.activity is not null
-        or coalesce(sc.score between 0 and sc.negative_max, false) as is_negative
+        try_cast(
+            json_extract_string(t.properties, '$."' || r.property || '"') as double
+        ) as score,
+        n.activity is not null as is_listed_negative,
+        r.negative_max
     from touchpoints as t
     left join stage_signals as s on t.channel = s.channel and t.activity = s.activity
     left join negatives as n on t.channel = n.channel and t.activity = n.activity
-    left join scored as sc on t.touchpoint_id = sc.touchpoint_id
+    left join score_fields as r on t.channel = r.channel and t.activity = r.activity
+),
+
+final as (
+    select
+        * exclude (is_listed_negative, negative_max),
+        is_listed_negative
+        or coalesce(score between 0 and negative_max, false) as is_negative
+    from scored
 )
 
 select * from final

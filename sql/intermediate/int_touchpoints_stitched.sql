@@ -1,3 +1,4 @@
+-- materialized: view (read once, by int_touchpoints_staged, which keeps every column)
 -- Grain: one row per touchpoint, tied to an account (and a contact where known).
 -- CRM rows name their account themselves (crm_record). A web or email touchpoint
 -- goes by its own email first (a form fill is the strongest evidence), then by its

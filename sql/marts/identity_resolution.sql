@@ -1,7 +1,7 @@
 -- Grain: one row per source and resolution method: how many touchpoints each
 -- stitching rule tied to an account, and the share of the source's touchpoints.
 with touchpoints as (
-    select * from int_touchpoints_stitched
+    select * from int_touchpoints_staged
 ),
 
 final as (

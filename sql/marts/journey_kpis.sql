@@ -22,7 +22,7 @@ journeys as (
 
 touchpoints as (
     select t.*
-    from int_touchpoints_stitched as t, params as p
+    from int_touchpoints_staged as t, params as p
     where t.occurred_at <= p.as_of
 ),
 
