@@ -122,10 +122,11 @@ def replicate(base: Path, exports: Path, copies: int) -> None:
     con = duckdb.connect()
     for path in sorted(p for p in base.iterdir() if p.is_file()):
         shutil.copy(path, exports / path.name)
-        jsonl = ".jsonl" in path.name
+        jsonl, parquet = ".jsonl" in path.name, path.name.endswith(".parquet")
         reader = (f"read_json('{path}', format = 'newline_delimited', ignore_errors = true)"
-                  if jsonl else f"read_csv('{path}', all_varchar = true, header = true, "
-                                "ignore_errors = true)")
+                  if jsonl else f"read_parquet('{path}')" if parquet
+                  else f"read_csv('{path}', all_varchar = true, header = true, "
+                       "ignore_errors = true)")
         columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
         stem = path.name.split(".")[0]
         suffix = path.name[len(stem):]
@@ -133,17 +134,17 @@ def replicate(base: Path, exports: Path, copies: int) -> None:
             def rewrite(c: str, k: int = k) -> str:
                 q = f'"{c}"'
                 if c in _ID_COLUMNS:
-                    return f"'r{k}' || {q} AS {q}"
+                    return f"'r{k}' || {q}::VARCHAR AS {q}"
                 if c == "email":
-                    return f"replace({q}, '@', '@r{k}') AS {q}"
+                    return f"replace({q}::VARCHAR, '@', '@r{k}') AS {q}"
                 if c == "domain":
-                    return (f"regexp_replace({q}, '^((https?://)?(www\.)?)', '\1r{k}') "
-                            f"AS {q}")
+                    lead = f"regexp_extract({q}, '^((https?://)?(www[.])?)', 1)"
+                    return f"{lead} || 'r{k}' || substr({q}, length({lead}) + 1) AS {q}"
                 return q
             select = ", ".join(rewrite(c) for c in columns)
             target = exports / f"{stem}_r{k}{suffix}"
-            options = ("FORMAT json, COMPRESSION gzip" if jsonl
-                       else "FORMAT csv, HEADER true")
+            options = ("FORMAT json, COMPRESSION gzip" if jsonl else "FORMAT parquet"
+                       if parquet else "FORMAT csv, HEADER true")
             con.execute(f"COPY (SELECT {select} FROM {reader}) TO '{target}' ({options})")
     stamp.write_text(str(copies))
 
