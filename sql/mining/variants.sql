@@ -1,17 +1,44 @@
 -- Variants of an event log: one row per distinct path, with its case count, share
 -- of cases (coverage), rank and cumulative coverage, so a top-k list always comes
 -- with the share of the long tail it leaves out.
-with paths as (
-    select case_id, string_agg(activity, ' > ' order by event_index) as variant,
-           count(*) as length
-    from event_log
-    group by case_id
+-- Each activity becomes one character while the paths are built and grouped (short
+-- strings hash and compare fast); only the distinct paths are spelled out again.
+with codes as (
+    select
+        activity,
+        chr(cast(32 + row_number() over (order by activity) as integer)) as code
+    from (select distinct activity from event_log)
+),
+
+names as (
+    select list(activity order by code) as names from codes
+),
+
+paths as (
+    select
+        l.case_id,
+        string_agg(c.code, '' order by l.event_index) as path,
+        count(*) as length
+    from event_log as l
+    inner join codes as c on l.activity = c.activity
+    group by l.case_id
 ),
 
 counted as (
-    select variant, any_value(length) as length, count(*) as cases
+    select path, any_value(length) as length, count(*) as cases
     from paths
-    group by variant
+    group by path
+),
+
+spelled as (
+    select
+        array_to_string(
+            list_transform(string_split(c.path, ''), lambda x: n.names[unicode(x) - 32]),
+            ' > '
+        ) as variant,
+        c.length,
+        c.cases
+    from counted as c, names as n
 ),
 
 final as (
@@ -21,7 +48,7 @@ final as (
         cases,
         cases / sum(cases) over () as coverage,
         cast(row_number() over (order by cases desc, variant) as integer) as variant_rank
-    from counted
+    from spelled
 )
 
 select
