@@ -230,15 +230,19 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         regression = self.pipeline_.named_steps["model"].calibrated_classifiers_[0].estimator
         names = list(features.get_feature_names_out())
         coef = dict(zip(names, regression.coef_[0], strict=True))
-        scaled = pd.DataFrame(features.transform(X), columns=names, index=X.index)
+        scaled = features.transform(X)
+        cols = [c for c in numeric if c in RISK_DIRECTION]
+        at = [names.index(f"numeric__{c}") for c in cols]
+        z = np.asarray(scaled[:, at], dtype=float)
+        push = z * np.array([coef[f"numeric__{c}"] for c in cols])
+        reads_as_risk = np.array([RISK_DIRECTION[c] for c in cols]) * z > 0
+        push = np.where(reads_as_risk & (push > 0.05), push, -np.inf)
+        top = np.argsort(-push, axis=1, kind="stable")[:, :k]  # vectorised: one pass
+        values = X[cols].to_numpy(dtype=object)
         texts = []
-        for idx, row in X.iterrows():
-            pushes = sorted(
-                ((coef[f"numeric__{c}"] * scaled.at[idx, f"numeric__{c}"], c) for c in numeric
-                 if c in RISK_DIRECTION
-                 and RISK_DIRECTION[c] * scaled.at[idx, f"numeric__{c}"] > 0), reverse=True)
-            words = [f"{_factor_text(c, row[c])} (typical: {self._typical(c)})"
-                     for push, c in pushes[:k] if push > 0.05]
+        for i, row_top in enumerate(top):
+            words = [f"{_factor_text(cols[j], values[i, j])} (typical: {self._typical(cols[j])})"
+                     for j in row_top if np.isfinite(push[i, j])]
             texts.append("; ".join(words) or "no strong risk signal")
         return texts
 
