@@ -139,12 +139,13 @@ def conversion_drivers(con: duckdb.DuckDBPyConnection, fdr: float = 0.05,
         windows, pairs = driver_frame(con, from_stage, to_stage)
         if len(windows) < 2 * min_group or windows.converted.nunique() < 2:
             continue
-        index = {a: i for i, a in enumerate(windows.account_id)}
         y = windows.converted.to_numpy(dtype=float)
         days = windows.days_in_stage.to_numpy(dtype=float)
+        # Each pair's row in `windows`, looked up once for all drivers.
+        pairs = pairs.assign(_row=pd.Index(windows.account_id).get_indexer(pairs.account_id))
         for (driver, kind), part in pairs.groupby(["driver", "kind"]):
             x = np.zeros(len(windows))
-            x[[index[a] for a in part.account_id]] = 1
+            x[part._row.to_numpy()] = 1
             n_with = int(x.sum())
             if n_with < min_group or len(x) - n_with < min_group:
                 continue
