@@ -30,7 +30,6 @@ bounded time; below the cap nothing changes.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import duckdb
@@ -211,34 +210,68 @@ class MarkovChain:
 
     @classmethod
     def fit(cls, paths: list[tuple[tuple, bool]], weights=None, order: int = 1) -> MarkovChain:
-        """Count transitions over `paths` ((values, converted) pairs, each with a weight)."""
+        """Count transitions over `paths` ((values, converted) pairs, each with a weight).
+
+        Vectorised: values become integer codes, a state of order k is the number whose
+        base-(values + 1) digits are its last k values (0: before the path began), and
+        each path's transitions are counted with one `np.unique` over all paths."""
         weights = np.ones(len(paths)) if weights is None else np.asarray(weights, float)
-        per_path: list[Counter] = []
-        for values, converted in paths:
-            seq = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
-            states = [("<start>",)] + [tuple(seq[max(0, i - order + 1):i + 1])
-                                       for i in range(len(seq))]
-            end = ("<conv>",) if converted else ("<null>",)
-            per_path.append(Counter(zip(states, [*states[1:], end], strict=True)))
-        kinds = sorted({pair for c in per_path for pair in c}, key=str)
-        column = {pair: j for j, pair in enumerate(kinds)}
-        rows_, cols_, data = [], [], []
-        for i, c in enumerate(per_path):
-            for pair, k in c.items():
-                rows_.append(i)
-                cols_.append(column[pair])
-                data.append(k)
+        names = sorted({v for p, _ in paths for v in p})
+        code = {v: i + 1 for i, v in enumerate(names)}
+        base = len(names) + 1
+        lengths = np.fromiter((len(p) for p, _ in paths), np.int64, len(paths))
+        flat = np.fromiter((code[v] for p, _ in paths for v in p), np.int64, int(lengths.sum()))
+        path_of = np.repeat(np.arange(len(paths)), lengths)
+        repeat = np.zeros(len(flat), bool)  # consecutive repeats within a path merge
+        repeat[1:] = (flat[1:] == flat[:-1]) & (path_of[1:] == path_of[:-1])
+        flat, path_of = flat[~repeat], path_of[~repeat]
+        state = flat.copy()
+        for lag in range(1, order):
+            earlier = np.zeros(len(flat), np.int64)
+            same = path_of[lag:] == path_of[:-lag]
+            earlier[lag:] = np.where(same, flat[:-lag], 0)
+            state += earlier * base ** lag
+        start, conv, null = -1, -2, -3
+        converted = np.fromiter((bool(c) for _, c in paths), bool, len(paths))
+        end = np.where(converted, conv, null)
+        n_paths = len(paths)
+        first = np.ones(len(state), bool)
+        first[1:] = path_of[1:] != path_of[:-1]
+        last = np.ones(len(state), bool)
+        last[:-1] = path_of[:-1] != path_of[1:]
+        empty = np.flatnonzero(lengths == 0)
+        inner = ~last
+        rows = np.concatenate([path_of[first], empty, path_of[inner], path_of[last]])
+        frm = np.concatenate([np.full(first.sum() + len(empty), start), state[inner],
+                              state[last]])
+        to = np.concatenate([state[first], end[empty], state[1:][inner[:-1]],
+                             end[path_of[last]]])
+        # One integer key per (path, from, to): 1-D uniques sort fast, row-wise ones do not.
+        seen, ends = np.unique(np.concatenate([frm, to]), return_inverse=True)
+        width = len(seen)
+        f, t = ends[:len(frm)], ends[len(frm):]
+        keys, data = np.unique((rows * width + f) * width + t, return_counts=True)
+        kind_keys, column = np.unique(keys % (width * width), return_inverse=True)
+        kinds = np.stack([seen[kind_keys // width], seen[kind_keys % width]], axis=1)
         # Sparse: a path uses a handful of the (at order 2, thousands of) transitions.
-        pairs = sparse.csr_array((data, (rows_, cols_)), shape=(len(paths), len(kinds)))
-        sinks = (("<conv>",), ("<null>",))
-        transient = sorted({a for a, _ in kinds} | {b for _, b in kinds if b not in sinks},
-                           key=lambda s: (s != ("<start>",), s))
-        index = {s: i for i, s in enumerate(transient)}
+        pairs = sparse.csr_array((data.astype(float), (keys // (width * width), column.ravel())),
+                                 shape=(n_paths, len(kinds)))
+
+        def spelled(s: int) -> tuple:
+            if s == start:
+                return ("<start>",)
+            digits = [(s // base ** lag) % base for lag in reversed(range(order))]
+            return tuple(names[d - 1] for d in digits if d)
+
+        codes = np.unique(np.concatenate([kinds[:, 0], kinds[:, 1][kinds[:, 1] >= start]]))
+        transient = sorted(((spelled(int(s)), int(s)) for s in codes),
+                           key=lambda t: (t[0] != ("<start>",), t[0]))
+        index = {s: i for i, (_, s) in enumerate(transient)}
         n = len(transient)
-        rows = np.array([index[a] for a, _ in kinds], dtype=int)
-        cols = np.array([n if b == sinks[0] else n + 1 if b == sinks[1] else index[b]
-                         for _, b in kinds], dtype=int)
-        chain = cls(transient, np.zeros((n, n + 2)), pairs, (rows, cols))
+        cells = (np.array([index[int(a)] for a in kinds[:, 0]], dtype=int),
+                 np.array([n if b == conv else n + 1 if b == null else index[int(b)]
+                           for b in kinds[:, 1]], dtype=int))
+        chain = cls([s for s, _ in transient], np.zeros((n, n + 2)), pairs, cells)
         return chain.reweighted(weights)
 
     def reweighted(self, weights) -> MarkovChain:
