@@ -626,22 +626,24 @@ def _reconcile(con, spec: SourceSpec, load_id: int) -> dict[str, dict[str, int]]
         f"""CREATE TEMP TABLE _classified AS
             WITH valid AS (
                 SELECT {cols}, _file, _file_order, _row_number,
-                       hash(struct_pack({content}))::VARCHAR AS _row_hash
+                       hash(struct_pack({content}))::VARCHAR AS _row_hash,
+                       -- file order, then row, as one integer (cheaper to compare)
+                       _file_order::BIGINT * 1099511627776 + _row_number AS _position
                 FROM _incoming WHERE _reason IS NULL
             ),
             firsts AS (
                 SELECT {key},
-                       min((_file_order, _row_number)) AS _first_position,
-                       arg_min(_row_hash, (_file_order, _row_number)) AS _first_hash,
-                       arg_min(_file, (_file_order, _row_number)) AS _first_file,
-                       arg_min(_row_number, (_file_order, _row_number)) AS _first_row
+                       min(_position) AS _first_position,
+                       arg_min(_row_hash, _position) AS _first_hash,
+                       arg_min(_file, _position) AS _first_file,
+                       arg_min(_row_number, _position) AS _first_row
                 FROM valid GROUP BY {key}
             )
             SELECT r.*,
                    CASE
                        WHEN e.{key} IS NOT NULL AND e._row_hash = r._row_hash THEN 'duplicate'
                        WHEN e.{key} IS NOT NULL THEN 'conflict'
-                       WHEN (r._file_order, r._row_number) = f._first_position THEN 'new'
+                       WHEN r._position = f._first_position THEN 'new'
                        WHEN r._row_hash = f._first_hash THEN 'duplicate'
                        ELSE 'conflict'
                    END AS _status,
