@@ -647,14 +647,17 @@ def _reconcile(con, spec: SourceSpec, load_id: int) -> dict[str, dict[str, int]]
                        WHEN r._row_hash = f._first_hash THEN 'duplicate'
                        ELSE 'conflict'
                    END AS _status,
+                   -- the reason's text only for conflicts (a string per row adds up at 100 M)
                    CASE
-                       WHEN e.{key} IS NOT NULL
+                       WHEN e.{key} IS NOT NULL AND e._row_hash <> r._row_hash
                            THEN format('conflicting duplicate: {key} {{}} was loaded before from '
                                        || '{{}} row {{}} with different content',
                                        r.{key}, e._file, e._row_number)
-                       ELSE format('conflicting duplicate: {key} {{}} first seen in {{}} row {{}} '
-                                   || 'with different content',
-                                   r.{key}, f._first_file, f._first_row)
+                       WHEN e.{key} IS NULL AND r._position <> f._first_position
+                            AND r._row_hash <> f._first_hash
+                           THEN format('conflicting duplicate: {key} {{}} first seen in {{}} '
+                                       || 'row {{}} with different content',
+                                       r.{key}, f._first_file, f._first_row)
                    END AS _conflict_reason
             FROM valid r
             JOIN firsts f ON f.{key} = r.{key}
