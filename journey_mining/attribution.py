@@ -39,6 +39,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from journey_mining.stages import LADDER, STAGE_ORDER
+from journey_mining.warehouse import SQL_DIR
 
 __all__ = ["ATTRIBUTION_COLUMNS", "DIMENSIONS", "GOALS", "MARKOV_ORDERS", "MAX_JOURNEYS",
            "MarkovChain", "attribution",
@@ -60,88 +61,11 @@ ATTRIBUTION_COLUMNS = ["goal", "dimension", "model", "value", "conversions", "cr
                        "ci_low", "ci_high", "removal_effect", "removal_ci_low",
                        "removal_ci_high", "uncertain", "journeys", "population"]
 
-PATHS_SQL = """
-create or replace temp table {table} as
-with firsts as (
-    select account_id, stage, min(entered_at) as entered_at
-    from account_stage_history group by account_id, stage
-),
-population as (
-    select p.account_id, g.entered_at as converted_at,
-           coalesce(g.entered_at, (select as_of from run_parameters)) as path_end
-    from firsts p
-    left join firsts g on g.account_id = p.account_id and g.stage = $goal
-        and g.entered_at > p.entered_at
-    where p.stage = $before
-),
-sampled as (  -- every account up to the cap; above it the same hash-ordered sample each run
-    select *, count(*) over () as population
-    from population
-    order by hash(account_id), account_id
-    limit $max_journeys
-),
-touches as (
-    select p.account_id, p.converted_at is not null as converted, p.path_end, p.population,
-           e.occurred_at, e.event_order, {value} as value
-    from sampled p
-    left join int_journey_events e on e.account_id = p.account_id
-        and e.occurred_at < p.path_end and {value} is not null
-),
-top_values as (
-    select value from touches where value is not null
-    group by value order by count(*) desc, value limit {max_values}
-)
-select t.account_id, t.converted, t.path_end, t.population, t.occurred_at, t.event_order,
-       case when t.value is null or t.value in (select value from top_values) then t.value
-            else 'other' end as value
-from touches as t
-"""
-
-# One row per (converting account, value): the credit of each rule (each account's
-# credits sum to one per rule). Order within an account: event_order.
-CREDITS_SQL = """
-with ranked as (
-    select account_id, value,
-           row_number() over (partition by account_id order by event_order) - 1 as i,
-           count(*) over (partition by account_id) as n,
-           pow(0.5, (epoch(path_end) - epoch(occurred_at)) / 86400.0 / $half_life) as decay
-    from {table}
-    where converted and value is not null
-),
-weights as (
-    select account_id, value,
-           (i = 0)::double as first_touch,
-           (i = n - 1)::double as last_touch,
-           1.0 / n as linear,
-           case when n <= 2 then 1.0 / n
-                when i = 0 or i = n - 1 then 0.4
-                else 0.2 / (n - 2) end as position_based,
-           decay / sum(decay) over (partition by account_id) as time_decay
-    from ranked
-)
-select account_id, value, sum(first_touch) as first_touch, sum(last_touch) as last_touch,
-       sum(linear) as linear, sum(position_based) as position_based,
-       sum(time_decay) as time_decay
-from weights
-group by account_id, value
-order by account_id, value
-"""
-
-DISTINCT_PATHS_SQL = """
-with paths as (
-    select account_id, any_value(converted) as converted,
-           coalesce(list(value order by event_order) filter (where value is not null),
-                    []::varchar[]) as path
-    from {table}
-    group by account_id
-)
-select path, converted, count(*) as accounts
-from paths
-group by path, converted
-order by accounts desc, converted, path
-"""
 
 _TOUCHES = "_attribution_touches"
+PATHS_SQL = (SQL_DIR / "analysis" / "attribution_paths.sql").read_text()
+CREDITS_SQL = (SQL_DIR / "analysis" / "attribution_credits.sql").read_text()
+DISTINCT_PATHS_SQL = (SQL_DIR / "analysis" / "attribution_distinct_paths.sql").read_text()
 
 
 def _load_paths(con: duckdb.DuckDBPyConnection, goal: str, dimension: str,
