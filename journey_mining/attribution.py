@@ -202,7 +202,9 @@ class MarkovChain:
         """The same chain counted with `weights` per path."""
         counts = np.zeros_like(self.counts)
         np.add.at(counts, self._cells, self._pairs.T @ np.asarray(weights, float))
-        return MarkovChain(self.states, counts, self._pairs, self._cells)
+        chain = MarkovChain(self.states, counts, self._pairs, self._cells)
+        chain.__dict__["_holding_cache"] = self.__dict__.setdefault("_holding_cache", {})
+        return chain
 
     def _matrices(self, removed: str | None):
         n = len(self.states)
@@ -225,22 +227,40 @@ class MarkovChain:
         return float(b[0])
 
     def removal_effects(self, values: list[str]) -> dict[str, float]:
-        """Share of conversions lost when `value` is removed, per value (all removals in
-        one batched solve)."""
+        """Share of conversions lost when `value` is removed, per value.
+
+        Removing a value sends every move into its states to null, a change of rank k
+        (the k states holding it) to I - Q. One factorisation gives (I - Q)^-1 [r | Q]
+        and row 0 of (I - Q)^-1; each removal is then a k x k solve (Woodbury), not
+        another n x n one. `test_attribution` checks it against the direct solve."""
         n = len(self.states)
         if not n:
             return dict.fromkeys(values, 0.0)
         q, r = self._matrices(None)
-        qs = np.repeat(q[None], len(values) + 1, axis=0)
-        rs = np.repeat(r[None], len(values) + 1, axis=0)
-        for k, v in enumerate(values, start=1):
-            gone = [i for i, s in enumerate(self.states) if v in s]
-            qs[k][:, gone] = 0
-            rs[k][gone] = 0
-        b = np.linalg.solve(np.eye(n)[None] - qs, rs[..., None])[:, 0, 0]
-        if b[0] <= 0:
+        a = np.eye(n) - q
+        solved = np.linalg.solve(a, np.column_stack([r, q]))
+        absorbed, w = solved[:, 0], solved[:, 1:]
+        if absorbed[0] <= 0:
             return dict.fromkeys(values, 0.0)
-        return {v: float(1 - b[k] / b[0]) for k, v in enumerate(values, start=1)}
+        row0 = np.linalg.solve(a.T, np.eye(n)[0]) @ q
+        effects = {}
+        for v in values:
+            gone = self._holding(v)
+            if not len(gone):
+                effects[v] = 0.0
+                continue
+            lost = row0[gone] @ np.linalg.solve(np.eye(len(gone)) + w[np.ix_(gone, gone)],
+                                                absorbed[gone])
+            effects[v] = float(lost / absorbed[0])
+        return effects
+
+    def _holding(self, value: str) -> np.ndarray:
+        """Indices of the states that hold `value` (cached: the states never change)."""
+        cache = self.__dict__.setdefault("_holding_cache", {})
+        if value not in cache:
+            cache[value] = np.array([i for i, s in enumerate(self.states) if value in s],
+                                    dtype=int)
+        return cache[value]
 
     def simulate(self, n_walks: int, removed: str | None = None, seed: int = 0) -> float:
         """The conversion probability by walking the chain `n_walks` times (a cross-check

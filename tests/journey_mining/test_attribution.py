@@ -99,3 +99,18 @@ def test_above_the_cap_a_repeatable_sample_is_analysed_and_the_table_says_so(sam
     assert (capped[0].population == population).all()
     pd.testing.assert_frame_equal(capped[0], capped[1])  # the same accounts every run
     assert (capped[0].conversions < full.conversions.max()).all()
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_removal_effects_by_low_rank_update_match_a_direct_solve_per_removal(order):
+    rng = np.random.default_rng(11)
+    values = [f"c{i}" for i in range(8)]
+    paths = [(tuple(rng.choice(values, int(rng.integers(0, 6)))), bool(rng.random() < 0.3))
+             for _ in range(2_000)]
+    chain = MarkovChain.fit(paths, order=order)
+    effects = chain.removal_effects([*values, "never seen"])
+    whole = chain.conversion_probability()
+    for v in values:  # conversion_probability(v) solves the changed chain from scratch
+        assert effects[v] == pytest.approx(1 - chain.conversion_probability(v) / whole,
+                                           abs=1e-10)
+    assert effects["never seen"] == 0.0
