@@ -357,10 +357,22 @@ def _read_jsonl(con, f: SourceFile, encoding: str | None = None) -> list[str]:
                           encoding = $encoding)""",
         {"path": str(f.path), "encoding": encoding or "utf-8"},
     )
+    # One parse per line. A valid JSON text is an object exactly when it starts with
+    # "{", so no second parse asks its type; the line's text is kept only where it will
+    # be a reject (the JSON column already holds the rest once).
     con.execute(
         f"""CREATE TEMP TABLE _lines AS
-           SELECT {_position('_text_lines')} AS _row_number, line, try(line::JSON) AS j
-           FROM _text_lines"""
+           WITH parsed AS (
+               SELECT {_position('_text_lines')} AS _row_number, line,
+                      try(line::JSON) AS j
+               FROM _text_lines
+           )
+           SELECT _row_number, j, is_object,
+                  CASE WHEN NOT is_object THEN line END AS line
+           FROM (SELECT *, coalesce(j IS NOT NULL
+                                    AND starts_with(ltrim(line, e' \t\r\n'), '{{'), false)
+                               AS is_object
+                 FROM parsed)"""
     )
     _drop(con, "_text_lines")
     con.execute(
@@ -370,14 +382,14 @@ def _read_jsonl(con, f: SourceFile, encoding: str | None = None) -> list[str]:
                        ELSE 'unreadable row: not a JSON object' END AS reason,
                   line AS raw
            FROM _lines
-           WHERE trim(coalesce(line, '')) <> '' AND (j IS NULL OR json_type(j) <> 'OBJECT')"""
+           WHERE NOT is_object AND trim(coalesce(line, '')) <> ''"""
     )
     keys = [
         row[0]
         for row in con.execute(
             """WITH keyed AS (
                    SELECT _row_number, unnest(json_keys(j)) AS key
-                   FROM _lines WHERE json_type(j) = 'OBJECT')
+                   FROM _lines WHERE is_object)
                SELECT key FROM keyed GROUP BY key ORDER BY min(_row_number), key"""
         ).fetchall()
     ]
@@ -388,7 +400,7 @@ def _read_jsonl(con, f: SourceFile, encoding: str | None = None) -> list[str]:
     con.execute(
         f"""CREATE TEMP TABLE _scan AS SELECT _row_number{', ' + selects if selects else ''}
             FROM (SELECT _row_number, json_extract_string(j, $paths::VARCHAR[]) AS _v
-                  FROM _lines WHERE json_type(j) = 'OBJECT')
+                  FROM _lines WHERE is_object)
             ORDER BY _row_number""",
         {"paths": paths},
     )
