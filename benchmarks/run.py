@@ -69,9 +69,8 @@ class _ModelTimes(logging.Handler):
         self.times: dict[str, float] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.msg.startswith("model ") and len(record.args) == 4:
-            _, name, _, seconds = record.args
-            self.times[name] = self.times.get(name, 0.0) + seconds
+        if hasattr(record, "model"):  # run_models' per-model record
+            self.times[record.model] = self.times.get(record.model, 0.0) + record.seconds
 
     def slowest(self, k: int) -> list[tuple[str, float]]:
         return sorted(self.times.items(), key=lambda item: -item[1])[:k]

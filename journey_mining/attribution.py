@@ -30,7 +30,7 @@ bounded time; below the cap nothing changes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -106,16 +106,14 @@ def rule_credits(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     con = duckdb.connect()
     try:
         con.register("_frame", frame)
-        order = "event_order" if "event_order" in frame.columns else "row_number() over ()"
-        con.execute(f"create temp table _touches as select *, {order} as _order from _frame")
-        con.execute("alter table _touches drop column if exists event_order")
-        con.execute("alter table _touches rename column _order to event_order")
+        order = "" if "event_order" in frame.columns else ", row_number() over () as event_order"
+        con.execute(f"create temp table _touches as select *{order} from _frame")
         accounts, values, matrices = _credits(con, "_touches")
     finally:
         con.close()
     parts = [pd.DataFrame(matrices[rule], columns=values).assign(account_id=accounts, rule=rule)
              for rule in RULES]
-    if not parts or not len(accounts):
+    if not len(accounts):
         return pd.DataFrame(columns=["account_id", "rule"]), values
     matrix = pd.concat(parts, ignore_index=True).sort_values(["account_id", "rule"])
     return matrix[["account_id", "rule", *values]].reset_index(drop=True), values
@@ -131,6 +129,8 @@ class MarkovChain:
     counts: np.ndarray  # (transient states) x (transient states + conv + null)
     _pairs: sparse.csr_array | None = None  # (paths x transitions) counts, to reweight
     _cells: tuple | None = None  # (row, column) of each transition in `counts`
+    # value -> indices of the states holding it; shared by every reweighting (same states)
+    _holding_cache: dict = field(default_factory=dict)
 
     @classmethod
     def fit(cls, paths: list[tuple[tuple, bool]], weights=None, order: int = 1) -> MarkovChain:
@@ -171,9 +171,9 @@ class MarkovChain:
         to = np.concatenate([state[first], end[empty], state[1:][inner[:-1]],
                              end[path_of[last]]])
         # One integer key per (path, from, to): 1-D uniques sort fast, row-wise ones do not.
-        seen, ends = np.unique(np.concatenate([frm, to]), return_inverse=True)
+        seen, inverse = np.unique(np.concatenate([frm, to]), return_inverse=True)
         width = len(seen)
-        f, t = ends[:len(frm)], ends[len(frm):]
+        f, t = inverse[:len(frm)], inverse[len(frm):]
         keys, data = np.unique((rows * width + f) * width + t, return_counts=True)
         kind_keys, column = np.unique(keys % (width * width), return_inverse=True)
         kinds = np.stack([seen[kind_keys // width], seen[kind_keys % width]], axis=1)
@@ -202,9 +202,7 @@ class MarkovChain:
         """The same chain counted with `weights` per path."""
         counts = np.zeros_like(self.counts)
         np.add.at(counts, self._cells, self._pairs.T @ np.asarray(weights, float))
-        chain = MarkovChain(self.states, counts, self._pairs, self._cells)
-        chain.__dict__["_holding_cache"] = self.__dict__.setdefault("_holding_cache", {})
-        return chain
+        return MarkovChain(self.states, counts, self._pairs, self._cells, self._holding_cache)
 
     def _matrices(self, removed: str | None):
         n = len(self.states)
@@ -256,11 +254,10 @@ class MarkovChain:
 
     def _holding(self, value: str) -> np.ndarray:
         """Indices of the states that hold `value` (cached: the states never change)."""
-        cache = self.__dict__.setdefault("_holding_cache", {})
-        if value not in cache:
-            cache[value] = np.array([i for i, s in enumerate(self.states) if value in s],
-                                    dtype=int)
-        return cache[value]
+        if value not in self._holding_cache:
+            self._holding_cache[value] = np.array(
+                [i for i, s in enumerate(self.states) if value in s], dtype=int)
+        return self._holding_cache[value]
 
     def simulate(self, n_walks: int, removed: str | None = None, seed: int = 0) -> float:
         """The conversion probability by walking the chain `n_walks` times (a cross-check

@@ -54,6 +54,7 @@ __all__ = [
     "ChurnRun",
     "backtest",
     "features_at",
+    "history_snapshots",
     "risk_band",
     "score_churn",
     "snapshot_dates",
@@ -173,6 +174,22 @@ def snapshot_dates(as_of: dt.datetime, horizon_days: int, step_days: int,
         dates.append(t)
         t -= dt.timedelta(days=step_days)
     return dates
+
+
+def history_snapshots(con: duckdb.DuckDBPyConnection, horizon_days: int = 180,
+                      step_days: int = 30, max_snapshots: int = 36
+                      ) -> tuple[list[dt.datetime], pd.DataFrame | None]:
+    """The snapshot dates from the first engagement start to the build's as-of, and every
+    snapshot's clients with features and label (one pass; None without any start)."""
+    as_of, kind = con.execute("SELECT as_of, churn_kind FROM run_parameters").fetchall()[0]
+    first = con.execute(
+        "SELECT min(occurred_at) FROM int_touchpoints_staged "
+        "WHERE activity IN (SELECT activity FROM engagement_rules WHERE role = 'start')"
+    ).fetchall()[0][0]
+    dates = (snapshot_dates(as_of, horizon_days, step_days, first, max_snapshots)
+             if first else [])
+    # Every snapshot's features in one pass over the journeys (a join on the dates).
+    return dates, (features_at(con, dates, horizon_days, kind) if dates else None)
 
 
 class ChurnModel(BaseEstimator, ClassifierMixin):
@@ -360,15 +377,10 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
                 max_snapshots: int = 36) -> ChurnRun:
     """Backtest, fit on all labelled history, and score the clients at the build's as-of."""
     as_of, kind = con.execute("SELECT as_of, churn_kind FROM run_parameters").fetchall()[0]
-    first = con.execute(
-        "SELECT min(occurred_at) FROM int_touchpoints_staged "
-        "WHERE activity IN (SELECT activity FROM engagement_rules WHERE role = 'start')"
-    ).fetchall()[0][0]
     current = features_at(con, as_of, horizon_days, kind)
-    dates = (snapshot_dates(as_of, horizon_days, step_days, first, max_snapshots)
-             if first else [])
-    # Every snapshot's features in one pass over the journeys (a join on the dates).
-    snapshots = features_at(con, dates, horizon_days, kind) if dates else current.iloc[0:0]
+    dates, snapshots = history_snapshots(con, horizon_days, step_days, max_snapshots)
+    if snapshots is None:
+        snapshots = current.iloc[0:0]
     labelled = snapshots[snapshots.label.notna()]
     base_rate = float(labelled.label.astype(float).mean()) if len(labelled) else 0.0
     result = backtest(snapshots, horizon_days, n_test_snapshots, random_state)

@@ -366,8 +366,9 @@ def run_models(
                 con.execute(f"DROP {other} {model.name}")
             started = time.perf_counter()
             con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{model.sql}", used)
+            seconds = time.perf_counter() - started
             _log.debug("model %s/%s (%s) built in %.2f s", model.layer, model.name,
-                      kind.lower(), time.perf_counter() - started)
+                       kind.lower(), seconds, extra={"model": model.name, "seconds": seconds})
         except duckdb.Error as exc:
             raise duckdb.Error(f"model {model.layer}/{model.name}.sql failed: {exc}") from exc
         built.append(model.name)

@@ -40,11 +40,7 @@ def snapshots_of(seed: int, accounts: int, work: Path) -> tuple[pd.DataFrame, Pa
     generate_exports(folder / "in", GeneratorSpec(n_accounts=accounts, seed=seed))
     steps.run_all(folder / "w.duckdb", folder / "in", Config(), steps=["load", "build"])
     con = warehouse.connect(folder / "w.duckdb", read_only=True)
-    as_of, kind = con.execute("SELECT as_of, churn_kind FROM run_parameters").fetchall()[0]
-    first = con.execute(
-        "SELECT min(occurred_at) FROM int_touchpoints_staged WHERE activity IN "
-        "(SELECT activity FROM engagement_rules WHERE role = 'start')").fetchall()[0][0]
-    snapshots = churn.features_at(con, churn.snapshot_dates(as_of, 180, 30, first), 180, kind)
+    _, snapshots = churn.history_snapshots(con, 180, 30)
     con.close()
     return snapshots, folder
 

@@ -150,8 +150,6 @@ lifetime as (  -- rates over the whole relationship so far: a client's usual lev
         c.as_of,
         c.account_id,
         count(*) filter (where o.activity = 'support_ticket') as tickets_since_won,
-        avg(o.score) filter (where o.activity = 'nps_response' and o.score is not null)
-            as mean_nps,
         count(*) filter (where o.activity = 'nps_response' and o.score is not null)
             as nps_replies,
         sum(o.score) filter (where o.activity = 'nps_response') as nps_sum,
@@ -251,7 +249,7 @@ final as (
         coalesce(lf.tickets_since_won, 0) * 365.0
         / greatest((epoch(c.as_of) - epoch(c.first_won_at)) / 86400.0, 90)
             as tickets_per_year,
-        lf.mean_nps,
+        lf.nps_sum / nullif(lf.nps_replies, 0) as mean_nps,
         coalesce(lf.web_since_won, 0) * 30.0
         / greatest((epoch(c.as_of) - epoch(c.first_won_at)) / 86400.0, 90)
             as web_visits_per_month,

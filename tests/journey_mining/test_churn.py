@@ -127,4 +127,20 @@ def test_usual_levels_count_project_time_only_and_lean_on_the_average_when_histo
         52 * (1 + 13 * usual) / (weeks["A06"] + 13))
     assert frame.at["A05", "tickets_per_project_year"] == pytest.approx(
         52 * 13 * usual / 26)
-    assert frame.at["A06", "weighted_nps"] == pytest.approx(4.0)
+    assert frame.at["A05", "weighted_nps"] == pytest.approx(4.0)  # no reply: the average
+
+
+def test_weighted_nps_leans_a_single_reply_towards_the_average_of_that_date(tmp_path):
+    # A09 (client since 1 Mar) gives a 10 on 1 Apr; A06 gave a 4 the same day. The
+    # average reply of the clients on 15 Apr is 7; one reply counts as much as it.
+    con = built_journeys(tmp_path)
+    con.execute(
+        "INSERT INTO raw_crm_activities (activity_id, occurred_at, account_id, activity_type, "
+        "contact_id, properties, _load_id, _file, _row_number, _row_hash) VALUES ('a9x', "
+        "TIMESTAMP '2024-04-01 10:00:00', 'A09', 'nps_response', 'C09', '{\"score\": 10}', "
+        "99, 'extra.csv', 1, 'x')")
+    warehouse.build(con, AnalysisParams(), as_of=dt.datetime(2025, 6, 30))
+    frame = churn.features_at(con, dt.datetime(2024, 4, 15), 180).set_index("account_id")
+    assert frame.weighted_nps.to_dict() == pytest.approx({
+        "A05": 7.0, "A06": (4 + 7) / 2, "A09": (10 + 7) / 2})
+    assert frame.at["A06", "mean_nps"] == pytest.approx(4.0)
