@@ -96,6 +96,12 @@ class IngestConfig(_Strict):
     future_tolerance_hours: float = Field(
         default=24, ge=0,
         description="rows timestamped later than the load time plus this are rejected")
+    staging: Literal["auto", "memory", "disk"] = Field(
+        default="auto",
+        description="where a load's rows wait for the duplicate check before the commit: "
+                    "memory (temporary tables), disk (a file beside the warehouse, deleted "
+                    "after the load) or auto (disk when the files would take more than "
+                    "half of DuckDB's memory limit)")
     pseudonymise: bool = Field(
         default=False,
         description="replace emails' local parts and anonymous ids by keyed hashes at ingest "

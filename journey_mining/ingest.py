@@ -33,6 +33,8 @@ import gzip
 import hashlib
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +65,8 @@ __all__ = [
 # A timestamp carries its own offset when a time of day is followed by Z or +hh[:mm].
 _OFFSET_PATTERN = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
 _NESTED_TYPES = ("STRUCT", "MAP", "LIST", "JSON", "UNION")
+# A row's position in a load: file order times this, plus its row number (one integer).
+_FILE_STRIDE = 1 << 40
 
 
 @dataclass(frozen=True)
@@ -192,9 +196,23 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _drop(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
     for table in tables:
         con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _drop_scan(con) -> None:
+    """Drop what reading one file left: `_scan` (a table or a view) and what it reads."""
+    kinds = dict(con.execute(
+        """SELECT table_name, table_type FROM information_schema.tables
+           WHERE table_catalog = 'temp'""").fetchall())
+    for name in ("_scan", "_scan_raw", "_broken"):
+        if name in kinds:
+            con.execute(f"DROP {'VIEW' if kinds[name] == 'VIEW' else 'TABLE'} {name}")
 
 
 def _position(table: str) -> str:
@@ -307,7 +325,12 @@ def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None) -
     # are the same, and the mapping is done in SQL; otherwise the file's lines are
     # scanned for quoted line breaks and blank lines (Python, only for such files).
     con.execute("CREATE TEMP TABLE _broken (_row_number BIGINT, reason VARCHAR, raw VARCHAR)")
-    if _physical_lines(f) == 1 + n_good + n_broken:
+    one_record_per_line = _physical_lines(f) == 1 + n_good + n_broken
+    if one_record_per_line and not n_broken:
+        # Row k of the reader is line k + 1: no copy of the rows, a view numbers them.
+        con.execute(f"CREATE TEMP VIEW _scan AS SELECT {_position('_scan_raw')} + 1 "
+                    "AS _row_number, * FROM _scan_raw")
+    elif one_record_per_line:
         con.execute("INSERT INTO _broken SELECT line, reason, raw FROM _record_rejects")
         con.execute(
             f"""CREATE TEMP TABLE _scan AS
@@ -322,7 +345,7 @@ def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None) -
             {"n": n_good + n_broken})
     else:
         _map_logical_lines(con, _logical_lines(f), n_good)
-    _drop(con, "_csv_rejects", "_csv_scans", "_scan_raw", "_record_rejects")
+    _drop(con, "_csv_rejects", "_csv_scans", "_record_rejects")
     return [c for c in con.table("_scan").columns if c != "_row_number"]
 
 
@@ -347,65 +370,82 @@ def _read_parquet(con, f: SourceFile) -> list[str]:
     return [name for name, *_ in described]
 
 
-def _read_jsonl(con, f: SourceFile, encoding: str | None = None) -> list[str]:
-    # Read lines as text with the CSV reader (no quoting, a separator that never
-    # occurs), so a malformed line becomes a reject with its line number.
+def _read_jsonl(con, f: SourceFile, candidates: list[str], encoding: str | None = None
+                ) -> list[str]:
+    """Read a JSONL file into `_scan` (a view: _row_number, one text column per key,
+    `_raw_line`); malformed lines and lines that are not objects into `_broken`.
+
+    Only `candidates` (the source's columns and the config's renames) are extracted,
+    in one parse of each line; other keys are kept in the line's own text, which is
+    the raw row of a reject. Returns the candidates the file has, in order of first
+    appearance.
+    """
+    # Lines as text with the CSV reader (no quoting, a separator that never occurs), so
+    # a malformed line becomes a reject with its line number, and each line parsed once:
+    # a malformed line makes the extraction fail (NULL under try); a valid JSON text is
+    # an object exactly when it starts with "{".
+    paths = ["$." + json.dumps(k) for k in candidates] or ["$"]
     con.execute(
-        r"""CREATE TEMP TABLE _text_lines AS
-            SELECT line FROM read_csv($path, columns = {'line': 'VARCHAR'}, header = false,
-                          delim = e'\x1e', quote = '', escape = '', auto_detect = false,
-                          encoding = $encoding)""",
-        {"path": str(f.path), "encoding": encoding or "utf-8"},
+        r"""CREATE TEMP TABLE _scan_raw AS
+            SELECT line, _v,
+                   coalesce(_v IS NOT NULL AND starts_with(ltrim(line, e' 	
+'), '{'), false)
+                       AS _is_object
+            FROM (SELECT line, try(json_extract_string(line, $paths::VARCHAR[])) AS _v
+                  FROM read_csv($path, columns = {'line': 'VARCHAR'}, header = false,
+                                delim = e'', quote = '', escape = '', auto_detect = false,
+                                encoding = $encoding))""",
+        {"path": str(f.path), "encoding": encoding or "utf-8", "paths": paths},
     )
-    # One parse per line. A valid JSON text is an object exactly when it starts with
-    # "{", so no second parse asks its type; the line's text is kept only where it will
-    # be a reject (the JSON column already holds the rest once).
     con.execute(
-        f"""CREATE TEMP TABLE _lines AS
-           WITH parsed AS (
-               SELECT {_position('_text_lines')} AS _row_number, line,
-                      try(line::JSON) AS j
-               FROM _text_lines
-           )
-           SELECT _row_number, j, is_object,
-                  CASE WHEN NOT is_object THEN line END AS line
-           FROM (SELECT *, coalesce(j IS NOT NULL
-                                    AND starts_with(ltrim(line, e' \t\r\n'), '{{'), false)
-                               AS is_object
-                 FROM parsed)"""
-    )
-    _drop(con, "_text_lines")
-    con.execute(
-        """CREATE TEMP TABLE _broken AS
+        f"""CREATE TEMP TABLE _broken AS
            SELECT _row_number,
-                  CASE WHEN j IS NULL THEN 'unreadable row: malformed JSON'
+                  CASE WHEN _v IS NULL THEN 'unreadable row: malformed JSON'
                        ELSE 'unreadable row: not a JSON object' END AS reason,
                   line AS raw
-           FROM _lines
-           WHERE NOT is_object AND trim(coalesce(line, '')) <> ''"""
+           FROM (SELECT {_position('_scan_raw')} AS _row_number, * FROM _scan_raw
+                 WHERE NOT _is_object)
+           WHERE trim(coalesce(line, '')) <> ''"""
     )
-    keys = [
-        row[0]
-        for row in con.execute(
-            """WITH keyed AS (
-                   SELECT _row_number, unnest(json_keys(j)) AS key
-                   FROM _lines WHERE is_object)
-               SELECT key FROM keyed GROUP BY key ORDER BY min(_row_number), key"""
-        ).fetchall()
-    ]
-    # Every key in one parse of each line (a list of JSON paths); the paths come from
-    # the file, so they are bound as a parameter, not formatted in.
-    selects = ", ".join(f"_v[{i + 1}] AS {_quote(key)}" for i, key in enumerate(keys))
-    paths = ["$." + json.dumps(key) for key in keys]
+    if not candidates:
+        return []
+    # A key is in the file when some line has a value for it. A key without any value is
+    # absent unless its quoted name occurs in the text (a cheap search), and then it is
+    # looked up by a second parse (rare: a column that is always null).
+    firsts = list(con.execute(
+        f"""SELECT {', '.join(f'min(rowid) FILTER (WHERE _v[{i + 1}] IS NOT NULL)'
+                              for i in range(len(candidates)))}
+            FROM _scan_raw WHERE _is_object""").fetchall()[0])
+    empty = [i for i, first in enumerate(firsts) if first is None]
+    if empty:
+        named = con.execute(
+            f"""SELECT {', '.join(f'bool_or(contains(line, ${n + 1}))' for n in range(len(empty)))}
+                FROM _scan_raw WHERE _is_object""",
+            [json.dumps(candidates[i]) for i in empty]).fetchall()[0]
+        empty = [i for i, found in zip(empty, named, strict=True) if found]
+    if empty:
+        present = con.execute(
+            f"""SELECT {', '.join(f'bool_or(json_exists(line, ${n + 1}))'
+                                  for n in range(len(empty)))}
+                FROM _scan_raw WHERE _is_object""", [paths[i] for i in empty]).fetchall()[0]
+        for i, found in zip(empty, present, strict=True):
+            firsts[i] = 0 if found else None
+    found = sorted((first, i) for i, first in enumerate(firsts) if first is not None)
+    selects = "".join(f", _v[{i + 1}] AS {_quote(candidates[i])}" for _, i in found)
     con.execute(
-        f"""CREATE TEMP TABLE _scan AS SELECT _row_number{', ' + selects if selects else ''}
-            FROM (SELECT _row_number, json_extract_string(j, $paths::VARCHAR[]) AS _v
-                  FROM _lines WHERE is_object)
-            ORDER BY _row_number""",
-        {"paths": paths},
-    )
-    _drop(con, "_lines")
-    return keys
+        f"""CREATE TEMP VIEW _scan AS
+            SELECT {_position('_scan_raw')} AS _row_number{selects}, line AS _raw_line
+            FROM _scan_raw WHERE _is_object""")
+    return [candidates[i] for _, i in found]
+
+
+def _jsonl_keys(con) -> list[str]:
+    """Every key of a JSONL file read by `_read_jsonl`, in order of first appearance (for
+    an error message: a full second parse)."""
+    return [row[0] for row in con.execute(
+        """SELECT key FROM (SELECT rowid AS n, unnest(json_keys(line)) AS key
+                            FROM _scan_raw WHERE _is_object)
+           GROUP BY key ORDER BY min(n), key""").fetchall()]
 
 
 PSEUDONYMISED = ("anonymous_id",)  # besides every email column
@@ -481,8 +521,9 @@ def _pseudonymise_unsplit(raw: str | None, key: str, fmt: str) -> str | None:
 
 
 def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config: IngestConfig,
-               file_order: int, not_after: dt.datetime, key: str | None = None) -> list[str]:
-    """Append the file's rows, renamed, normalised and validated, to _incoming.
+               file_order: int, not_after: dt.datetime, key: str | None,
+               stage: str) -> list[str]:
+    """Append the file's rows, renamed, normalised and validated, to the `stage` table.
 
     With `key`, emails and anonymous ids are pseudonymised here, before anything is
     stored: in their own columns, wherever they appear inside other text (a link
@@ -504,7 +545,8 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
             mapped[target] = column
     for required in spec.required:
         if required not in mapped:
-            raise MissingColumnError(str(f.path), spec.name, required, columns,
+            available = _jsonl_keys(con) if f.format.startswith(".jsonl") else columns
+            raise MissingColumnError(str(f.path), spec.name, required, available,
                                      next((c for c, t in renames.items() if t == required), None))
 
     private = {c for c in spec.columns if c in spec.emails or c in PSEUDONYMISED}
@@ -565,8 +607,23 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
     raw_struct = ", ".join(f"{_quote(c)} := {raw_value(c)}" for c in columns) or "empty := NULL"
     # The raw row is kept as text for rejected rows only: packed as a struct here, turned
     # into JSON below only where a reason was found (most rows are never serialised).
+    # A JSONL row's raw text is its line (every key, as written); pseudonymised, the
+    # emails and visitor ids inside it are replaced, then its private keys are hashed.
+    raw_json = "to_json(raw)::VARCHAR"
+    if f.format.startswith(".jsonl"):
+        raw_struct, raw_json = "line := _raw_line", "raw.line"
+        if key is not None:
+            raw_struct += f", visitor := {visitor}" + "".join(
+                f", p{i} := {_quote(c)}" for i, c in enumerate(hidden))
+            raw_json = "_scrub(raw.line, raw.visitor, $key)"
+            if hidden:
+                patch = ", ".join(
+                    f"{_sql_text(c)}, {_pseudonym(f'raw.p{i}', hidden[c] in spec.emails)}"
+                    for i, c in enumerate(hidden))
+                raw_json = f"json_merge_patch({raw_json}, json_object({patch}))::VARCHAR"
+    content = ", ".join(f"{c} := {c}" for c in spec.columns)
     statement = (
-        f"""INSERT INTO _incoming
+        f"""INSERT INTO {stage}
             WITH typed AS (
                 SELECT _row_number, {', '.join(selects)},
                        struct_pack({raw_struct}) AS raw
@@ -576,13 +633,14 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
                 SELECT *, nullif(concat_ws('; ', {', '.join(reasons)}), '') AS _reason
                 FROM typed
             )
-            SELECT $file AS _file, $file_order AS _file_order, _row_number,
-                   {', '.join(spec.columns)}, _reason,
-                   CASE WHEN _reason IS NOT NULL THEN to_json(raw)::VARCHAR END AS raw
+            SELECT $file AS _file, $file_order::BIGINT * {_FILE_STRIDE} + _row_number,
+                   _row_number, {', '.join(spec.columns)}, _reason,
+                   CASE WHEN _reason IS NOT NULL THEN {raw_json} END AS raw,
+                   CASE WHEN _reason IS NULL THEN hash(struct_pack({content}))::VARCHAR END
             FROM judged
             UNION ALL
-            SELECT $file, $file_order, _row_number, {', '.join('NULL' for _ in spec.columns)},
-                   reason, raw
+            SELECT $file, $file_order::BIGINT * {_FILE_STRIDE} + _row_number, _row_number,
+                   {', '.join('NULL' for _ in spec.columns)}, reason, raw, NULL
             FROM _broken"""
     )
     now = not_after - dt.timedelta(hours=config.future_tolerance_hours)
@@ -615,7 +673,10 @@ def _read(con, f: SourceFile, config: IngestConfig) -> list[str]:
             return _read_csv(con, f, config.source(f.source).delimiter, encoding)
         if f.format == ".parquet":
             return _read_parquet(con, f)
-        return _read_jsonl(con, f, encoding)
+        spec, renames = SOURCES[f.source], config.source(f.source).columns
+        candidates = list(dict.fromkeys(
+            [c for c, target in renames.items() if target in spec.columns] + list(spec.columns)))
+        return _read_jsonl(con, f, candidates, encoding)
     except duckdb.Error as exc:
         reason = str(exc).splitlines()[0]
         if "utf-8" in str(exc).lower() or "unicode" in str(exc).lower():
@@ -624,38 +685,46 @@ def _read(con, f: SourceFile, config: IngestConfig) -> list[str]:
         raise UnreadableFileError(str(f.path), reason) from exc
 
 
-def _reconcile(con, spec: SourceSpec, load_id: int) -> dict[str, dict[str, int]]:
-    """Classify _incoming rows of one source (new, duplicate, conflict, invalid) and apply.
+def _stage_table(con, spec: SourceSpec, schema: str) -> str:
+    """Create the staging table of one source: its rows as read, judged, with position and
+    content hash, waiting for the duplicate check."""
+    table = f"{schema}._stage_{spec.name}"
+    columns = ", ".join(
+        f"{c} {'TIMESTAMP' if c in spec.timestamps else 'VARCHAR'}" for c in spec.columns)
+    con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute(
+        f"""CREATE {'TEMP ' if schema == 'temp' else ''}TABLE {table} (
+            _file VARCHAR, _position BIGINT, _row_number BIGINT,
+            {columns}, _reason VARCHAR, raw VARCHAR, _row_hash VARCHAR)""")
+    return table
 
+
+def _reconcile(con, spec: SourceSpec, load_id: int, stage: str,
+               file_names: list[str]) -> dict[str, dict[str, int]]:
+    """Classify the staged rows of one source (new, duplicate, conflict, invalid) and apply.
+
+    Most rows are new, so only the others are written down (`_settled`): rows whose id
+    is already loaded, and rows whose id came earlier in this load. The new rows then
+    go straight from staging to the raw table by an anti-join on that short list, and
+    nothing the size of the load is copied twice. `file_names[i]` is the file of order i.
     Returns per file: {'loaded': n, 'duplicate': n, 'rejected': n, 'read': n}.
     """
     cols = ", ".join(spec.columns)
     key = spec.id_column
     content = ", ".join(f"{c} := {c}" for c in spec.columns)
-    # The first row of each id (file order, then row) by a hash aggregate, not a window:
-    # a later row with the same id is a duplicate if its content hash is the same.
+    first_file = f"$files[(f._first_position // {_FILE_STRIDE})::INTEGER + 1]"
     con.execute(
-        f"""CREATE TEMP TABLE _classified AS
-            WITH valid AS (
-                SELECT {cols}, _file, _file_order, _row_number,
-                       hash(struct_pack({content}))::VARCHAR AS _row_hash,
-                       -- file order, then row, as one integer (cheaper to compare)
-                       _file_order::BIGINT * 1099511627776 + _row_number AS _position
-                FROM _incoming WHERE _reason IS NULL
-            ),
-            firsts AS (
-                SELECT {key},
-                       min(_position) AS _first_position,
-                       arg_min(_row_hash, _position) AS _first_hash,
-                       arg_min(_file, _position) AS _first_file,
-                       arg_min(_row_number, _position) AS _first_row
-                FROM valid GROUP BY {key}
+        f"""CREATE TEMP TABLE _settled AS
+            WITH repeated AS (   -- ids met more than once in this load, and their first row
+                SELECT {key}, min(_position) AS _first_position,
+                       arg_min(_row_hash, _position) AS _first_hash
+                FROM {stage} WHERE _reason IS NULL
+                GROUP BY {key} HAVING count(*) > 1
             )
-            SELECT r.*,
+            SELECT r._position,
                    CASE
                        WHEN e.{key} IS NOT NULL AND e._row_hash = r._row_hash THEN 'duplicate'
                        WHEN e.{key} IS NOT NULL THEN 'conflict'
-                       WHEN r._position = f._first_position THEN 'new'
                        WHEN r._row_hash = f._first_hash THEN 'duplicate'
                        ELSE 'conflict'
                    END AS _status,
@@ -665,20 +734,25 @@ def _reconcile(con, spec: SourceSpec, load_id: int) -> dict[str, dict[str, int]]
                            THEN format('conflicting duplicate: {key} {{}} was loaded before from '
                                        || '{{}} row {{}} with different content',
                                        r.{key}, e._file, e._row_number)
-                       WHEN e.{key} IS NULL AND r._position <> f._first_position
-                            AND r._row_hash <> f._first_hash
+                       WHEN e.{key} IS NULL AND r._row_hash <> f._first_hash
                            THEN format('conflicting duplicate: {key} {{}} first seen in {{}} '
-                                       || 'row {{}} with different content',
-                                       r.{key}, f._first_file, f._first_row)
+                                       || 'row {{}} with different content', r.{key},
+                                       {first_file},
+                                       f._first_position % {_FILE_STRIDE})
                    END AS _conflict_reason
-            FROM valid r
-            JOIN firsts f ON f.{key} = r.{key}
-            LEFT JOIN {spec.raw_table} e ON e.{key} = r.{key}"""
+            FROM {stage} r
+            LEFT JOIN repeated f ON f.{key} = r.{key}
+            LEFT JOIN {spec.raw_table} e ON e.{key} = r.{key}
+            WHERE r._reason IS NULL
+              AND (e.{key} IS NOT NULL OR r._position <> f._first_position)""",
+        {"files": file_names} if "$files" in first_file else {},
     )
     con.execute(
         f"""INSERT INTO {spec.raw_table}
             SELECT {cols}, $load_id, _file, _row_number, _row_hash
-            FROM _classified WHERE _status = 'new' ORDER BY _file_order, _row_number""",
+            FROM {stage} r
+            WHERE _reason IS NULL
+              AND NOT EXISTS (SELECT 1 FROM _settled s WHERE s._position = r._position)""",
         {"load_id": load_id},
     )
     # Rejects: invalid rows and conflicting duplicates. A reject already recorded
@@ -688,11 +762,12 @@ def _reconcile(con, spec: SourceSpec, load_id: int) -> dict[str, dict[str, int]]
         f"""INSERT INTO rejected_rows
            WITH rejects AS (
                SELECT _file AS file, _row_number AS row_number, _reason AS reason, raw
-               FROM _incoming WHERE _reason IS NOT NULL
+               FROM {stage} WHERE _reason IS NOT NULL
                UNION ALL
-               SELECT _file, _row_number, _conflict_reason,
+               SELECT r._file, r._row_number, s._conflict_reason,
                       to_json(struct_pack({content}))::VARCHAR
-               FROM _classified WHERE _status = 'conflict'
+               FROM _settled s JOIN {stage} r USING (_position)
+               WHERE s._status = 'conflict'
            )
            SELECT $source, file, row_number, reason, raw, $load_id
            FROM rejects r
@@ -703,25 +778,76 @@ def _reconcile(con, spec: SourceSpec, load_id: int) -> dict[str, dict[str, int]]
            ORDER BY file, row_number""",
         {"source": spec.name, "load_id": load_id},
     )
-    rows = con.execute(
-        """WITH judged AS (
-               SELECT _file, _status FROM _classified
-               UNION ALL
-               SELECT _file, NULL FROM _incoming WHERE _reason IS NOT NULL
-           )
-           SELECT _file,
-                  count(*) AS read,
-                  count(*) FILTER (WHERE _status = 'new') AS loaded,
-                  count(*) FILTER (WHERE _status = 'duplicate') AS duplicate,
-                  count(*) FILTER (WHERE _status IS NULL OR _status = 'conflict') AS rejected
-           FROM judged
-           GROUP BY _file"""
-    ).fetchall()
-    _drop(con, "_classified")
-    return {
-        file: {"read": read, "loaded": loaded, "duplicate": dup, "rejected": rej}
-        for file, read, loaded, dup, rej in rows
+    counts = {
+        file: {"read": read, "loaded": valid, "duplicate": 0, "rejected": read - valid}
+        for file, read, valid in con.execute(
+            f"""SELECT _file, count(*), count(*) FILTER (WHERE _reason IS NULL)
+                FROM {stage} GROUP BY _file""").fetchall()
     }
+    for order, status, n in con.execute(
+            f"""SELECT (_position // {_FILE_STRIDE})::INTEGER, _status, count(*)
+                FROM _settled GROUP BY ALL""").fetchall():
+        c = counts[file_names[order]]
+        c["loaded"] -= n
+        c["duplicate" if status == "duplicate" else "rejected"] += n
+    _drop(con, "_settled")
+    return counts
+
+
+def _memory_limit_bytes(con) -> int:
+    """DuckDB's memory limit of this connection, in bytes."""
+    text = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    match = re.fullmatch(r"([\d.]+)\s*([KMGT]?i?B)", str(text).strip())
+    if not match:
+        return 0
+    units = {"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+             "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+    return int(float(match.group(1)) * units.get(match.group(2), 1))
+
+
+def _staging_path(con, files: list[SourceFile], setting: str) -> Path | None:
+    """The file a load stages its rows in, or None to stage in memory.
+
+    In memory, DuckDB keeps temporary tables uncompressed and spills them as they are:
+    a 100 M-event load would spill several times its files' size. On disk the staged
+    rows are compressed like any table. `auto` goes to disk when the files, counted
+    uncompressed (a gzip file as five times its size), would take more than half the
+    memory limit (rows in memory take about twice their text); a warehouse in memory
+    always stages in memory.
+    """
+    rows = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    database = rows[0][0] if rows else None
+    if setting == "memory" or not database:
+        return None
+    if setting == "auto":
+        size = sum(f.bytes * (5 if f.format.endswith(".gz") else 1) for f in files)
+        if size * 2 <= _memory_limit_bytes(con):
+            return None
+    return Path(f"{database}.staging")
+
+
+@contextmanager
+def _staging(con, files: list[SourceFile], setting: str) -> Iterator[str]:
+    """The schema a load stages its rows in (see `_staging_path`), removed afterwards.
+
+    A staging file left by a killed load is deleted before the next load starts: it
+    was never part of the warehouse.
+    """
+    path = _staging_path(con, files, setting)
+    if path is None:
+        yield "temp"
+        return
+    for stale in (path, Path(f"{path}.wal")):
+        stale.unlink(missing_ok=True)
+    con.execute(f"ATTACH '{path}' AS _staging")
+    try:
+        yield "_staging"
+    finally:
+        con.execute("DETACH _staging")
+        for stale in (path, Path(f"{path}.wal")):
+            stale.unlink(missing_ok=True)
 
 
 def load_exports(
@@ -738,6 +864,12 @@ def load_exports(
     then duplicates). `on_file(source_file)` is called before each file is read,
     for progress display. Raises an `IngestError` naming the file at fault; the
     warehouse is then unchanged.
+
+    Two phases: every file is read, normalised and judged into a staging table, one
+    file at a time and outside any warehouse transaction (memory is bounded by one
+    file, and the staging table spills compressed); then one transaction checks
+    duplicates, appends the new rows and writes the bookkeeping. Nothing reaches the
+    warehouse's tables before that commit.
     """
     config = config or IngestConfig()
     if config.pseudonymise and not pseudonym_key:
@@ -749,57 +881,64 @@ def load_exports(
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     # A far-future timestamp would become the as-of date and age every journey.
     not_after = started + dt.timedelta(hours=config.future_tolerance_hours)
-    with transaction(con):
-        load_id = con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM loads").fetchall()[0][0]
-        seen = {
-            row[0]
-            for row in con.execute("SELECT DISTINCT sha256 FROM load_files WHERE status = 'read'")
-            .fetchall()
-        }
-        report = LoadReport(load_id, str(input_dir))
+    seen = {
+        row[0]
+        for row in con.execute("SELECT DISTINCT sha256 FROM load_files WHERE status = 'read'")
+        .fetchall()
+    }
+    warnings: list[str] = []
+    staged: list[tuple[SourceSpec, list[SourceFile], list[SourceFile], str]] = []
+    to_read = [f for f in files if full_reload or f.sha256 not in seen]
+    with _staging(con, to_read, config.staging) as schema:
         for spec in SOURCES.values():
             source_files = [f for f in files if f.source == spec.name]
-            counts = {}
             if not source_files:
                 continue
-            columns_sql = ", ".join(
-                f"{c} {'TIMESTAMP' if c in spec.timestamps else 'VARCHAR'}" for c in spec.columns
-            )
-            con.execute(
-                f"""CREATE TEMP TABLE _incoming (_file VARCHAR, _file_order INTEGER,
-                    _row_number BIGINT, {columns_sql}, _reason VARCHAR, raw VARCHAR)"""
-            )
+            stage = _stage_table(con, spec, schema)
             read_files = []
             for order, f in enumerate(source_files):
-                if f.sha256 in seen and not full_reload:
-                    counts[f.name] = FileCounts(spec.name, f.name, "skipped")
+                if f not in to_read:
                     continue
                 if on_file:
                     on_file(f)
-                columns = _read(con, f, config)
-                report.warnings += _normalise(con, f, spec, columns, config, order, not_after,
-                                              key)
-                _drop(con, "_scan", "_broken")
+                try:
+                    columns = _read(con, f, config)
+                    warnings += _normalise(con, f, spec, columns, config, order, not_after,
+                                           key, stage)
+                finally:
+                    _drop_scan(con)
                 read_files.append(f)
-            per_file = _reconcile(con, spec, load_id)
-            for f in read_files:
-                c = per_file.get(f.name, {"read": 0, "loaded": 0, "duplicate": 0, "rejected": 0})
-                counts[f.name] = FileCounts(
-                    spec.name, f.name, "read" if c["read"] else "empty", c["read"], c["loaded"],
-                    c["duplicate"], c["rejected"]
-                )
-                if not c["read"]:
-                    report.warnings.append(f"{f.name}: no data rows (header only or empty)")
-            _drop(con, "_incoming")
+            staged.append((spec, source_files, read_files, stage))
+        report = _apply(con, input_dir, staged, started)
+        report.warnings = warnings + report.warnings
+        for *_, stage in staged:
+            con.execute(f"DROP TABLE IF EXISTS {stage}")
+    return report
+
+
+def _apply(con, input_dir, staged, started: dt.datetime) -> LoadReport:
+    """The second phase of a load: one transaction from the staged rows to the warehouse."""
+    with transaction(con):
+        load_id = con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM loads").fetchall()[0][0]
+        report = LoadReport(load_id, str(input_dir))
+        for spec, source_files, read_files, stage in staged:
+            per_file = _reconcile(con, spec, load_id, stage, [f.name for f in source_files])
             for f in source_files:
-                fc = counts[f.name]
+                if f not in read_files:
+                    fc = FileCounts(spec.name, f.name, "skipped")
+                else:
+                    c = per_file.get(f.name, {"read": 0, "loaded": 0, "duplicate": 0,
+                                              "rejected": 0})
+                    fc = FileCounts(spec.name, f.name, "read" if c["read"] else "empty",
+                                    c["read"], c["loaded"], c["duplicate"], c["rejected"])
+                    if not c["read"]:
+                        report.warnings.append(f"{f.name}: no data rows (header only or empty)")
                 report.files.append(fc)
                 con.execute(
                     "INSERT INTO load_files VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     [load_id, spec.name, f.name, f.sha256, f.bytes, fc.status, fc.rows_read,
                      fc.rows_loaded, fc.rows_duplicate, fc.rows_rejected],
                 )
-                seen.add(f.sha256)
         if not report.recorded:
             # Every file was loaded before or holds no row: a no-op leaves no trace,
             # not even in loads.

@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from journey_mining import ingest
+from journey_mining import ingest, warehouse
 from journey_mining.config import IngestConfig
 from journey_mining.errors import MissingColumnError, UnknownFileError
 from tests.conftest import WEB_HEADER, table_rows, write_csv
@@ -204,10 +204,10 @@ def test_failure_half_way_leaves_the_warehouse_as_it_was(con, tmp_path, monkeypa
               "w1,2025-01-10T10:00:00Z,a1,page_view,", "w2,bad,a1,page_view,")
     real = ingest._reconcile
 
-    def crash_on_web(con_, spec, load_id):
+    def crash_on_web(con_, spec, *args):
         if spec.name == "web_events":  # accounts were already written in this load
             raise OSError("disk full")
-        return real(con_, spec, load_id)
+        return real(con_, spec, *args)
 
     monkeypatch.setattr(ingest, "_reconcile", crash_on_web)
     with pytest.raises(OSError):
@@ -225,23 +225,51 @@ def test_process_killed_mid_load_leaves_the_warehouse_usable_and_unchanged(tmp_p
     script = textwrap.dedent(f"""
         import os
         from journey_mining import ingest, warehouse
+        from journey_mining.config import IngestConfig
         con = warehouse.connect({str(db)!r})
         ingest.load_exports(con, {str(tmp_path / 'first')!r})
         con.close()
         con = warehouse.connect({str(db)!r})
         real = ingest._reconcile
-        def die(con_, spec, load_id):
+        def die(con_, spec, *args):
             if spec.name == "web_events":
                 os._exit(9)   # killed: no rollback, no close
-            return real(con_, spec, load_id)
+            return real(con_, spec, *args)
         ingest._reconcile = die
-        ingest.load_exports(con, {str(tmp_path / 'second')!r})
+        ingest.load_exports(con, {str(tmp_path / 'second')!r}, IngestConfig(staging="disk"))
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True)
     assert result.returncode == 9, result.stderr.decode()
+    staging = tmp_path / "w.duckdb.staging"
+    assert staging.exists()  # the killed load had staged its rows beside the warehouse
     con = duckdb.connect(str(db))
     assert con.execute("SELECT account_id FROM raw_crm_accounts").fetchall() == [("acc1",)]
     assert con.execute("SELECT count(*) FROM loads").fetchall() == [(1,)]
+    con.close()
+    # The next load starts clean: the stale staging file is not read, and is gone after.
+    con = warehouse.connect(db)
+    report = ingest.load_exports(con, tmp_path / "second", IngestConfig(staging="disk"))
+    assert (report.rows_loaded, report.rows_duplicate) == (2, 0)
+    assert not staging.exists()
+
+
+@pytest.mark.parametrize("staging", ["memory", "disk"])
+def test_staging_on_disk_or_in_memory_loads_the_same(tmp_path, staging):
+    """Large loads stage on disk (compressed, beside the warehouse), small ones in
+    memory: the same rows, rejects and counts either way, and nothing left behind."""
+    a, b = _overlap_fixture(tmp_path)
+    db = tmp_path / "w.duckdb"
+    con = warehouse.connect(db)
+    config = IngestConfig(staging=staging)
+    assert _counts(ingest.load_exports(con, a, config)) == (7, 5, 0, 2, 0)
+    assert _counts(ingest.load_exports(con, b, config)) == (8, 3, 3, 2, 1)
+    assert [r[0] for r in web_rows(con)] == ["w1", "w2", "w3", "w5", "w6", "w7"]
+    assert [r[2:] for r in rejects(con) if r[3].startswith("conflicting")] == [
+        (5, "conflicting duplicate: event_id w1 was loaded before from "
+            "web_events_2025-01.csv row 2 with different content"),
+        (9, "conflicting duplicate: event_id w7 first seen in web_events_2025-01-28.csv "
+            "row 8 with different content")]
+    assert not [p for p in tmp_path.iterdir() if ".staging" in p.name]
 
 
 # -- idempotence and overlapping exports ----------------------------------------------

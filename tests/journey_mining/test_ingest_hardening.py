@@ -48,6 +48,14 @@ def private_with_dirt(tmp_path):
                                  "email": "pia@beta.io", "event_type": "click",
                                  "url": "https://beta.io/?e=quinn@beta.io"}) + "\n")
         handle.write('{"event_id": "md2", "occurred_at": "2025-02-03", "email": "rob@beta.io"\n')
+        # valid JSON, rejected (bad time): its line is the raw row, pseudonymised
+        handle.write(json.dumps({"event_id": "md3", "occurred_at": "soon", "email": "sara@beta.io",
+                                 "event_type": "click", "url": "https://beta.io/?e=tom@beta.io",
+                                 "note": "kept"}) + "\n")
+    # a short visitor id is not searched for inside text, but its own key is hashed
+    (folder / "web_events_dirt.jsonl").write_text(json.dumps(
+        {"event_id": "wd5", "occurred_at": "later", "anonymous_id": "vs5",
+         "event_name": "page_view", "email": "uma@acme.com"}) + "\n")
     con = warehouse.connect()
     ingest.load_exports(con, folder, IngestConfig(pseudonymise=True), pseudonym_key=KEY)
     warehouse.build(con, AnalysisParams(), as_of=AS_OF)
@@ -57,7 +65,8 @@ def private_with_dirt(tmp_path):
 
 SECRETS = ["mia@acme.com", "noah@acme.com", "Noah%40acme.com", "nina@acme.com",
            "olga@acme.com", "pia@beta.io", "quinn@beta.io", "rob@beta.io", "ann@acme.com",
-           "visitor-secret-1", "visitor-secret-2", "visitor-secret-3", "visitor-secret-4", KEY]
+           "visitor-secret-1", "visitor-secret-2", "visitor-secret-3", "visitor-secret-4", KEY,
+           "sara@beta.io", "tom@beta.io", "uma@acme.com", '"vs5"']
 
 
 @pytest.mark.parametrize("secret", SECRETS)
@@ -80,6 +89,13 @@ def test_unsplittable_rows_keep_their_shape_and_line(private_with_dirt):
     assert wd1.count(",") == 7 and "2025-02-01T09:00:00Z" in wd1
     assert ingest.pseudonymise_value("mia@acme.com", KEY, True) in wd1
     assert ("email_events_dirt.jsonl.gz", 2) in by_line
+    # a valid JSONL line that was rejected keeps every key, its private values hashed
+    md3 = json.loads(by_line[("email_events_dirt.jsonl.gz", 3)])
+    assert md3["note"] == "kept" and md3["occurred_at"] == "soon"
+    assert md3["email"] == ingest.pseudonymise_value("sara@beta.io", KEY, True)
+    assert ingest.pseudonymise_value("tom@beta.io", KEY, True) in md3["url"]
+    wd5 = json.loads(by_line[("web_events_dirt.jsonl", 1)])
+    assert wd5["anonymous_id"] == ingest.pseudonymise_value("vs5", KEY, False)
 
 
 # -- 2. far-future timestamps --------------------------------------------------------------
@@ -201,3 +217,30 @@ def test_a_missing_required_column_names_the_mapping_that_did_not_apply(con, tmp
     config = IngestConfig(sources={"web_events": {"columns": {"Event ID": "event_id"}}})
     with pytest.raises(MissingColumnError, match="maps 'Event ID' to it"):
         ingest.load_exports(con, tmp_path, config)
+
+
+def test_jsonl_keys_absent_null_or_renamed_are_told_apart(con, tmp_path):
+    """JSONL is read for the source's columns and the config's renames only: a key that
+    is always null is still a column (its rows are rejected for the value), a key that
+    never occurs is a missing column, named with the keys the file does have."""
+    lines = [{"Event ID": "w1", "occurred_at": "2025-01-10T10:00:00Z", "anonymous_id": None,
+              "event_name": "page_view", "extra": 1},
+             {"Event ID": "w2", "occurred_at": "2025-01-10T11:00:00Z", "anonymous_id": None,
+              "event_name": "page_view"}]
+    (tmp_path / "web_events.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    config = IngestConfig(sources={"web_events": {"columns": {"Event ID": "event_id"}}})
+    report = ingest.load_exports(con, tmp_path, config)
+    assert report.rows_rejected == 2
+    assert {r[0] for r in con.execute("SELECT reason FROM rejected_rows").fetchall()} == {
+        "missing required value: anonymous_id"}
+    raw = json.loads(con.execute(
+        "SELECT raw FROM rejected_rows WHERE row_number = 1").fetchall()[0][0])
+    assert raw == lines[0]  # the line as written, keys the pipeline does not use included
+
+    (tmp_path / "web_events.jsonl").write_text(
+        "".join(json.dumps({k: v for k, v in x.items() if k != "anonymous_id"}) + "\n"
+                for x in lines))
+    with pytest.raises(MissingColumnError,
+                       match=r"'anonymous_id'.*file has: Event ID, event_name, extra, "
+                             r"occurred_at\)"):
+        ingest.load_exports(con, tmp_path, config, full_reload=True)
