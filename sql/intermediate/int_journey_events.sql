@@ -31,21 +31,22 @@ ended as (
 
 -- A plain join on account and aggregate, not an ASOF join: an account has few
 -- engagements, and DuckDB's ASOF LEFT JOIN with a strict inequality took 290 s
--- where this takes about 1 s at 10 M events (BENCHMARKS.md).
+-- where this takes about 1 s at 10 M events (BENCHMARKS.md). Only touchpoints after
+-- an ended engagement are grouped (an inner join); the others are in cycle 1.
 cycles as (
     select
         t.touchpoint_id,
-        coalesce(max(e.engagement_no), 0) + 1 as engagement_cycle
+        max(e.engagement_no) + 1 as engagement_cycle
     from touchpoints as t
-    left join ended as e
+    inner join ended as e
         on t.account_id = e.account_id and t.occurred_at > e.ended_at
     group by t.touchpoint_id
 ),
 
 with_cycle as (
-    select t.*, c.engagement_cycle
+    select t.*, coalesce(c.engagement_cycle, 1) as engagement_cycle
     from touchpoints as t
-    inner join cycles as c on t.touchpoint_id = c.touchpoint_id
+    left join cycles as c on t.touchpoint_id = c.touchpoint_id
 ),
 
 final as (

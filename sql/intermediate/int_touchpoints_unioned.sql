@@ -1,3 +1,4 @@
+-- materialized: view (read by four models; each reads only the columns it needs)
 -- Grain: one row per touchpoint from any source, before identity stitching.
 -- channel is the system that recorded the touchpoint: web, email or crm (sales and service).
 -- The identifiers each source carries are kept for stitching: CRM rows name their
