@@ -3,10 +3,13 @@
 -- with the share of the long tail it leaves out.
 -- Each activity becomes one character while the paths are built and grouped (short
 -- strings hash and compare fast); only the distinct paths are spelled out again.
+-- A case's path is built without an ordered aggregate (which sorts inside every
+-- group, half the time of this query): each event is one integer, its index times
+-- 2^20 plus its activity's code, and the case's list of integers is sorted.
 with codes as (
     select
         activity,
-        chr(cast(32 + row_number() over (order by activity) as integer)) as code
+        cast(32 + row_number() over (order by activity) as integer) as code
     from (select distinct activity from event_log)
 ),
 
@@ -17,7 +20,13 @@ names as (
 paths as (
     select
         l.case_id,
-        string_agg(c.code, '' order by l.event_index) as path,
+        array_to_string(
+            list_transform(
+                list_sort(list(l.event_index * 1048576 + c.code)),
+                lambda x: chr(cast(x % 1048576 as integer))
+            ),
+            ''
+        ) as path,
         count(*) as length
     from event_log as l
     inner join codes as c on l.activity = c.activity
