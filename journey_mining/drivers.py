@@ -60,31 +60,32 @@ from entered
 FEATURES_SQL = """
 with windows as (select * from _driver_windows),
 events as (
-    select w.account_id, e.channel || ':' || e.activity as driver, 'touchpoint' as kind
+    select w._row, e.channel || ':' || e.activity as driver, 'touchpoint' as kind
     from windows w
     join int_journey_events e on e.account_id = w.account_id
         and e.occurred_at < w.window_end
     left join stage_ladder l on l.stage = e.stage
     where coalesce(l.stage_order, 0) < $to_order
     union all
-    select w.account_id, 'role:' || lower(c.role), 'role'
+    select w._row, 'role:' || lower(c.role), 'role'
     from windows w
     join int_journey_events e on e.account_id = w.account_id
         and e.occurred_at < w.window_end
     join stg_crm__contacts c on c.contact_id = e.contact_id
     where c.role is not null and e.channel = 'crm'
 )
-select distinct account_id, driver, kind from events
+select driver, kind, list(distinct _row) as rows from events group by driver, kind
+order by driver, kind
 """
 
 
 def driver_frame(con: duckdb.DuckDBPyConnection, from_stage: str, to_stage: str
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """For one step: the accounts (converted, days in stage) and their (account, driver)
-    pairs, touchpoints and roles before the step only."""
+    """For one step: the accounts (converted, days in stage) and, per driver (touchpoints
+    and roles before the step only), the rows of `windows` of the accounts that had it."""
     windows = con.execute(WINDOWS_SQL, {"from_stage": from_stage,
                                         "from_order": STAGE_ORDER[from_stage]}).df()
-    con.register("_driver_windows", windows)
+    con.register("_driver_windows", windows.assign(_row=np.arange(len(windows))))
     try:
         pairs = con.execute(FEATURES_SQL, {"to_order": STAGE_ORDER[to_stage]}).df()
     finally:
@@ -141,11 +142,9 @@ def conversion_drivers(con: duckdb.DuckDBPyConnection, fdr: float = 0.05,
             continue
         y = windows.converted.to_numpy(dtype=float)
         days = windows.days_in_stage.to_numpy(dtype=float)
-        # Each pair's row in `windows`, looked up once for all drivers.
-        pairs = pairs.assign(_row=pd.Index(windows.account_id).get_indexer(pairs.account_id))
-        for (driver, kind), part in pairs.groupby(["driver", "kind"]):
+        for driver, kind, accounts in pairs.itertuples(index=False):
             x = np.zeros(len(windows))
-            x[part._row.to_numpy()] = 1
+            x[np.asarray(accounts, dtype=np.int64)] = 1
             n_with = int(x.sum())
             if n_with < min_group or len(x) - n_with < min_group:
                 continue
