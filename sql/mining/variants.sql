@@ -51,17 +51,18 @@ spelled as (
 ),
 
 final as (
+    -- rank and cumulative coverage from one sort (one window)
     select
         variant,
         length,
         cases,
         cases / sum(cases) over () as coverage,
-        cast(row_number() over (order by cases desc, variant) as integer) as variant_rank
+        cast(row_number() over by_rank as integer) as variant_rank,
+        sum(cases) over (by_rank rows unbounded preceding) / sum(cases) over ()
+            as cumulative_coverage
     from spelled
+    window by_rank as (order by cases desc, variant)
 )
 
-select
-    *,
-    sum(coverage) over (order by variant_rank rows unbounded preceding) as cumulative_coverage
-from final
+select * from final
 order by variant_rank
