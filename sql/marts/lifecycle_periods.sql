@@ -5,12 +5,16 @@
 --   returning     active now and in the previous period
 --   resurrecting  active now, not in the previous period, but active before
 --   dormant       active in the previous period, not now
+-- Computed from the active (account, period) pairs alone, with no grid of every
+-- account x every period (at 100 M events that grid had 80 M rows and a window over
+-- them ran out of memory): the previous period is the period start minus one step.
 with params as (
     select * from run_parameters
 ),
 
 grains as (
-    select unnest(['month', 'quarter']) as period_type
+    select * from (values ('month', interval 1 month), ('quarter', interval 3 month))
+        as g (period_type, step)
 ),
 
 activity as (
@@ -20,81 +24,46 @@ activity as (
     cross join grains as g
 ),
 
-bounds as (
-    select period_type, min(period_start) as first_period
-    from activity
-    group by period_type
-),
-
-periods as (
-    select
-        b.period_type,
-        unnest(generate_series(
-            b.first_period,
-            date_trunc(b.period_type, p.as_of)::date,
-            case b.period_type when 'month' then interval 1 month else interval 3 month end
-        ))::date as period_start
-    from bounds as b
-    cross join params as p
-),
-
 first_active as (
     select period_type, account_id, min(period_start) as first_period
     from activity
     group by period_type, account_id
 ),
 
-grid as (
+active as (  -- an active period: new, returning or resurrecting
     select
-        p.period_type,
-        p.period_start,
-        f.account_id,
-        f.first_period,
-        lag(p.period_start) over (
-            partition by p.period_type, f.account_id order by p.period_start
-        ) as previous_period
-    from periods as p
-    inner join first_active as f
-        on p.period_type = f.period_type and p.period_start >= f.first_period
-),
-
-statuses as (
-    select
-        g.period_type,
-        g.period_start,
-        g.account_id,
-        now_.account_id is not null as active_now,
-        prev.account_id is not null as active_before
-    from grid as g
-    left join activity as now_
-        on g.period_type = now_.period_type and g.account_id = now_.account_id
-        and g.period_start = now_.period_start
-    left join activity as prev
-        on g.period_type = prev.period_type and g.account_id = prev.account_id
-        and g.previous_period = prev.period_start
-),
-
-classified as (
-    select
-        period_type,
-        period_start,
+        a.period_type,
+        a.period_start,
         case
-            when active_now and not active_before and period_start = (
-                select f.first_period from first_active as f
-                where f.period_type = statuses.period_type
-                    and f.account_id = statuses.account_id
-            ) then 'new'
-            when active_now and active_before then 'returning'
-            when active_now then 'resurrecting'
-            when active_before then 'dormant'
+            when prev.account_id is not null then 'returning'
+            when a.period_start = f.first_period then 'new'
+            else 'resurrecting'
         end as status
-    from statuses
+    from activity as a
+    inner join grains as g on a.period_type = g.period_type
+    inner join first_active as f
+        on a.period_type = f.period_type and a.account_id = f.account_id
+    left join activity as prev
+        on a.period_type = prev.period_type and a.account_id = prev.account_id
+        and prev.period_start = (a.period_start - g.step)::date
+),
+
+dormant as (  -- the period after an active one, without activity, up to the as-of
+    select a.period_type, (a.period_start + g.step)::date as period_start,
+        'dormant' as status
+    from activity as a
+    inner join grains as g on a.period_type = g.period_type
+    cross join params as p
+    left join activity as next_
+        on a.period_type = next_.period_type and a.account_id = next_.account_id
+        and next_.period_start = (a.period_start + g.step)::date
+    where next_.account_id is null
+        and (a.period_start + g.step)::date <= date_trunc(a.period_type, p.as_of)::date
 ),
 
 final as (
     select period_type, period_start, status, count(*) as accounts
-    from classified
-    where status is not null
+    from (select * from active union all select * from dormant)
     group by all
 )
 
