@@ -17,6 +17,9 @@ Exports are messy and overlap, so a load is a reconciliation, not an append:
    wins; without one the source's configured zone applies). A row with a
    missing required value or an unparseable timestamp is rejected with every
    reason that applies.
+   Steps 2 and 3 run one file at a time into a staging table (in memory, or on
+   disk beside the warehouse for a load larger than half the memory limit), so
+   memory is bounded by a file, not by the load.
 4. **Reconcile identity.** A row is identified by (source, id). Against what is
    already loaded and within the load (first file in name order, first row
    wins): same content is a duplicate (counted, not added), different content
@@ -745,7 +748,7 @@ def _reconcile(con, spec: SourceSpec, load_id: int, stage: str,
             LEFT JOIN {spec.raw_table} e ON e.{key} = r.{key}
             WHERE r._reason IS NULL
               AND (e.{key} IS NOT NULL OR r._position <> f._first_position)""",
-        {"files": file_names} if "$files" in first_file else {},
+        {"files": file_names},
     )
     con.execute(
         f"""INSERT INTO {spec.raw_table}
