@@ -328,3 +328,33 @@ def test_loads_table_records_each_load(con, tmp_path):
     assert con.execute(
         "SELECT file, status, rows_loaded FROM load_files WHERE load_id = 2 ORDER BY file"
     ).fetchall() == [("crm_accounts.csv", "skipped", 0), ("web_events_2025-01-28.csv", "read", 3)]
+
+
+def test_auto_staging_goes_to_disk_when_the_files_outgrow_half_the_memory_limit(
+        tmp_path, monkeypatch):
+    """`auto` stages on disk when the files (a gzip file counted five times) would take
+    more than half of DuckDB's memory limit, in memory otherwise."""
+    a, _ = _overlap_fixture(tmp_path)
+    db = tmp_path / "w.duckdb"
+    size = sum(p.stat().st_size for p in a.iterdir())
+    seen = []
+
+    def on_file(_f):
+        seen.append((tmp_path / "w.duckdb.staging").exists())
+
+    for limit, expected in ((2 * size, False), (2 * size - 1, True)):
+        monkeypatch.setattr(ingest, "_memory_limit_bytes", lambda _con, n=limit: n)
+        seen.clear()
+        con = warehouse.connect(db)
+        ingest.load_exports(con, a, full_reload=True, on_file=on_file)
+        con.close()
+        assert set(seen) == {expected}
+    assert not (tmp_path / "w.duckdb.staging").exists()
+
+
+@pytest.mark.parametrize("setting, expected", [("3GB", 3e9), ("512MB", 512e6), ("8GiB", 8 * 2**30)])
+def test_the_memory_limit_is_read_back_from_duckdb_in_bytes(setting, expected):
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{setting}'")
+    # DuckDB reports it rounded to one decimal in binary units ("2.7 GiB")
+    assert abs(ingest._memory_limit_bytes(con) - expected) / expected < 0.04
