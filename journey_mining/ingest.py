@@ -387,7 +387,7 @@ def _read_jsonl(con, f: SourceFile, candidates: list[str], encoding: str | None 
     # a malformed line becomes a reject with its line number, and each line parsed once:
     # a malformed line makes the extraction fail (NULL under try); a valid JSON text is
     # an object exactly when it starts with "{".
-    paths = ["$." + json.dumps(k) for k in candidates] or ["$"]
+    paths = ["$." + json.dumps(k) for k in candidates]
     con.execute(
         r"""CREATE TEMP TABLE _scan_raw AS
             SELECT line, _v,
@@ -410,8 +410,6 @@ def _read_jsonl(con, f: SourceFile, candidates: list[str], encoding: str | None 
                  WHERE NOT _is_object)
            WHERE trim(coalesce(line, '')) <> ''"""
     )
-    if not candidates:
-        return []
     # A key is in the file when some line has a value for it. A key without any value is
     # absent unless its quoted name occurs in the text (a cheap search), and then it is
     # looked up by a second parse (rare: a column that is always null).
@@ -840,7 +838,11 @@ def _staging(con, files: list[SourceFile], setting: str) -> Iterator[str]:
     """
     path = _staging_path(con, files, setting)
     if path is None:
-        yield "temp"
+        try:
+            yield "temp"
+        finally:  # also after a failed load: a notebook's connection lives on
+            for spec in SOURCES.values():
+                con.execute(f"DROP TABLE IF EXISTS temp._stage_{spec.name}")
         return
     for stale in (path, Path(f"{path}.wal")):
         stale.unlink(missing_ok=True)
@@ -913,9 +915,7 @@ def load_exports(
                 read_files.append(f)
             staged.append((spec, source_files, read_files, stage))
         report = _apply(con, input_dir, staged, started)
-        report.warnings = warnings + report.warnings
-        for *_, stage in staged:
-            con.execute(f"DROP TABLE IF EXISTS {stage}")
+    report.warnings = warnings + report.warnings
     return report
 
 

@@ -214,6 +214,9 @@ def test_failure_half_way_leaves_the_warehouse_as_it_was(con, tmp_path, monkeypa
         ingest.load_exports(con, tmp_path / "second")
     after = {t: table_rows(con, t) for t in before}
     assert after == before
+    # nor do the staged rows stay in memory on the connection
+    assert not con.execute("SELECT table_name FROM duckdb_tables() "
+                           "WHERE starts_with(table_name, '_stage_')").fetchall()
 
 
 def test_process_killed_mid_load_leaves_the_warehouse_usable_and_unchanged(tmp_path):
