@@ -66,9 +66,12 @@ def _queries(model: str, spec: dict) -> list[tuple[str, str]]:
                         f"SELECT count(*) FROM {model} WHERE {col} NOT IN ({literals})"))
     for col, target in spec.get("relationships", {}).items():
         table, target_col = target.split(".")
+        # A join on the target's distinct keys, not a correlated NOT EXISTS: DuckDB read
+        # every column of the model for that (59 s on the touchpoints of 100 M events).
         queries.append((f"relationships({col} -> {target})",
-                        f"SELECT count(*) FROM {model} m WHERE m.{col} IS NOT NULL AND NOT EXISTS "
-                        f"(SELECT 1 FROM {table} t WHERE t.{target_col} = m.{col})"))
+                        f"SELECT count(*) FROM {model} m LEFT JOIN (SELECT DISTINCT "
+                        f"{target_col} AS _key FROM {table}) t ON t._key = m.{col} "
+                        f"WHERE m.{col} IS NOT NULL AND t._key IS NULL"))
     for predicate in spec.get("expect", []):
         queries.append((f"expect({predicate})",
                         f"SELECT count(*) FROM {model} WHERE NOT coalesce(({predicate}), false)"))

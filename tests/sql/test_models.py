@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
 from journey_mining import checks, warehouse
@@ -102,3 +103,14 @@ def test_sums_of_stored_small_counts_are_right_under_order_by(tmp_path):
                           GROUP BY source ORDER BY source""").fetchall()
     con.close()
     assert rows == [("crm", 12, 0), ("email", 33_055, 11)]
+
+
+def test_a_relationship_test_counts_each_orphan_row_once():
+    """Orphans are counted per row of the model; NULLs are not orphans; a key repeated in
+    the target does not count a row twice."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE m AS SELECT * FROM (VALUES ('a'), ('b'), (NULL), ('b'), ('c')) v(k)")
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('a'), ('a'), ('c')) v(key)")
+    (name, query), = checks._queries("m", {"relationships": {"k": "t.key"}})
+    assert name == "relationships(k -> t.key)"
+    assert con.execute(query).fetchall() == [(2,)]
