@@ -62,18 +62,27 @@ ATTRIBUTION_COLUMNS = ["goal", "dimension", "model", "value", "conversions", "cr
                        "removal_ci_high", "uncertain", "journeys", "population"]
 
 
+_JOURNEYS = "_attribution_journeys"
 _TOUCHES = "_attribution_touches"
+_CODES, _PATHS = "_attribution_codes", "_attribution_paths"
 PATHS_SQL = (SQL_DIR / "analysis" / "attribution_paths.sql").read_text()
+DIMENSION_SQL = (SQL_DIR / "analysis" / "attribution_dimension.sql").read_text()
 CREDITS_SQL = (SQL_DIR / "analysis" / "attribution_credits.sql").read_text()
 DISTINCT_PATHS_SQL = (SQL_DIR / "analysis" / "attribution_distinct_paths.sql").read_text()
 
 
-def _load_paths(con: duckdb.DuckDBPyConnection, goal: str, dimension: str,
-                max_journeys: int = MAX_JOURNEYS) -> None:
+def _load_journeys(con: duckdb.DuckDBPyConnection, goal: str, dimensions,
+                   max_journeys: int = MAX_JOURNEYS) -> None:
+    """The goal's journeys with a column per dimension: the one join with every event."""
     before = LADDER[STAGE_ORDER[goal] - 2]
-    con.execute(PATHS_SQL.format(table=_TOUCHES, value=DIMENSIONS[dimension],
-                                 max_values=MAX_VALUES),
+    columns = ", ".join(f'{DIMENSIONS[d]} as "{d}"' for d in dimensions)
+    con.execute(PATHS_SQL.format(table=_JOURNEYS, dimensions=columns),
                 {"goal": goal, "before": before, "max_journeys": max_journeys})
+
+
+def _load_paths(con: duckdb.DuckDBPyConnection, dimension: str) -> None:
+    con.execute(DIMENSION_SQL.format(table=_TOUCHES, journeys=_JOURNEYS, dimension=dimension,
+                                     max_values=MAX_VALUES))
 
 
 def goal_paths(con: duckdb.DuckDBPyConnection, goal: str, dimension: str,
@@ -81,22 +90,29 @@ def goal_paths(con: duckdb.DuckDBPyConnection, goal: str, dimension: str,
     """Touchpoints (one row each; accounts without any have one row with no value) of the
     accounts that could reach `goal`, up to their conversion or the as-of date; at most
     `max_journeys` accounts (a repeatable sample above it; `population` is the whole)."""
-    _load_paths(con, goal, dimension, max_journeys)
+    _load_journeys(con, goal, (dimension,), max_journeys)
+    _load_paths(con, dimension)
     return con.sql(f"select * from {_TOUCHES} order by account_id, event_order").df()
 
 
 def _credits(con: duckdb.DuckDBPyConnection, table: str
              ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
     """Converting accounts, the values, and per rule an (accounts x values) credit matrix."""
-    long = con.execute(CREDITS_SQL.format(table=table), {"half_life": HALF_LIFE_DAYS}).df()
-    accounts, account_idx = np.unique(long.account_id.to_numpy(str), return_inverse=True)
-    values, value_idx = np.unique(long.value.to_numpy(str), return_inverse=True)
+    long = con.execute(CREDITS_SQL.format(table=table),
+                       {"half_life": HALF_LIFE_DAYS}).fetchnumpy()
+    account_idx, value_idx = long["account_index"], long["value_index"]
+    n_accounts = int(account_idx.max()) + 1 if len(account_idx) else 0
+    n_values = int(value_idx.max()) + 1 if len(value_idx) else 0
+    accounts = np.empty(n_accounts, dtype=object)
+    accounts[account_idx] = long["account_id"]
+    values = np.empty(n_values, dtype=object)
+    values[value_idx] = long["value"]
     matrices = {}
     for rule in RULES:
-        m = np.zeros((len(accounts), len(values)))
-        m[account_idx, value_idx] = long[rule].to_numpy(float)
+        m = np.zeros((n_accounts, n_values))
+        m[account_idx, value_idx] = long[rule]
         matrices[rule] = m
-    return accounts, [str(v) for v in values], matrices
+    return accounts.astype(str), [str(v) for v in values], matrices
 
 
 def rule_credits(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -139,13 +155,24 @@ class MarkovChain:
         Vectorised: values become integer codes, a state of order k is the number whose
         base-(values + 1) digits are its last k values (0: before the path began), and
         each path's transitions are counted with one `np.unique` over all paths."""
-        weights = np.ones(len(paths)) if weights is None else np.asarray(weights, float)
         names = sorted({v for p, _ in paths for v in p})
         code = {v: i + 1 for i, v in enumerate(names)}
-        base = len(names) + 1
         lengths = np.fromiter((len(p) for p, _ in paths), np.int64, len(paths))
         flat = np.fromiter((code[v] for p, _ in paths for v in p), np.int64, int(lengths.sum()))
-        path_of = np.repeat(np.arange(len(paths)), lengths)
+        converted = np.fromiter((bool(c) for _, c in paths), bool, len(paths))
+        return cls.from_codes(names, flat, lengths, converted, weights, order)
+
+    @classmethod
+    def from_codes(cls, names: list[str], flat: np.ndarray, lengths: np.ndarray,
+                   converted: np.ndarray, weights=None, order: int = 1) -> MarkovChain:
+        """`fit` on paths given as arrays: every path's values one after another as codes
+        (1 + the index in the sorted `names`), each path's length and whether it converted.
+        The pipeline builds these in SQL, so no path becomes a Python tuple."""
+        n_paths = len(lengths)
+        weights = np.ones(n_paths) if weights is None else np.asarray(weights, float)
+        base = len(names) + 1
+        flat, lengths = np.asarray(flat, np.int64), np.asarray(lengths, np.int64)
+        path_of = np.repeat(np.arange(n_paths), lengths)
         repeat = np.zeros(len(flat), bool)  # consecutive repeats within a path merge
         repeat[1:] = (flat[1:] == flat[:-1]) & (path_of[1:] == path_of[:-1])
         flat, path_of = flat[~repeat], path_of[~repeat]
@@ -156,9 +183,7 @@ class MarkovChain:
             earlier[lag:] = np.where(same, flat[:-lag], 0)
             state += earlier * base ** lag
         start, conv, null = -1, -2, -3
-        converted = np.fromiter((bool(c) for _, c in paths), bool, len(paths))
-        end = np.where(converted, conv, null)
-        n_paths = len(paths)
+        end = np.where(np.asarray(converted, bool), conv, null)
         first = np.ones(len(state), bool)
         first[1:] = path_of[1:] != path_of[:-1]
         last = np.ones(len(state), bool)
@@ -288,9 +313,10 @@ def _interval(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _resamples(rng, n: int, n_boot: int) -> np.ndarray:
-    """(n_boot x n) bootstrap weights: how often each of n accounts is drawn, n draws."""
-    return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)]
-                    ).astype(float)
+    """(n_boot x n) bootstrap weights: how often each of n accounts is drawn, n draws
+    (every resample's draws counted by one bincount)."""
+    draws = rng.integers(0, n, (n_boot, n)) + n * np.arange(n_boot)[:, None]
+    return np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
 
 
 def _rules(goal, dimension, con, rng, n_boot) -> list[dict]:
@@ -312,19 +338,35 @@ def _rules(goal, dimension, con, rng, n_boot) -> list[dict]:
     return rows
 
 
+def _distinct_paths(con) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct paths of the dimension's table as arrays: value names, every path's
+    codes one after another, each path's length, converted, and accounts."""
+    con.execute(DISTINCT_PATHS_SQL.format(table=_TOUCHES, codes=_CODES, paths=_PATHS))
+    names = [v for (v,) in con.execute(f"select value from {_CODES} order by code").fetchall()]
+    per_path = con.execute(f"select len(path) as length, converted, accounts from {_PATHS} "
+                           "order by n").fetchnumpy()
+    flat = con.execute(f"select unnest(path) as code, unnest(range(len(path))) as i, n "
+                       f"from {_PATHS} order by n, i").fetchnumpy()["code"]
+    return (names, flat, per_path["length"], per_path["converted"].astype(bool),
+            per_path["accounts"].astype(float))
+
+
 def _markov(goal, dimension, paths, rng, n_boot, order) -> list[dict]:
-    keys = [(tuple(p), bool(c)) for p, c in zip(paths.path, paths.converted, strict=True)]
-    counts = paths.accounts.to_numpy(float)
-    conversions = int(counts[paths.converted.to_numpy(bool)].sum())
+    values, flat, lengths, converted, counts = paths
+    conversions = int(counts[converted].sum())
     if not conversions:
         return []
-    chain = MarkovChain.fit(keys, counts, order)
-    values = sorted({v for p, _ in keys for v in p})
+    chain = MarkovChain.from_codes(values, flat, lengths, converted, counts, order)
+    path_of_account = np.repeat(np.arange(len(counts)), counts.astype(np.int64))
+    n_accounts = len(path_of_account)
     effects = chain.removal_effects(values)
     total = sum(max(e, 0) for e in effects.values())
     boot_effects, boot_shares = [], []
     for _ in range(n_boot):
-        w = rng.multinomial(int(counts.sum()), counts / counts.sum())
+        # Accounts drawn with replacement, counted per path: a multinomial over the paths
+        # with p = accounts / all, drawn in O(accounts) instead of a binomial per path.
+        w = np.bincount(path_of_account[rng.integers(0, n_accounts, n_accounts)],
+                        minlength=len(counts))
         e = chain.reweighted(w).removal_effects(values)
         s = sum(max(x, 0) for x in e.values())
         boot_effects.append([e[v] for v in values])
@@ -357,7 +399,8 @@ def attribution(con: duckdb.DuckDBPyConnection, goals=GOALS, dimensions=tuple(DI
             return _attribution(con, goals, dimensions, n_boot_rules, n_boot_markov, seed,
                                 max_journeys)
         finally:
-            con.execute(f"drop table if exists {_TOUCHES}")
+            for table in (_JOURNEYS, _TOUCHES, _CODES, _PATHS):
+                con.execute(f"drop table if exists {table}")
 
 
 def _attribution(con, goals, dimensions, n_boot_rules, n_boot_markov, seed, max_journeys
@@ -365,15 +408,16 @@ def _attribution(con, goals, dimensions, n_boot_rules, n_boot_markov, seed, max_
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     for goal in goals:
+        _load_journeys(con, goal, dimensions, max_journeys)
+        journeys, population, converted = con.sql(
+            f"select count(distinct account_id), max(population), "
+            f"count(*) filter (where converted) from {_JOURNEYS}").fetchall()[0]
+        if not converted:
+            continue
         for dimension in dimensions:
-            _load_paths(con, goal, dimension, max_journeys)
-            journeys, population, converted = con.sql(
-                f"select count(distinct account_id), max(population), "
-                f"count(*) filter (where converted) from {_TOUCHES}").fetchall()[0]
-            if not converted:
-                continue
+            _load_paths(con, dimension)
             found = _rules(goal, dimension, con, rng, n_boot_rules)
-            paths = con.sql(DISTINCT_PATHS_SQL.format(table=_TOUCHES)).df()
+            paths = _distinct_paths(con)
             for order in MARKOV_ORDERS[dimension]:
                 found += _markov(goal, dimension, paths, rng, n_boot_markov, order)
             rows += [dict(r, journeys=journeys, population=population) for r in found]

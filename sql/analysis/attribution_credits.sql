@@ -1,6 +1,8 @@
 -- Rule-based credits: one row per (converting account, value) of {table}, with the
 -- credit of each rule (each account's credits sum to one per rule). Order within an
 -- account: event_order. Time decay: half-life $half_life days before the conversion.
+-- account_index and value_index number the sorted accounts and values from 0: the cells
+-- of the (accounts x values) credit matrix, with no string sorting in Python.
 with ranked as (
     select account_id, value,
            row_number() over (partition by account_id order by event_order) - 1 as i,
@@ -20,7 +22,10 @@ weights as (
            decay / sum(decay) over (partition by account_id) as time_decay
     from ranked
 )
-select account_id, value, sum(first_touch) as first_touch, sum(last_touch) as last_touch,
+select account_id, value,
+       dense_rank() over (order by account_id) - 1 as account_index,
+       dense_rank() over (order by value) - 1 as value_index,
+       sum(first_touch) as first_touch, sum(last_touch) as last_touch,
        sum(linear) as linear, sum(position_based) as position_based,
        sum(time_decay) as time_decay
 from weights

@@ -1,8 +1,9 @@
--- Attribution paths for one goal and dimension, into a temp table ({table}): the
--- touchpoints of the accounts that could reach $goal (they entered $before), up to
--- their conversion or the as-of date; {value} is the dimension's expression and the
--- rarest values are pooled as 'other' ({max_values} kept). Above $max_journeys
--- accounts, the same hash-ordered sample every run; population = all of them.
+-- Attribution journeys for one goal, into a temp table ({table}): the touchpoints of the
+-- accounts that could reach $goal (they entered $before), up to their conversion or the
+-- as-of date, with one column per dimension ({dimensions}); an account without any
+-- touchpoint in its window has one row with no event. Above $max_journeys accounts,
+-- the same hash-ordered sample every run; population = all of them. Read once per goal:
+-- each dimension's path table is cut from it (attribution_dimension.sql).
 create or replace temp table {table} as
 with firsts as (
     select account_id, stage, min(entered_at) as entered_at
@@ -21,19 +22,9 @@ sampled as (  -- every account up to the cap; above it the same hash-ordered sam
     from population
     order by hash(account_id), account_id
     limit $max_journeys
-),
-touches as (
-    select p.account_id, p.converted_at is not null as converted, p.path_end, p.population,
-           e.occurred_at, e.event_order, {value} as value
-    from sampled p
-    left join int_journey_events e on e.account_id = p.account_id
-        and e.occurred_at < p.path_end and {value} is not null
-),
-top_values as (
-    select value from touches where value is not null
-    group by value order by count(*) desc, value limit {max_values}
 )
-select t.account_id, t.converted, t.path_end, t.population, t.occurred_at, t.event_order,
-       case when t.value is null or t.value in (select value from top_values) then t.value
-            else 'other' end as value
-from touches as t
+select p.account_id, p.converted_at is not null as converted, p.path_end, p.population,
+       e.occurred_at, e.event_order, {dimensions}
+from sampled p
+left join int_journey_events e on e.account_id = p.account_id
+    and e.occurred_at < p.path_end

@@ -114,3 +114,20 @@ def test_removal_effects_by_low_rank_update_match_a_direct_solve_per_removal(ord
         assert effects[v] == pytest.approx(1 - chain.conversion_probability(v) / whole,
                                            abs=1e-10)
     assert effects["never seen"] == 0.0
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_chains_fitted_on_paths_built_in_sql_equal_chains_fitted_on_python_paths(
+        sample_con, order):
+    """The pipeline hands the chain integer-coded paths from SQL; the same journeys as
+    Python tuples (`goal_paths`, one per account) must give the same chain."""
+    frame = attribution.goal_paths(sample_con, "client", "campaign")
+    paths = [(tuple(p.value.dropna()), bool(p.converted.iloc[0]))
+             for _, p in frame.groupby("account_id", sort=False)]
+    expected = MarkovChain.fit(paths, order=order)
+    names, flat, lengths, converted, accounts = attribution._distinct_paths(sample_con)
+    assert accounts.sum() == len(paths)
+    got = MarkovChain.from_codes(names, flat, lengths, converted, accounts, order)
+    assert got.states == expected.states
+    np.testing.assert_allclose(got.counts, expected.counts)
+    assert got.conversion_probability() == pytest.approx(expected.conversion_probability())
