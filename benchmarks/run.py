@@ -308,9 +308,10 @@ def main() -> None:
     ours = compare[0][1]
     pm4py_time = compare[1][1] + compare[2][1] if len(compare) > 1 else float("nan")
     ingest_time, bare_time, copy_time = steps[2][1], steps[0][1], steps[1][1]
-    print(f"  log: {n_log:,} events; ours {ours:.2f} s vs pm4py {pm4py_time:.2f} s: "
-          f"x{pm4py_time / ours:.1f}; ingest / bare read: x{ingest_time / bare_time:.1f} "
-          f"(/ bare copy: x{ingest_time / copy_time:.1f})")
+    versus = (f"vs pm4py {pm4py_time:.2f} s: x{pm4py_time / ours:.1f}" if len(compare) > 1
+              else "(pm4py not run: --no-compare)")
+    print(f"  log: {n_log:,} events; ours {ours:.2f} s {versus}; ingest / bare read: "
+          f"x{ingest_time / bare_time:.1f} (/ bare copy: x{ingest_time / copy_time:.1f})")
     print(f"  pipeline total {pipeline_total:.1f} s, peak {pipeline_peak:.0f} MB")
 
     if not args.no_write:
