@@ -18,6 +18,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -69,8 +70,7 @@ def median_of(results: list, step: str, repeats: int, run):
     for _ in range(repeats):
         with measured(runs, step, quiet=True):
             value = run()
-    times = sorted(t for _, t, _ in runs)
-    row = (step, times[len(times) // 2], max(m for _, _, m in runs))
+    row = (step, statistics.median(t for _, t, _ in runs), max(m for _, _, m in runs))
     results.append(row)
     print(f"  {step:<38}{row[1]:>9.2f} s{row[2]:>10.0f} MB  (median of {repeats}: "
           + ", ".join(f"{t:.2f}" for _, t, _ in runs) + ")", flush=True)

@@ -267,23 +267,15 @@ class MarkovChain:
             return dict.fromkeys(values, 0.0)
         row0 = np.linalg.solve(a.T, np.eye(n)[0]) @ q
         effects = {}
-        single = []  # values held by one state (every value of a first-order chain)
         for v in values:
             gone = self._holding(v)
-            if len(gone) == 1:
-                single.append((v, gone[0]))
-            elif not len(gone):
+            if not len(gone):
                 effects[v] = 0.0
-            else:
-                lost = row0[gone] @ np.linalg.solve(np.eye(len(gone)) + w[np.ix_(gone, gone)],
-                                                    absorbed[gone])
-                effects[v] = float(lost / absorbed[0])
-        if single:  # the 1 x 1 solves at once: row0[g] absorbed[g] / (1 + w[g, g])
-            g = np.array([i for _, i in single])
-            lost = row0[g] * absorbed[g] / (1 + w[g, g])
-            effects.update(zip((v for v, _ in single), (lost / absorbed[0]).tolist(),
-                               strict=True))
-        return {v: effects[v] for v in values}
+                continue
+            lost = row0[gone] @ np.linalg.solve(np.eye(len(gone)) + w[np.ix_(gone, gone)],
+                                                absorbed[gone])
+            effects[v] = float(lost / absorbed[0])
+        return effects
 
     def _holding(self, value: str) -> np.ndarray:
         """Indices of the states that hold `value` (cached: the states never change)."""

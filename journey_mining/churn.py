@@ -185,14 +185,14 @@ def history_snapshots(con: duckdb.DuckDBPyConnection, horizon_days: int = 180,
                       ) -> tuple[list[dt.datetime], pd.DataFrame | None]:
     """The snapshot dates from the first engagement start to the build's as-of, and every
     snapshot's clients with features and label (one pass; None without any start)."""
-    dates, snapshots, _ = _snapshots_and_current(con, horizon_days, step_days, max_snapshots)
-    return dates, snapshots
+    _, kind, dates = _history_dates(con, horizon_days, step_days, max_snapshots)
+    # Every snapshot's features in one pass over the journeys (a join on the dates).
+    return dates, (features_at(con, dates, horizon_days, kind) if dates else None)
 
 
-def _snapshots_and_current(con, horizon_days: int, step_days: int, max_snapshots: int
-                           ) -> tuple[list[dt.datetime], pd.DataFrame | None, pd.DataFrame]:
-    """The history's snapshots and the clients at the as-of date, from one pass over the
-    journeys (a join on the dates: the as-of date is one more)."""
+def _history_dates(con, horizon_days: int, step_days: int, max_snapshots: int
+                   ) -> tuple[dt.datetime, str, list[dt.datetime]]:
+    """The build's as-of date, churn kind and labelled snapshot dates."""
     as_of, kind = con.execute("SELECT as_of, churn_kind FROM run_parameters").fetchall()[0]
     first = con.execute(
         "SELECT min(occurred_at) FROM int_touchpoints_staged "
@@ -200,14 +200,7 @@ def _snapshots_and_current(con, horizon_days: int, step_days: int, max_snapshots
     ).fetchall()[0][0]
     dates = (snapshot_dates(as_of, horizon_days, step_days, first, max_snapshots)
              if first else [])
-    frame = features_at(con, [as_of, *dates], horizon_days, kind)
-    now = (frame.as_of == pd.Timestamp(as_of)).to_numpy()
-    current = frame[now].reset_index(drop=True)
-    snapshots = frame[~now].reset_index(drop=True) if dates else None
-    if snapshots is not None and snapshots.label.notna().all():
-        # The as-of rows (no label yet) made the column nullable; alone it is plain bool.
-        snapshots["label"] = snapshots.label.astype(bool)
-    return dates, snapshots, current
+    return as_of, kind, dates
 
 
 class ChurnModel(BaseEstimator, ClassifierMixin):
@@ -397,6 +390,7 @@ class ChurnRun:
     run: dict
 
 
+@threadpool_limits.wrap(limits=1)
 def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_days: int = 30,
                 n_test_snapshots: int = 6, random_state: int = 0,
                 max_snapshots: int = 36) -> ChurnRun:
@@ -405,18 +399,11 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
     The fits run with one BLAS thread: their products are small enough that threads cost
     more than they give (10 M events: the churn step 15.9 s with two, 11.9 s with one).
     """
-    with threadpool_limits(1):
-        return _score_churn(con, horizon_days, step_days, n_test_snapshots, random_state,
-                            max_snapshots)
-
-
-def _score_churn(con, horizon_days, step_days, n_test_snapshots, random_state, max_snapshots
-                 ) -> ChurnRun:
-    as_of, kind = con.execute("SELECT as_of, churn_kind FROM run_parameters").fetchall()[0]
-    dates, snapshots, current = _snapshots_and_current(con, horizon_days, step_days,
-                                                       max_snapshots)
-    if snapshots is None:
-        snapshots = current.iloc[0:0]
+    as_of, kind, dates = _history_dates(con, horizon_days, step_days, max_snapshots)
+    # Today's clients and every snapshot in one pass: the as-of date is one date more.
+    frame = features_at(con, [as_of, *dates], horizon_days, kind)
+    now = (frame.as_of == pd.Timestamp(as_of)).to_numpy()
+    current, snapshots = frame[now].reset_index(drop=True), frame[~now]
     labelled = snapshots[snapshots.label.notna()]
     base_rate = float(labelled.label.astype(float).mean()) if len(labelled) else 0.0
     result = backtest(snapshots, horizon_days, n_test_snapshots, random_state)

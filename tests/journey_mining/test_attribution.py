@@ -125,6 +125,8 @@ def test_chains_fitted_on_paths_built_in_sql_equal_chains_fitted_on_python_paths
     paths = [(tuple(p.value.dropna()), bool(p.converted.iloc[0]))
              for _, p in frame.groupby("account_id", sort=False)]
     expected = MarkovChain.fit(paths, order=order)
+    # goal_paths left the same journeys in the connection's temp table, which the
+    # pipeline's path builder reads.
     names, flat, lengths, converted, accounts = attribution._distinct_paths(sample_con)
     assert accounts.sum() == len(paths)
     got = MarkovChain.from_codes(names, flat, lengths, converted, accounts, order)
