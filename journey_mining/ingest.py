@@ -34,8 +34,11 @@ import datetime as dt
 import fnmatch
 import gzip
 import hashlib
+import io
 import json
 import re
+import stat
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -164,14 +167,42 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def discover_files(input_dir: str | Path, config: IngestConfig) -> list[SourceFile]:
-    """Match every file of `input_dir` (not sub-folders, not dot-files) to one source."""
+def _entry_kind(path: Path) -> str | None:
+    """What a folder entry is when it is not a regular file ('a FIFO', ...), else None.
+
+    Only regular files are read: opening a FIFO blocks until someone writes to it, and
+    a device or socket is no export."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "a broken link"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)",
+             stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
+    return next((kind for test, kind in kinds.items() if test(mode)), "not a regular file")
+
+
+def discover_files(input_dir: str | Path, config: IngestConfig,
+                   skipped: list[str] | None = None) -> list[SourceFile]:
+    """Match every regular file of `input_dir` (not sub-folders, not dot-files) to one source.
+
+    Entries that are not regular files (FIFOs, sockets, devices, broken links) are not
+    opened; with a `skipped` list, one line per such entry is added to it.
+    """
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise IngestError(f"{input_dir}: input folder not found")
     found = []
     for path in sorted(input_dir.iterdir()):
-        if path.is_dir() or path.name.startswith("."):
+        if path.name.startswith("."):
+            continue
+        kind = _entry_kind(path)
+        if kind == "a folder":
+            continue
+        if kind is not None:
+            if skipped is not None:
+                skipped.append(f"{path}: skipped, {kind} is not an export file")
             continue
         sources = [
             name
@@ -213,7 +244,7 @@ def _drop_scan(con) -> None:
     kinds = dict(con.execute(
         """SELECT table_name, table_type FROM information_schema.tables
            WHERE table_catalog = 'temp'""").fetchall())
-    for name in ("_scan", "_scan_raw", "_broken"):
+    for name in ("_scan", "_runs", "_scan_raw", "_broken"):
         if name in kinds:
             con.execute(f"DROP {'VIEW' if kinds[name] == 'VIEW' else 'TABLE'} {name}")
 
@@ -238,51 +269,163 @@ def _physical_lines(f: SourceFile) -> int:
     return count + (last != b"\n")
 
 
-def _logical_lines(f: SourceFile) -> list[tuple[int, bool]]:
-    """Per logical line of a CSV (a record, or a blank line), its first physical line
-    and whether it is blank. A record continues over a newline inside quotes."""
+def _open_text_lines(f: SourceFile, encoding: str | None):
+    """The file's lines as bytes (UTF-8, Latin-1: the delimiter and quote are one byte
+    each) or as text (UTF-16), newlines kept."""
     opener = gzip.open if f.format.endswith(".gz") else open
-    lines, inside = [], False
-    with opener(f.path, "rb") as handle:
-        for number, text in enumerate(handle, start=1):
+    handle = opener(f.path, "rb")
+    if encoding == "utf-16":
+        return io.TextIOWrapper(handle, encoding="utf-16", errors="replace", newline="")
+    return handle
+
+
+def _inside_quotes_after(line, inside: bool, delim, quote, escape) -> bool:
+    """Whether a line ends inside a quoted field, by the CSV rules DuckDB reads with.
+
+    A quote opens a quoted field only at the start of a field (line start or after the
+    delimiter): `https://a.io/27in-5"-monitor` is a plain value. Inside quotes a doubled
+    quote (or the escape character) is literal and a single quote closes the field.
+    Only the quotes of a line are visited (`find` does the scanning).
+    """
+    i = 0
+    while True:
+        if inside:
+            j = line.find(quote, i)
+            if escape and escape != quote:
+                e = line.find(escape, i)
+                if 0 <= e < j or (j < 0 <= e):
+                    i = e + 2
+                    continue
+            if j < 0:
+                return True
+            if line[j + 1:j + 2] == quote:
+                i = j + 2
+                continue
+            inside, i = False, j + 1
+            continue
+        j = line.find(quote, i)
+        if j < 0:
+            return False
+        if j == 0 or line[j - 1:j] == delim:
+            inside = True
+        i = j + 1
+
+
+def _line_segments(f: SourceFile, dialect: tuple[str, str, str], encoding: str | None,
+                   rejected: set[int]) -> tuple[array, array, int, dict[int, int]]:
+    """Where each record the reader kept starts, as runs of consecutive lines.
+
+    The reader numbers its good records 1..n in file order, and its rejects by logical
+    line (records and blank lines, the header is 1). Walking the physical lines once
+    with the same quoting rules gives each logical line its first physical line. Good
+    records on consecutive lines form one run, stored as (first record number, first
+    line): memory grows with the breaks (blank lines, multi-line records, rejects), not
+    with the file. Returns the runs, the number of good records found and the physical
+    line of each rejected logical line.
+    """
+    delim, quote, escape = dialect
+    firsts_k, firsts_line = array("q"), array("q")
+    rejected_at: dict[int, int] = {}
+    logical, good, inside, next_line = 0, 0, False, None
+    with _open_text_lines(f, encoding) as lines:
+        if not isinstance(lines, io.TextIOWrapper):
+            delim, quote, escape = (c.encode("latin-1") for c in dialect)
+        for number, text in enumerate(lines, start=1):
             if not inside:
-                lines.append((number, not text.strip()))
-            if text.count(b'"') % 2:
-                inside = not inside
-    return lines
+                logical += 1
+                if logical in rejected:
+                    rejected_at[logical] = number
+                elif logical > 1 and text.strip():
+                    good += 1
+                    if number != next_line:
+                        firsts_k.append(good)
+                        firsts_line.append(number)
+                    next_line = number + 1
+            if quote and (inside or quote in text):
+                inside = _inside_quotes_after(text, inside, delim, quote, escape)
+            if inside and next_line == number + 1:
+                next_line = None  # the record goes on over the next line: a break
+    return firsts_k, firsts_line, good, rejected_at
 
 
-def _map_logical_lines(con, logical: list[tuple[int, bool]], n_good: int) -> None:
-    """_broken and _scan with physical line numbers, from the logical lines of a file."""
-    broken = {row[0] for row in con.execute("SELECT line FROM _record_rejects").fetchall()}
-    good_lines = [number for index, (number, blank) in enumerate(logical, start=1)
-                  if index > 1 and not blank and index not in broken][:n_good]
-    physical = {index: number for index, (number, _) in enumerate(logical, start=1)}
-    rejected = con.execute("SELECT line, reason, raw FROM _record_rejects ORDER BY line").fetchall()
-    if rejected:
+def _csv_dialect(con, f: SourceFile, delimiter: str | None, encoding: str | None
+                 ) -> tuple[str, str, str]:
+    """(delimiter, quote, escape) the reader uses for this file (sniffed unless set; with
+    rejects stored the reader sniffs as with `ignore_errors`, so this does too)."""
+    options = {"path": str(f.path)}
+    extra = ", ignore_errors = true"
+    if delimiter:
+        extra, options["delim"] = ", delim = $delim", delimiter
+    if encoding:
+        extra, options["encoding"] = extra + ", encoding = $encoding", encoding
+    sniffed = con.execute(
+        f"SELECT Delimiter, Quote, Escape FROM sniff_csv($path{extra})", options).fetchall()[0]
+    delim, quote, escape = ("" if value in (None, "(empty)") else value for value in sniffed)
+    return delim, quote, escape or quote
+
+
+def _map_logical_lines(con, f: SourceFile, dialect, encoding, n_good: int,
+                       warnings: list[str]) -> None:
+    """_broken and _scan with physical line numbers, from a walk over the file's lines."""
+    rejected = {row[0] for row in con.execute("SELECT line FROM _record_rejects").fetchall()}
+    firsts_k, firsts_line, good, rejected_at = _line_segments(f, dialect, encoding, rejected)
+    rows = con.execute("SELECT line, reason, raw FROM _record_rejects ORDER BY line").fetchall()
+    if rows:
         con.executemany("INSERT INTO _broken VALUES (?, ?, ?)",
-                        [(physical.get(line, line), reason, raw) for line, reason, raw in rejected])
-    lines = pa.table({"k": pa.array(range(1, len(good_lines) + 1), pa.int64()),
-                      "line": pa.array(good_lines, pa.int64())})
-    con.register("_good_lines", lines)
+                        [(rejected_at.get(line, line), reason, raw) for line, reason, raw in rows])
+    if good != n_good:
+        # Our walk and the reader disagree on where records start: every record is
+        # still kept, numbered by its logical line (exact up to the first break).
+        warnings.append(f"{f.path}: the line numbers of its rows are approximate (the "
+                        f"reader found {n_good:,} records, a walk over its lines {good:,})")
+        firsts_k, firsts_line = array("q", [1]), array("q", [2])
+    runs = pa.table({"k": pa.array(firsts_k, pa.int64()),
+                     "line": pa.array(firsts_line, pa.int64())})
+    con.register("_runs_arrow", runs)
     try:
-        con.execute(
-            f"""CREATE TEMP TABLE _scan AS
-               SELECT g.line AS _row_number, s.* EXCLUDE (k)
-               FROM (SELECT {_position('_scan_raw')} AS k, * FROM _scan_raw) s
-               JOIN _good_lines g USING (k) ORDER BY g.line"""
-        )
+        con.execute("CREATE TEMP TABLE _runs AS SELECT k, line FROM _runs_arrow")
     finally:
-        con.unregister("_good_lines")
+        con.unregister("_runs_arrow")
+    con.execute(
+        f"""CREATE TEMP VIEW _scan AS
+            SELECT r.line + s.k - r.k AS _row_number, s.* EXCLUDE (k)
+            FROM (SELECT {_position('_scan_raw')} AS k, * FROM _scan_raw) s
+            ASOF JOIN _runs r ON s.k >= r.k""")
 
 
-def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None) -> list[str]:
-    """Read a CSV into temp table _scan(_row_number, <columns as text>); rejects into _broken.
+# A header wider than this is not an export of any source (the widest source has 11
+# columns; CRM exports with every custom property run to a few hundred).
+MAX_COLUMNS = 2000
+_MAX_HEADER_BYTES = 1 << 20
+
+
+def _check_header(f: SourceFile, delimiter: str | None) -> None:
+    """Refuse a CSV whose header is absurdly wide before the reader sniffs it (a header of
+    100,000 columns took the reader minutes and gigabytes for one row)."""
+    opener = gzip.open if f.format.endswith(".gz") else open
+    with opener(f.path, "rb") as handle:
+        header = handle.readline(_MAX_HEADER_BYTES + 1)
+    if len(header) > _MAX_HEADER_BYTES:
+        raise UnreadableFileError(str(f.path), "its first line is longer than 1 MiB: not a "
+                                               "CSV header")
+    candidates = [delimiter] if delimiter else [",", ";", "\t", "|"]
+    columns = 1 + max(header.count(c.encode()) for c in candidates)
+    if columns > MAX_COLUMNS:
+        raise UnreadableFileError(
+            str(f.path), f"its header has {columns:,} columns, more than the {MAX_COLUMNS:,} "
+                         f"an export of {f.source} can have: is it the right file?")
+
+
+def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None,
+              warnings: list[str]) -> list[str]:
+    """Read a CSV into _scan(_row_number, <columns as text>); rejects into _broken.
 
     One rejected record is one row of _broken, with every reason the reader gave.
     `_row_number` is the physical line a record starts on (the header is line 1),
-    also after quoted fields with embedded newlines and blank lines.
+    also after quoted fields with embedded newlines and blank lines. Every record
+    the reader sees is in one of the two: none is dropped on the way.
     """
+    _check_header(f, delimiter)
     _drop(con, "_csv_rejects", "_csv_scans", "_scan_raw")
     options = {"path": str(f.path)}
     extra = ""
@@ -347,7 +490,8 @@ def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None) -
                JOIN lines USING (k) ORDER BY lines.line""",
             {"n": n_good + n_broken})
     else:
-        _map_logical_lines(con, _logical_lines(f), n_good)
+        _map_logical_lines(con, f, _csv_dialect(con, f, delimiter, encoding), encoding,
+                           n_good, warnings)
     _drop(con, "_csv_rejects", "_csv_scans", "_record_rejects")
     return [c for c in con.table("_scan").columns if c != "_row_number"]
 
@@ -521,6 +665,56 @@ def _pseudonymise_unsplit(raw: str | None, key: str, fmt: str) -> str | None:
                    for part in re.split(r"([,;\t|])", raw))
 
 
+# Zone abbreviations a timestamp may end with, as the fixed offsets they stand for
+# (PostgreSQL's default set). None: the abbreviation names several zones (IST: India,
+# Ireland, Israel) and such a row is rejected rather than guessed. A zone name
+# (America/New_York) is read by DuckDB's ICU time zones, daylight saving included.
+ZONE_ABBREVIATIONS: dict[str, str | None] = {
+    "UTC": "+00:00", "UT": "+00:00", "GMT": "+00:00", "WET": "+00:00", "WEST": "+01:00",
+    "BST": "+01:00", "CET": "+01:00", "CEST": "+02:00", "MET": "+01:00", "MEST": "+02:00",
+    "EET": "+02:00", "EEST": "+03:00", "MSK": "+03:00",
+    "NST": "-03:30", "NDT": "-02:30", "AST": "-04:00", "ADT": "-03:00",
+    "EST": "-05:00", "EDT": "-04:00", "CST": "-06:00", "CDT": "-05:00", "MST": "-07:00",
+    "MDT": "-06:00", "PST": "-08:00", "PDT": "-07:00", "AKST": "-09:00", "AKDT": "-08:00",
+    "HST": "-10:00",
+    "HKT": "+08:00", "SGT": "+08:00", "AWST": "+08:00", "JST": "+09:00", "KST": "+09:00",
+    "ACST": "+09:30", "ACDT": "+10:30", "AEST": "+10:00", "AEDT": "+11:00",
+    "NZST": "+12:00", "NZDT": "+13:00",
+    "IST": None,
+}
+
+
+def _create_timestamp_macros(con) -> None:
+    """SQL macros that turn a timestamp's text into UTC.
+
+    The zone written in the value wins over the configured one: an offset (+02:00, Z),
+    an abbreviation (EST, from ZONE_ABBREVIATIONS) or a zone name (Europe/Berlin).
+    Only a value with none of these is read in the source's configured zone. A value
+    whose zone is unknown or ambiguous becomes NULL (the row is rejected with why).
+    """
+    con.execute(rf"""CREATE OR REPLACE TEMP MACRO _zone_of(t) AS
+        CASE WHEN regexp_matches(right(t, 1), '[A-Za-z]')
+                  AND NOT regexp_matches(t, '{_OFFSET_PATTERN}')
+                  AND NOT regexp_matches(t, '(?i)\d\s*[ap]\.?m\.?$')
+             THEN nullif(regexp_extract(t, '\d\s*([A-Za-z][A-Za-z_]*(/[A-Za-z0-9_+-]+)*)$',
+                                        1), '')
+        END""")
+    con.execute(f"""CREATE OR REPLACE TEMP MACRO _utc_timestamp(t, zone, zones, tz) AS
+        CASE WHEN t IS NULL THEN NULL
+             WHEN zone IS NOT NULL THEN
+                 CASE WHEN zones[upper(zone)] = '?' THEN NULL
+                      WHEN zones[upper(zone)] IS NOT NULL
+                          THEN timezone('UTC', try_cast(
+                              rtrim(left(t, length(t) - length(zone))) || zones[upper(zone)]
+                              AS TIMESTAMPTZ))
+                      ELSE timezone('UTC', try_cast(t AS TIMESTAMPTZ))
+                 END
+             WHEN regexp_matches(t, '{_OFFSET_PATTERN}')
+                 THEN timezone('UTC', try_cast(t AS TIMESTAMPTZ))
+             ELSE timezone('UTC', timezone(tz, try_cast(t AS TIMESTAMP)))
+        END""")
+
+
 def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config: IngestConfig,
                file_order: int, not_after: dt.datetime, key: str | None,
                stage: str) -> list[str]:
@@ -557,28 +751,36 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
                    if "anonymous_id" in mapped else "NULL::VARCHAR")
         if _broken_count(con):
             _pseudonymise_broken(con, key, f.format)
+    _create_timestamp_macros(con)
     selects, reasons = [], []
     for column in spec.columns:
         text = f"nullif(trim({_quote(mapped[column])}), '')" if column in mapped else "NULL"
+        if column not in spec.timestamps and column not in spec.emails:
+            # An integral number written as a float (Parquet, spreadsheets: employees
+            # 10.0, an id 42.0) is the same value as the integer: one text for both,
+            # so a re-export in another format is a duplicate, not a conflict.
+            text = (f"CASE WHEN right({text}, 1) <> '0' OR strpos({text}, '.') = 0 THEN {text} "
+                    f"ELSE regexp_replace({text}, '^(-?[0-9]+)\\.0+$', '\\1') END")
         if key is not None and column in mapped:
             text = (_pseudonym(text, column in spec.emails) if column in private
                     else f"_scrub({text}, {visitor}, $key)")
-        if column.endswith("_id") and column not in private:
-            # An integral id stored as a float (Parquet, spreadsheets) is the same id.
-            text = (f"CASE WHEN strpos({text}, '.') = 0 THEN {text} "
-                    f"ELSE regexp_replace({text}, '^(-?[0-9]+)\\.0+$', '\\1') END")
         if column in spec.timestamps:
-            selects.append(
-                f"""CASE WHEN {text} IS NULL THEN NULL
-                    WHEN regexp_matches({text}, '{_OFFSET_PATTERN}')
-                        THEN timezone('UTC', try_cast({text} AS TIMESTAMPTZ))
-                    ELSE timezone('UTC', timezone($tz, try_cast({text} AS TIMESTAMP)))
-                    END AS {column}"""
-            )
+            selects.append(f"_zone_of({text}) AS _zone_{column}")
+            selects.append(f"_utc_timestamp({text}, _zone_{column}, "
+                           f"map($zone_names, $zone_offsets), $tz) AS {column}")
             selects.append(f"{text} AS _text_{column}")
             reasons.append(
-                f"""CASE WHEN _text_{column} IS NOT NULL AND {column} IS NULL
-                    THEN 'unparseable timestamp in {column}: ' || _text_{column} END"""
+                f"""CASE WHEN _text_{column} IS NOT NULL AND {column} IS NULL THEN
+                    CASE WHEN _zone_{column} IS NULL
+                             THEN 'unparseable timestamp in {column}: ' || _text_{column}
+                         WHEN map($zone_names, $zone_offsets)[upper(_zone_{column})] = '?'
+                             THEN 'ambiguous time zone ' || _zone_{column} || ' in {column}: '
+                                  || _text_{column} || ' (it names several zones: write an '
+                                  || 'offset like +05:30 or a zone name like Asia/Kolkata)'
+                         ELSE 'unknown time zone ' || _zone_{column} || ' in {column}: '
+                              || _text_{column} || ' (write an offset like -05:00 or a zone '
+                              || 'name like America/New_York)'
+                    END END"""
             )
             reasons.append(
                 f"""CASE WHEN {column} > $not_after
@@ -646,6 +848,8 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
     )
     now = not_after - dt.timedelta(hours=config.future_tolerance_hours)
     parameters = {"tz": config.timezone_of(spec.name), "file": f.name, "file_order": file_order,
+                  "zone_names": list(ZONE_ABBREVIATIONS),
+                  "zone_offsets": [o or "?" for o in ZONE_ABBREVIATIONS.values()],
                   "not_after": not_after, "now": now,
                   "tolerance": str(config.future_tolerance_hours)}
     parameters = {k: v for k, v in parameters.items() if f"${k}" in statement}
@@ -667,11 +871,11 @@ def _pseudonymise_broken(con, key: str, fmt: str) -> None:
                     [(n, reason, _pseudonymise_unsplit(raw, key, fmt)) for n, reason, raw in rows])
 
 
-def _read(con, f: SourceFile, config: IngestConfig) -> list[str]:
+def _read(con, f: SourceFile, config: IngestConfig, warnings: list[str]) -> list[str]:
     encoding = config.source(f.source).encoding
     try:
         if f.format in (".csv", ".csv.gz"):
-            return _read_csv(con, f, config.source(f.source).delimiter, encoding)
+            return _read_csv(con, f, config.source(f.source).delimiter, encoding, warnings)
         if f.format == ".parquet":
             return _read_parquet(con, f)
         spec, renames = SOURCES[f.source], config.source(f.source).columns
@@ -846,7 +1050,7 @@ def _staging(con, files: list[SourceFile], setting: str) -> Iterator[str]:
         return
     for stale in (path, Path(f"{path}.wal")):
         stale.unlink(missing_ok=True)
-    con.execute(f"ATTACH '{path}' AS _staging")
+    con.execute("ATTACH $path AS _staging", {"path": str(path)})
     try:
         yield "_staging"
     finally:
@@ -881,7 +1085,8 @@ def load_exports(
         raise ConfigError("ingest.pseudonymise is on but no key was given: set the environment "
                           "variable JOURNEY_PSEUDONYM_KEY (keep it secret, keep it stable)")
     key = pseudonym_key if config.pseudonymise else None
-    files = discover_files(input_dir, config)
+    warnings: list[str] = []
+    files = discover_files(input_dir, config, skipped=warnings)
     ensure_schema(con)
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     # A far-future timestamp would become the as-of date and age every journey.
@@ -891,7 +1096,6 @@ def load_exports(
         for row in con.execute("SELECT DISTINCT sha256 FROM load_files WHERE status = 'read'")
         .fetchall()
     }
-    warnings: list[str] = []
     staged: list[tuple[SourceSpec, list[SourceFile], list[SourceFile], str]] = []
     to_read = [f for f in files if full_reload or f.sha256 not in seen]
     with _staging(con, to_read, config.staging) as schema:
@@ -907,7 +1111,7 @@ def load_exports(
                 if on_file:
                     on_file(f)
                 try:
-                    columns = _read(con, f, config)
+                    columns = _read(con, f, config, warnings)
                     warnings += _normalise(con, f, spec, columns, config, order, not_after,
                                            key, stage)
                 finally:
