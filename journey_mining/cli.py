@@ -58,14 +58,16 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None):
     """What can be checked before Prefect starts, in a second: config, stage map, input
     folder, a writable warehouse, and whether there is anything at all to analyse."""
     from journey_mining import ingest, stages, warehouse
-    from journey_mining.config import load_config
+    from journey_mining.config import load_config, pseudonym_key
     from journey_mining.errors import IngestError, NoDataError
 
     settings = load_config(config)
     stages.load_stage_map(settings.analysis.stage_map)
+    pseudonym_key(settings)
     if not input_dir.is_dir():
         raise IngestError(f"{input_dir}: input folder not found")
     warehouse.check_writable(warehouse_path)
+    warehouse.ensure_free(warehouse_path)
     if not warehouse_path.exists() and not ingest.discover_files(input_dir, settings.ingest):
         raise NoDataError(f"{input_dir}: no export files (names start with crm_accounts, "
                           "crm_contacts, crm_activities, web_events or email_events) and the "

@@ -44,6 +44,7 @@ __all__ = [
     "SourceConfig",
     "StageInferenceConfig",
     "load_config",
+    "pseudonym_key",
 ]
 
 DEFAULT_FREE_MAIL_DOMAINS = (
@@ -317,6 +318,22 @@ class Config(_Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     quality: QualityGates = Field(default_factory=QualityGates)
     resources: ResourceLimits = Field(default_factory=ResourceLimits)
+
+
+PSEUDONYM_KEY_VARIABLE = "JOURNEY_PSEUDONYM_KEY"
+
+
+def pseudonym_key(config: Config, environ=os.environ) -> str | None:
+    """The pseudonymisation key of a run: a secret kept out of config files, flow
+    parameters and logs, read from the environment at the edge (the command, the flow).
+    None when `ingest.pseudonymise` is off; a ConfigError when it is on without a key."""
+    if not config.ingest.pseudonymise:
+        return None
+    key = environ.get(PSEUDONYM_KEY_VARIABLE, "")
+    if not key.strip():
+        raise ConfigError(f"ingest.pseudonymise is on but no key was given: set the environment "
+                          f"variable {PSEUDONYM_KEY_VARIABLE} (keep it secret, keep it stable)")
+    return key
 
 
 def _fields_at(loc: tuple) -> list[str]:

@@ -55,6 +55,7 @@ from journey_mining.errors import (
     UnknownFileError,
     UnreadableFileError,
 )
+from journey_mining.pseudonyms import PSEUDONYMISED, Pseudonymiser, pseudonymise_value
 from journey_mining.sources import SOURCES, SourceSpec, file_format
 from journey_mining.warehouse import ensure_schema, transaction
 
@@ -593,76 +594,9 @@ def _jsonl_keys(con) -> list[str]:
            GROUP BY key ORDER BY min(n), key""").fetchall()]
 
 
-PSEUDONYMISED = ("anonymous_id",)  # besides every email column
-
-# An email written as such, or URL-encoded (`ann%40acme.com`) inside a link.
-_EMAIL_IN_TEXT = r"[A-Za-z0-9._+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
-_TIMESTAMP_TOKEN = re.compile(
-    r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*([Zz]|[+-]\d{2}:?\d{2})?")
-# An identifier shorter than this is not searched for inside other text (a two-letter
-# visitor id would otherwise rewrite every URL that happens to contain those letters).
-_MIN_EMBEDDED_ID = 6
-
-
-def _create_pseudonym_macros(con) -> None:
-    """SQL macros for keyed hashes: one value, and every email or id inside a text."""
-    con.execute("""CREATE OR REPLACE TEMP MACRO _pseudo_id(v, k) AS
-        CASE WHEN v IS NULL THEN NULL ELSE 'p_' || left(sha256(k || v), 16) END""")
-    con.execute("""CREATE OR REPLACE TEMP MACRO _pseudo_email(v, k) AS
-        CASE WHEN v IS NULL THEN NULL ELSE 'p_' || left(sha256(k || lower(v)), 16) || '@'
-             || regexp_extract(lower(v), '@([^@]+)$', 1) END""")
-    con.execute(f"""CREATE OR REPLACE TEMP MACRO _scrub(t, visitor, k) AS
-        CASE WHEN t IS NULL THEN NULL ELSE
-            list_reduce(
-                list_prepend(
-                    CASE WHEN visitor IS NOT NULL AND length(visitor) >= {_MIN_EMBEDDED_ID}
-                         THEN replace(t, visitor, _pseudo_id(visitor, k)) ELSE t END,
-                    CASE WHEN regexp_matches(t, '@|%40')
-                         THEN regexp_extract_all(t, '{_EMAIL_IN_TEXT}') ELSE [] END),
-                lambda acc, e: replace(acc, e, _pseudo_email(replace(e, '%40', '@'), k)))
-        END""")
-
-
 def _pseudonym(text: str, is_email: bool) -> str:
     """SQL for a keyed hash of a value; an email keeps its domain, which stitching needs."""
     return f"_pseudo_email({text}, $key)" if is_email else f"_pseudo_id({text}, $key)"
-
-
-def pseudonymise_value(value: str, key: str, is_email: bool) -> str:
-    """The keyed hash ingest stores for an email or visitor id (same as the SQL macros)."""
-    if is_email:
-        value = value.lower()
-        digest = hashlib.sha256((key + value).encode()).hexdigest()[:16]
-        return f"p_{digest}@{value.rsplit('@', 1)[-1]}"
-    return "p_" + hashlib.sha256((key + value).encode()).hexdigest()[:16]
-
-
-def _pseudonymise_unsplit(raw: str | None, key: str, fmt: str) -> str | None:
-    """A row the reader could not split, with every value replaced by its pseudonym.
-
-    Nobody can tell which field of a broken row is an email or a visitor id, so
-    every value is hashed with the key (the same hash as in the loaded rows, so an
-    analyst with the key can still match it), except timestamps; the row keeps its
-    shape: delimiters, JSON keys and punctuation.
-    """
-    if raw is None:
-        return None
-
-    def hashed(token: str) -> str:
-        value = token.strip().strip('"').strip()
-        if not value or _TIMESTAMP_TOKEN.fullmatch(value) or value in ("true", "false", "null"):
-            return token
-        if re.fullmatch(_EMAIL_IN_TEXT, value):
-            return pseudonymise_value(value.replace("%40", "@"), key, True)
-        return pseudonymise_value(value, key, False)
-
-    if fmt.startswith(".jsonl"):
-        strings = re.sub(r'"((?:[^"\\]|\\.)*)"(\s*:)?',
-                         lambda m: m.group(0) if m.group(2) else f'"{hashed(m.group(1))}"', raw)
-        return re.sub(r"(:\s*)([^\s,\"{}\[\]]+)", lambda m: m.group(1) + hashed(m.group(2)),
-                      strings)
-    return "".join(part if re.fullmatch(r"[,;\t|]", part) else hashed(part)
-                   for part in re.split(r"([,;\t|])", raw))
 
 
 # Zone abbreviations a timestamp may end with, as the fixed offsets they stand for
@@ -715,12 +649,50 @@ def _create_timestamp_macros(con) -> None:
         END""")
 
 
+def _mapped_columns(spec: SourceSpec, columns: list[str], renames: dict[str, str]
+                    ) -> dict[str, str]:
+    """Contract column -> the file's column it is read from (config renames applied;
+    the first file column that maps to a contract column wins)."""
+    mapped: dict[str, str] = {}
+    for column in columns:
+        target = renames.get(column, column)
+        if target in spec.columns and target not in mapped:
+            mapped[target] = column
+    return mapped
+
+
+def _load_pseudonymiser(con, key: str, files: list[SourceFile], config: IngestConfig
+                        ) -> Pseudonymiser:
+    """The keyed hashes of a load, knowing every visitor id it will read.
+
+    A referrer or a CRM note may carry the id of a visitor whose own rows come in a
+    later file, so the web exports' visitor ids are read first (one more read of each
+    web file, only when pseudonymising); ids of earlier loads are known by their
+    stored pseudonyms.
+    """
+    spec = SOURCES["web_events"]
+    visitors: set[str] = set()
+    for f in (f for f in files if f.source == spec.name):
+        try:
+            columns = _read(con, f, config, [])
+            column = _mapped_columns(spec, columns, config.source(spec.name).columns).get(
+                "anonymous_id")
+            if column:
+                visitors.update(v for (v,) in con.execute(
+                    f"SELECT DISTINCT trim({_quote(column)}) FROM _scan").fetchall() if v)
+        finally:
+            _drop_scan(con)
+    stored = [v for (v,) in con.execute(
+        "SELECT DISTINCT anonymous_id FROM raw_web_events").fetchall()]
+    return Pseudonymiser(key, visitors, stored)
+
+
 def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config: IngestConfig,
-               file_order: int, not_after: dt.datetime, key: str | None,
+               file_order: int, not_after: dt.datetime, pseudonyms: Pseudonymiser | None,
                stage: str) -> list[str]:
     """Append the file's rows, renamed, normalised and validated, to the `stage` table.
 
-    With `key`, emails and anonymous ids are pseudonymised here, before anything is
+    With `pseudonyms`, emails and anonymous ids are pseudonymised here, before anything is
     stored: in their own columns, wherever they appear inside other text (a link
     with `?email=`), in the raw row kept for rejects and in rows the reader could
     not split. Returns warnings for the run log (a configured column the file lacks).
@@ -733,11 +705,7 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
     ]
     if not columns and not _broken_count(con):
         return warnings  # an empty JSONL file: no rows, so no columns to check
-    mapped: dict[str, str] = {}
-    for column in columns:
-        target = renames.get(column, column)
-        if target in spec.columns and target not in mapped:
-            mapped[target] = column
+    mapped = _mapped_columns(spec, columns, renames)
     for required in spec.required:
         if required not in mapped:
             available = _jsonl_keys(con) if f.format.startswith(".jsonl") else columns
@@ -745,12 +713,10 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
                                      next((c for c, t in renames.items() if t == required), None))
 
     private = {c for c in spec.columns if c in spec.emails or c in PSEUDONYMISED}
-    if key is not None:
-        _create_pseudonym_macros(con)
-        visitor = (f"nullif(trim({_quote(mapped['anonymous_id'])}), '')"
-                   if "anonymous_id" in mapped else "NULL::VARCHAR")
+    if pseudonyms is not None:
+        pseudonyms.register(con)
         if _broken_count(con):
-            _pseudonymise_broken(con, key, f.format)
+            _pseudonymise_broken(con, pseudonyms, f.format)
     _create_timestamp_macros(con)
     selects, reasons = [], []
     for column in spec.columns:
@@ -761,9 +727,9 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
             # so a re-export in another format is a duplicate, not a conflict.
             text = (f"CASE WHEN right({text}, 1) <> '0' OR strpos({text}, '.') = 0 THEN {text} "
                     f"ELSE regexp_replace({text}, '^(-?[0-9]+)\\.0+$', '\\1') END")
-        if key is not None and column in mapped:
+        if pseudonyms is not None and column in mapped:
             text = (_pseudonym(text, column in spec.emails) if column in private
-                    else f"_scrub({text}, {visitor}, $key)")
+                    else f"_scrub({text})")
         if column in spec.timestamps:
             selects.append(f"_zone_of({text}) AS _zone_{column}")
             selects.append(f"_utc_timestamp({text}, _zone_{column}, "
@@ -798,14 +764,14 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
             reasons.append(
                 f"CASE WHEN {present} IS NULL THEN 'missing required value: {column}' END"
             )
-    hidden = {mapped[c]: c for c in private if c in mapped} if key is not None else {}
+    hidden = {mapped[c]: c for c in private if c in mapped} if pseudonyms is not None else {}
 
     def raw_value(c: str) -> str:
-        if key is None:
+        if pseudonyms is None:
             return _quote(c)
         if c in hidden:
             return _pseudonym(_quote(c), hidden[c] in spec.emails)
-        return f"_scrub({_quote(c)}::VARCHAR, {visitor}, $key)"
+        return f"_scrub({_quote(c)}::VARCHAR)"
 
     raw_struct = ", ".join(f"{_quote(c)} := {raw_value(c)}" for c in columns) or "empty := NULL"
     # The raw row is kept as text for rejected rows only: packed as a struct here, turned
@@ -815,10 +781,9 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
     raw_json = "to_json(raw)::VARCHAR"
     if f.format.startswith(".jsonl"):
         raw_struct, raw_json = "line := _raw_line", "raw.line"
-        if key is not None:
-            raw_struct += f", visitor := {visitor}" + "".join(
-                f", p{i} := {_quote(c)}" for i, c in enumerate(hidden))
-            raw_json = "_scrub(raw.line, raw.visitor, $key)"
+        if pseudonyms is not None:
+            raw_struct += "".join(f", p{i} := {_quote(c)}" for i, c in enumerate(hidden))
+            raw_json = "_scrub(raw.line)"
             if hidden:
                 patch = ", ".join(
                     f"{_sql_text(c)}, {_pseudonym(f'raw.p{i}', hidden[c] in spec.emails)}"
@@ -854,7 +819,7 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
                   "tolerance": str(config.future_tolerance_hours)}
     parameters = {k: v for k, v in parameters.items() if f"${k}" in statement}
     if "$key" in statement:
-        parameters["key"] = key
+        parameters["key"] = pseudonyms.key
     con.execute(statement, parameters)
     return warnings
 
@@ -863,12 +828,12 @@ def _broken_count(con) -> int:
     return con.execute("SELECT count(*) FROM _broken").fetchall()[0][0]
 
 
-def _pseudonymise_broken(con, key: str, fmt: str) -> None:
+def _pseudonymise_broken(con, pseudonyms: Pseudonymiser, fmt: str) -> None:
     """Replace the raw text of unsplittable rows by its pseudonymised form (few rows)."""
     rows = con.execute("SELECT _row_number, reason, raw FROM _broken").fetchall()
     con.execute("DELETE FROM _broken")
     con.executemany("INSERT INTO _broken VALUES (?, ?, ?)",
-                    [(n, reason, _pseudonymise_unsplit(raw, key, fmt)) for n, reason, raw in rows])
+                    [(n, reason, pseudonyms.unsplit(raw, fmt)) for n, reason, raw in rows])
 
 
 def _read(con, f: SourceFile, config: IngestConfig, warnings: list[str]) -> list[str]:
@@ -1084,7 +1049,6 @@ def load_exports(
     if config.pseudonymise and not pseudonym_key:
         raise ConfigError("ingest.pseudonymise is on but no key was given: set the environment "
                           "variable JOURNEY_PSEUDONYM_KEY (keep it secret, keep it stable)")
-    key = pseudonym_key if config.pseudonymise else None
     warnings: list[str] = []
     files = discover_files(input_dir, config, skipped=warnings)
     ensure_schema(con)
@@ -1098,6 +1062,8 @@ def load_exports(
     }
     staged: list[tuple[SourceSpec, list[SourceFile], list[SourceFile], str]] = []
     to_read = [f for f in files if full_reload or f.sha256 not in seen]
+    pseudonyms = (_load_pseudonymiser(con, pseudonym_key, to_read, config)
+                  if config.pseudonymise else None)
     with _staging(con, to_read, config.staging) as schema:
         for spec in SOURCES.values():
             source_files = [f for f in files if f.source == spec.name]
@@ -1113,7 +1079,7 @@ def load_exports(
                 try:
                     columns = _read(con, f, config, warnings)
                     warnings += _normalise(con, f, spec, columns, config, order, not_after,
-                                           key, stage)
+                                           pseudonyms, stage)
                 finally:
                     _drop_scan(con)
                 read_files.append(f)

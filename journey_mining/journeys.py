@@ -16,6 +16,7 @@ __all__ = [
     "journey_summary",
     "record_kpi_history",
     "require_touchpoints",
+    "unmapped_activities",
     "run_tables",
 ]
 
@@ -131,6 +132,21 @@ def require_touchpoints(con: duckdb.DuckDBPyConnection) -> int:
     raise NoDataError(f"no touchpoint up to the as-of date {as_of:%Y-%m-%d}: the warehouse "
                       f"holds {total:,} from {first:%Y-%m-%d} to {last:%Y-%m-%d}; "
                       "choose a later --as-of")
+
+
+def unmapped_activities(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    """Activities of the journeys that signal no stage and play no other part (not a
+    negative signal, not an engagement start, end or cancel), with their touchpoints.
+
+    A CRM type renamed in the source (`meeting` -> `zoom_meeting`) lands here: its
+    touchpoints stay in the journeys but move no account, which a user must be told.
+    """
+    return con.execute(
+        """SELECT activity, touchpoints FROM activity_stages
+           WHERE stage IS NULL
+             AND activity NOT IN (SELECT activity FROM negative_signals)
+             AND activity NOT IN (SELECT activity FROM engagement_rules)
+           ORDER BY touchpoints DESC, activity""").fetchall()
 
 
 KPI_HISTORY_SQL = """

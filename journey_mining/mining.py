@@ -26,6 +26,7 @@ import duckdb
 import pandas as pd
 
 from journey_mining import conformance, discovery, eventlog, exports, survival
+from journey_mining.operations import is_stop
 from journey_mining.stages import LADDER, STAGE_ORDER
 from journey_mining.warehouse import record_issue, store_frame, transaction
 
@@ -147,7 +148,7 @@ def journey_conformance(con: duckdb.DuckDBPyConnection, stage_log: duckdb.DuckDB
     try:
         fitness = conformance.variant_fitness(frequent)
     except Exception as exc:  # noqa: BLE001 - pm4py failing must not lose the deviations
-        if issues is None:
+        if issues is None or is_stop(exc):
             raise
         issues.append(("conformance: ladder replay (pm4py)", exc))
         fitness = frequent.assign(fitness=pd.Series([None] * len(frequent), dtype=float))
@@ -245,6 +246,8 @@ def _write_models_and_exports(con, out_dir: Path, dfgs, endpoints, variants,
                     model, out_dir / "models", f"{level}_process").items():
                 result.files[f"{level}_{kind}"] = path
         except Exception as exc:  # noqa: BLE001 - one model failing loses nothing else
+            if is_stop(exc):
+                raise
             result.issues.append((f"{level} process model (pm4py inductive miner)", exc))
     for name, write in (("xes", lambda: exports.write_xes(
                             con, out_dir / "exports" / "account_log.xes")),
@@ -253,4 +256,6 @@ def _write_models_and_exports(con, out_dir: Path, dfgs, endpoints, variants,
         try:
             result.files[name] = write()
         except Exception as exc:  # noqa: BLE001
+            if is_stop(exc):
+                raise
             result.issues.append((f"{name} export", exc))

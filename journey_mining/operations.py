@@ -38,6 +38,7 @@ from journey_mining import warehouse
 __all__ = [
     "RunStopped",
     "exit_now",
+    "is_stop",
     "local_prefect_api",
     "nothing_new",
     "quiet_tracebacks",
@@ -54,6 +55,20 @@ class RunStopped(BaseException):  # noqa: N818 - it is a stop, not an error
         super().__init__(f"stopped by {signal.Signals(signum).name}")
 
 
+_STOPS: list[int] = []  # signals received by the innermost `stop_on_signals` in force
+
+
+def is_stop(exc: BaseException) -> bool:
+    """Whether `exc` is the run being stopped, not a failure: our own `RunStopped`, or
+    any error raised after a stop signal arrived (DuckDB reports the interrupt we
+    caused as its own "Query interrupted"). A stop is never retried, never recorded
+    as an optional step's failure and never ends in a build recorded as complete."""
+    import duckdb
+
+    return (isinstance(exc, RunStopped | KeyboardInterrupt | duckdb.InterruptException)
+            or bool(_STOPS))
+
+
 @contextmanager
 def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
                     ) -> Iterator[None]:
@@ -65,7 +80,8 @@ def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
     writer.setblocking(False)
     done = threading.Event()
 
-    received: list[int] = []
+    received = _STOPS
+    received.clear()
 
     def raise_stopped(signum, frame):
         received.append(signum)
@@ -98,6 +114,7 @@ def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
         raise
     finally:
         done.set()
+        received.clear()
         signal.set_wakeup_fd(previous_fd)
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -110,7 +110,12 @@ def _build(ctx: RunContext) -> dict:
     with warehouse.connected(ctx.warehouse) as con:
         built = warehouse.build(con, ctx.config.analysis, as_of=ctx.as_of)
         journeys.require_touchpoints(con)
+        unmapped = journeys.unmapped_activities(con)
     ctx.logger.info("rebuilt %d models: %s", len(built), ", ".join(built))
+    for activity, touchpoints in unmapped:
+        ctx.logger.warning("activity '%s' (%s touchpoints) is in no stage of the stage map, so "
+                           "it moves no account; map it in a copy of the stage map "
+                           "(analysis.stage_map) if it should", activity, f"{touchpoints:,}")
     return {"tables": built}
 
 
@@ -281,20 +286,25 @@ def step_named(name: str) -> Step:
 
 def run_step(step: Step, ctx: RunContext) -> dict:
     """Run one step, log one progress line with its time; an optional step that fails is
-    recorded in `run_issues` and returns {"failed": reason}."""
+    recorded in `run_issues`, its tables are dropped (the report says what is missing)
+    and it returns {"failed": reason}. A stop is never such a failure: it is raised."""
     warehouse.use_resources(ctx.config.resources)
     started = time.perf_counter()
+    from journey_mining.operations import is_stop
+
     try:
         result = step.run(ctx)
     except JourneyError:
         raise
     except Exception as exc:
-        if not step.optional:
+        if not step.optional or is_stop(exc):
             raise
         problem = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         ctx.logger.error("%s failed; the run goes on without it: %s", step.name, problem)
         with warehouse.connected(ctx.warehouse) as con:
             warehouse.record_issue(con, step.name, problem)
+            # What an earlier build left in its tables is not this build's answer.
+            warehouse.drop_tables(con, step.writes)
         result = {"failed": problem}
     ctx.results[step.name] = result
     ctx.logger.info("step %s done in %.1f s", step.name, time.perf_counter() - started)

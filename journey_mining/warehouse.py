@@ -46,6 +46,8 @@ __all__ = [
     "connect",
     "connected",
     "discover_models",
+    "drop_tables",
+    "ensure_free",
     "ensure_schema",
     "exclusive",
     "infer_stage_states",
@@ -164,36 +166,15 @@ def check_writable(path: str | Path) -> None:
             "choose another --warehouse or fix the permissions") from None
 
 
-@contextmanager
-def exclusive(path: str | Path, wait_seconds: float = 0.0) -> Iterator[None]:
-    """Hold the warehouse for one run: a second run is refused at once, never interleaved.
-
-    DuckDB locks a file only while a connection is open; a pipeline run opens and
-    closes several, so the run takes an advisory lock on `<warehouse>.lock` for
-    its whole length. The lock dies with the process, so a killed run frees it.
-    The path is resolved first: a symlink to the warehouse takes the same lock.
-    With `wait_seconds`, a held lock is waited for that long (scheduled runs queue
-    behind a manual one instead of failing).
-    """
-    check_writable(path)
-    path = Path(path).resolve()
-    lock_path = Path(f"{path}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + wait_seconds
+def _lock_file(lock_path: Path):
+    """The run's lock file, locked; None when another process holds it."""
     while True:
         handle = lock_path.open("a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
             handle.close()
-            if time.monotonic() < deadline:
-                time.sleep(1.0)
-                continue
-            raise WarehouseLockedError(
-                f"{path} is in use by another run ({holder}); wait for it to finish"
-            ) from None
+            return None
         # The holder before us removes the lock file when it ends; a lock taken on
         # the removed file is no lock, so take it again on the file that is there.
         try:
@@ -201,8 +182,59 @@ def exclusive(path: str | Path, wait_seconds: float = 0.0) -> Iterator[None]:
         except FileNotFoundError:
             same = False
         if same:
-            break
+            return handle
         handle.close()
+
+
+def _lock_identity(path: Path):
+    """The warehouse file itself, locked (flock: by inode, so a hard link or a symlink to
+    it takes the same lock); None when another process holds it. DuckDB's own locks
+    are fcntl record locks, which flock does not touch. A warehouse not created yet
+    has no other name, so there is nothing to lock: an open file stands in."""
+    if not path.exists():
+        return open(os.devnull, "rb")  # noqa: SIM115 - closed with the lock
+    handle = path.open("rb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+@contextmanager
+def exclusive(path: str | Path, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Hold the warehouse for one run: a second run is refused at once, never interleaved.
+
+    DuckDB locks a file only while a connection is open; a pipeline run opens and
+    closes several, so the run holds two advisory locks for its whole length: one on
+    `<warehouse>.lock` (which says who holds it) and one on the warehouse file itself,
+    so that a symlink or hard link to the same file is refused too. Locks die with the
+    process, so a killed run frees them. With `wait_seconds`, a held lock is waited
+    for that long (scheduled runs queue behind a manual one instead of failing).
+    """
+    check_writable(path)
+    path = Path(path).resolve()
+    lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        handle = _lock_file(lock_path)
+        identity = _lock_identity(path) if handle is not None else None
+        if identity is not None:
+            break
+        if handle is not None:
+            handle.close()
+            holder = "another run, through another name of the same file (a link)"
+        else:
+            holder = "another process"
+            with contextlib.suppress(OSError):
+                holder = lock_path.read_text().strip() or holder
+        if time.monotonic() < deadline:
+            time.sleep(1.0)
+            continue
+        raise WarehouseLockedError(
+            f"{path} is in use by another run ({holder}); wait for it to finish") from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()} since {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
@@ -215,6 +247,14 @@ def exclusive(path: str | Path, wait_seconds: float = 0.0) -> Iterator[None]:
             lock_path.unlink()
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+        identity.close()
+
+
+def ensure_free(path: str | Path) -> None:
+    """Refuse at once if another run holds the warehouse (`exclusive` taken and let go):
+    the command asks before it starts Prefect, so a refusal takes a second, not fifty."""
+    with exclusive(path):
+        pass
 
 
 @contextmanager
@@ -339,6 +379,16 @@ def store_frame(con: duckdb.DuckDBPyConnection, name: str, frame, append: bool =
             con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _frame_to_store")
     finally:
         con.unregister("_frame_to_store")
+
+
+def drop_tables(con: duckdb.DuckDBPyConnection, names) -> None:
+    """Drop the tables (or views) of these declared names that exist."""
+    existing = dict(con.execute(
+        "SELECT table_name, 'TABLE' FROM duckdb_tables() UNION ALL "
+        "SELECT view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal").fetchall())
+    for name in names:
+        if name in existing:
+            con.execute(f"DROP {existing[name]} {_quote(name)}")
 
 
 def run_models(

@@ -16,18 +16,20 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import ValidationError
 
 from journey_mining import journeys, steps, warehouse
-from journey_mining.config import load_config
+from journey_mining.config import load_config, pseudonym_key
 from journey_mining.errors import ConfigError, DataQualityError, JourneyError
+from journey_mining.operations import is_stop
 
 
 def _retry_io_only(task, task_run, state) -> bool:
-    """Retry a read that failed on the file system, never a load our checks rejected."""
+    """Retry a read that failed on the file system, never a load our checks rejected and
+    never a run that is being stopped."""
     try:
         state.result()
     except JourneyError:
         return False
-    except Exception:  # noqa: BLE001 - anything else (OSError, IO hiccup) is worth a retry
-        return True
+    except Exception as exc:  # noqa: BLE001 - anything else (OSError, IO hiccup) is worth a retry
+        return not is_stop(exc)
     return False
 
 
@@ -95,9 +97,18 @@ def fingerprint(ctx: steps.RunContext) -> dict:
 
 
 @task(name="record-build")
-def record_build(warehouse_path: str, fingerprint: str) -> None:
+def record_build(warehouse_path: str, fingerprint: str) -> bool:
+    """Record the build as complete, unless an optional step failed: then the next run
+    does everything again instead of saying "nothing new" over what is missing."""
     with warehouse.connected(warehouse_path) as con:
-        warehouse.record_build(con, fingerprint)
+        issues = warehouse.run_issues(con)
+        if not issues:
+            warehouse.record_build(con, fingerprint)
+    if issues:
+        get_run_logger().warning(
+            "not recorded as a complete build: %s failed; the next run does it again",
+            ", ".join(dict.fromkeys(step for step, _ in issues)))
+    return not issues
 
 
 @task(name="summarise-journeys")
@@ -134,8 +145,9 @@ def _publish(ctx: steps.RunContext, run_name: str, report: str | None) -> None:
 def ingest(input_dir: str, warehouse_path: str, config_path: str | None = None,
            full_reload: bool = False) -> dict:
     """Load every export in `input_dir` into the warehouse, all or nothing."""
-    ctx = steps.RunContext(warehouse_path, load_config(config_path), input_dir,
-                           full_reload=full_reload)
+    config = load_config(config_path)
+    ctx = steps.RunContext(warehouse_path, config, input_dir, full_reload=full_reload,
+                           pseudonym_key=pseudonym_key(config))
     return _run("load", ctx)
 
 
@@ -150,9 +162,11 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
     waits up to `wait_for_lock_seconds` (the scheduled deployment waits an hour).
     Report folder, outputs and artifact keys are named by the build's as-of date.
     """
-    ctx = steps.RunContext(warehouse_path, load_config(config_path), input_dir, as_of=as_of,
+    config = load_config(config_path)
+    # The key comes from the environment, never a parameter: Prefect stores parameters.
+    ctx = steps.RunContext(warehouse_path, config, input_dir, as_of=as_of,
                            full_reload=full_reload, outputs=outputs, reports_dir=reports_dir,
-                           static_images=static_images)
+                           static_images=static_images, pseudonym_key=pseudonym_key(config))
     with warehouse.exclusive(warehouse_path, wait_for_lock_seconds):
         load = _run("load", ctx)
         _gate(ctx)
@@ -200,6 +214,7 @@ def deployment(input_dir: str, warehouse_path: str, config_path: str | None = No
     from prefect.client.schemas.schedules import CronSchedule
 
     config = load_config(config_path)
+    pseudonym_key(config)  # a scheduled run without its key would fail every night
     schedule = config.schedule
     if cron is not None:
         try:

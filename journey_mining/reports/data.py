@@ -22,21 +22,21 @@ class ReportData:
     kpis: pd.Series
     funnel: pd.DataFrame
     dropped: pd.DataFrame
-    stage_transitions: pd.DataFrame
-    activity_transitions: pd.DataFrame
+    stage_transitions: pd.DataFrame | None   # None: the step that writes it did not finish
+    activity_transitions: pd.DataFrame | None
     activity_stages: pd.DataFrame
-    variants: pd.DataFrame
-    conformance: pd.Series
+    variants: pd.DataFrame | None
+    conformance: pd.Series | None
     cohorts: pd.DataFrame
     segments: pd.DataFrame
     channel_mix: pd.DataFrame
-    stage_timing: pd.DataFrame
+    stage_timing: pd.DataFrame | None
     occupancy: pd.DataFrame
-    curves: pd.DataFrame
+    curves: pd.DataFrame | None
     gaps: pd.DataFrame
     lifecycle: pd.DataFrame
-    lift: pd.DataFrame
-    churn: pd.DataFrame
+    lift: pd.DataFrame | None
+    churn: pd.DataFrame | None
     model_run: pd.Series | None
     loads: pd.DataFrame
     rejects: pd.DataFrame
@@ -47,6 +47,7 @@ class ReportData:
     drivers: pd.DataFrame | None = None
     attribution: pd.DataFrame | None = None
     representatives: pd.DataFrame | None = None
+    absent: tuple[str, ...] = ()   # tables of optional steps that are not in the warehouse
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -55,51 +56,66 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
-    """Read the marts and analysis tables of the last build (each in its stated order)."""
+    """Read the marts and analysis tables of the last build (each in its stated order).
+
+    The tables of an optional step (mining, re-engagement, churn, drivers) are None when
+    the step did not finish: the report says so where they would be shown.
+    """
+    absent = []
+
     def q(sql: str) -> pd.DataFrame:
         return con.sql(sql).df()
 
-    runs = q("SELECT * FROM model_runs ORDER BY trained_at DESC LIMIT 1")
-    lift = q("SELECT * FROM gap_touchpoint_lift ORDER BY lift DESC")
-    # Boolean even when empty, so a mask selects rows (an empty object column would
-    # select columns).
-    lift["defines_return"] = (lift.defines_return.astype(bool) if "defines_return" in lift
-                              else False)
+    def optional(table: str, sql: str | None = None) -> pd.DataFrame | None:
+        if _exists(con, table):
+            return q(sql or f"SELECT * FROM {table}")
+        absent.append(table)
+        return None
+
+    runs = optional("model_runs", "SELECT * FROM model_runs ORDER BY trained_at DESC LIMIT 1")
+    lift = optional("gap_touchpoint_lift", "SELECT * FROM gap_touchpoint_lift ORDER BY lift DESC")
+    if lift is not None:
+        # Boolean even when empty, so a mask selects rows (an empty object column would
+        # select columns).
+        lift["defines_return"] = (lift.defines_return.astype(bool) if "defines_return" in lift
+                                  else False)
+    conformance = optional("conformance_summary")
     return ReportData(
         kpis=q("SELECT * FROM journey_kpis").iloc[0],
         funnel=q("SELECT * FROM stage_funnel ORDER BY stage_order"),
         dropped=q("SELECT * EXCLUDE (furthest_stage_order) FROM dropped_accounts "
                   "ORDER BY furthest_stage_order DESC, last_touch_at DESC, account_id"),
-        stage_transitions=q("SELECT * FROM stage_transitions"),
-        activity_transitions=q("SELECT * FROM activity_transitions ORDER BY transitions DESC"),
+        stage_transitions=optional("stage_transitions"),
+        activity_transitions=optional(
+            "activity_transitions", "SELECT * FROM activity_transitions ORDER BY transitions DESC"),
         activity_stages=q("SELECT * FROM activity_stages"),
-        variants=q("SELECT * FROM path_variants WHERE level = 'stage' ORDER BY variant_rank"),
-        conformance=q("SELECT * FROM conformance_summary").iloc[0],
+        variants=optional("path_variants", "SELECT * FROM path_variants WHERE level = 'stage' "
+                                           "ORDER BY variant_rank"),
+        conformance=conformance.iloc[0] if conformance is not None else None,
         cohorts=q("SELECT * FROM cohort_conversion ORDER BY cohort"),
         segments=q("SELECT * FROM segment_conversion ORDER BY client DESC, industry"),
         channel_mix=q("SELECT * FROM channel_mix ORDER BY stage_order, channel"),
-        stage_timing=q("SELECT * FROM stage_timing ORDER BY stage_order"),
+        stage_timing=optional("stage_timing", "SELECT * FROM stage_timing ORDER BY stage_order"),
         occupancy=q("SELECT * FROM stage_occupancy ORDER BY stage_order"),
-        curves=q("SELECT * FROM reengagement_curves"),
+        curves=optional("reengagement_curves"),
         gaps=q("SELECT * FROM reengagement_gaps"),
         lifecycle=q("SELECT * FROM lifecycle_periods WHERE period_type = 'month'"),
         lift=lift,
-        churn=q("""SELECT c.*, a.account_name FROM churn_scores c
+        churn=optional("churn_scores", """SELECT c.*, a.account_name FROM churn_scores c
                    LEFT JOIN stg_crm__accounts a USING (account_id)
                    ORDER BY churn_probability DESC, account_id"""),
-        model_run=runs.iloc[0] if len(runs) else None,
+        model_run=runs.iloc[0] if runs is not None and len(runs) else None,
         loads=q("SELECT * FROM loads ORDER BY load_id"),
         rejects=q("SELECT * FROM reject_reasons ORDER BY rows DESC, source, reason"),
         resolution=q("SELECT * FROM identity_resolution"),
         advocates=q("SELECT * FROM advocates ORDER BY first_advocacy_at"),
         tests=q("SELECT * FROM data_test_results") if _exists(con, "data_test_results")
         else None,
-        drivers=q("SELECT * FROM conversion_drivers") if _exists(con, "conversion_drivers")
-        else None,
-        attribution=q("SELECT * FROM attribution") if _exists(con, "attribution") else None,
-        representatives=(q("SELECT * FROM representative_journeys")
-                         if _exists(con, "representative_journeys") else None),
+        drivers=optional("conversion_drivers"),
+        attribution=optional("attribution"),
+        representatives=optional("representative_journeys"),
         history=(q("""SELECT * FROM kpi_history
                       QUALIFY row_number() OVER (PARTITION BY as_of ORDER BY built_at DESC) = 1
                       ORDER BY as_of""") if _exists(con, "kpi_history") else None),
+        absent=tuple(absent),
     )

@@ -16,15 +16,26 @@ __all__ = ["headlines"]
 def headlines(d: ReportData) -> dict[str, str]:
     """One sentence or two per section, in words a reader acts on, for any amount of data:
     where something cannot be measured yet, the sentence says why."""
-    return {"funnel": _funnel_sentence(d), "map": _map_sentence(d),
-            "paths": _paths_sentence(d.variants), "linearity": _linearity_sentence(d),
-            "cohorts": _cohort_sentence(d.cohorts, d.segments),
-            "channels": _channel_sentence(d.channel_mix),
-            "reengagement": _reengagement_sentence(d), "churn": _churn_sentence(d),
-            "advocacy": _advocacy_sentence(d), "drivers": _drivers_sentence(d.drivers),
-            "attribution": _attribution_sentence(d.attribution),
-            "representatives": _representatives_sentence(d.representatives),
-            "trend": _trend_sentence(d.history), "quality": _quality_sentence(d)}
+    sentences = {
+        "funnel": lambda: _funnel_sentence(d), "map": lambda: _map_sentence(d),
+        "paths": lambda: _paths_sentence(d.variants), "linearity": lambda: _linearity_sentence(d),
+        "cohorts": lambda: _cohort_sentence(d.cohorts, d.segments),
+        "channels": lambda: _channel_sentence(d.channel_mix),
+        "reengagement": lambda: _reengagement_sentence(d), "churn": lambda: _churn_sentence(d),
+        "advocacy": lambda: _advocacy_sentence(d),
+        "drivers": lambda: _drivers_sentence(d.drivers),
+        "attribution": lambda: _attribution_sentence(d.attribution),
+        "representatives": lambda: _representatives_sentence(d.representatives),
+        "trend": lambda: _trend_sentence(d.history), "quality": lambda: _quality_sentence(d)}
+    said = {}
+    for section, sentence in sentences.items():
+        try:
+            said[section] = sentence()
+        except Exception:
+            # Drawn from a table an optional step did not write: the section says so.
+            if not d.absent:
+                raise
+    return said
 
 
 def _trend_sentence(history: pd.DataFrame | None) -> str:

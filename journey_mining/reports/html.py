@@ -21,8 +21,8 @@ from journey_mining.reports.format import FUNNEL, LABEL, MIN_COHORT, duration, m
 from journey_mining.reports.headlines import headlines
 from journey_mining.warehouse import run_issues
 
-__all__ = ["GLOSSARY", "STATIC_IMAGES", "TOP_PATHS", "find_chromium", "write_report",
-           "write_static_images"]
+__all__ = ["GLOSSARY", "NOT_IN_THIS_RUN", "STATIC_IMAGES", "TOP_PATHS", "find_chromium",
+           "spreadsheet_safe", "write_csv", "write_report", "write_static_images"]
 
 # The paths chart and table show the same top paths, so their "other" shares agree.
 TOP_PATHS = 10
@@ -249,6 +249,45 @@ def _representatives_table(representatives: pd.DataFrame | None) -> pd.DataFrame
         "long-tail share": part.tail_coverage, "became clients": part.conversion})
 
 
+# Where a chart or table of an optional step would be, when that step did not finish.
+NOT_IN_THIS_RUN = ("Not in this run: the analysis behind this did not finish (the note at "
+                   "the top says which and why). The next run tries it again.")
+
+
+def _section_content(build, d) -> str:
+    """A section's HTML; one built from a table an optional step did not write says so
+    instead (a bug with every table present still raises)."""
+    try:
+        return build()
+    except Exception:
+        if not d.absent:
+            raise
+        return f"<p class='missing'>{html.escape(NOT_IN_THIS_RUN)}</p>"
+
+
+# A spreadsheet evaluates a cell that starts with one of these (OWASP: CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A text cell a spreadsheet would read as a formula (=HYPERLINK(...), +1+cmd|...,
+    @SUM(...)) gets a leading apostrophe, so it is shown as the text it is; numbers and
+    other values are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """A CSV list for spreadsheets: text cells neutralised (`spreadsheet_safe`)."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if not (pd.api.types.is_numeric_dtype(safe[column])
+                or pd.api.types.is_datetime64_any_dtype(safe[column])):
+            safe[column] = safe[column].map(spreadsheet_safe)
+    safe.to_csv(path, index=False)
+
+
 def _chart(fig: go.Figure, name: str) -> str:
     return _fit(fig).to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}",
                        default_width="100%",
@@ -267,8 +306,9 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     run_name = run_name or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(reports_dir) / run_name
     out.mkdir(parents=True, exist_ok=True)
-    d.dropped.to_csv(out / "dropped_accounts.csv", index=False)
-    d.churn.to_csv(out / "churn_scores.csv", index=False)
+    write_csv(d.dropped, out / "dropped_accounts.csv")
+    if d.churn is not None:
+        write_csv(d.churn, out / "churn_scores.csv")
     heads = headlines(d)
     builders = {
         "funnel": lambda: f.build_funnel_figure(d.funnel),
@@ -294,54 +334,59 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     }
     if d.model_run is not None and d.model_run.status == "trained":
         builders["model-quality"] = lambda: f.build_model_quality_figure(d.model_run)
-    shown_lift = d.lift[~d.lift.defines_return]
     # A chart with nothing to show says why in a sentence, instead of an empty frame.
     nothing = {
-        "funnel": (d.funnel.reached.sum() == 0, "No account has a staged touchpoint yet."),
-        "dropoff": (d.funnel.dropped.sum() == 0, "No account has gone quiet before buying."),
-        "process-map": (d.stage_transitions.empty,
+        "funnel": (lambda: d.funnel.reached.sum() == 0,
+                   "No account has a staged touchpoint yet."),
+        "dropoff": (lambda: d.funnel.dropped.sum() == 0,
+                    "No account has gone quiet before buying."),
+        "process-map": (lambda: d.stage_transitions.empty,
                         "No account has moved from one stage to another yet."),
-        "activity-map": (d.activity_transitions.empty,
+        "activity-map": (lambda: d.activity_transitions.empty,
                          "No account has two touchpoints in a row yet."),
-        "paths-sankey": (d.variants.empty or (d.variants.length <= 1).all(),
+        "paths-sankey": (lambda: d.variants.empty or (d.variants.length <= 1).all(),
                          "Every stage path is a single stage: no flow to draw yet."),
-        "cohorts": ((d.cohorts.accounts >= MIN_COHORT).sum() == 0,
+        "cohorts": (lambda: (d.cohorts.accounts >= MIN_COHORT).sum() == 0,
                     f"No monthly cohort has {MIN_COHORT} accounts yet, so no cohort "
                     "conversion rate is shown."),
-        "segments": ((d.segments.accounts >= MIN_COHORT).sum() < 2,
+        "segments": (lambda: (d.segments.accounts >= MIN_COHORT).sum() < 2,
                      f"Fewer than two industries with {MIN_COHORT} accounts: nothing to "
                      "compare."),
-        "channel-mix": (d.channel_mix.empty, "No staged touchpoints yet."),
-        "reengagement-curve": (d.curves.empty or d.gaps.empty,
+        "channel-mix": (lambda: d.channel_mix.empty, "No staged touchpoints yet."),
+        "reengagement-curve": (lambda: d.curves.empty or d.gaps.empty,
                                "No engagement has ended yet, so nobody can have come back."),
-        "gap-days": (d.gaps.empty, "No engagement has ended yet: no gaps to show."),
-        "lifecycle": (d.lifecycle.empty, "No clients yet: no lifecycle to show."),
-        "gap-lift": (shown_lift.empty, "Too few ended engagements to compare what returning "
-                                       "accounts did in the gap."),
-        "resolution": (d.resolution.empty, "No touchpoints loaded yet."),
-        "drivers": (d.drivers is None or not d.drivers.significant.any(),
+        "gap-days": (lambda: d.gaps.empty, "No engagement has ended yet: no gaps to show."),
+        "lifecycle": (lambda: d.lifecycle.empty, "No clients yet: no lifecycle to show."),
+        "gap-lift": (lambda: d.lift[~d.lift.defines_return].empty,
+                     "Too few ended engagements to compare what returning accounts did in "
+                     "the gap."),
+        "resolution": (lambda: d.resolution.empty, "No touchpoints loaded yet."),
+        "drivers": (lambda: d.drivers is None or not d.drivers.significant.any(),
                     "No touchpoint or buying role clearly goes with moving on yet (or the "
                     "drivers analysis did not run)."),
-        "attribution": (d.attribution is None or d.attribution[
+        "attribution": (lambda: d.attribution is None or d.attribution[
             (d.attribution.goal == "client") & (d.attribution.dimension == "channel")].empty,
                         "No client reached after a touchpoint yet: nothing to attribute."),
-        "representatives": (d.representatives is None
+        "representatives": (lambda: d.representatives is None
                             or not (d.representatives.level == "stage").any(),
                             "Too few distinct stage paths to summarise."),
-        "trend": (d.history is None or len(d.history) < 2,
+        "trend": (lambda: d.history is None or len(d.history) < 2,
                   "One as-of date so far: the trend starts with the next build at another "
                   "date (a scheduled run, or a backfill with --as-of)."),
     }
     # A chart that cannot be drawn is said where it would be; the rest of the report stays.
     figures, failed, said = {}, {}, {}
     for name, builder in builders.items():
-        if name in nothing and bool(nothing[name][0]):
-            said[name] = nothing[name][1]
-            continue
         try:
+            if name in nothing and bool(nothing[name][0]()):
+                said[name] = nothing[name][1]
+                continue
             figures[name] = builder()
         except Exception as exc:  # noqa: BLE001
-            failed[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            if d.absent:  # drawn from a table an optional step did not write
+                said[name] = NOT_IN_THIS_RUN
+            else:
+                failed[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     # Figure ids carry a prefix: a section and a chart must never share an id.
     div = {name: f"<div class='chart'>{_chart(fig, name)}</div>"
            for name, fig in figures.items()}
@@ -362,31 +407,53 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         f"<li>{html.escape(step)}: {html.escape(problem)}</li>" for step, problem in issues)
         + "</ul>Everything else below is complete.</div>") if issues else ""
     k = d.kpis
-    deviations = (d.stage_transitions[d.stage_transitions.kind != "ladder"]
-                  .sort_values("accounts", ascending=False).head(8))
-    deviations = pd.DataFrame({
-        "move": [f"{LABEL[a]} → {LABEL[b]}" for a, b in zip(deviations.from_stage,
-                                                             deviations.to_stage, strict=True)],
-        "kind": [str(k).replace("_", "-") for k in deviations.kind],
-        "accounts": deviations.accounts, "times": deviations.transitions,
-        "median time": [duration(h) for h in deviations.median_hours]})
-    variants = d.variants.head(TOP_PATHS)[["variant_rank", "variant", "cases", "coverage",
-                                           "cumulative_coverage"]]
-    timing = d.stage_timing[d.stage_timing.stage.isin(FUNNEL[:-1])
-                            & (d.stage_timing.accounts_entered > 0)][
-        ["stage", "accounts_entered", "moved_on", "censored", "median_days", "p75_days",
-         "p90_days", "moved_on_within_90d"]]
-    churn_top = d.churn.head(20)[["account_id", "account_name", "churn_probability",
-                                  "risk_band", "top_factors"]]
-    dropped_top = d.dropped.head(15)[["account_id", "account_name", "industry",
-                                      "dropped_at_stage", "last_touch_at", "days_silent"]]
     fmt_days = {c: (lambda v: duration(None if pd.isna(v) else v * 24))
                 for c in ("median_days", "p75_days", "p90_days")}
+
+    def deviations() -> pd.DataFrame:
+        top = (d.stage_transitions[d.stage_transitions.kind != "ladder"]
+               .sort_values("accounts", ascending=False).head(8))
+        return pd.DataFrame({
+            "move": [f"{LABEL[a]} → {LABEL[b]}" for a, b in zip(top.from_stage, top.to_stage,
+                                                                 strict=True)],
+            "kind": [str(k).replace("_", "-") for k in top.kind],
+            "accounts": top.accounts, "times": top.transitions,
+            "median time": [duration(h) for h in top.median_hours]})
+
+    def paths() -> str:
+        variants = d.variants.head(TOP_PATHS)[["variant_rank", "variant", "cases", "coverage",
+                                               "cumulative_coverage"]]
+        return (div["paths-sankey"] + "<h3>Most common paths</h3>"
+                + _table(variants, {"coverage": pct, "cumulative_coverage": pct})
+                + (f"<p class='note'>The other {len(d.variants) - len(variants):,} paths cover "
+                   f"{pct(1 - variants.coverage.sum())} of accounts.</p>"
+                   if len(d.variants) > len(variants) else ""))
+
+    def timing() -> str:
+        if d.stage_timing is None:
+            return f"<p class='missing'>{NOT_IN_THIS_RUN}</p>"
+        shown = d.stage_timing[d.stage_timing.stage.isin(FUNNEL[:-1])
+                               & (d.stage_timing.accounts_entered > 0)][
+            ["stage", "accounts_entered", "moved_on", "censored", "median_days", "p75_days",
+             "p90_days", "moved_on_within_90d"]]
+        return _table(shown, {**fmt_days, "moved_on_within_90d": pct},
+                      "No account has entered a stage before client yet.")
+
+    def churn() -> str:
+        top = d.churn.head(20)[["account_id", "account_name", "churn_probability",
+                                "risk_band", "top_factors"]]
+        return (div.get("model-quality", "") + "<h3>Clients most at risk</h3>"
+                + _table(top, {"churn_probability": pct}, "No clients to score.")
+                + ("<p class='note'>All scores: <a href='churn_scores.csv' download>"
+                   "churn_scores.csv</a></p>" if len(d.churn) else ""))
+
+    dropped_top = d.dropped.head(15)[["account_id", "account_name", "industry",
+                                      "dropped_at_stage", "last_touch_at", "days_silent"]]
     advocates = d.advocates[["account_id", "first_advocacy_at", "referrals", "case_studies",
                              "advocated_as"]].head(20)
     sections = [
-        ("questions", "The three questions first", _questions(k)),
-        ("funnel", "Funnel and drop-offs",
+        ("questions", "The three questions first", lambda: _questions(k)),
+        ("funnel", "Funnel and drop-offs", lambda: (
          f'<div class="kpis"><div class="kpi"><b>{int(k.accounts):,}</b>accounts</div>'
          f'<div class="kpi"><b>{int(k.touchpoints):,}</b>touchpoints</div>'
          f'<div class="kpi"><b>{pct(k.resolved_share)}</b>tied to an account</div>'
@@ -394,64 +461,57 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
          f'</div>'
          f'<div class="grid">{div["funnel"]}{div["dropoff"]}</div>'
          f"<h3>Time to move on ({_term('Kaplan-Meier')}; journeys still open are "
-         f"{_term('censored')})</h3>"
-         f"{_table(timing, {**fmt_days, 'moved_on_within_90d': pct}, 'No account has entered a stage before client yet.')}"  # noqa: E501
+         f"{_term('censored')})</h3>{timing()}"
          f"<h3>Dropped accounts to follow up</h3>"
          + (f"{_table(dropped_top)}<p class='note'>All {len(d.dropped):,} dropped accounts: "
             f"<a href='dropped_accounts.csv' download>dropped_accounts.csv</a></p>"
             if len(d.dropped) else "<p class='note'>No account has gone quiet before buying."
-                                   "</p>")),
-        ("map", "The process map", div["process-map"]
+                                   "</p>"))),
+        ("map", "The process map", lambda: div["process-map"]
          + "<p class='note'>Each circle is a stage; its size is the number of accounts that "
            "were in it (inferred stage states). Each arrow is a move from one stage to "
            "another: blue up the ladder, brown skipping a stage, red stepping back; its "
            "width is the number of moves. A label reads 'moves · median time between the "
            "two stages'; hover for the number of accounts.</p>" + div["activity-map"]),
-        ("paths", "Paths", div["paths-sankey"] + "<h3>Most common paths</h3>" + _table(
-            variants, {"coverage": pct, "cumulative_coverage": pct})
-         + (f"<p class='note'>The other {len(d.variants) - len(variants):,} paths cover "
-            f"{pct(1 - variants.coverage.sum())} of accounts.</p>"
-            if len(d.variants) > len(variants) else "")),
-        ("linearity", "How linear are journeys?", div["linearity"]
+        ("paths", "Paths", paths),
+        ("linearity", "How linear are journeys?", lambda: div["linearity"]
          + "<h3>Most common departures from the ladder</h3>"
-         + _table(deviations, empty="No step back or skip between two stages.")),
+         + _table(deviations(), empty="No step back or skip between two stages.")),
         ("cohorts", "Conversion over time and by segment",
-         f'<div class="grid">{div["cohorts"]}{div["segments"]}</div>'),
-        ("channels", "Channel mix per stage", div["channel-mix"]),
-        ("reengagement", "Between engagements: who comes back",
+         lambda: f'<div class="grid">{div["cohorts"]}{div["segments"]}</div>'),
+        ("channels", "Channel mix per stage", lambda: div["channel-mix"]),
+        ("reengagement", "Between engagements: who comes back", lambda: (
          f'<div class="grid">{div["reengagement-curve"]}{div["gap-days"]}</div>'
-         f'{div["lifecycle"]}{div["gap-lift"]}'),
+         f'{div["lifecycle"]}{div["gap-lift"]}')),
         ("advocacy", "Advocacy: referrals and case studies",
-         _table(advocates, empty="No referral or case study yet.")),
-        ("drivers", "What moves accounts forward", div["drivers"] + _table(
+         lambda: _table(advocates, empty="No referral or case study yet.")),
+        ("drivers", "What moves accounts forward", lambda: div["drivers"] + _table(
             _drivers_table(d.drivers), {"moved on with": pct, "without": pct},
             "Nothing to list yet.")
          + "<p class='note'>Odds ratio: how many times the odds of moving on are higher "
            "with the touchpoint or role than without, for accounts "
             "as long in the stage. Only rows whose false-discovery-corrected q is below 0.05 "
             "are listed; all tests are in the table conversion_drivers.</p>"),
-        ("attribution", "Which channels and campaigns get the credit", div["attribution"]
+        ("attribution", "Which channels and campaigns get the credit", lambda: div["attribution"]
          + _table(_removal_table(d.attribution), {"share": pct, "interval": str},
                   "Nothing to attribute yet.")
          + "<p class='note'>Removal effect: the share of conversions lost if every journey "
            "through that campaign had failed (Markov chain of the journeys). 'uncertain' "
            "means its 95 % interval reaches zero. All goals, dimensions and models are in "
            "the table attribution.</p>"),
-        ("representatives", "Representative journeys", div["representatives"] + _table(
+        ("representatives", "Representative journeys", lambda: div["representatives"] + _table(
             _representatives_table(d.representatives),
             {"coverage": pct, "long-tail share": pct, "became clients": pct},
             "Too few distinct paths to summarise.")),
-        ("churn", "Churn risk", (div.get("model-quality", "")) + "<h3>Clients most at risk</h3>"
-         + _table(churn_top, {"churn_probability": pct}, "No clients to score.")
-         + ("<p class='note'>All scores: <a href='churn_scores.csv' download>"
-            "churn_scores.csv</a></p>" if len(d.churn) else "")),
-        ("trend", "Over time", div["trend"]),
-        ("quality", "Data quality", div["resolution"] + "<h3>Loads</h3>" + _table(
+        ("churn", "Churn risk", churn),
+        ("trend", "Over time", lambda: div["trend"]),
+        ("quality", "Data quality", lambda: div["resolution"] + "<h3>Loads</h3>" + _table(
             d.loads[["load_id", "finished_at", "files_seen", "files_read", "rows_read",
                      "rows_loaded", "rows_duplicate", "rows_rejected"]])
          + "<h3>Rejected rows by reason</h3>" + _table(d.rejects, empty="No row rejected.")),
-        ("glossary", "Glossary", _glossary()),
+        ("glossary", "Glossary", _glossary),
     ]
+    sections = [(sid, title, _section_content(build, d)) for sid, title, build in sections]
     nav = "".join(f'<a href="#{sid}">{html.escape(title)}</a>' for sid, title, _ in sections)
     body = "".join(
         f'<section id="{sid}"><h2>{html.escape(title)}</h2>'

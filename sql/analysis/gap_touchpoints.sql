@@ -14,8 +14,10 @@ events as (
         e.account_id,
         e.occurred_at,
         e.channel || ':' || e.activity as touchpoint,
-        (e.channel = 'crm' and e.stage in ('evaluation', 'decision'))
-        or e.activity in (select activity from engagement_rules where role = 'start')
+        -- an activity the stage map does not know has no stage: not a sales step
+        coalesce(e.channel = 'crm' and e.stage in ('evaluation', 'decision'), false)
+        or coalesce(e.activity in (select activity from engagement_rules where role = 'start'),
+                    false)
             as defines_return
     from int_journey_events as e
 ),
