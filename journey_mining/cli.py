@@ -68,7 +68,9 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None):
         raise IngestError(f"{input_dir}: input folder not found")
     warehouse.check_writable(warehouse_path)
     warehouse.ensure_free(warehouse_path)
-    if not warehouse_path.exists() and not ingest.discover_files(input_dir, settings.ingest):
+    files = ingest.discover_files(input_dir, settings.ingest)
+    ingest.check_csv_headers(files, settings.ingest)
+    if not warehouse_path.exists() and not files:
         raise NoDataError(f"{input_dir}: no export files (names start with crm_accounts, "
                           "crm_contacts, crm_activities, web_events or email_events) and the "
                           f"warehouse {warehouse_path} does not exist yet: nothing to analyse")

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from journey_mining.errors import ConfigError
+from journey_mining.settings_files import read_settings_file
 from journey_mining.sources import SOURCES
 from journey_mining.stages import activity_name
 
@@ -374,9 +375,7 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: config file not found") from exc
+        data = yaml.safe_load(read_settings_file(path, "config file")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     try:

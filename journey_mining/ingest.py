@@ -60,10 +60,13 @@ from journey_mining.sources import SOURCES, SourceSpec, file_format
 from journey_mining.warehouse import ensure_schema, transaction
 
 __all__ = [
+    "MAX_COLUMNS",
     "PSEUDONYMISED",
+    "ZONE_ABBREVIATIONS",
     "FileCounts",
     "LoadReport",
     "SourceFile",
+    "check_csv_headers",
     "discover_files",
     "load_exports",
     "pseudonymise_value",
@@ -415,6 +418,14 @@ def _check_header(f: SourceFile, delimiter: str | None) -> None:
         raise UnreadableFileError(
             str(f.path), f"its header has {columns:,} columns, more than the {MAX_COLUMNS:,} "
                          f"an export of {f.source} can have: is it the right file?")
+
+
+def check_csv_headers(files: list[SourceFile], config: IngestConfig) -> None:
+    """Refuse absurd CSV headers before anything starts (the command's pre-check): only
+    the first line of each file is read."""
+    for f in files:
+        if f.format in (".csv", ".csv.gz"):
+            _check_header(f, config.source(f.source).delimiter)
 
 
 def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None,
@@ -1057,7 +1068,9 @@ def load_exports(
     not_after = started + dt.timedelta(hours=config.future_tolerance_hours)
     seen = {
         row[0]
-        for row in con.execute("SELECT DISTINCT sha256 FROM load_files WHERE status = 'read'")
+        # a file read before, with rows or without (a header-only file is no news either)
+        for row in con.execute(
+            "SELECT DISTINCT sha256 FROM load_files WHERE status IN ('read', 'empty')")
         .fetchall()
     }
     staged: list[tuple[SourceSpec, list[SourceFile], list[SourceFile], str]] = []

@@ -257,7 +257,8 @@ def nothing_new(warehouse_path, input_dir, config, as_of=None) -> bool:
         if "load_files" not in tables:
             return False
         seen = {r[0] for r in con.execute(
-            "SELECT DISTINCT sha256 FROM load_files WHERE status = 'read'").fetchall()}
+            "SELECT DISTINCT sha256 FROM load_files WHERE status IN ('read', 'empty')"
+        ).fetchall()}
         if any(f.sha256 not in seen for f in files):
             return False
         previous = warehouse.last_build_fingerprint(con)

@@ -132,10 +132,9 @@ def load_stage_map(path: str | Path | None = None) -> StageMap:
         text = resources.files("journey_mining").joinpath("config/stage_map.yml").read_text()
         origin = "default stage map"
     else:
-        try:
-            text = Path(path).read_text()
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: stage map not found") from exc
+        from journey_mining.settings_files import read_settings_file
+
+        text = read_settings_file(path, "stage map")
         origin = str(path)
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass

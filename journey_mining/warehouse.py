@@ -102,9 +102,9 @@ def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.Du
     # -31,869 instead of 33,667 (or a conversion error). Off for every connection.
     con.execute("SET disabled_optimizers = 'compressed_materialization'")
     if _LIMITS is not None:
-        con.execute(f"SET memory_limit = '{_LIMITS.duckdb_memory_limit()}'")
+        con.execute("SET memory_limit = $limit", {"limit": _LIMITS.duckdb_memory_limit()})
         if _LIMITS.threads:
-            con.execute(f"SET threads = {int(_LIMITS.threads)}")
+            con.execute("SET threads = $threads", {"threads": int(_LIMITS.threads)})
         if str(path) != ":memory:" and not read_only:
             spill = _LIMITS.temp_directory or f"{Path(path).resolve()}.tmp"
             con.execute("SET temp_directory = $dir", {"dir": str(spill)})

@@ -244,3 +244,28 @@ def test_jsonl_keys_absent_null_or_renamed_are_told_apart(con, tmp_path):
                        match=r"'anonymous_id'.*file has: Event ID, event_name, extra, "
                              r"occurred_at\)"):
         ingest.load_exports(con, tmp_path, config, full_reload=True)
+
+
+# -- line numbers of a large CSV with a break ------------------------------------------------
+
+def test_numbering_the_lines_of_a_big_csv_with_one_blank_line_holds_no_list_per_line(
+        tmp_path, con):
+    """One trailing blank line sent a 1.66 GB file from 3.2 GB to 5.8 GB of memory: the
+    line numbers were a Python list with an entry per line. They are runs now, one per
+    break, so the Python heap of the load stays small whatever the file's length."""
+    import tracemalloc
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    lines = [f"e{i},2025-01-01T00:00:00Z,v{i % 97},page_view,\n" for i in range(200_000)]
+    (folder / "web_events.csv").write_text(WEB_HEADER + "\n" + "".join(lines) + "\n")
+    tracemalloc.start()
+    try:
+        report = ingest.load_exports(con, folder)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report.rows_loaded == 200_000
+    assert con.execute("SELECT min(_row_number), max(_row_number) FROM raw_web_events"
+                       ).fetchall() == [(2, 200_001)]
+    assert peak < 8 * 2**20  # a list per line: over 30 MB for these 200,000 lines

@@ -1,0 +1,393 @@
+"""What an attacker or a careless user brings to `journey run` (issue 23): nothing lost,
+nothing leaked, nothing half-done, nothing that waits forever.
+
+One run of the command on generated exports with traps planted in them (a lone quote
+in a CSV with blank lines and multi-line fields, zone names in timestamps, a float
+column re-exported as Parquet, a FIFO, a renamed CRM activity type, formulas as
+account names, a warehouse path with an apostrophe and staging on disk); each test
+checks one promise on what that run left. Stops, failures of optional steps, the
+lock, pseudonymisation and bad settings files get their own runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from journey_mining import operations
+from journey_mining.config import load_config
+from journey_mining.generator import GeneratorSpec, generate_exports
+from tests.conftest import REPO
+
+JOURNEY = str(Path(sys.executable).parent / "journey")
+PREFECT_START = "a local Prefect API starts first"
+FORMULAS = ("=HYPERLINK(\"http://x.io\",\"{}\")", "+1+cmd|' /C calc'!A0 {}", "@SUM(1+1) {}",
+            "-2+3 {}")
+
+
+def journey(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600,
+            python: str | None = None) -> subprocess.CompletedProcess:
+    """`journey ARGS` as a user runs it (its own Prefect home); with `python`, the same
+    command with that code run first in its process (to plant a failure)."""
+    env = {**os.environ, "PREFECT_HOME": str(cwd / ".prefect"), **(env or {})}
+    env.pop("PREFECT_API_URL", None)
+    command = ([JOURNEY, *args] if python is None else
+               [sys.executable, "-c", python + "\nimport sys\nfrom journey_mining.cli import main"
+                "\nsys.argv = ['journey', *" + repr(list(args)) + "]\nmain()"])
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=timeout)
+
+
+def _rewrite(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))
+
+
+def trapped_exports(folder: Path) -> Path:
+    generate_exports(folder, GeneratorSpec(n_accounts=200, seed=23, dirt=False))
+    for path in folder.glob("crm_activities*.csv"):
+        _rewrite(path, ",meeting,", ",zoom_meeting,")
+    accounts = pd.read_csv(folder / "crm_accounts.csv", dtype=str, keep_default_na=False)
+    accounts["name"] = [FORMULAS[i % len(FORMULAS)].format(name)
+                        for i, name in enumerate(accounts.name)]
+    accounts["employees"] = "10"
+    accounts.to_csv(folder / "crm_accounts.csv", index=False)
+    # The same accounts re-exported from a system that writes integers as floats.
+    floats = accounts.head(20).assign(employees=10.0)
+    floats.to_parquet(folder / "crm_accounts_reexport.parquet", index=False)
+    (folder / "web_events_traps.csv").write_text(
+        "event_id,occurred_at,anonymous_id,event_name,page_url\n"
+        "t1,2025-05-01 10:00:00 UTC,trapvisitor1,page_view,https://a.io/x\n"
+        "\n"
+        't2,2025-05-01 10:00:00 EST,trapvisitor1,page_view,https://a.io/27in-5"-monitor\n'
+        't3,2025-05-01 10:00:00,trapvisitor1,page_view,"https://a.io/multi\nline"\n'
+        "t4,2025-05-01 10:00:00 Europe/Berlin,trapvisitor1,page_view,https://a.io/y\n")
+    os.mkfifo(folder / "web_events_pipe.csv")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trapped_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("adversarial")
+    exports = trapped_exports(root / "in")
+    config = root / "config.yml"
+    config.write_text("ingest:\n  timezone: America/New_York\n  staging: disk\n")
+    warehouse = root / "it's here" / "w.duckdb"
+    run = journey("run", "--input", str(exports), "--warehouse", str(warehouse), "--config",
+                  str(config), "--no-static-images", cwd=root, timeout=900)
+    return run, warehouse, root
+
+
+def rows(warehouse: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_the_trapped_run_finishes_with_its_report(trapped_run):
+    run, warehouse, root = trapped_run
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (root / "reports" / "latest" / "index.html").exists()
+
+
+def test_every_record_of_a_csv_with_a_lone_quote_is_loaded_or_rejected(trapped_run):
+    _, warehouse, _ = trapped_run
+    assert rows(warehouse, "SELECT rows_read, rows_loaded, rows_rejected FROM load_files "
+                           "WHERE file = 'web_events_traps.csv'") == [(4, 4, 0)]
+    assert rows(warehouse, "SELECT event_id, _row_number, page_url FROM raw_web_events "
+                           "WHERE _file = 'web_events_traps.csv' ORDER BY event_id") == [
+        ("t1", 2, "https://a.io/x"), ("t2", 4, 'https://a.io/27in-5"-monitor'),
+        ("t3", 5, "https://a.io/multi\nline"), ("t4", 7, "https://a.io/y")]
+
+
+def test_a_zone_written_in_the_value_wins_over_the_configured_zone(trapped_run):
+    _, warehouse, _ = trapped_run
+    assert rows(warehouse, "SELECT event_id, occurred_at FROM raw_web_events "
+                           "WHERE _file = 'web_events_traps.csv' ORDER BY event_id") == [
+        ("t1", dt.datetime(2025, 5, 1, 10)),   # UTC
+        ("t2", dt.datetime(2025, 5, 1, 15)),   # EST: -05:00
+        ("t3", dt.datetime(2025, 5, 1, 14)),   # none: the config's New York (EDT)
+        ("t4", dt.datetime(2025, 5, 1, 8))]    # Europe/Berlin (CEST)
+
+
+def test_integral_floats_re_exported_are_duplicates_not_conflicts(trapped_run):
+    _, warehouse, _ = trapped_run
+    assert rows(warehouse, "SELECT rows_read, rows_duplicate, rows_rejected FROM load_files "
+                           "WHERE file = 'crm_accounts_reexport.parquet'") == [(20, 20, 0)]
+
+
+def test_a_fifo_in_the_folder_is_skipped_with_a_line(trapped_run):
+    run, warehouse, _ = trapped_run
+    assert "web_events_pipe.csv: skipped, a FIFO (named pipe) is not an export file" in (
+        run.stderr)
+    assert rows(warehouse, "SELECT count(*) FROM load_files WHERE file = 'web_events_pipe.csv'"
+                ) == [(0,)]
+
+
+def test_an_unmapped_activity_type_is_named_and_breaks_nothing(trapped_run):
+    run, warehouse, root = trapped_run
+    assert "activity 'zoom_meeting'" in run.stderr and "in no stage" in run.stderr
+    assert rows(warehouse, "SELECT count(*) FROM run_issues") == [(0,)]
+    assert rows(warehouse, "SELECT count(*) FROM gap_touchpoint_lift "
+                           "WHERE touchpoint = 'crm:zoom_meeting'") == [(1,)]
+    assert operations.nothing_new(warehouse, root / "in", load_config(root / "config.yml"))
+
+
+def test_exported_lists_neutralise_spreadsheet_formulas(trapped_run):
+    _, _, root = trapped_run
+    checked = 0
+    for name in ("dropped_accounts.csv", "churn_scores.csv"):
+        with (root / "reports" / "latest" / name).open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                assert not row["account_name"].startswith(("=", "+", "-", "@")), row
+                assert row["account_name"].startswith("'"), row
+                checked += 1
+    assert checked > 0
+
+
+def test_no_staging_file_is_left_beside_a_warehouse_path_with_an_apostrophe(trapped_run):
+    _, warehouse, _ = trapped_run
+    assert sorted(p.name for p in warehouse.parent.iterdir()
+                  if not p.name.endswith(".tmp")) == ["w.duckdb"]
+
+
+# -- failures and stops -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_exports(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("small") / "in"
+    generate_exports(folder, GeneratorSpec(n_accounts=60, seed=31, dirt=False))
+    return folder
+
+
+FAIL_REENGAGEMENT = textwrap.dedent("""
+    from journey_mining import reengagement
+    def broken(con, *args, **kwargs):
+        raise RuntimeError("planted failure")
+    reengagement.analyse_reengagement = broken
+""")
+
+
+def test_a_failed_optional_step_renders_the_report_and_is_not_a_complete_build(
+        tmp_path, small_exports):
+    warehouse = tmp_path / "w.duckdb"
+    run = journey("run", "--input", str(small_exports), "--warehouse", str(warehouse),
+                  "--no-static-images", cwd=tmp_path, python=FAIL_REENGAGEMENT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    page = (tmp_path / "reports" / "latest" / "index.html").read_text()
+    assert "re-engagement: RuntimeError: planted failure" in page
+    assert "Not in this run" in page
+    assert rows(warehouse, "SELECT count(*) FROM duckdb_tables() WHERE table_name = "
+                           "'build_state'") == [(0,)]
+    assert not operations.nothing_new(warehouse, small_exports, load_config(None))
+
+
+# A step that holds DuckDB in a long query when the stop arrives: the signal watcher
+# interrupts the query, and DuckDB may report it as its own "Query interrupted" error.
+STOP_DURING = textwrap.dedent("""
+    import os, signal, threading
+    import journey_mining.{module} as target
+    real = target.{function}
+    def stopped(*args, **kwargs):
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        import duckdb
+        con = duckdb.connect()
+        con.execute("SELECT count(*) FROM range(100000000000) a, range(10) b")
+    target.{function} = stopped
+""")
+
+
+@pytest.mark.parametrize(("module", "function"), [("ingest", "_read"), ("mining", "mine")])
+def test_a_stop_in_a_query_is_never_retried_nor_recorded(tmp_path, small_exports, module,
+                                                         function):
+    warehouse = tmp_path / "w.duckdb"
+    extra = []
+    if module == "mining":  # a warehouse built before; another as-of makes mining run again
+        first = journey("run", "--input", str(small_exports), "--warehouse", str(warehouse),
+                        "--no-static-images", cwd=tmp_path)
+        assert first.returncode == 0, first.stderr[-3000:]
+        extra = ["--as-of", "2025-06-01"]
+    run = journey("run", "--input", str(small_exports), "--warehouse", str(warehouse),
+                  "--no-static-images", *extra, cwd=tmp_path, timeout=300,
+                  python=STOP_DURING.format(module=module, function=function))
+    assert run.returncode == 128 + signal.SIGTERM, run.stderr[-3000:]
+    assert "stopped by SIGTERM" in run.stderr
+    assert "Retrying" not in run.stderr and "AwaitingRetry" not in run.stderr
+    if module == "ingest":
+        assert not warehouse.exists()  # a first run that was stopped leaves nothing
+    else:
+        assert rows(warehouse, "SELECT count(*) FROM run_issues WHERE step = 'mining'") == [
+            (0,)]
+        # the build at the new as-of date was not recorded: the next run does it again
+        assert not operations.nothing_new(warehouse, small_exports, load_config(None),
+                                          dt.datetime(2025, 6, 1))
+
+
+# -- the lock -----------------------------------------------------------------------------
+
+def test_a_hard_link_to_a_held_warehouse_is_refused_before_prefect_starts(tmp_path,
+                                                                          small_exports):
+    warehouse = tmp_path / "w.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    link = tmp_path / "other" / "link.duckdb"
+    link.parent.mkdir()
+    os.link(warehouse, link)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from journey_mining import warehouse
+        with warehouse.exclusive({str(warehouse)!r}):
+            print("locked", flush=True)
+            time.sleep(120)
+    """)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        run = journey("run", "--input", str(small_exports), "--warehouse", str(link),
+                      cwd=tmp_path, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run.returncode == 1
+    assert "is in use by another run" in run.stderr
+    assert PREFECT_START not in run.stderr
+
+
+# -- settings files and absurd inputs -------------------------------------------------------
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    ("config", "the config file is not a regular file"),
+    ("stage map", "the stage map is not a regular file"),
+    ("folder", "the config file is a folder"),
+])
+def test_a_settings_path_that_is_not_a_file_is_one_line(tmp_path, small_exports, setting,
+                                                        expected):
+    config = {"config": "/dev/zero", "folder": str(tmp_path)}.get(setting)
+    if setting == "stage map":
+        config = str(tmp_path / "config.yml")
+        Path(config).write_text("analysis:\n  stage_map: /dev/zero\n")
+    run = journey("run", "--input", str(small_exports), "--warehouse",
+                  str(tmp_path / "w.duckdb"), "--config", config, cwd=tmp_path, timeout=60)
+    assert run.returncode == 1
+    assert expected in run.stderr
+    assert "Traceback" not in run.stderr and PREFECT_START not in run.stderr
+
+
+def test_an_absurdly_wide_header_is_refused_in_one_line(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    header = ",".join(["event_id", "occurred_at", "anonymous_id", "event_name"]
+                      + [f"c{i}" for i in range(100_000)])
+    (folder / "web_events.csv").write_text(header + "\n" + "e1,2025-01-01,v,page_view\n")
+    started = time.monotonic()
+    run = journey("run", "--input", str(folder), "--warehouse", str(tmp_path / "w.duckdb"),
+                  cwd=tmp_path, timeout=120)
+    assert run.returncode == 1
+    assert "its header has 100,004 columns" in run.stderr
+    assert PREFECT_START not in run.stderr  # refused by the pre-check, not 20 s in
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+# -- pseudonymisation through the command --------------------------------------------------
+
+SECRETS = ["john.smith", "hans.müller", "mary.o'brien", "ann.lee", "bob.king",
+           "visitoraaaa1", "visitorbbbb2", "carl.diaz"]
+
+
+def private_exports(folder: Path) -> Path:
+    generate_exports(folder, GeneratorSpec(n_accounts=40, seed=41, dirt=False))
+    (folder / "web_events_private.csv").write_text(
+        "event_id,occurred_at,anonymous_id,event_name,email,page_url,referrer\n"
+        "p1,2025-05-01 10:00:00,VisitorAAAA1,page_view,,"
+        "https://a.io/?e=john.smith%2Bnews%40acme.com,\n"
+        "p2,2025-05-01 10:01:00,v2x,page_view,,https://a.io/?to=hans.müller@acme.com,"
+        "https://b.io/?uid=visitoraaaa1\n"
+        "p3,2025-05-01 10:02:00,v3x,page_view,,\"https://a.io/?to=mary.o'brien@acme.com\",\n"
+        "p4,2025-05-01 10:03:00,v4x,page_view,,https://a.io/?to=ann.lee%2540acme.com,\n"
+        "p5,2025-05-01 10:04:00,v5x,page_view,,https://a.io/?to=bob.king&#64;acme.com,\n"
+        "p6,2025-05-01 10:05:00,VISITORBBBB2,page_view,,https://a.io/v/visitorbbbb2/home,\n")
+    (folder / "crm_activities_private.csv").write_text(
+        "activity_id,occurred_at,account_id,activity_type,properties\n"
+        'x1,2025-05-01 11:00:00,A00001,call,"{""visitor"": ""VisitorAAAA1""}"\n')
+    with gzip.open(folder / "email_events_private.jsonl.gz", "wt") as handle:
+        handle.write('{"event_id": "m0", "occurred_at": "2025-05-01T11:00:00Z", '
+                     '"email": "dora@acme.com", "event_type": "open"}\n')
+        handle.write('{"event_id": "m1", "occurred_at": "2025-05-01T12:00:00Z", '
+                     '"email": "carl.diaz@acme.com", "event_type": "open"\n')  # unsplittable
+    return folder
+
+
+@pytest.fixture(scope="module")
+def private_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("private")
+    exports = private_exports(root / "in")
+    config = root / "config.yml"
+    config.write_text("ingest:\n  pseudonymise: true\n")
+    warehouse = root / "w.duckdb"
+    run = journey("run", "--input", str(exports), "--warehouse", str(warehouse), "--config",
+                  str(config), "--no-static-images", cwd=root,
+                  env={"JOURNEY_PSEUDONYM_KEY": "s3cret-key"}, timeout=900)
+    return run, warehouse, root
+
+
+def test_the_command_pseudonymises_with_the_key_from_the_environment(private_run):
+    run, warehouse, _ = private_run
+    assert run.returncode == 0, run.stderr[-3000:]
+    anonymous = rows(warehouse, "SELECT DISTINCT anonymous_id FROM raw_web_events")
+    assert anonymous and all(v.startswith("p_") for (v,) in anonymous)
+
+
+def test_no_planted_email_or_visitor_id_is_in_any_table_or_file(private_run):
+    run, warehouse, root = private_run
+    assert run.returncode == 0, run.stderr[-3000:]
+    con = duckdb.connect(str(warehouse), read_only=True)
+    texts = []
+    for schema, table, column in con.execute(
+            "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+            "WHERE data_type = 'VARCHAR' AND NOT internal").fetchall():
+        texts += [v for (v,) in con.execute(
+            f'SELECT DISTINCT "{column}" FROM "{schema}"."{table}"').fetchall() if v]
+    con.close()
+    for path in (root / "outputs").rglob("*"), (root / "reports").rglob("*"):
+        for file in path:
+            if file.is_file():
+                data = file.read_bytes()
+                texts.append((gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+                             .decode("utf-8", "replace"))
+    found = {s for s in SECRETS for t in texts if s in t.lower()}
+    assert found == set()
+    assert any("s3cret-key" in t for t in texts) is False
+
+
+def test_an_unsplittable_row_keeps_its_timestamp_when_pseudonymised(private_run):
+    _, warehouse, _ = private_run
+    (raw,) = rows(warehouse, "SELECT raw FROM rejected_rows "
+                             "WHERE file = 'email_events_private.jsonl.gz'")[0]
+    assert '"occurred_at": "2025-05-01T12:00:00Z"' in raw
+    assert "carl.diaz" not in raw
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_pseudonymising_without_a_key_stops_the_command_at_once(tmp_path, small_exports,
+                                                                 command):
+    config = tmp_path / "config.yml"
+    config.write_text("ingest:\n  pseudonymise: true\n")
+    env = {k: v for k, v in os.environ.items() if k != "JOURNEY_PSEUDONYM_KEY"}
+    run = subprocess.run([JOURNEY, command, "--input", str(small_exports), "--warehouse",
+                          str(tmp_path / "w.duckdb"), "--config", str(config)],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
+    assert run.returncode == 1
+    assert "JOURNEY_PSEUDONYM_KEY" in run.stderr
+    assert PREFECT_START not in run.stderr and "serving" not in run.stdout
