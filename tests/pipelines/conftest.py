@@ -14,7 +14,12 @@ def prefect_harness():
 
 
 def pytest_collection_modifyitems(items):
-    # Keep every harness user on one xdist worker, so only one server starts.
+    # Keep every harness user on one xdist worker, so only one server starts; and the
+    # readers of one expensive module-scoped run on one worker, so it runs once.
     for item in items:
-        if "prefect_harness" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "prefect_harness" in fixtures:
             item.add_marker(pytest.mark.xdist_group("prefect"))
+        for run in ("trapped_run", "private_run"):
+            if run in fixtures:
+                item.add_marker(pytest.mark.xdist_group(run))
