@@ -22,7 +22,8 @@ from journey_mining.reports.headlines import headlines
 from journey_mining.warehouse import run_issues
 
 __all__ = ["GLOSSARY", "NOT_IN_THIS_RUN", "STATIC_IMAGES", "TOP_PATHS", "find_chromium",
-           "spreadsheet_safe", "write_csv", "write_report", "write_static_images"]
+           "from_absent_table", "spreadsheet_safe", "write_csv", "write_report",
+           "write_static_images"]
 
 # The paths chart and table show the same top paths, so their "other" shares agree.
 TOP_PATHS = 10
@@ -254,13 +255,20 @@ NOT_IN_THIS_RUN = ("Not in this run: the analysis behind this did not finish (th
                    "the top says which and why). The next run tries it again.")
 
 
+def from_absent_table(exc: Exception, d) -> bool:
+    """Whether `exc` comes from reading a table an optional step did not write (its
+    frame is None in `ReportData`), not from a bug."""
+    return bool(d.absent) and isinstance(exc, AttributeError | TypeError) and (
+        "NoneType" in str(exc))
+
+
 def _section_content(build, d) -> str:
     """A section's HTML; one built from a table an optional step did not write says so
-    instead (a bug with every table present still raises)."""
+    instead (any other failure still raises)."""
     try:
         return build()
-    except Exception:
-        if not d.absent:
+    except Exception as exc:
+        if not from_absent_table(exc, d):
             raise
         return f"<p class='missing'>{html.escape(NOT_IN_THIS_RUN)}</p>"
 
@@ -383,7 +391,7 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                 continue
             figures[name] = builder()
         except Exception as exc:  # noqa: BLE001
-            if d.absent:  # drawn from a table an optional step did not write
+            if from_absent_table(exc, d):
                 said[name] = NOT_IN_THIS_RUN
             else:
                 failed[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]

@@ -217,6 +217,20 @@ def test_the_report_says_what_is_missing(tmp_path, monkeypatch):
     assert "This chart could not be drawn" in page
 
 
+def test_the_report_renders_with_no_table_of_any_optional_step(tmp_path):
+    """Only the build ran (mining, re-engagement, churn and drivers all failed): every
+    section still renders, and those of the missing steps say so where they would be."""
+    from journey_mining import reports
+
+    con = built_journeys(tmp_path)
+    index = reports.write_report(con, tmp_path / "reports", "r1", static_images=False)
+    page = index.read_text()
+    assert page.count("Not in this run") >= 8
+    assert "could not be drawn" not in page
+    assert not (index.parent / "churn_scores.csv").exists()
+    assert (index.parent / "dropped_accounts.csv").exists()
+
+
 def test_seed_5_with_3000_accounts_mines_every_model(tmp_path):
     """Regression: pm4py's DFG inductive miner raised IndexError on this log."""
     generate_exports(tmp_path / "in", GeneratorSpec(n_accounts=3000, seed=5))
