@@ -352,18 +352,26 @@ def _line_segments(f: SourceFile, dialect: tuple[str, str, str], encoding: str |
     return firsts_k, firsts_line, good, rejected_at
 
 
-def _csv_dialect(con, f: SourceFile, delimiter: str | None, encoding: str | None
-                 ) -> tuple[str, str, str]:
-    """(delimiter, quote, escape) the reader uses for this file (sniffed unless set; with
-    rejects stored the reader sniffs as with `ignore_errors`, so this does too)."""
-    options = {"path": str(f.path)}
-    extra = ", ignore_errors = true"
+def _csv_options(f: SourceFile, delimiter: str | None, encoding: str | None
+                 ) -> tuple[str, dict]:
+    """The reader's options for a CSV (path, and the configured delimiter and encoding):
+    the SQL to append to its call, and the values bound to it."""
+    options, extra = {"path": str(f.path)}, ""
     if delimiter:
         extra, options["delim"] = ", delim = $delim", delimiter
     if encoding:
         extra, options["encoding"] = extra + ", encoding = $encoding", encoding
+    return extra, options
+
+
+def _csv_dialect(con, f: SourceFile, delimiter: str | None, encoding: str | None
+                 ) -> tuple[str, str, str]:
+    """(delimiter, quote, escape) the reader uses for this file (sniffed unless set; with
+    rejects stored the reader sniffs as with `ignore_errors`, so this does too)."""
+    extra, options = _csv_options(f, delimiter, encoding)
     sniffed = con.execute(
-        f"SELECT Delimiter, Quote, Escape FROM sniff_csv($path{extra})", options).fetchall()[0]
+        f"SELECT Delimiter, Quote, Escape FROM sniff_csv($path{extra}, ignore_errors = true)",
+        options).fetchall()[0]
     delim, quote, escape = ("" if value in (None, "(empty)") else value for value in sniffed)
     return delim, quote, escape or quote
 
@@ -439,12 +447,7 @@ def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None,
     """
     _check_header(f, delimiter)
     _drop(con, "_csv_rejects", "_csv_scans", "_scan_raw")
-    options = {"path": str(f.path)}
-    extra = ""
-    if delimiter:
-        extra, options["delim"] = ", delim = $delim", delimiter
-    if encoding:
-        extra, options["encoding"] = extra + ", encoding = $encoding", encoding
+    extra, options = _csv_options(f, delimiter, encoding)
     con.execute(
         f"""CREATE TEMP TABLE _scan_raw AS SELECT * FROM read_csv($path, all_varchar = true,
             header = true, store_rejects = true, rejects_table = '_csv_rejects',

@@ -269,3 +269,27 @@ def test_numbering_the_lines_of_a_big_csv_with_one_blank_line_holds_no_list_per_
     assert con.execute("SELECT min(_row_number), max(_row_number) FROM raw_web_events"
                        ).fetchall() == [(2, 200_001)]
     assert peak < 8 * 2**20  # a list per line: over 30 MB for these 200,000 lines
+
+
+@pytest.mark.parametrize(("delimiter", "encoding"), [
+    (None, None), (";", None), ("|", "latin-1"), (None, "utf-16")])
+def test_a_lone_quote_beside_blank_lines_and_multi_line_fields_loses_no_record(
+        tmp_path, con, delimiter, encoding):
+    d = delimiter or ","
+    text = (d.join(["event_id", "occurred_at", "anonymous_id", "event_name", "page_url"]) + "\n"
+            + d.join(["e1", "2025-05-01 10:00:00", "v", "page_view", "https://a.io/x"]) + "\n\n"
+            + d.join(["e2", "2025-05-01 10:00:00", "v", "page_view",
+                      'https://a.io/27in-5"-monitor']) + "\n"
+            + d.join(["e3", "2025-05-01 10:00:00", "v", "page_view", '"multi\nline"']) + "\n"
+            + d.join(["e4", "2025-05-01 10:00:00", "v"]) + "\n"
+            + d.join(["e5", "2025-05-01 10:00:00", "v", "page_view", '"a ""b"" c"']) + "\n")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "web_events.csv").write_bytes(text.encode(encoding or "utf-8"))
+    source = {k: v for k, v in (("delimiter", delimiter), ("encoding", encoding)) if v}
+    report = ingest.load_exports(con, folder, IngestConfig(sources={"web_events": source}))
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (5, 4, 1)
+    assert report.warnings == []
+    assert con.execute("SELECT event_id, _row_number FROM raw_web_events ORDER BY 1"
+                       ).fetchall() == [("e1", 2), ("e2", 4), ("e3", 5), ("e5", 8)]
+    assert con.execute("SELECT row_number FROM rejected_rows").fetchall() == [(7,)]
