@@ -663,6 +663,14 @@ def _create_timestamp_macros(con) -> None:
         END""")
 
 
+def _integral(text: str) -> str:
+    """SQL: an integral number written as a float (Parquet, spreadsheets: employees 10.0,
+    an id 42.0) as the integer, so a re-export in another format is a duplicate, not a
+    conflicting one; every other text as it is."""
+    return (f"CASE WHEN NOT ends_with({text}, '0') THEN {text} "
+            f"ELSE regexp_replace({text}, '^(-?[0-9]+)\\.0+$', '\\1') END")
+
+
 def _mapped_columns(spec: SourceSpec, columns: list[str], renames: dict[str, str]
                     ) -> dict[str, str]:
     """Contract column -> the file's column it is read from (config renames applied;
@@ -732,18 +740,18 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
         if _broken_count(con):
             _pseudonymise_broken(con, pseudonyms, f.format)
     _create_timestamp_macros(con)
-    selects, reasons = [], []
+    # Each column's text is cleaned once (`texts`), then typed and judged from it.
+    selects, reasons, texts = [], [], []
     for column in spec.columns:
-        text = f"nullif(trim({_quote(mapped[column])}), '')" if column in mapped else "NULL"
-        if column not in spec.timestamps and column not in spec.emails:
-            # An integral number written as a float (Parquet, spreadsheets: employees
-            # 10.0, an id 42.0) is the same value as the integer: one text for both,
-            # so a re-export in another format is a duplicate, not a conflict.
-            text = (f"CASE WHEN right({text}, 1) <> '0' OR strpos({text}, '.') = 0 THEN {text} "
-                    f"ELSE regexp_replace({text}, '^(-?[0-9]+)\\.0+$', '\\1') END")
-        if pseudonyms is not None and column in mapped:
-            text = (_pseudonym(text, column in spec.emails) if column in private
-                    else f"_scrub({text})")
+        text = f"_t_{column}" if column in mapped else "NULL"
+        if column in mapped:
+            clean = f"nullif(trim({_quote(mapped[column])}), '')"
+            if column not in spec.timestamps and column not in spec.emails:
+                clean = _integral(clean)
+            if pseudonyms is not None:
+                clean = (_pseudonym(clean, column in spec.emails) if column in private
+                         else f"_scrub({clean})")
+            texts.append(f"{clean} AS {text}")
         if column in spec.timestamps:
             selects.append(f"_zone_of({text}) AS _zone_{column}")
             selects.append(f"_utc_timestamp({text}, _zone_{column}, "
@@ -806,10 +814,13 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
     content = ", ".join(f"{c} := {c}" for c in spec.columns)
     statement = (
         f"""INSERT INTO {stage}
-            WITH typed AS (
+            WITH texts AS (
+                SELECT *{''.join(', ' + t for t in texts)} FROM _scan
+            ),
+            typed AS (
                 SELECT _row_number, {', '.join(selects)},
                        struct_pack({raw_struct}) AS raw
-                FROM _scan
+                FROM texts
             ),
             judged AS (
                 SELECT *, nullif(concat_ws('; ', {', '.join(reasons)}), '') AS _reason
