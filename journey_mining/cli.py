@@ -67,7 +67,6 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None):
     if not input_dir.is_dir():
         raise IngestError(f"{input_dir}: input folder not found")
     warehouse.check_writable(warehouse_path)
-    warehouse.ensure_free(warehouse_path)
     files = ingest.discover_files(input_dir, settings.ingest)
     ingest.check_csv_headers(files, settings.ingest)
     if not warehouse_path.exists() and not files:
@@ -81,10 +80,20 @@ def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.dateti
          full_reload: bool, outputs: Path, reports: Path = Path("reports"),
          static_images: bool = True, debug: bool = False) -> dict:
     _prefect_environment()
+    from journey_mining import warehouse as warehouse_lib
+
+    settings = _preflight(input_dir, warehouse, config)
+    # Held from here to the end: a second run is refused in a second, before Prefect.
+    with warehouse_lib.exclusive(warehouse, share_in_process=True):
+        return _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, reports,
+                           static_images, debug, settings)
+
+
+def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, reports,
+                static_images, debug, settings) -> dict:
     from journey_mining import operations
     from journey_mining.operations import local_prefect_api, stop_on_signals
 
-    settings = _preflight(input_dir, warehouse, config)
     if not full_reload and operations.nothing_new(warehouse, input_dir, settings, as_of):
         latest = Path(reports) / "latest" / "index.html"
         return {"unchanged": True, "load": {}, "warehouse": str(warehouse.resolve()),
@@ -110,10 +119,24 @@ def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.dateti
 
 
 def _remove_new_warehouse(warehouse: Path) -> None:
-    """A first run that failed leaves no empty warehouse behind (its load rolled back)."""
+    """A first run that failed before any load was committed leaves no empty warehouse
+    behind. One that failed or was stopped later keeps what it committed (the loaded
+    rows and `rejected_rows` to look at); the next run completes the rest."""
+    import duckdb
+
     from journey_mining import warehouse as warehouse_lib
 
     warehouse_lib.close_all()
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            loaded = con.execute("SELECT count(*) FROM loads").fetchall()[0][0]
+        finally:
+            con.close()
+    except duckdb.Error:
+        loaded = 0  # no loads table: nothing was committed
+    if loaded:
+        return
     for path in (warehouse, Path(f"{warehouse}.wal")):
         path.unlink(missing_ok=True)
 

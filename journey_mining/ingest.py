@@ -72,6 +72,10 @@ __all__ = [
     "pseudonymise_value",
 ]
 
+# What follows the time of day of a timestamp, when it is a zone (a name, an
+# abbreviation, GMT+2, or a bare +2 that is then refused) rather than an offset.
+_ZONE_AFTER_TIME = (r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*"
+                    r"([A-Za-z][A-Za-z0-9_/+:.-]*|[+-]\d{1,2})$")
 # A timestamp carries its own offset when a time of day is followed by Z or +hh[:mm].
 _OFFSET_PATTERN = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
 _NESTED_TYPES = ("STRUCT", "MAP", "LIST", "JSON", "UNION")
@@ -415,8 +419,12 @@ def _check_header(f: SourceFile, delimiter: str | None) -> None:
     """Refuse a CSV whose header is absurdly wide before the reader sniffs it (a header of
     100,000 columns took the reader minutes and gigabytes for one row)."""
     opener = gzip.open if f.format.endswith(".gz") else open
-    with opener(f.path, "rb") as handle:
-        header = handle.readline(_MAX_HEADER_BYTES + 1)
+    try:
+        with opener(f.path, "rb") as handle:
+            header = handle.readline(_MAX_HEADER_BYTES + 1)
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile: a plain file named .gz
+        hint = " (the name ends .gz: is it compressed?)" if f.format.endswith(".gz") else ""
+        raise UnreadableFileError(str(f.path), f"{exc}{hint}") from None
     if len(header) > _MAX_HEADER_BYTES:
         raise UnreadableFileError(str(f.path), "its first line is longer than 1 MiB: not a "
                                                "CSV header")
@@ -640,15 +648,20 @@ def _create_timestamp_macros(con) -> None:
     Only a value with none of these is read in the source's configured zone. A value
     whose zone is unknown or ambiguous becomes NULL (the row is rejected with why).
     """
+    # The zone of a value: what follows its time of day (UTC, EST, Europe/Berlin,
+    # Etc/GMT+2, GMT+2, UTC-05:00, EST5EDT, +2), unless that is an offset DuckDB reads as
+    # such (+02:00, +0200, Z). AM/PM comes back as the zone too and is read as 12-hour.
     con.execute(rf"""CREATE OR REPLACE TEMP MACRO _zone_of(t) AS
-        CASE WHEN regexp_matches(right(t, 1), '[A-Za-z]')
-                  AND NOT regexp_matches(t, '{_OFFSET_PATTERN}')
-                  AND NOT regexp_matches(t, '(?i)\d\s*[ap]\.?m\.?$')
-             THEN nullif(regexp_extract(t, '\d\s*([A-Za-z][A-Za-z_]*(/[A-Za-z0-9_+-]+)*)$',
-                                        1), '')
+        CASE WHEN NOT regexp_matches(t, '{_OFFSET_PATTERN}')
+             THEN nullif(regexp_extract(t, '{_ZONE_AFTER_TIME}', 1), '')
         END""")
     con.execute(f"""CREATE OR REPLACE TEMP MACRO _utc_timestamp(t, zone, zones, tz) AS
         CASE WHEN t IS NULL THEN NULL
+             WHEN upper(replace(zone, '.', '')) IN ('AM', 'PM') THEN
+                 timezone('UTC', timezone(tz, try_strptime(
+                     upper(regexp_replace(t, '(?i)\\s*([ap])\\.?m\\.?$', ' \\1M')),
+                     ['%Y-%m-%d %I:%M:%S %p', '%Y-%m-%d %I:%M %p', '%Y-%m-%dT%I:%M:%S %p',
+                      '%Y-%m-%d %I:%M:%S.%f %p'])))
              WHEN zone IS NOT NULL THEN
                  CASE WHEN zones[upper(zone)] = '?' THEN NULL
                       WHEN zones[upper(zone)] IS NOT NULL
@@ -658,7 +671,8 @@ def _create_timestamp_macros(con) -> None:
                       ELSE timezone('UTC', try_cast(t AS TIMESTAMPTZ))
                  END
              WHEN regexp_matches(t, '{_OFFSET_PATTERN}')
-                 THEN timezone('UTC', try_cast(t AS TIMESTAMPTZ))
+                 THEN timezone('UTC', try_cast(
+                     regexp_replace(t, '\\s+([+-][0-9:]+|[Zz])$', '\\1') AS TIMESTAMPTZ))
              ELSE timezone('UTC', timezone(tz, try_cast(t AS TIMESTAMP)))
         END""")
 

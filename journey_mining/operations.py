@@ -169,7 +169,11 @@ def local_prefect_api(timeout: float = 120.0) -> Iterator[str | None]:
         [sys.executable, "-m", "uvicorn", "--app-dir", str(package.parent),
          "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "error", "--lifespan", "on"],
-        env=env, preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL)
+        # Its own session: Ctrl-C in a terminal (SIGINT to the whole process group) must
+        # not kill the API before the run has stopped, or Prefect spends a minute
+        # retrying its last log lines. It still dies with us (PR_SET_PDEATHSIG).
+        env=env, preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL,
+        start_new_session=True)
     _SERVERS.append(server)
     # Stopped at exit, after Prefect has sent its last log lines (atexit runs in
     # reverse order of registration, and Prefect registers its log worker later).

@@ -113,9 +113,10 @@ def _build(ctx: RunContext) -> dict:
         unmapped = journeys.unmapped_activities(con)
     ctx.logger.info("rebuilt %d models: %s", len(built), ", ".join(built))
     for activity, touchpoints in unmapped:
-        ctx.logger.warning("activity '%s' (%s touchpoints) is in no stage of the stage map, so "
-                           "it moves no account; map it in a copy of the stage map "
-                           "(analysis.stage_map) if it should", activity, f"{touchpoints:,}")
+        ctx.logger.warning("activity '%s' (%s touchpoint%s) is in no stage of the stage map, "
+                           "so it moves no account; map it in a copy of the stage map "
+                           "(analysis.stage_map) if it should", activity, f"{touchpoints:,}",
+                           "" if touchpoints == 1 else "s")
     return {"tables": built}
 
 

@@ -47,7 +47,6 @@ __all__ = [
     "connected",
     "discover_models",
     "drop_tables",
-    "ensure_free",
     "ensure_schema",
     "exclusive",
     "infer_stage_states",
@@ -202,8 +201,12 @@ def _lock_identity(path: Path):
     return handle
 
 
+_SHARED: set[str] = set()  # warehouses the command of this process holds for its flow
+
+
 @contextmanager
-def exclusive(path: str | Path, wait_seconds: float = 0.0) -> Iterator[None]:
+def exclusive(path: str | Path, wait_seconds: float = 0.0,
+              share_in_process: bool = False) -> Iterator[None]:
     """Hold the warehouse for one run: a second run is refused at once, never interleaved.
 
     DuckDB locks a file only while a connection is open; a pipeline run opens and
@@ -212,9 +215,16 @@ def exclusive(path: str | Path, wait_seconds: float = 0.0) -> Iterator[None]:
     so that a symlink or hard link to the same file is refused too. Locks die with the
     process, so a killed run frees them. With `wait_seconds`, a held lock is waited
     for that long (scheduled runs queue behind a manual one instead of failing).
+    With `share_in_process`, later `exclusive` calls of this process on the same
+    warehouse go through while it is held: `journey run` takes the lock before Prefect
+    starts (a refusal in a second, no gap while the API starts) and the flow it runs
+    takes it again.
     """
     check_writable(path)
     path = Path(path).resolve()
+    if str(path) in _SHARED:
+        yield
+        return
     lock_path = Path(f"{path}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_seconds
@@ -239,22 +249,18 @@ def exclusive(path: str | Path, wait_seconds: float = 0.0) -> Iterator[None]:
     handle.truncate()
     handle.write(f"pid {os.getpid()} since {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
     handle.flush()
+    if share_in_process:
+        _SHARED.add(str(path))
     try:
         yield
     finally:
+        _SHARED.discard(str(path))
         # Nothing left behind: the lock file goes before the lock is released.
         with contextlib.suppress(OSError):
             lock_path.unlink()
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
         identity.close()
-
-
-def ensure_free(path: str | Path) -> None:
-    """Refuse at once if another run holds the warehouse (`exclusive` taken and let go):
-    the command asks before it starts Prefect, so a refusal takes a second, not fifty."""
-    with exclusive(path):
-        pass
 
 
 @contextmanager

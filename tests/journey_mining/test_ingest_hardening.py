@@ -293,3 +293,34 @@ def test_a_lone_quote_beside_blank_lines_and_multi_line_fields_loses_no_record(
     assert con.execute("SELECT event_id, _row_number FROM raw_web_events ORDER BY 1"
                        ).fetchall() == [("e1", 2), ("e2", 4), ("e3", 5), ("e5", 8)]
     assert con.execute("SELECT row_number FROM rejected_rows").fetchall() == [(7,)]
+
+
+@pytest.mark.parametrize(("written", "utc"), [
+    ("2025-05-01 10:00:00", "2025-05-01 14:00:00"),              # the configured New York
+    ("2025-05-01 10:00:00 UTC", "2025-05-01 10:00:00"),
+    ("2025-05-01 10:00:00 EST", "2025-05-01 15:00:00"),          # EST is -05:00 in May too
+    ("2025-05-01 10:00:00 EDT", "2025-05-01 14:00:00"),
+    ("2025-05-01 10:00:00 Europe/Berlin", "2025-05-01 08:00:00"),
+    ("2025-05-01 10:00:00 Etc/GMT+2", "2025-05-01 12:00:00"),    # POSIX sign: UTC-2
+    ("2025-05-01 10:00:00 GMT+2", "2025-05-01 08:00:00"),
+    ("2025-05-01 10:00:00 UTC-05:00", "2025-05-01 15:00:00"),
+    ("2025-05-01 10:00:00 EST5EDT", "2025-05-01 14:00:00"),
+    ("2025-05-01 10:00:00 +02:00", "2025-05-01 08:00:00"),       # a space before the offset
+    ("2025-05-01 10:00:00 PM", "2025-05-02 02:00:00"),           # 22:00 in New York
+    ("2025-05-01 12:30 a.m.", "2025-05-01 04:30:00"),
+    ("2025-05-01 10:00:00 IST", None),                           # India, Ireland or Israel
+    ("2025-05-01 10:00:00 XYZ", None),
+    ("2025-05-01 10:00:00 +2", None),
+])
+def test_the_zone_written_in_a_timestamp_wins_or_the_row_is_rejected(tmp_path, con, written,
+                                                                     utc):
+    folder = tmp_path / "in"
+    write_csv(folder, "web_events.csv", WEB_HEADER, f"e1,{written},v,page_view,")
+    ingest.load_exports(con, folder, IngestConfig(timezone="America/New_York"))
+    stored = con.execute("SELECT strftime(occurred_at, '%Y-%m-%d %H:%M:%S') FROM raw_web_events"
+                         ).fetchall()
+    reasons = con.execute("SELECT reason FROM rejected_rows").fetchall()
+    if utc is None:
+        assert stored == [] and "time zone" in reasons[0][0]
+    else:
+        assert stored == [(utc,)] and reasons == []
