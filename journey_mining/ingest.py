@@ -720,7 +720,9 @@ def _load_pseudonymiser(con, key: str, files: list[SourceFile], config: IngestCo
             _drop_scan(con)
     stored = [v for (v,) in con.execute(
         "SELECT DISTINCT anonymous_id FROM raw_web_events").fetchall()]
-    return Pseudonymiser(key, visitors, stored)
+    digests = dict(con.execute("SELECT digest, any_value(pseudonym) FROM visitor_digests "
+                               "GROUP BY digest").fetchall())
+    return Pseudonymiser(key, visitors, stored, digests)
 
 
 def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config: IngestConfig,
@@ -1125,12 +1127,29 @@ def load_exports(
                     _drop_scan(con)
                 read_files.append(f)
             staged.append((spec, source_files, read_files, stage))
-        report = _apply(con, input_dir, staged, started)
+        report = _apply(con, input_dir, staged, started, pseudonyms)
     report.warnings = warnings + report.warnings
     return report
 
 
-def _apply(con, input_dir, staged, started: dt.datetime) -> LoadReport:
+def _store_visitor_digests(con, pseudonyms: Pseudonymiser, load_id: int) -> None:
+    """This load's visitor ids as digests the next loads recognise (new ones only)."""
+    pairs = pseudonyms.new_digests()
+    if not pairs:
+        return
+    digests, names = zip(*pairs, strict=True)
+    con.register("_new_digests", pa.table({"digest": list(digests), "pseudonym": list(names)}))
+    try:
+        con.execute("""INSERT INTO visitor_digests
+                       SELECT digest, pseudonym, $load_id FROM _new_digests n
+                       WHERE NOT EXISTS (SELECT 1 FROM visitor_digests v
+                                         WHERE v.digest = n.digest)""", {"load_id": load_id})
+    finally:
+        con.unregister("_new_digests")
+
+
+def _apply(con, input_dir, staged, started: dt.datetime,
+           pseudonyms: Pseudonymiser | None = None) -> LoadReport:
     """The second phase of a load: one transaction from the staged rows to the warehouse."""
     with transaction(con):
         load_id = con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM loads").fetchall()[0][0]
@@ -1158,6 +1177,8 @@ def _apply(con, input_dir, staged, started: dt.datetime) -> LoadReport:
             # not even in loads.
             con.execute("DELETE FROM load_files WHERE load_id = $1", [load_id])
             return report
+        if pseudonyms is not None:
+            _store_visitor_digests(con, pseudonyms, load_id)
         con.execute(
             "INSERT INTO loads VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             [load_id, started, dt.datetime.now(dt.UTC).replace(tzinfo=None), str(input_dir),

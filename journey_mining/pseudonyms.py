@@ -13,10 +13,12 @@ finds
 * emails in every spelling a URL, a form or an HTML page gives them: plain,
   URL-encoded (`john.smith%2Bnews%40acme.com`), double-encoded (`%2540`), as an
   HTML entity (`&#64;`), with non-ASCII or apostrophes in the local part;
-* visitor ids of this load (any case: an id written upper-case in its column may
-  be lower-case in a URL), and ids stored by earlier loads (a token whose keyed
-  hash is a stored pseudonym), wherever they appear: another visitor's id in a
-  referrer, an id in CRM properties.
+* visitor ids of this load and of earlier ones, in any letter case (an id written
+  upper-case in its column may be lower-case in a URL), wherever they appear:
+  another visitor's id in a referrer, an id in CRM properties. Earlier loads' ids
+  are known only by keyed hashes: each load stores, per visitor id, the keyed hash
+  of its lower-case form beside its pseudonym (`visitor_digests`), so a token of a
+  later load is recognised by hashing it the same way.
 
 Ids shorter than `MIN_EMBEDDED_ID` are not searched for inside text (a two-letter id
 would otherwise rewrite every URL holding those letters); in their own column every
@@ -74,16 +76,28 @@ def _plain_email(text: str) -> str:
 class Pseudonymiser:
     """The keyed hashes of one load: values, and emails and visitor ids inside text.
 
-    `visitors`: the raw visitor ids of the load's web events (found in any case inside
-    text); `stored`: the pseudonyms earlier loads stored (a token that hashes to one
-    of them is that visitor's id).
+    `visitors`: the raw visitor ids of the load's web events; `digests`: lower-case
+    digest -> pseudonym of the ids earlier loads stored (`visitor_digests`); `stored`:
+    the pseudonyms earlier loads stored (ids loaded before digests were kept: a token
+    is recognised in the letter case it was stored in).
     """
 
-    def __init__(self, key: str, visitors: Iterable[str] = (), stored: Iterable[str] = ()):
+    def __init__(self, key: str, visitors: Iterable[str] = (), stored: Iterable[str] = (),
+                 digests: dict[str, str] | None = None):
         self.key = key
         self._visitors = {v.lower(): self.value(v, False) for v in visitors
                           if v and len(v) >= MIN_EMBEDDED_ID}
+        self._digests = dict(digests or {})
         self._stored = set(stored)
+
+    def digest(self, token: str) -> str:
+        """The keyed hash of a token's lower-case form (how `visitor_digests` knows ids)."""
+        return "d_" + hashlib.sha256((self.key + "\0" + token.lower()).encode()).hexdigest()[:24]
+
+    def new_digests(self) -> list[tuple[str, str]]:
+        """(digest, pseudonym) of this load's visitor ids, for `visitor_digests`."""
+        return [(self.digest(lowered), pseudonym)
+                for lowered, pseudonym in self._visitors.items()]
 
     def value(self, value: str, is_email: bool) -> str:
         """The pseudonym of one email or visitor id (`pseudonymise_value` with the key)."""
@@ -93,6 +107,8 @@ class Pseudonymiser:
         if len(token) < MIN_EMBEDDED_ID:
             return None
         found = self._visitors.get(token.lower())
+        if found is None and self._digests:
+            found = self._digests.get(self.digest(token))
         if found is None and self._stored:
             hashed = self.value(token, False)
             found = hashed if hashed in self._stored else None
@@ -113,7 +129,7 @@ class Pseudonymiser:
             return text
         if _MAY_HOLD_EMAIL.search(text):
             text = EMAIL_IN_TEXT.sub(lambda m: self.value(_plain_email(m.group(0)), True), text)
-        if self._visitors or self._stored:
+        if self._visitors or self._digests or self._stored:
             text = _TOKEN.sub(lambda m: self._token(m.group(0)), text)
         return text
 
@@ -151,9 +167,14 @@ class Pseudonymiser:
         same hashes as `value`) and `_scrub(text)` (this object's `scrub`)."""
         con.execute("""CREATE OR REPLACE TEMP MACRO _pseudo_id(v, k) AS
             CASE WHEN v IS NULL THEN NULL ELSE 'p_' || left(sha256(k || v), 16) END""")
+        # An email column spelled as in a link (ann%40acme.com, ann&#64;acme.com) is the
+        # same address: decoded first, so it keeps its domain and its one pseudonym.
+        con.execute("""CREATE OR REPLACE TEMP MACRO _plain_email(v) AS
+            regexp_replace(lower(v), '%2540|%40|&#0*64;|&#x0*40;', '@', 'g')""")
         con.execute("""CREATE OR REPLACE TEMP MACRO _pseudo_email(v, k) AS
-            CASE WHEN v IS NULL THEN NULL ELSE 'p_' || left(sha256(k || lower(v)), 16) || '@'
-                 || regexp_extract(lower(v), '@([^@]+)$', 1) END""")
+            CASE WHEN v IS NULL THEN NULL
+                 ELSE 'p_' || left(sha256(k || _plain_email(v)), 16) || '@'
+                      || regexp_extract(_plain_email(v), '@([^@]+)$', 1) END""")
 
         def scrub_all(texts: pa.Array) -> pa.Array:
             return pa.array([self.scrub(t) for t in texts.to_pylist()], pa.string())

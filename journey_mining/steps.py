@@ -241,7 +241,7 @@ _RAW = ("raw_crm_accounts", "raw_crm_contacts", "raw_crm_activities", "raw_web_e
 
 STEPS: tuple[Step, ...] = (
     Step("load", _load, reads=(), retries=3,
-         writes=(*_RAW, "rejected_rows", "loads", "load_files")),
+         writes=(*_RAW, "rejected_rows", "loads", "load_files", "visitor_digests")),
     Step("quality gate", _gate, reads=("loads", "load_files"), writes=()),
     Step("build", _build, reads=(*_RAW, "rejected_rows"),
          writes=(*CONFIG_TABLES, *(m.name for m in warehouse.discover_models()),

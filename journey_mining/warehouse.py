@@ -305,6 +305,15 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
   load_id BIGINT NOT NULL
 )"""
     )
+    # Pseudonymised loads: per visitor id, the keyed hash of its lower-case form and its
+    # pseudonym, so later loads find the id inside text in any letter case.
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS visitor_digests (
+  digest VARCHAR NOT NULL,
+  pseudonym VARCHAR NOT NULL,
+  load_id BIGINT NOT NULL
+)"""
+    )
     con.execute(
         """CREATE TABLE IF NOT EXISTS loads (
   load_id BIGINT PRIMARY KEY,

@@ -76,3 +76,23 @@ def test_pseudonymising_without_a_key_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="JOURNEY_PSEUDONYM_KEY"):
         ingest.load_exports(warehouse.connect(), write_journey_exports(tmp_path / "in"),
                             IngestConfig(pseudonymise=True))
+
+
+def test_an_id_of_an_earlier_load_is_found_in_text_in_any_letter_case(tmp_path):
+    """Daily loads: the visitor came yesterday, a CRM note mentions its id today in other
+    letters. Only keyed hashes of yesterday's ids are kept, and they are enough."""
+    from tests.conftest import write_csv
+
+    con = warehouse.connect()
+    config = IngestConfig(pseudonymise=True)
+    write_csv(tmp_path / "day1", "web_events.csv", "event_id,occurred_at,anonymous_id,event_name",
+              "w1,2025-01-10T09:00:00Z,VisitorCCCC3,page_view")
+    ingest.load_exports(con, tmp_path / "day1", config, pseudonym_key="k")
+    write_csv(tmp_path / "day2", "crm_activities.csv",
+              "activity_id,occurred_at,account_id,activity_type,properties",
+              'a1,2025-01-11T09:00:00Z,A1,call,"{""seen"": ""visitorcccc3 and VISITORCCCC3""}"')
+    ingest.load_exports(con, tmp_path / "day2", config, pseudonym_key="k")
+    (properties,) = con.execute("SELECT properties FROM raw_crm_activities").fetchall()[0]
+    (pseudonym,) = con.execute("SELECT anonymous_id FROM raw_web_events").fetchall()[0]
+    assert "cccc3" not in properties.lower()
+    assert properties.count(pseudonym) == 2
