@@ -402,3 +402,60 @@ def test_pseudonymising_without_a_key_stops_the_command_at_once(tmp_path, small_
     assert run.returncode == 1
     assert "JOURNEY_PSEUDONYM_KEY" in run.stderr
     assert PREFECT_START not in run.stderr and "serving" not in run.stdout
+
+
+def _start(args: list[str], cwd: Path) -> tuple[subprocess.Popen, list[str]]:
+    """`journey ARGS` in a process group of its own (as a terminal starts it), and the
+    list its stderr lines are read into (read all along, so the pipe never fills)."""
+    import threading
+
+    env = {**os.environ, "PREFECT_HOME": str(cwd / ".prefect")}
+    env.pop("PREFECT_API_URL", None)
+    run = subprocess.Popen([JOURNEY, *args], cwd=cwd, env=env, stderr=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, text=True, start_new_session=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(run.stderr), daemon=True).start()
+    return run, lines
+
+
+def _wait_for(run: subprocess.Popen, lines: list[str], text: str, seconds: float = 120
+              ) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and run.poll() is None:
+        if any(text in line for line in list(lines)):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"'{text}' never came: {''.join(lines)[-2000:]}")
+
+
+def test_a_second_run_is_refused_while_the_first_starts_prefect(tmp_path, small_exports):
+    """The pre-check used to take the lock and let it go: a second run started while
+    the first one's Prefect API was starting got through to its own flow."""
+    warehouse = tmp_path / "w.duckdb"
+    args = ["run", "--input", str(small_exports), "--warehouse", str(warehouse),
+            "--no-static-images"]
+    first, lines = _start(args, tmp_path)
+    try:
+        _wait_for(first, lines, PREFECT_START)
+        second = journey(*args, cwd=tmp_path, timeout=120)
+        assert second.returncode == 1
+        assert "is in use by another run" in second.stderr
+        assert PREFECT_START not in second.stderr
+    finally:
+        os.killpg(first.pid, signal.SIGTERM)
+        first.wait(timeout=60)
+
+
+def test_ctrl_c_to_the_process_group_stops_the_run_at_once(tmp_path, small_exports):
+    """A terminal's Ctrl-C reaches every process of the group: the local Prefect API
+    used to die first, and the run then hung about 70 s retrying its last logs."""
+    run, lines = _start(["run", "--input", str(small_exports), "--warehouse",
+                         str(tmp_path / "w.duckdb"), "--no-static-images"], tmp_path)
+    _wait_for(run, lines, "Beginning flow run")
+    os.killpg(run.pid, signal.SIGINT)
+    try:
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 128 + signal.SIGINT
