@@ -90,7 +90,9 @@ def driver_frame(con: duckdb.DuckDBPyConnection, from_stage: str, to_stage: str
         pairs = con.execute(FEATURES_SQL, {"to_order": STAGE_ORDER[to_stage]}).df()
     finally:
         con.unregister("_driver_windows")
-    days = (windows.window_end - windows.entered_at).dt.total_seconds() / 86400
+    # a step nobody entered comes back with untyped columns: typed here, not by the data
+    days = (pd.to_datetime(windows.window_end) - pd.to_datetime(windows.entered_at)
+            ).dt.total_seconds() / 86400
     windows["days_in_stage"] = days.clip(lower=0)
     return windows, pairs
 

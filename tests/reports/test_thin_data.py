@@ -99,3 +99,19 @@ def test_duration_words_follow_the_magnitude():
     assert reports.duration(5) == "5.0 h"
     assert reports.duration(72) == "3.0 days"
     assert reports.duration(None) == "—"
+
+
+def test_one_page_view_and_no_crm_history_runs_every_analysis(tmp_path):
+    """The drivers step failed on a step nobody entered (untyped empty columns): with a
+    failed optional step the build is not recorded complete, so every night would redo
+    everything over one missing analysis."""
+    from journey_mining import steps
+
+    folder = tmp_path / "in"
+    write_csv(folder, "crm_accounts.csv", "account_id,name,domain", "A1,Acme,acme.com")
+    write_csv(folder, "web_events.csv", "event_id,occurred_at,anonymous_id,event_name",
+              "w1,2024-05-01T10:00:00Z,anon-1,page_view")
+    ctx = steps.run_all(tmp_path / "w.duckdb", folder,
+                        steps=[s.name for s in steps.STEPS if s.name != "report"])
+    assert [name for name, result in ctx.results.items() if "failed" in result
+            and "errors" not in result] == []
