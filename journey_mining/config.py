@@ -377,7 +377,10 @@ def load_config(path: str | Path | None) -> Config:
     try:
         data = yaml.safe_load(read_settings_file(path, "config file")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file is a mapping of sections (ingest, analysis, "
+                          f"schedule, quality, resources), not a {type(data).__name__}")
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:

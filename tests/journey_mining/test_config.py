@@ -81,3 +81,15 @@ def test_resource_limits_reach_every_warehouse_connection(tmp_path):
     assert share.endswith("MB") and int(share[:-2]) > 0
     with pytest.raises(ValueError, match="not a size"):
         Config.model_validate({"resources": {"memory_limit": "lots"}})
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ingest:\n  timezone: [\n", "not valid YAML"),
+    ("- a\n- b\n", "a config file is a mapping of sections"),
+])
+def test_a_config_that_is_not_a_mapping_is_one_line(tmp_path, text, expected):
+    path = tmp_path / "journey.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load_config(path)
+    assert "\n" not in str(caught.value)
