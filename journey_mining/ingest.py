@@ -192,11 +192,13 @@ def _entry_kind(path: Path) -> str | None:
 
 
 def discover_files(input_dir: str | Path, config: IngestConfig,
-                   skipped: list[str] | None = None) -> list[SourceFile]:
+                   skipped: list[str] | None = None, checksums: bool = True
+                   ) -> list[SourceFile]:
     """Match every regular file of `input_dir` (not sub-folders, not dot-files) to one source.
 
     Entries that are not regular files (FIFOs, sockets, devices, broken links) are not
-    opened; with a `skipped` list, one line per such entry is added to it.
+    opened; with a `skipped` list, one line per such entry is added to it. Without
+    `checksums` the files are not read (sha256 is empty): a pre-check's listing.
     """
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
@@ -229,7 +231,8 @@ def discover_files(input_dir: str | Path, config: IngestConfig,
                 str(path), "unsupported format (use .csv, .csv.gz, .parquet, .jsonl or .jsonl.gz)"
             )
         found.append(
-            SourceFile(sources[0], path, path.name, fmt, _sha256(path), path.stat().st_size)
+            SourceFile(sources[0], path, path.name, fmt, _sha256(path) if checksums else "",
+                       path.stat().st_size)
         )
     return found
 
