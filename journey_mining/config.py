@@ -45,6 +45,7 @@ __all__ = [
     "SourceConfig",
     "StageInferenceConfig",
     "load_config",
+    "missing_pseudonym_key",
     "pseudonym_key",
 ]
 
@@ -332,9 +333,14 @@ def pseudonym_key(config: Config, environ=os.environ) -> str | None:
         return None
     key = environ.get(PSEUDONYM_KEY_VARIABLE, "")
     if not key.strip():
-        raise ConfigError(f"ingest.pseudonymise is on but no key was given: set the environment "
-                          f"variable {PSEUDONYM_KEY_VARIABLE} (keep it secret, keep it stable)")
+        raise missing_pseudonym_key()
     return key
+
+
+def missing_pseudonym_key() -> ConfigError:
+    """The error of a pseudonymising run without its key (the command's and the library's)."""
+    return ConfigError(f"ingest.pseudonymise is on but no key was given: set the environment "
+                       f"variable {PSEUDONYM_KEY_VARIABLE} (keep it secret, keep it stable)")
 
 
 def _fields_at(loc: tuple) -> list[str]:

@@ -47,9 +47,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from journey_mining.config import IngestConfig
+from journey_mining.config import IngestConfig, missing_pseudonym_key
 from journey_mining.errors import (
-    ConfigError,
     IngestError,
     MissingColumnError,
     UnknownFileError,
@@ -1091,8 +1090,7 @@ def load_exports(
     """
     config = config or IngestConfig()
     if config.pseudonymise and not pseudonym_key:
-        raise ConfigError("ingest.pseudonymise is on but no key was given: set the environment "
-                          "variable JOURNEY_PSEUDONYM_KEY (keep it secret, keep it stable)")
+        raise missing_pseudonym_key()
     warnings: list[str] = []
     files = discover_files(input_dir, config, skipped=warnings)
     ensure_schema(con)
