@@ -268,11 +268,15 @@ def _position(table: str) -> str:
     return f"rowid - (SELECT min(rowid) FROM {table}) + 1"
 
 
+def _open_bytes(f: SourceFile):
+    """The file's bytes, decompressed when its name ends .gz."""
+    return gzip.open(f.path, "rb") if f.format.endswith(".gz") else f.path.open("rb")
+
+
 def _physical_lines(f: SourceFile) -> int:
     """Number of lines of the file's text (a last line without a newline counts)."""
-    opener = gzip.open if f.format.endswith(".gz") else open
     count, last = 0, b"\n"
-    with opener(f.path, "rb") as handle:
+    with _open_bytes(f) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             count += block.count(b"\n")
             last = block[-1:]
@@ -282,8 +286,7 @@ def _physical_lines(f: SourceFile) -> int:
 def _open_text_lines(f: SourceFile, encoding: str | None):
     """The file's lines as bytes (UTF-8, Latin-1: the delimiter and quote are one byte
     each) or as text (UTF-16), newlines kept."""
-    opener = gzip.open if f.format.endswith(".gz") else open
-    handle = opener(f.path, "rb")
+    handle = _open_bytes(f)
     if encoding == "utf-16":
         return io.TextIOWrapper(handle, encoding="utf-16", errors="replace", newline="")
     return handle
@@ -420,9 +423,8 @@ _MAX_HEADER_BYTES = 1 << 20
 def _check_header(f: SourceFile, delimiter: str | None) -> None:
     """Refuse a CSV whose header is absurdly wide before the reader sniffs it (a header of
     100,000 columns took the reader minutes and gigabytes for one row)."""
-    opener = gzip.open if f.format.endswith(".gz") else open
     try:
-        with opener(f.path, "rb") as handle:
+        with _open_bytes(f) as handle:
             header = handle.readline(_MAX_HEADER_BYTES + 1)
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile: a plain file named .gz
         hint = " (the name ends .gz: is it compressed?)" if f.format.endswith(".gz") else ""

@@ -22,6 +22,7 @@ from pathlib import Path
 from journey_mining import warehouse
 from journey_mining.config import Config
 from journey_mining.errors import DataQualityError, JourneyError
+from journey_mining.operations import is_stop
 
 __all__ = ["STEPS", "RunContext", "Step", "run_all", "run_step", "step_named", "with_logger"]
 
@@ -291,8 +292,6 @@ def run_step(step: Step, ctx: RunContext) -> dict:
     and it returns {"failed": reason}. A stop is never such a failure: it is raised."""
     warehouse.use_resources(ctx.config.resources)
     started = time.perf_counter()
-    from journey_mining.operations import is_stop
-
     try:
         result = step.run(ctx)
     except JourneyError:

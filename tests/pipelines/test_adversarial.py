@@ -79,13 +79,20 @@ def trapped_exports(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def trapped_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("adversarial")
-    exports = trapped_exports(root / "in")
+    return run_once(tmp_path_factory.mktemp("adversarial"), trapped_exports,
+                    "ingest:\n  timezone: America/New_York\n  staging: disk\n",
+                    Path("it's here") / "w.duckdb")
+
+
+def run_once(root: Path, exports, config_text: str, warehouse: Path, env: dict | None = None):
+    """`journey run` once on exports written by `exports(folder)` with a config file:
+    (the completed process, the warehouse, the run's folder)."""
+    folder = exports(root / "in")
     config = root / "config.yml"
-    config.write_text("ingest:\n  timezone: America/New_York\n  staging: disk\n")
-    warehouse = root / "it's here" / "w.duckdb"
-    run = journey("run", "--input", str(exports), "--warehouse", str(warehouse), "--config",
-                  str(config), "--no-static-images", cwd=root, timeout=900)
+    config.write_text(config_text)
+    warehouse = root / warehouse
+    run = journey("run", "--input", str(folder), "--warehouse", str(warehouse), "--config",
+                  str(config), "--no-static-images", cwd=root, env=env, timeout=900)
     return run, warehouse, root
 
 
@@ -342,15 +349,9 @@ def private_exports(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def private_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("private")
-    exports = private_exports(root / "in")
-    config = root / "config.yml"
-    config.write_text("ingest:\n  pseudonymise: true\n")
-    warehouse = root / "w.duckdb"
-    run = journey("run", "--input", str(exports), "--warehouse", str(warehouse), "--config",
-                  str(config), "--no-static-images", cwd=root,
-                  env={"JOURNEY_PSEUDONYM_KEY": "s3cret-key"}, timeout=900)
-    return run, warehouse, root
+    return run_once(tmp_path_factory.mktemp("private"), private_exports,
+                    "ingest:\n  pseudonymise: true\n", Path("w.duckdb"),
+                    env={"JOURNEY_PSEUDONYM_KEY": "s3cret-key"})
 
 
 def test_the_command_pseudonymises_with_the_key_from_the_environment(private_run):
@@ -379,7 +380,7 @@ def test_no_planted_email_or_visitor_id_is_in_any_table_or_file(private_run):
                              .decode("utf-8", "replace"))
     found = {s for s in SECRETS for t in texts if s in t.lower()}
     assert found == set()
-    assert any("s3cret-key" in t for t in texts) is False
+    assert not any("s3cret-key" in t for t in texts)
 
 
 def test_an_unsplittable_row_keeps_its_timestamp_when_pseudonymised(private_run):
