@@ -88,6 +88,15 @@ DRIVERS = {
     "role:decider": {"step": "decision -> client", "effect": "deal won",
                      "with": 0.72, "without": 0.34},
 }
+# The actions that signal each pre-sale stage, per recording system (off-stage signals).
+_ACTIONS = {
+    ("web", "awareness"): ("page_view",),
+    ("web", "consideration"): ("content_download", "webinar_registration", "form_submit",
+                               "webinar_attended"),
+    ("web", "evaluation"): ("pricing_view", "contact_sales"),
+    ("crm", "evaluation"): ("meeting", "call", "demo"),
+    ("crm", "decision"): ("proposal_sent", "negotiation"),
+}
 MISSABLE = {"page_view", "open", "click", "meeting", "call", "pricing_view", "webinar_attended"}
 
 
@@ -101,6 +110,15 @@ class GeneratorSpec:
     end: dt.date = dt.date(2025, 6, 30)
     unknown_visitors: float = 0.3  # visitors from companies not in the CRM, per account
     dirt: bool = True
+    # What makes stage inference hard: scripts/stage_scorecard.py scores every method on a
+    # grid of these (README "Stage states"). The defaults make the committed sample.
+    regress: float = 0.2  # chance an evaluation goes back to research (no lost deal)
+    dwell: float = 1.0  # scale of the time between a stage's touchpoints (x0.5 .. x2)
+    touches: float = 1.0  # scale of the number of touchpoints per stay (x0.5 .. x2)
+    off_stage: float = 0.0  # share of a stay's actions that signal a neighbouring stage
+    missing: float = 0.05  # share of missable signals that never reach an export
+    skip: float = 0.12  # chance an aware account skips to evaluation (inbound demo request)
+    renewal: float = 1.0  # share of returning clients who evaluate and decide again
 
 
 @dataclass
@@ -155,6 +173,24 @@ class _Simulation:
     def _days(self, mean: float) -> dt.timedelta:
         return dt.timedelta(days=float(self.rng.exponential(mean)))
 
+    def _touches(self, low: int, high: int) -> int:
+        """How many touchpoints a stay leaves: uniform in [low, high), scaled by `touches`."""
+        n = int(self.rng.integers(low, high))
+        return n if self.spec.touches == 1 else max(1, round(n * self.spec.touches))
+
+    def _off_stage(self, activity: str, stage: str, channel: str) -> str:
+        """With chance `off_stage`, an action that signals a neighbouring stage instead
+        (a prospect in evaluation downloads a white paper; one in consideration looks at
+        pricing): the latent stage stays, the signal points elsewhere."""
+        if not self.spec.off_stage or self.rng.random() >= self.spec.off_stage:
+            return activity
+        k = LADDER.index(stage)
+        neighbours = [s for s in LADDER[max(0, k - 1):k + 2]
+                      if s != stage and _ACTIONS.get((channel, s))]
+        if not neighbours:
+            return activity
+        return self._pick(_ACTIONS[(channel, self._pick(neighbours))])
+
     def _business_time(self, t: dt.datetime) -> dt.datetime:
         day = dt.datetime.combine(t.date(), dt.time())
         return day + dt.timedelta(hours=float(self.rng.uniform(7, 19)))
@@ -184,7 +220,7 @@ class _Simulation:
 
     def _missing(self, activity: str) -> bool:
         """Signals go missing at random: tracking blockers, unlogged calls, image-less mail."""
-        return activity in MISSABLE and self.rng.random() < 0.05
+        return activity in MISSABLE and self.rng.random() < self.spec.missing
 
     # -- emitters ----------------------------------------------------------------------
     def web_event(self, t, account, person, activity, stage):
@@ -265,7 +301,7 @@ class _Simulation:
 
     # -- the journey -------------------------------------------------------------------
     def simulate(self, account: _Account) -> None:
-        rng = self.rng
+        rng, spec = self.rng, self.spec
         t = account.created_at + self._days(20)
         people = account.people
         campaign_no = [0]
@@ -307,7 +343,7 @@ class _Simulation:
             """n visits; each reads a few pages before the visit's own action."""
             t = t0
             for _ in range(n):
-                t = self._business_time(t + self._days(6))
+                t = self._business_time(t + self._days(6 * spec.dwell))
                 # Past awareness, the people researching are mostly those already
                 # engaged: the committee members who have filled a form.
                 engaged = [p for p in people if p.identified_devices]
@@ -317,7 +353,7 @@ class _Simulation:
                     person = self._pick(engaged)
                 else:
                     person = self._pick(people)
-                activity = self._pick(activities)
+                activity = self._off_stage(self._pick(activities), stage, "web")
                 for _ in range(int(rng.integers(0, 4)) if activity != "page_view" else 0):
                     self.web_event(t, account, person, "page_view", "awareness")
                     t += dt.timedelta(minutes=float(rng.uniform(0.5, 6)))
@@ -328,8 +364,9 @@ class _Simulation:
             t = t0
             contacts = [p for p in people if p.contact_id] or people
             for _ in range(n):
-                t = self._business_time(t + self._days(8))
-                self.crm_event(t, account, self._pick(contacts), self._pick(activities), stage,
+                t = self._business_time(t + self._days(8 * spec.dwell))
+                self.crm_event(t, account, self._pick(contacts),
+                               self._off_stage(self._pick(activities), stage, "crm"), stage,
                                opp=opp)
             return t
 
@@ -337,7 +374,7 @@ class _Simulation:
         self.enter(account, "awareness", t)
         t_end_nurture = t + dt.timedelta(days=int(rng.integers(90, 400)))
         nurture(t, t_end_nurture, p_open=0.45)
-        t = browse(t, int(rng.integers(2, 8)), ("page_view",), "awareness")
+        t = browse(t, self._touches(2, 8), ("page_view",), "awareness")
         stage = "awareness"
         attempts = 0
         while stage in ("awareness", "consideration", "evaluation") and t < self.t_end:
@@ -350,30 +387,31 @@ class _Simulation:
             if rng.random() < dormancy:
                 return
             if stage == "awareness":
-                if rng.random() < 0.12:  # skip: an inbound demo request
+                if rng.random() < spec.skip:  # skip: an inbound demo request
                     stage = "evaluation"
-                    self.enter(account, stage, self._business_time(t + self._days(6)))
+                    self.enter(account, stage,
+                               self._business_time(t + self._days(6 * spec.dwell)))
                     t = browse(t, 1, ("demo_request",), "evaluation", who=people[0])
                     continue
                 stage = "consideration"
                 self.enter(account, stage, t + dt.timedelta(hours=1))
-                t = browse(t, int(rng.integers(1, 5)),
+                t = browse(t, self._touches(1, 5),
                            ("content_download", "webinar_registration", "form_submit",
                             "page_view", "webinar_attended"), "consideration")
                 t = browse(t, 1, ("form_submit", "content_download"), "consideration")
             elif stage == "consideration":
                 if rng.random() < 0.25:  # loop: more research
-                    t = browse(t, int(rng.integers(1, 4)),
+                    t = browse(t, self._touches(1, 4),
                                ("page_view", "content_download", "webinar_attended"),
                                "consideration")
                     continue
                 stage = "evaluation"
                 self.enter(account, stage, t + dt.timedelta(hours=1))
-                t = browse(t, int(rng.integers(1, 3)), ("pricing_view", "contact_sales"),
+                t = browse(t, self._touches(1, 3), ("pricing_view", "contact_sales"),
                            "evaluation")
             elif stage == "evaluation":
-                t = sales(t, int(rng.integers(1, 4)), ("meeting", "call", "demo"), "evaluation")
-                if rng.random() < 0.2:  # back-step: back to research
+                t = sales(t, self._touches(1, 4), ("meeting", "call", "demo"), "evaluation")
+                if rng.random() < spec.regress:  # back-step: back to research
                     stage = "consideration"
                     self.enter(account, stage, t + dt.timedelta(hours=1))
                     t = browse(t, 2, ("content_download", "page_view"), "consideration")
@@ -381,7 +419,7 @@ class _Simulation:
                 self.n_opps += 1
                 opp = f"O{self.n_opps:06d}"
                 self.enter(account, "decision", t + dt.timedelta(hours=1))
-                t = sales(t, int(rng.integers(1, 3)), ("proposal_sent", "negotiation"),
+                t = sales(t, self._touches(1, 3), ("proposal_sent", "negotiation"),
                           "decision", opp=opp)
                 attempts += 1
                 # Deals are won more often when sales met the decider (a real driver).
@@ -401,7 +439,7 @@ class _Simulation:
                     return  # lost and gone
                 stage = "consideration" if rng.random() < 0.5 else "evaluation"
                 self.enter(account, stage, t + dt.timedelta(hours=1))
-                t += self._days(60)
+                t += self._days(60 * spec.dwell)
                 nurture(t, t + dt.timedelta(days=120), p_open=0.5)
 
     def client_life(self, account: _Account, t_won: dt.datetime, opp: str, nurture) -> None:
@@ -493,10 +531,16 @@ class _Simulation:
                 t = self._business_time(gap_end)
                 self.n_opps += 1
                 opp = f"O{self.n_opps:06d}"
-                self.crm_event(t, account, self._pick(contacts), "meeting", "evaluation", opp=opp)
-                t = self._business_time(t + self._days(14))
-                self.crm_event(t, account, self._pick(contacts), "proposal_sent", "decision",
-                               opp=opp)
+                # A renewal cycle: the client evaluates and decides on a new project
+                # (unless renewals are automatic), then the next engagement starts.
+                if self.spec.renewal >= 1 or rng.random() < self.spec.renewal:
+                    self.enter(account, "evaluation", t)
+                    self.crm_event(t, account, self._pick(contacts), "meeting", "evaluation",
+                                   opp=opp)
+                    t = self._business_time(t + self._days(14))
+                    self.enter(account, "decision", t)
+                    self.crm_event(t, account, self._pick(contacts), "proposal_sent",
+                                   "decision", opp=opp)
                 t = self._business_time(t + self._days(14))
                 self.crm_event(t, account, contacts[0], "deal_won", "client", opp=opp,
                                amount=round(float(rng.lognormal(9.5, 0.7)), 2))
