@@ -1,0 +1,261 @@
+"""The `evidence` method of stage inference: the ladder read from sustained evidence,
+with every threshold estimated from the user's own data.
+
+Intuition
+---------
+A touchpoint signals a stage, but not every signal is evidence of it: newsletters
+are opened and blog pages read in every stage, so an open is no step back from
+evaluation, and a newsletter click no step up from awareness. Which activities
+are evidence is measured, not assumed: an activity is *evidence* of its stage
+when accounts do it more often (per day) while in that stage than before it or
+after it, where "in that stage" is told by the account's *other* activities;
+otherwise it is *background* and moves nobody.
+
+Reading one account's visits (touchpoints less than 30 minutes apart are one
+visit, the web-analytics session convention) in time order:
+
+* **Up** at the first visit with evidence of a higher stage. A jump of two
+  stages is a skip, made only on positive evidence of the later stage and none
+  of the one between.
+* **Staying** needs nothing: a quiet account stays where it is (dormant
+  prospects do not walk down the ladder by their silence).
+* **Down** when the lower evidence is sustained: two visits in a row with
+  evidence of lower stages and none of the current one, or one after the current
+  stage has been silent for longer than it usually is (the 90th percentile of the
+  gaps between evidence of that stage while in it, measured on this data). After a
+  negative signal of the current stage (a lost deal: the stage map's negative
+  signals), the next evidence says where the account went, up or down, at once.
+
+Every stay carries `confidence`: the posterior mean, under a uniform prior, of
+the share of its evidence that points to its own stage ((k + 1) / (n + 2)).
+The estimated parameters are returned for `stage_inference_parameters`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["VISIT_GAP", "evidence_stays", "informative_activities", "read_journeys"]
+
+# The web-analytics convention for a session: touchpoints closer than this are one visit.
+VISIT_GAP = pd.Timedelta(minutes=30)
+SILENCE_QUANTILE = 0.9
+
+
+def _visits(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per visit: account, start, highest evidence stage, negative stages seen."""
+    new_visit = (events.account_id.ne(events.account_id.shift())
+                 | (events.occurred_at - events.occurred_at.shift()).ge(VISIT_GAP))
+    events = events.assign(visit=new_visit.cumsum())
+    evidence = events.level.where(events.informative)
+    visits = events.assign(evidence=evidence, opening=evidence,
+                           neg_level=events.level.where(events.is_negative))
+    return visits.groupby("visit", sort=True).agg(
+        account_id=("account_id", "first"), at=("occurred_at", "first"),
+        evidence=("evidence", "max"), opening=("opening", "first"),
+        negative=("neg_level", "max"), touchpoints=("occurred_at", "size")).reset_index(
+            drop=True)
+
+
+def read_journeys(visits: pd.DataFrame, silence_days: dict[int, float] | None,
+                  sustained: bool = True) -> pd.DataFrame:
+    """The stays of each account (account_id, level, entered_at, visits, consistent).
+
+    `level` is the stage's index on the pre-sale ladder (0 = the lowest). With
+    `sustained=False` (the first reading) every lower evidence steps down at once
+    after a negative signal only, otherwise never: the monotone reading.
+    """
+    rows = []
+    acc = visits.account_id.to_numpy()
+    at = visits["at"].to_numpy()
+    ev = visits.evidence.to_numpy()
+    neg = visits.negative.to_numpy()
+    opening = visits.opening.to_numpy()
+    n = len(visits)
+    i = 0
+    while i < n:
+        j = i
+        while j < n and acc[j] == acc[i]:
+            j += 1
+        rows.extend(_read_one(acc[i], at[i:j], ev[i:j], opening[i:j], neg[i:j], silence_days,
+                              sustained))
+        i = j
+    return pd.DataFrame(rows, columns=["account_id", "level", "entered_at", "visits",
+                                       "evidence", "consistent"])
+
+
+def _read_one(account, at, ev, opening, neg, silence_days, sustained):
+    # A journey starts in awareness unless its very first touchpoint is evidence of more
+    # (reading pages before filling a form is being aware).
+    level = 0 if np.isnan(opening[0]) else int(opening[0])
+    stays = [[account, level, at[0], 0, 0, 0]]
+    last_own = at[0]  # last visit with evidence at or above the current level
+    pending = None  # first visit of lower evidence not yet sustained, and its level
+    lost = False
+    for k in range(len(at)):
+        stay = stays[-1]
+        stay[3] += 1
+        e = ev[k]
+        if not np.isnan(e):
+            e = int(e)
+            move = None
+            if e > level:
+                move = (e, at[k])
+            elif e == level:
+                last_own, pending = at[k], None
+            elif lost:
+                move = (e, at[k])
+            elif sustained:
+                silent = (at[k] - last_own) / np.timedelta64(1, "D")
+                if pending is not None:
+                    move = (max(pending[1], e), pending[0])
+                elif silence_days is not None and silent > silence_days.get(level, np.inf):
+                    move = (e, at[k])
+                else:
+                    pending = (at[k], e)
+            if move is not None:
+                level, lost, pending, last_own = move[0], False, None, at[k]
+                if move[1] < at[k]:  # entered at the first of the sustained visits
+                    stay[3] -= 1
+                stays.append([account, level, move[1], 1, 0, 0])
+                stay = stays[-1]
+            stay[4] += 1
+            stay[5] += int(e == level)
+        if not np.isnan(neg[k]) and int(neg[k]) == level:
+            lost = True
+    return stays
+
+
+def _first_times(events: pd.DataFrame, level: int) -> pd.DataFrame:
+    """Per account the first time of a signal at `level` or above, the activity that gave
+    it, and the first time by any other activity (so each activity can be left out)."""
+    high = events[events.level >= level]
+    firsts = (high.groupby(["account_id", "activity"]).occurred_at.min().reset_index()
+              .sort_values(["account_id", "occurred_at"]))
+    firsts["rank"] = firsts.groupby("account_id").cumcount()
+    one = firsts[firsts["rank"] == 0].set_index("account_id")
+    two = firsts[firsts["rank"] == 1].set_index("account_id")
+    return pd.DataFrame({"first_at": one.occurred_at, "first_activity": one.activity,
+                         "second_at": two.occurred_at.reindex(one.index)})
+
+
+def _goes_on_above(n_in: int, n_above: int, days_in: float, days_above: float) -> bool:
+    """Whether the data show, at the 5 % level, that an activity goes on above its stage
+    at least as often as in it (a one-sided binomial test of the two Poisson counts at
+    equal rates). Without enough data to show it, the stage map's word stands."""
+    from scipy.stats import binomtest
+
+    total = n_in + n_above
+    if total == 0 or days_in <= 0 or days_above <= 0:
+        return False
+    p_above = days_above / (days_in + days_above)
+    return binomtest(n_above, total, p_above, alternative="greater").pvalue < 0.05
+
+
+def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Per activity its rate per account-day before, in and after its own stage.
+
+    Where an account is, for this measurement, comes from the *other* activities: the
+    account is in stage s from its first signal of s or above by another activity until
+    its first signal above s. An activity is background when the data show that accounts
+    go on doing it above its stage at least as often as in it (newsletter clicks go on
+    whatever the stage, so say nothing about it); otherwise the stage map's word stands
+    and it is evidence (a rare entry signal such as a demo request has too few
+    occurrences to be demoted). The rate before the stage is reported, not used: an
+    entry signal comes before the other signals of its stage by nature. The lowest
+    stage's signals are background by definition.
+    """
+    span = events.groupby("account_id").occurred_at.agg(["min", "max"])
+    end = span["max"]
+    out = []
+    for (activity, own), group in events.groupby(["activity", "level"]):
+        own = int(own)
+        if own == 0:
+            out.append((activity, own, np.nan, np.nan, np.nan, False))
+            continue
+        here = _first_times(events[events.activity != activity], own)["first_at"]
+        above = _first_times(events, own + 1)["first_at"]
+        start = here.reindex(span.index)
+        stop = above.reindex(span.index)
+        t0, t1 = span["min"], end
+        enter = start.fillna(t1).clip(lower=t0)
+        leave = stop.fillna(t1).clip(lower=enter)
+
+        def days(a, b):
+            return float(((b - a).dt.total_seconds() / 86400).clip(lower=0).sum())
+
+        at = group.occurred_at
+        acc = group.account_id
+        e, lv = enter.reindex(acc).to_numpy(), leave.reindex(acc).to_numpy()
+        before = int((at.to_numpy() < e).sum())
+        inside = int(((at.to_numpy() >= e) & (at.to_numpy() < lv)).sum())
+        after = len(group) - before - inside
+        exposure = (days(t0, enter), days(enter, leave), days(leave, t1))
+        rates = [n / d if d > 0 else 0.0 for n, d in zip((before, inside, after), exposure,
+                                                          strict=True)]
+        out.append((activity, own, *rates, not _goes_on_above(inside, after, *exposure[1:])))
+    return pd.DataFrame(out, columns=["activity", "level", "rate_before", "rate_in_stage",
+                                      "rate_above", "informative"])
+
+
+def _silence(visits: pd.DataFrame, stays: pd.DataFrame) -> dict[int, float]:
+    """Per level: the 90th percentile of gaps between visits with evidence of it while in
+    it (how long a stage usually goes without its own signal)."""
+    own = visits[visits.evidence.notna()]
+    located = pd.merge_asof(own.sort_values("at"),
+                            stays.sort_values("entered_at")[["account_id", "entered_at",
+                                                             "level"]],
+                            left_on="at", right_on="entered_at", by="account_id")
+    located = located[located.evidence == located.level].sort_values(["account_id", "at"])
+    same = located.account_id.eq(located.account_id.shift()) & located.level.eq(
+        located.level.shift()) & located.entered_at.eq(located.entered_at.shift())
+    gaps = (located["at"] - located["at"].shift()).dt.total_seconds() / 86400
+    located = located.assign(gap=gaps.where(same))
+    return {int(k): float(v) for k, v in
+            located.dropna(subset=["gap"]).groupby("level").gap.quantile(
+                SILENCE_QUANTILE).items()}
+
+
+def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...],
+                   as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pre-sale stays and the parameters estimated on the way.
+
+    events: account_id, occurred_at, activity, stage, is_negative, in event order.
+    Returns (stays with stage, entered_at, confidence, evidence; parameters).
+    """
+    events = events.assign(level=events.stage.map({s: i for i, s in enumerate(ladder)}))
+    events = events.assign(is_negative=events.is_negative.fillna(False).astype(bool))
+    # 1. which activities are evidence of their stage
+    activities = informative_activities(events, as_of)
+    informative = set(activities.activity[activities.informative])
+    # 2. a first reading with evidence only, to measure how long each stage stays silent
+    events = events.assign(informative=events.activity.isin(informative))
+    visits = _visits(events)
+    silence = _silence(visits, read_journeys(visits, None, sustained=False))
+    # 3. the final reading
+    stays = read_journeys(visits, silence)
+    stays = stays[stays.visits > 0] if len(stays) else stays
+    confidence = np.where(stays.level == 0, (stays.visits + 1) / (stays.visits + 2),
+                          (stays.consistent + 1) / (stays.evidence + 2))
+    stays = stays.assign(stage=[ladder[int(v)] for v in stays.level],
+                         posterior=confidence, evidence=stays.evidence)
+    parameters = pd.concat([
+        pd.DataFrame({"parameter": "rate_before_stage_per_day",
+                      "stage": [ladder[int(v)] for v in activities.level],
+                      "activity": activities.activity, "value": activities.rate_before}),
+        pd.DataFrame({"parameter": "evidence_rate_in_stage_per_day",
+                      "stage": [ladder[int(v)] for v in activities.level],
+                      "activity": activities.activity, "value": activities.rate_in_stage}),
+        pd.DataFrame({"parameter": "evidence_rate_above_stage_per_day",
+                      "stage": [ladder[int(v)] for v in activities.level],
+                      "activity": activities.activity, "value": activities.rate_above}),
+        pd.DataFrame({"parameter": "is_evidence",
+                      "stage": [ladder[int(v)] for v in activities.level],
+                      "activity": activities.activity,
+                      "value": activities.informative.astype(float)}),
+        pd.DataFrame({"parameter": "usual_silence_days",
+                      "stage": [ladder[k] for k in silence], "activity": None,
+                      "value": list(silence.values())}),
+    ], ignore_index=True)
+    return stays[["account_id", "stage", "entered_at", "posterior", "evidence"]], parameters
