@@ -147,10 +147,17 @@ class IngestConfig(_Strict):
 class StageInferenceConfig(_Strict):
     """How the stage an account is in is inferred from its signals (README: stage states)."""
 
-    method: Literal["window", "hmm"] = Field(
-        default="window", description="window: highest stage signalled within window_days, "
-                                      "reset by a lost deal; hmm: hidden Markov model")
-    window_days: int = Field(default=240, ge=1)
+    method: Literal["evidence", "window", "hmm"] = Field(
+        default="evidence",
+        description="evidence: the ladder read from sustained evidence, every threshold "
+                    "estimated from the data (the best over the scorecard grid); window: "
+                    "highest stage signalled within window_days, reset by a lost deal; "
+                    "hmm: hidden Markov model over weekly periods")
+    renewal_cycles: bool = Field(
+        default=True, description="between engagements, evaluation and decision signals "
+                                  "start a renewal cycle before the next engagement; "
+                                  "false where renewals are automatic")
+    window_days: int = Field(default=240, ge=1, description="window: its length")
     period_days: int = Field(default=7, ge=1, description="hmm: length of one observation")
     fit_accounts: int = Field(default=2000, ge=10, description="hmm: EM sample size")
 

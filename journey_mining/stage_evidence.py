@@ -49,13 +49,15 @@ def _visits(events: pd.DataFrame) -> pd.DataFrame:
                  | (events.occurred_at - events.occurred_at.shift()).ge(VISIT_GAP))
     events = events.assign(visit=new_visit.cumsum())
     evidence = events.level.where(events.informative)
-    visits = events.assign(evidence=evidence, opening=evidence,
+    visits = events.assign(evidence=evidence,
+                           opening=evidence.where(new_visit.to_numpy()),
+                           evidence_at=events.occurred_at.where(evidence.notna()),
                            neg_level=events.level.where(events.is_negative))
     return visits.groupby("visit", sort=True).agg(
         account_id=("account_id", "first"), at=("occurred_at", "first"),
-        evidence=("evidence", "max"), opening=("opening", "first"),
-        negative=("neg_level", "max"), touchpoints=("occurred_at", "size")).reset_index(
-            drop=True)
+        evidence=("evidence", "max"), evidence_at=("evidence_at", "min"),
+        opening=("opening", "max"), negative=("neg_level", "max"),
+        touchpoints=("occurred_at", "size")).reset_index(drop=True)
 
 
 def read_journeys(visits: pd.DataFrame, silence_days: dict[int, float] | None,
@@ -69,6 +71,7 @@ def read_journeys(visits: pd.DataFrame, silence_days: dict[int, float] | None,
     rows = []
     acc = visits.account_id.to_numpy()
     at = visits["at"].to_numpy()
+    eat = visits["evidence_at"].to_numpy()
     ev = visits.evidence.to_numpy()
     neg = visits.negative.to_numpy()
     opening = visits.opening.to_numpy()
@@ -78,14 +81,14 @@ def read_journeys(visits: pd.DataFrame, silence_days: dict[int, float] | None,
         j = i
         while j < n and acc[j] == acc[i]:
             j += 1
-        rows.extend(_read_one(acc[i], at[i:j], ev[i:j], opening[i:j], neg[i:j], silence_days,
-                              sustained))
+        rows.extend(_read_one(acc[i], at[i:j], eat[i:j], ev[i:j], opening[i:j], neg[i:j],
+                              silence_days, sustained))
         i = j
     return pd.DataFrame(rows, columns=["account_id", "level", "entered_at", "visits",
                                        "evidence", "consistent"])
 
 
-def _read_one(account, at, ev, opening, neg, silence_days, sustained):
+def _read_one(account, at, eat, ev, opening, neg, silence_days, sustained):
     # A journey starts in awareness unless its very first touchpoint is evidence of more
     # (reading pages before filling a form is being aware).
     level = 0 if np.isnan(opening[0]) else int(opening[0])
@@ -101,22 +104,22 @@ def _read_one(account, at, ev, opening, neg, silence_days, sustained):
             e = int(e)
             move = None
             if e > level:
-                move = (e, at[k])
+                move = (e, eat[k])
             elif e == level:
-                last_own, pending = at[k], None
+                last_own, pending = eat[k], None
             elif lost:
-                move = (e, at[k])
+                move = (e, eat[k])
             elif sustained:
-                silent = (at[k] - last_own) / np.timedelta64(1, "D")
+                silent = (eat[k] - last_own) / np.timedelta64(1, "D")
                 if pending is not None:
                     move = (max(pending[1], e), pending[0])
                 elif silence_days is not None and silent > silence_days.get(level, np.inf):
-                    move = (e, at[k])
+                    move = (e, eat[k])
                 else:
-                    pending = (at[k], e)
+                    pending = (eat[k], e)
             if move is not None:
-                level, lost, pending, last_own = move[0], False, None, at[k]
-                if move[1] < at[k]:  # entered at the first of the sustained visits
+                level, lost, pending, last_own = move[0], False, None, eat[k]
+                if move[1] < eat[k]:  # entered at the first of the sustained visits
                     stay[3] -= 1
                 stays.append([account, level, move[1], 1, 0, 0])
                 stay = stays[-1]
@@ -259,3 +262,82 @@ def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...],
                       "value": list(silence.values())}),
     ], ignore_index=True)
     return stays[["account_id", "stage", "entered_at", "posterior", "evidence"]], parameters
+
+
+def renewal_stays(gaps: pd.DataFrame, events: pd.DataFrame, sales_cycle_days: float | None,
+                  ladder: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Renewal cycles (contract v3, section 5): between engagements, an account that
+    evaluates and decides on a new project is in evaluation / decision again before the
+    next engagement starts.
+
+    gaps: account_id, ended_at (the engagement's end), next_start (or NaT), gap_end (the
+    next start, a cancellation or the as-of date). events: the evaluation and decision
+    signals of the accounts (account_id, occurred_at, activity, stage).
+
+    Which activities are renewal evidence is measured on the gaps: clients browse the
+    pricing page between engagements whether or not they come back, so an activity counts
+    only unless the data show it is at least as common far from a new engagement (more
+    than one sales cycle before it, or in gaps that never end in one) as within one sales
+    cycle before it. The sales cycle is this data's: the 90th percentile of the time from
+    a prospect's first evaluation to its first sale. A renewal starts at the first
+    evidence that is followed, within a sales cycle, by a decision signal or the next
+    engagement.
+    """
+    empty = pd.DataFrame(columns=["account_id", "stage", "entered_at", "posterior",
+                                  "evidence"])
+    if not sales_cycle_days or gaps.empty or events.empty:
+        return empty, pd.DataFrame(columns=["parameter", "stage", "activity", "value"])
+    cycle = pd.Timedelta(days=sales_cycle_days)
+    located = events.merge(gaps, on="account_id")
+    located = located[(located.occurred_at > located.ended_at)
+                      & (located.occurred_at < located.gap_end)]
+    near = located.next_start.notna() & (located.occurred_at >= located.next_start - cycle)
+    gap_days = (gaps.gap_end - gaps.ended_at).dt.total_seconds() / 86400
+    near_days = np.where(gaps.next_start.notna(), np.minimum(gap_days, sales_cycle_days), 0)
+    d_near, d_far = float(near_days.sum()), float((gap_days - near_days).sum())
+    rows = []
+    for activity, group in located.groupby("activity"):
+        n_near = int(near[group.index].sum())
+        n_far = len(group) - n_near
+        rows.append((activity, group.stage.iloc[0],
+                     n_near / d_near if d_near else 0.0, n_far / d_far if d_far else 0.0,
+                     not _goes_on_above(n_near, n_far, d_near, d_far)))
+    tested = pd.DataFrame(rows, columns=["activity", "stage", "rate_near", "rate_far",
+                                         "informative"])
+    evidence = located[located.activity.isin(set(tested.activity[tested.informative]))]
+    stays = []
+    decision = ladder[ladder.index("decision")]
+    for _, gap in evidence.groupby(["account_id", "ended_at"]):
+        gap = gap.sort_values("occurred_at")
+        times = gap.occurred_at.to_numpy()
+        is_decision = (gap.stage == decision).to_numpy()
+        next_start = gap.next_start.iloc[0]
+        for k in range(len(gap)):
+            limit = times[k] + cycle.to_timedelta64()
+            later_decision = is_decision[k + 1:] & (times[k + 1:] <= limit)
+            closes = pd.notna(next_start) and next_start.to_datetime64() <= limit
+            if is_decision[k] or later_decision.any() or closes:
+                account = gap.account_id.iloc[0]
+                first_stage = decision if is_decision[k] else gap.stage.iloc[k]
+                n_evidence = len(gap) - k
+                stays.append((account, first_stage, gap.occurred_at.iloc[k], n_evidence))
+                if not is_decision[k] and is_decision[k:].any():
+                    at = gap.occurred_at.iloc[k + int(np.argmax(is_decision[k:]))]
+                    stays.append((account, decision, at, int(is_decision[k:].sum())))
+                break
+    frame = pd.DataFrame(stays, columns=["account_id", "stage", "entered_at", "evidence"])
+    frame["posterior"] = (frame.evidence + 1) / (frame.evidence + 2)
+    parameters = pd.concat([
+        pd.DataFrame({"parameter": "renewal_rate_within_a_sales_cycle_per_day",
+                      "stage": tested.stage, "activity": tested.activity,
+                      "value": tested.rate_near}),
+        pd.DataFrame({"parameter": "renewal_rate_elsewhere_per_day", "stage": tested.stage,
+                      "activity": tested.activity, "value": tested.rate_far}),
+        pd.DataFrame({"parameter": "is_renewal_evidence", "stage": tested.stage,
+                      "activity": tested.activity,
+                      "value": tested.informative.astype(float)}),
+        pd.DataFrame({"parameter": ["sales_cycle_days"], "stage": [None], "activity": [None],
+                      "value": [sales_cycle_days]}),
+    ], ignore_index=True)
+    return (frame[["account_id", "stage", "entered_at", "posterior", "evidence"]]
+            if len(frame) else empty), parameters

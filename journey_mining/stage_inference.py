@@ -277,7 +277,7 @@ with events as (
 state as (
     -- the highest stage signalled within the window since the last lost deal; after a
     -- lost deal the account is back at consideration at least
-    select account_id, occurred_at, event_order,
+    select account_id, occurred_at, event_order, stage_order as signal_order,
            greatest(case when lost_before > 0 then 2 else 1 end,
                     max(stage_order) over (
                         partition by account_id, lost_before order by occurred_at
@@ -298,7 +298,10 @@ runs as (
     from changes
 )
 select r.account_id, l.stage, min(r.occurred_at) as entered_at,
-       cast(null as double) as posterior, count(*) as evidence
+       -- the share of the stay's signals that point to its stage, under a uniform prior
+       (count(*) filter (where r.signal_order = r.stage_order) + 1) / (count(*) + 2.0)
+           as posterior,
+       count(*) as evidence
 from runs r join stage_ladder l on l.stage_order = r.stage_order
 group by r.account_id, r.run_no, l.stage
 """
@@ -373,18 +376,78 @@ select account_id, entered_at, stage, method from phases
 
 def infer_stage_history(con: duckdb.DuckDBPyConnection,
                         params: InferenceParams | None = None) -> pd.DataFrame:
-    """`account_stage_history`: one row per account per stay in an inferred stage.
+    """`account_stage_history` alone (see infer_stage_states)."""
+    return infer_stage_states(con, params)[0]
 
-    Columns: account_id, engagement_cycle, stage, entered_at, left_at (null while
-    current), method (hmm | window | engagement | signal), stage_order, posterior
-    (mean posterior probability of the decoded stage over the stay, hmm only),
-    evidence (touchpoints within the stay's periods, pre-sale only).
+
+GAPS_SQL = """
+-- Between engagements: from an engagement's end by completion to the next start, a
+-- cancellation, or the as-of date.
+with eng as (
+    select account_id, engagement_no, started_at, ended_at, end_kind,
+           lead(started_at) over (partition by account_id order by engagement_no)
+               as next_start
+    from engagements
+),
+cancels as (
+    select account_id, occurred_at from int_journey_events
+    where activity in (select activity from engagement_rules where role = 'cancel')
+),
+gaps as (
+    select e.account_id, e.ended_at, e.next_start, min(c.occurred_at) as cancelled_at
+    from eng e
+    left join cancels c on c.account_id = e.account_id and c.occurred_at > e.ended_at
+        and (e.next_start is null or c.occurred_at < e.next_start)
+    where e.ended_at is not null and e.end_kind <> 'cancelled'
+    group by all
+)
+select g.account_id, g.ended_at, g.next_start,
+       least(coalesce(g.next_start, p.as_of), coalesce(g.cancelled_at, p.as_of)) as gap_end
+from gaps g cross join run_parameters p
+"""
+
+RENEWAL_SIGNALS_SQL = """
+select account_id, occurred_at, activity, stage
+from int_journey_events
+where stage in ('evaluation', 'decision')
+    and account_id in (select account_id from engagements where ended_at is not null)
+order by account_id, event_order
+"""
+
+
+def _sales_cycle_days(pre: pd.DataFrame, con: duckdb.DuckDBPyConnection) -> float | None:
+    """The 90th percentile of days from a prospect's first evaluation (or decision) stay to
+    its first sale: this data's sales cycle, which bounds a renewal cycle."""
+    first_sale = con.execute("SELECT account_id, min(started_at) AS sold_at FROM engagements "
+                             "GROUP BY account_id").df().set_index("account_id").sold_at
+    late = pre[pre.stage.isin(("evaluation", "decision"))]
+    if late.empty or first_sale.empty:
+        return None
+    first = late.groupby("account_id").entered_at.min()
+    sold = first_sale.reindex(first.index).dropna()
+    days = ((sold - first.reindex(sold.index)).dt.total_seconds() / 86400)
+    days = days[days > 0]
+    return float(days.quantile(0.9)) if len(days) else None
+
+
+def infer_stage_states(con: duckdb.DuckDBPyConnection, params: InferenceParams | None = None,
+                       renewal_cycles: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`account_stage_history` (one row per account per stay in an inferred stage) and the
+    parameters the method estimated from this data (`stage_inference_parameters`).
+
+    History columns: account_id, engagement_cycle, stage, entered_at, left_at (null while
+    current), method (evidence | hmm | window | engagement | signal), stage_order,
+    confidence (0-1: the evidence method's share of the stay's evidence that points to
+    its stage, the hmm's mean posterior, 1 for stays the engagement rules observe),
+    evidence (signals within the stay), is_renewal (an evaluation or decision stay
+    between engagements).
     """
     params = params or InferenceParams()
     if params.method not in METHODS:
         raise ValueError(f"unknown stage inference method '{params.method}' "
                          f"(methods: {', '.join(METHODS)})")
     n_events = _materialise_pre_sale(con, params.period_days)
+    estimated = pd.DataFrame(columns=["parameter", "stage", "activity", "value"])
     if not n_events:
         pre = pd.DataFrame(columns=["account_id", "stage", "entered_at", "posterior",
                                     "evidence"])
@@ -394,7 +457,7 @@ def infer_stage_history(con: duckdb.DuckDBPyConnection,
         events = con.execute("SELECT account_id, occurred_at, activity, stage, is_negative "
                              "FROM _pre_sale ORDER BY account_id, event_order").df()
         as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
-        pre, _ = evidence_stays(events, PRE_SALE, pd.Timestamp(as_of))
+        pre, estimated = evidence_stays(events, PRE_SALE, pd.Timestamp(as_of))
     elif params.method == "hmm":
         events = con.execute("SELECT * FROM _pre_sale ORDER BY account_id, event_order").df()
         pre = _stays_from_periods(_decode_hmm(events, params), events, params.period_days)
@@ -402,10 +465,23 @@ def infer_stage_history(con: duckdb.DuckDBPyConnection,
         pre = _window_stays(con, params)
     con.execute("DROP TABLE IF EXISTS _pre_sale")
     pre = pre.assign(method=params.method)
-    post = con.execute(POST_SALE_SQL).df().assign(posterior=np.nan, evidence=np.nan)
-    stays = pd.concat([frame for frame in (pre, post) if len(frame)], ignore_index=True) \
-        if len(pre) or len(post) else pre.assign(method=pd.Series(dtype=str))
-    return _finish(con, stays)
+    post = con.execute(POST_SALE_SQL).df().assign(posterior=1.0, evidence=np.nan)
+    frames = [pre, post]
+    if renewal_cycles:
+        from journey_mining.stage_evidence import renewal_stays
+
+        renewals, renewal_parameters = renewal_stays(
+            con.execute(GAPS_SQL).df(), con.execute(RENEWAL_SIGNALS_SQL).df(),
+            _sales_cycle_days(pre, con), PRE_SALE)
+        frames.append(renewals.assign(method=params.method))
+        estimated = pd.concat([frame for frame in (estimated, renewal_parameters)
+                               if len(frame)], ignore_index=True) \
+            if len(renewal_parameters) else estimated
+    frames = [frame for frame in frames if len(frame)]
+    stays = pd.concat(frames, ignore_index=True) if frames else \
+        pre.assign(method=pd.Series(dtype=str))
+    estimated = estimated.assign(method=params.method)
+    return _finish(con, stays), estimated
 
 
 FINISH_SQL = """
@@ -437,8 +513,9 @@ select
         as left_at,
     m.method,
     cast(m.stage_order as integer) as stage_order,
-    m.posterior,
-    cast(m.evidence as integer) as evidence
+    m.posterior as confidence,
+    cast(m.evidence as integer) as evidence,
+    c.engagement_cycle > 1 and m.stage in ('evaluation', 'decision') as is_renewal
 from merged m join cycles c using (account_id, entered_at, stage)
 order by m.account_id, m.entered_at, m.stage_order
 """
@@ -454,10 +531,15 @@ def _finish(con: duckdb.DuckDBPyConnection, stays: pd.DataFrame) -> pd.DataFrame
         con.unregister("stays")
 
 
-def store_stage_history(con: duckdb.DuckDBPyConnection, history: pd.DataFrame) -> None:
-    """Replace `account_stage_history` and set `account_journeys.current_stage` from it."""
+def store_stage_history(con: duckdb.DuckDBPyConnection, history: pd.DataFrame,
+                        parameters: pd.DataFrame | None = None) -> None:
+    """Replace `account_stage_history` (and `stage_inference_parameters`, the values the
+    method estimated) and set `account_journeys.current_stage` from it."""
     with transaction(con):
         store_frame(con, "account_stage_history", history)
+        if parameters is not None:
+            store_frame(con, "stage_inference_parameters", parameters.astype(
+                {"parameter": str, "stage": object, "activity": object, "value": float}))
         con.execute("""
             UPDATE account_journeys AS j
             SET current_stage = h.stage, current_stage_order = h.stage_order

@@ -481,13 +481,15 @@ def infer_stage_states(con: duckdb.DuckDBPyConnection, params) -> list[str]:
     from journey_mining import stage_inference
 
     inference = params.stage_inference
-    history = stage_inference.infer_stage_history(con, stage_inference.InferenceParams(
-        method=inference.method, window_days=inference.window_days,
-        period_days=inference.period_days, fit_accounts=inference.fit_accounts))
-    stage_inference.store_stage_history(con, history)
+    history, estimated = stage_inference.infer_stage_states(
+        con, stage_inference.InferenceParams(
+            method=inference.method, window_days=inference.window_days,
+            period_days=inference.period_days, fit_accounts=inference.fit_accounts),
+        renewal_cycles=inference.renewal_cycles)
+    stage_inference.store_stage_history(con, history, estimated)
     with transaction(con):
         states = run_models(con, layers=STATE_LAYERS)
-    return ["account_stage_history", *states]
+    return ["account_stage_history", "stage_inference_parameters", *states]
 
 
 RUN_ISSUES_COLUMNS = "step VARCHAR NOT NULL, problem VARCHAR NOT NULL, recorded_at TIMESTAMP"
