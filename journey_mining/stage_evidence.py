@@ -89,19 +89,41 @@ def read_journeys(visits: pd.DataFrame, silence_days: dict[int, float] | None,
 
 
 def _read_one(account, at, eat, ev, opening, neg, silence_days, sustained):
+    """One account's stays. A move up is tentative until a second visit with evidence of
+    that stage or above confirms it; evidence of a lower stage first withdraws it (a
+    prospect who looks at pricing once and goes on reading white papers never left
+    consideration). A move up that nothing follows stands: a prospect often goes quiet
+    right after one step up."""
     # A journey starts in awareness unless its very first touchpoint is evidence of more
     # (reading pages before filling a form is being aware).
     level = 0 if np.isnan(opening[0]) else int(opening[0])
     stays = [[account, level, at[0], 0, 0, 0]]
+    tentative = (0, 0) if level > 0 and sustained else None  # (stay index, level before)
     last_own = at[0]  # last visit with evidence at or above the current level
     pending = None  # first visit of lower evidence not yet sustained, and its level
     lost = False
+
+    def withdraw():
+        index, before = tentative
+        if index == 0:
+            stays[0][1] = before
+        else:
+            moved = stays.pop(index)
+            stays[-1][3:] = [x + y for x, y in zip(stays[-1][3:], moved[3:], strict=True)]
+        return before
+
     for k in range(len(at)):
         stay = stays[-1]
         stay[3] += 1
         e = ev[k]
         if not np.isnan(e):
             e = int(e)
+            if tentative is not None and e < level and not lost:
+                level = withdraw()
+                tentative = None
+                stay = stays[-1]
+            elif tentative is not None and e >= level:
+                tentative = None  # confirmed
             move = None
             if e > level:
                 move = (e, eat[k])
@@ -118,6 +140,8 @@ def _read_one(account, at, eat, ev, opening, neg, silence_days, sustained):
                 else:
                     pending = (eat[k], e)
             if move is not None:
+                if sustained and move[0] > level and not lost:
+                    tentative = (len(stays), level)
                 level, lost, pending, last_own = move[0], False, None, eat[k]
                 if move[1] < eat[k]:  # entered at the first of the sustained visits
                     stay[3] -= 1
