@@ -185,9 +185,11 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.Data
 
     Where an account is, for this measurement, comes from the *other* activities: the
     account is in stage s from its first signal of s or above by another activity until
-    its first signal above s. An activity is background when the data show that accounts
-    go on doing it above its stage at least as often as in it (newsletter clicks go on
-    whatever the stage, so say nothing about it); otherwise the stage map's word stands
+    its first signal above s (or, for an account that never went above, until just before
+    its last touch: the last touch of a stalled journey is where it stopped, so it counts
+    with the signals after the stage). An activity is background when the data show that
+    accounts go on doing it there at least as often as in the stage (newsletter clicks go
+    on whatever the stage, so say nothing about it); otherwise the stage map's word stands
     and it is evidence (a rare entry signal such as a demo request has too few
     occurrences to be demoted). The rate before the stage is reported, not used: an
     entry signal comes before the other signals of its stage by nature. The lowest
@@ -217,6 +219,10 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.Data
         e, lv = enter.reindex(acc).to_numpy(), leave.reindex(acc).to_numpy()
         before = int((at.to_numpy() < e).sum())
         inside = int(((at.to_numpy() >= e) & (at.to_numpy() < lv)).sum())
+        # What a stalled journey ends on counts against the activity: an account that
+        # never went above the stage is in it until its last touch, and that last touch,
+        # if it is this activity, is where the journey stopped, not what moved it (stalled
+        # prospects' last touch is often a newsletter click).
         after = len(group) - before - inside
         exposure = (days(t0, enter), days(enter, leave), days(leave, t1))
         rates = [n / d if d > 0 else 0.0 for n, d in zip((before, inside, after), exposure,

@@ -1,0 +1,127 @@
+"""The evidence method on small hand-checked journeys (README "Stage states"): every
+move below is what the rules say, checked by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from journey_mining.stage_evidence import evidence_stays, informative_activities
+from journey_mining.stage_inference import PRE_SALE
+
+STAGE = {"open": "awareness", "page_view": "awareness", "click": "consideration",
+         "content_download": "consideration", "form_submit": "consideration",
+         "pricing_view": "evaluation", "meeting": "evaluation", "demo_request": "evaluation",
+         "proposal_sent": "decision", "deal_lost": "decision"}
+AS_OF = pd.Timestamp("2025-12-31")
+
+
+def journey(account: str, *steps: tuple[str, str]) -> pd.DataFrame:
+    """(day, activity) pairs; a day like '2025-01-05 10:00' keeps visits apart."""
+    return pd.DataFrame({
+        "account_id": account,
+        "occurred_at": pd.to_datetime([day for day, _ in steps]),
+        "activity": [activity for _, activity in steps],
+        "stage": [STAGE[activity] for _, activity in steps],
+        "is_negative": [activity == "deal_lost" for _, activity in steps],
+    })
+
+
+def typical(n: int = 10) -> list[pd.DataFrame]:
+    """Accounts that download white papers while they consider and meet sales while they
+    evaluate: the population that tells which activities are evidence."""
+    return [journey(f"T{i}", ("2025-01-01", "form_submit"), ("2025-01-20", "content_download"),
+                    ("2025-02-10", "content_download"), ("2025-03-01", "pricing_view"),
+                    ("2025-03-10", "meeting"), ("2025-03-20", "meeting")) for i in range(n)]
+
+
+def path(*journeys: pd.DataFrame) -> dict[str, list[str]]:
+    events = pd.concat([*journeys, *typical()], ignore_index=True)
+    stays, _ = evidence_stays(events, PRE_SALE, AS_OF)
+    stays = stays.sort_values(["account_id", "entered_at"])
+    return {a: list(g.stage) for a, g in stays.groupby("account_id")}
+
+
+def test_newsletter_opens_neither_move_nor_step_back():
+    paths = path(journey("A", ("2025-01-01", "page_view"), ("2025-01-10", "form_submit"),
+                         ("2025-02-01", "pricing_view"), ("2025-03-01", "open"),
+                         ("2025-04-01", "open"), ("2025-05-01", "open")))
+    assert paths["A"] == ["awareness", "consideration", "evaluation"]
+
+
+def test_a_journey_starts_aware_unless_its_first_touchpoint_is_evidence():
+    paths = path(journey("A", ("2025-01-01 10:00", "page_view"),
+                         ("2025-01-01 10:05", "form_submit")),
+                 journey("B", ("2025-01-01", "form_submit"), ("2025-01-09", "content_download")))
+    assert paths["A"] == ["awareness", "consideration"]
+    assert paths["B"] == ["consideration"]
+
+
+def test_one_lower_visit_is_no_step_back_two_in_a_row_are():
+    paths = path(
+        journey("once", ("2025-01-01", "form_submit"), ("2025-01-05", "pricing_view"),
+                ("2025-01-09", "meeting"), ("2025-01-12", "content_download"),
+                ("2025-01-15", "meeting")),
+        journey("twice", ("2025-01-01", "form_submit"), ("2025-01-05", "pricing_view"),
+                ("2025-01-09", "meeting"), ("2025-01-12", "content_download"),
+                ("2025-01-20", "content_download"), ("2025-02-01", "meeting")))
+    assert paths["once"] == ["consideration", "evaluation"]
+    # back at consideration from the first of the two downloads, then evaluation again
+    assert paths["twice"] == ["consideration", "evaluation", "consideration", "evaluation"]
+
+
+def test_a_lost_deal_lets_the_next_evidence_say_where_the_account_went():
+    paths = path(
+        journey("back", ("2025-01-01", "meeting"), ("2025-01-09", "proposal_sent"),
+                ("2025-02-01", "deal_lost"), ("2025-03-01", "open"),
+                ("2025-04-01", "content_download")),
+        journey("gone", ("2025-01-01", "meeting"), ("2025-01-09", "proposal_sent"),
+                ("2025-02-01", "deal_lost"), ("2025-03-01", "open")))
+    assert paths["back"] == ["evaluation", "decision", "consideration"]
+    assert paths["gone"] == ["evaluation", "decision"]  # lost, nothing since: no guess
+
+
+def test_a_single_step_up_is_withdrawn_when_lower_evidence_comes_first():
+    paths = path(journey("A", ("2025-01-01", "form_submit"), ("2025-01-05", "pricing_view"),
+                         ("2025-01-09", "content_download"), ("2025-01-15", "form_submit")))
+    assert paths["A"] == ["consideration"]
+
+
+def test_a_skip_needs_evidence_of_the_later_stage():
+    paths = path(journey("A", ("2025-01-01 09:00", "page_view"),
+                         ("2025-01-01 09:03", "demo_request"), ("2025-01-08 10:00", "meeting")))
+    assert paths["A"] == ["awareness", "evaluation"]
+
+
+def test_background_is_measured_not_assumed():
+    # 30 prospects click a newsletter now and then on their way; 30 others only ever
+    # open and click newsletters and stop there. Downloads happen only while considering.
+    journeys = [journey(f"P{i}", ("2025-01-01", "open"), ("2025-01-20", "click"),
+                        ("2025-04-02", "form_submit"), ("2025-04-20", "content_download"),
+                        ("2025-05-03", "content_download"), ("2025-05-20", "click"),
+                        ("2025-06-01", "pricing_view"), ("2025-06-10", "meeting"),
+                        ("2025-07-20", "click"), ("2025-08-10", "meeting"))
+                for i in range(30)]
+    journeys += [journey(f"S{i}", ("2025-01-01", "open"), ("2025-02-01", "open"),
+                         ("2025-03-01", "click")) for i in range(30)]
+    events = pd.concat(journeys, ignore_index=True)
+    events["level"] = events.stage.map({s: i for i, s in enumerate(PRE_SALE)})
+    table = informative_activities(events, AS_OF).set_index("activity")
+    assert not table.loc["click", "informative"]
+    assert table.loc["content_download", "informative"]
+    assert table.loc["form_submit", "informative"]
+
+
+@pytest.mark.parametrize("activity", ["open", "page_view"])
+def test_the_lowest_stage_is_background_by_definition(activity):
+    events = journey("A", ("2025-01-01", activity), ("2025-02-01", "form_submit"))
+    events["level"] = events.stage.map({s: i for i, s in enumerate(PRE_SALE)})
+    table = informative_activities(events, AS_OF).set_index("activity")
+    assert not table.loc[activity, "informative"]
+
+
+def test_confidence_is_the_share_of_evidence_pointing_to_the_stay():
+    events = journey("A", ("2025-01-01", "form_submit"), ("2025-01-05", "content_download"),
+                     ("2025-01-09", "content_download"))
+    stays, _ = evidence_stays(events, PRE_SALE, AS_OF)
+    assert stays.posterior.tolist() == [pytest.approx((3 + 1) / (3 + 2))]
