@@ -1,30 +1,30 @@
-"""The `evidence` method of stage inference: the ladder read from sustained evidence,
-with every threshold estimated from the user's own data.
+"""The `evidence` method of stage inference: the ladder read from evidence, where what
+counts as evidence is measured on the user's own data.
 
 Intuition
 ---------
 A touchpoint signals a stage, but not every signal is evidence of it: newsletters
 are opened and blog pages read in every stage, so an open is no step back from
 evaluation, and a newsletter click no step up from awareness. Which activities
-are evidence is measured, not assumed: an activity is *evidence* of its stage
-when accounts do it more often (per day) while in that stage than before it or
-after it, where "in that stage" is told by the account's *other* activities;
-otherwise it is *background* and moves nobody.
+are evidence is measured, not assumed: an activity is *background* when the data show
+that accounts go on doing it above its stage at least as often (per day) as in
+it, where "in that stage" is told by the account's *other* activities, and it
+moves nobody; otherwise it is *evidence*.
 
 Reading one account's visits (touchpoints less than 30 minutes apart are one
 visit, the web-analytics session convention) in time order:
 
 * **Up** at the first visit with evidence of a higher stage. A jump of two
   stages is a skip, made only on positive evidence of the later stage and none
-  of the one between.
+  of the one between. The move is tentative until a second visit with evidence of
+  that stage or above confirms it; evidence of a lower stage first withdraws it
+  (one look at the pricing page among white papers is no evaluation).
 * **Staying** needs nothing: a quiet account stays where it is (dormant
-  prospects do not walk down the ladder by their silence).
-* **Down** when the lower evidence is sustained: two visits in a row with
-  evidence of lower stages and none of the current one, or one after the current
-  stage has been silent for longer than it usually is (the 90th percentile of the
-  gaps between evidence of that stage while in it, measured on this data). After a
-  negative signal of the current stage (a lost deal: the stage map's negative
-  signals), the next evidence says where the account went, up or down, at once.
+  prospects do not walk down the ladder by their silence), and background
+  signals never move it.
+* **Down** at a visit with evidence of a lower stage: a content download after
+  the sales meetings, a demo after a lost deal. Because only evidence counts,
+  newsletters and blog reading never pull an account down.
 
 Every stay carries `confidence`: the posterior mean, under a uniform prior, of
 the share of its evidence that points to its own stage ((k + 1) / (n + 2)).
@@ -40,40 +40,32 @@ __all__ = ["VISIT_GAP", "evidence_stays", "informative_activities", "read_journe
 
 # The web-analytics convention for a session: touchpoints closer than this are one visit.
 VISIT_GAP = pd.Timedelta(minutes=30)
-SILENCE_QUANTILE = 0.9
 
 
 def _visits(events: pd.DataFrame) -> pd.DataFrame:
-    """One row per visit: account, start, highest evidence stage, negative stages seen."""
+    """One row per visit: account, start, highest evidence stage and when it was shown,
+    the evidence of its first touchpoint."""
     new_visit = (events.account_id.ne(events.account_id.shift())
                  | (events.occurred_at - events.occurred_at.shift()).ge(VISIT_GAP))
     events = events.assign(visit=new_visit.cumsum())
     evidence = events.level.where(events.informative)
     visits = events.assign(evidence=evidence,
                            opening=evidence.where(new_visit.to_numpy()),
-                           evidence_at=events.occurred_at.where(evidence.notna()),
-                           neg_level=events.level.where(events.is_negative))
+                           evidence_at=events.occurred_at.where(evidence.notna()))
     return visits.groupby("visit", sort=True).agg(
         account_id=("account_id", "first"), at=("occurred_at", "first"),
         evidence=("evidence", "max"), evidence_at=("evidence_at", "min"),
-        opening=("opening", "max"), negative=("neg_level", "max"),
-        touchpoints=("occurred_at", "size")).reset_index(drop=True)
+        opening=("opening", "max"), touchpoints=("occurred_at", "size")).reset_index(drop=True)
 
 
-def read_journeys(visits: pd.DataFrame, silence_days: dict[int, float] | None,
-                  sustained: bool = True) -> pd.DataFrame:
-    """The stays of each account (account_id, level, entered_at, visits, consistent).
-
-    `level` is the stage's index on the pre-sale ladder (0 = the lowest). With
-    `sustained=False` (the first reading) every lower evidence steps down at once
-    after a negative signal only, otherwise never: the monotone reading.
-    """
+def read_journeys(visits: pd.DataFrame) -> pd.DataFrame:
+    """The stays of each account (account_id, level, entered_at, visits, evidence,
+    consistent); `level` is the stage's index on the pre-sale ladder (0 = the lowest)."""
     rows = []
     acc = visits.account_id.to_numpy()
     at = visits["at"].to_numpy()
     eat = visits["evidence_at"].to_numpy()
     ev = visits.evidence.to_numpy()
-    neg = visits.negative.to_numpy()
     opening = visits.opening.to_numpy()
     n = len(visits)
     i = 0
@@ -81,27 +73,24 @@ def read_journeys(visits: pd.DataFrame, silence_days: dict[int, float] | None,
         j = i
         while j < n and acc[j] == acc[i]:
             j += 1
-        rows.extend(_read_one(acc[i], at[i:j], eat[i:j], ev[i:j], opening[i:j], neg[i:j],
-                              silence_days, sustained))
+        rows.extend(_read_one(acc[i], at[i:j], eat[i:j], ev[i:j], opening[i:j]))
         i = j
     return pd.DataFrame(rows, columns=["account_id", "level", "entered_at", "visits",
                                        "evidence", "consistent"])
 
 
-def _read_one(account, at, eat, ev, opening, neg, silence_days, sustained):
+def _read_one(account, at, eat, ev, opening):
     """One account's stays. A move up is tentative until a second visit with evidence of
     that stage or above confirms it; evidence of a lower stage first withdraws it (a
     prospect who looks at pricing once and goes on reading white papers never left
     consideration). A move up that nothing follows stands: a prospect often goes quiet
-    right after one step up."""
+    right after one step up. A visit with evidence of a lower stage (evidence, not
+    background) is a step back there; a lost deal is not needed."""
     # A journey starts in awareness unless its very first touchpoint is evidence of more
     # (reading pages before filling a form is being aware).
     level = 0 if np.isnan(opening[0]) else int(opening[0])
     stays = [[account, level, at[0], 0, 0, 0]]
-    tentative = (0, 0) if level > 0 and sustained else None  # (stay index, level before)
-    last_own = at[0]  # last visit with evidence at or above the current level
-    pending = None  # first visit of lower evidence not yet sustained, and its level
-    lost = False
+    tentative = (0, 0) if level > 0 else None  # (stay index, level before)
 
     def withdraw():
         index, before = tentative
@@ -115,42 +104,20 @@ def _read_one(account, at, eat, ev, opening, neg, silence_days, sustained):
     for k in range(len(at)):
         stay = stays[-1]
         stay[3] += 1
-        e = ev[k]
-        if not np.isnan(e):
-            e = int(e)
-            if tentative is not None and e < level and not lost:
-                level = withdraw()
-                tentative = None
+        if not np.isnan(ev[k]):
+            e = int(ev[k])
+            if tentative is not None and e < level:
+                level, tentative = withdraw(), None
                 stay = stays[-1]
-            elif tentative is not None and e >= level:
+            elif tentative is not None:
                 tentative = None  # confirmed
-            move = None
-            if e > level:
-                move = (e, eat[k])
-            elif e == level:
-                last_own, pending = eat[k], None
-            elif lost:
-                move = (e, eat[k])
-            elif sustained:
-                silent = (eat[k] - last_own) / np.timedelta64(1, "D")
-                if pending is not None:
-                    move = (max(pending[1], e), pending[0])
-                elif silence_days is not None and silent > silence_days.get(level, np.inf):
-                    move = (e, eat[k])
-                else:
-                    pending = (eat[k], e)
-            if move is not None:
-                if sustained and move[0] > level and not lost:
-                    tentative = (len(stays), level)
-                level, lost, pending, last_own = move[0], False, None, eat[k]
-                if move[1] < eat[k]:  # entered at the first of the sustained visits
-                    stay[3] -= 1
-                stays.append([account, level, move[1], 1, 0, 0])
+            if e != level:
+                tentative = (len(stays), level) if e > level else None
+                level = e
+                stays.append([account, level, eat[k], 1, 0, 0])
                 stay = stays[-1]
             stay[4] += 1
             stay[5] += int(e == level)
-        if not np.isnan(neg[k]) and int(neg[k]) == level:
-            lost = True
     return stays
 
 
@@ -232,42 +199,20 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.Data
                                       "rate_above", "informative"])
 
 
-def _silence(visits: pd.DataFrame, stays: pd.DataFrame) -> dict[int, float]:
-    """Per level: the 90th percentile of gaps between visits with evidence of it while in
-    it (how long a stage usually goes without its own signal)."""
-    own = visits[visits.evidence.notna()]
-    located = pd.merge_asof(own.sort_values("at"),
-                            stays.sort_values("entered_at")[["account_id", "entered_at",
-                                                             "level"]],
-                            left_on="at", right_on="entered_at", by="account_id")
-    located = located[located.evidence == located.level].sort_values(["account_id", "at"])
-    same = located.account_id.eq(located.account_id.shift()) & located.level.eq(
-        located.level.shift()) & located.entered_at.eq(located.entered_at.shift())
-    gaps = (located["at"] - located["at"].shift()).dt.total_seconds() / 86400
-    located = located.assign(gap=gaps.where(same))
-    return {int(k): float(v) for k, v in
-            located.dropna(subset=["gap"]).groupby("level").gap.quantile(
-                SILENCE_QUANTILE).items()}
-
-
 def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...],
                    as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pre-sale stays and the parameters estimated on the way.
 
-    events: account_id, occurred_at, activity, stage, is_negative, in event order.
+    events: account_id, occurred_at, activity, stage, in event order.
     Returns (stays with stage, entered_at, confidence, evidence; parameters).
     """
     events = events.assign(level=events.stage.map({s: i for i, s in enumerate(ladder)}))
-    events = events.assign(is_negative=events.is_negative.fillna(False).astype(bool))
     # 1. which activities are evidence of their stage
     activities = informative_activities(events, as_of)
     informative = set(activities.activity[activities.informative])
-    # 2. a first reading with evidence only, to measure how long each stage stays silent
+    # 2. read the journeys with evidence only
     events = events.assign(informative=events.activity.isin(informative))
-    visits = _visits(events)
-    silence = _silence(visits, read_journeys(visits, None, sustained=False))
-    # 3. the final reading
-    stays = read_journeys(visits, silence)
+    stays = read_journeys(_visits(events))
     stays = stays[stays.visits > 0] if len(stays) else stays
     confidence = np.where(stays.level == 0, (stays.visits + 1) / (stays.visits + 2),
                           (stays.consistent + 1) / (stays.evidence + 2))
@@ -287,9 +232,6 @@ def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...],
                       "stage": [ladder[int(v)] for v in activities.level],
                       "activity": activities.activity,
                       "value": activities.informative.astype(float)}),
-        pd.DataFrame({"parameter": "usual_silence_days",
-                      "stage": [ladder[k] for k in silence], "activity": None,
-                      "value": list(silence.values())}),
     ], ignore_index=True)
     return stays[["account_id", "stage", "entered_at", "posterior", "evidence"]], parameters
 

@@ -57,17 +57,17 @@ def test_a_journey_starts_aware_unless_its_first_touchpoint_is_evidence():
     assert paths["B"] == ["consideration"]
 
 
-def test_one_lower_visit_is_no_step_back_two_in_a_row_are():
+def test_lower_evidence_is_a_step_back_lower_background_is_not():
     paths = path(
-        journey("once", ("2025-01-01", "form_submit"), ("2025-01-05", "pricing_view"),
+        journey("research", ("2025-01-01", "form_submit"), ("2025-01-05", "pricing_view"),
                 ("2025-01-09", "meeting"), ("2025-01-12", "content_download"),
-                ("2025-01-15", "meeting")),
-        journey("twice", ("2025-01-01", "form_submit"), ("2025-01-05", "pricing_view"),
-                ("2025-01-09", "meeting"), ("2025-01-12", "content_download"),
-                ("2025-01-20", "content_download"), ("2025-02-01", "meeting")))
-    assert paths["once"] == ["consideration", "evaluation"]
-    # back at consideration from the first of the two downloads, then evaluation again
-    assert paths["twice"] == ["consideration", "evaluation", "consideration", "evaluation"]
+                ("2025-01-20", "open"), ("2025-02-01", "meeting")),
+        journey("newsletter", ("2025-01-01", "form_submit"), ("2025-01-05", "pricing_view"),
+                ("2025-01-09", "meeting"), ("2025-01-12", "open"),
+                ("2025-01-20", "page_view"), ("2025-02-01", "meeting")))
+    # back to research at the download, evaluating again at the next meeting
+    assert paths["research"] == ["consideration", "evaluation", "consideration", "evaluation"]
+    assert paths["newsletter"] == ["consideration", "evaluation"]
 
 
 def test_a_lost_deal_lets_the_next_evidence_say_where_the_account_went():
