@@ -48,14 +48,15 @@ def _visits(events: pd.DataFrame) -> pd.DataFrame:
     new_visit = (events.account_id.ne(events.account_id.shift())
                  | (events.occurred_at - events.occurred_at.shift()).ge(VISIT_GAP))
     events = events.assign(visit=new_visit.cumsum())
-    evidence = events.level.where(events.informative)
-    visits = events.assign(evidence=evidence,
+    evidence = events.level.where(events.informative | events.observed)
+    visits = events.assign(evidence=evidence, pinned=events.level.where(events.observed),
                            opening=evidence.where(new_visit.to_numpy()),
                            evidence_at=events.occurred_at.where(evidence.notna()))
     return visits.groupby("visit", sort=True).agg(
         account_id=("account_id", "first"), at=("occurred_at", "first"),
         evidence=("evidence", "max"), evidence_at=("evidence_at", "min"),
-        opening=("opening", "max"), touchpoints=("occurred_at", "size")).reset_index(drop=True)
+        opening=("opening", "max"), pinned=("pinned", "max"),
+        touchpoints=("occurred_at", "size")).reset_index(drop=True)
 
 
 def read_journeys(visits: pd.DataFrame) -> pd.DataFrame:
@@ -67,25 +68,28 @@ def read_journeys(visits: pd.DataFrame) -> pd.DataFrame:
     eat = visits["evidence_at"].to_numpy()
     ev = visits.evidence.to_numpy()
     opening = visits.opening.to_numpy()
+    pinned = visits.pinned.to_numpy()
     n = len(visits)
     i = 0
     while i < n:
         j = i
         while j < n and acc[j] == acc[i]:
             j += 1
-        rows.extend(_read_one(acc[i], at[i:j], eat[i:j], ev[i:j], opening[i:j]))
+        rows.extend(_read_one(acc[i], at[i:j], eat[i:j], ev[i:j], opening[i:j],
+                              pinned[i:j]))
         i = j
     return pd.DataFrame(rows, columns=["account_id", "level", "entered_at", "visits",
                                        "evidence", "consistent"])
 
 
-def _read_one(account, at, eat, ev, opening):
+def _read_one(account, at, eat, ev, opening, pinned):
     """One account's stays. A move up is tentative until a second visit with evidence of
     that stage or above confirms it; evidence of a lower stage first withdraws it (a
     prospect who looks at pricing once and goes on reading white papers never left
     consideration). A move up that nothing follows stands: a prospect often goes quiet
     right after one step up. A visit with evidence of a lower stage (evidence, not
-    background) is a step back there; a lost deal is not needed."""
+    background) is a step back there; a lost deal is not needed. An observed stage change
+    (`pinned`) puts the account in its stage, up or down, for certain."""
     # A journey starts in awareness unless its very first touchpoint is evidence of more
     # (reading pages before filling a form is being aware).
     level = 0 if np.isnan(opening[0]) else int(opening[0])
@@ -104,7 +108,16 @@ def _read_one(account, at, eat, ev, opening):
     for k in range(len(at)):
         stay = stays[-1]
         stay[3] += 1
-        if not np.isnan(ev[k]):
+        if not np.isnan(pinned[k]):
+            e = int(pinned[k])
+            tentative = None
+            if e != level:
+                level = e
+                stays.append([account, level, eat[k], 1, 0, 0])
+                stay = stays[-1]
+            stay[4] += 1
+            stay[5] += 1
+        elif not np.isnan(ev[k]):
             e = int(ev[k])
             if tentative is not None and e < level:
                 level, tentative = withdraw(), None
@@ -203,10 +216,14 @@ def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...],
                    as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pre-sale stays and the parameters estimated on the way.
 
-    events: account_id, occurred_at, activity, stage, in event order.
+    events: account_id, occurred_at, activity, stage, in event order; optionally
+    observed (the touchpoint is a recorded stage change: it pins the stage).
     Returns (stays with stage, entered_at, confidence, evidence; parameters).
     """
     events = events.assign(level=events.stage.map({s: i for i, s in enumerate(ladder)}))
+    observed = (events.observed.fillna(False).astype(bool) if "observed" in events
+                else pd.Series(False, index=events.index))
+    events = events.assign(observed=observed)
     # 1. which activities are evidence of their stage
     activities = informative_activities(events, as_of)
     informative = set(activities.activity[activities.informative])

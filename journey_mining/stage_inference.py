@@ -83,8 +83,10 @@ PRE_SALE_EVENTS_SQL = """
 -- Pre-sale touchpoints: before the account's first engagement and before any
 -- client-side signal; period_no counts periods from the account's first one.
 with events as (
-    select account_id, occurred_at, activity, stage, stage_order, event_order
-    from int_journey_events
+    select account_id, occurred_at, activity, stage, stage_order, event_order,
+           exists (select 1 from observed_stage_changes o
+                   where o.channel = t.channel and o.activity = t.activity) as observed
+    from int_journey_events as t
     where stage in (select stage from stage_ladder where phase = 'prospect')
 ),
 cut as (
@@ -102,7 +104,7 @@ pre as (
     from events e left join cut c using (account_id)
     where c.sold_at is null or e.occurred_at < c.sold_at
 )
-select account_id, occurred_at, activity, stage, stage_order, event_order,
+select account_id, occurred_at, activity, stage, stage_order, event_order, observed,
        cast(floor((epoch(occurred_at) - epoch(min(occurred_at) over (partition by account_id)))
                   / (86400.0 * $period_days)) as integer) as period_no,
        min(occurred_at) over (partition by account_id) as first_at
@@ -454,7 +456,7 @@ def infer_stage_states(con: duckdb.DuckDBPyConnection, params: InferenceParams |
     elif params.method == "evidence":
         from journey_mining.stage_evidence import evidence_stays
 
-        events = con.execute("SELECT account_id, occurred_at, activity, stage "
+        events = con.execute("SELECT account_id, occurred_at, activity, stage, observed "
                              "FROM _pre_sale ORDER BY account_id, event_order").df()
         as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
         pre, estimated = evidence_stays(events, PRE_SALE, pd.Timestamp(as_of))

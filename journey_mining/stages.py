@@ -66,6 +66,9 @@ class StageMap:
     signals: tuple[tuple[str, str, str], ...]  # (channel, activity, stage)
     negative: tuple[tuple[str, str], ...]  # (channel, activity)
     score_rules: tuple[ScoreRule, ...]
+    # Recorded stage changes (a CRM lifecycle or opportunity stage history): the account
+    # is in the activity's stage from that moment; inference goes around them.
+    observed: tuple[tuple[str, str], ...] = ()  # (channel, activity)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -96,7 +99,7 @@ def parse_stage_map(data: dict, origin: str = "stage map") -> StageMap:
 
     if not isinstance(data, dict) or not isinstance(data.get("signals"), dict):
         fail("needs a 'signals' mapping of channel -> activity -> stage")
-    unknown_keys = set(data) - {"signals", "negative", "score_responses"}
+    unknown_keys = set(data) - {"signals", "negative", "score_responses", "observed"}
     if unknown_keys:
         fail(f"unknown keys {sorted(unknown_keys)}")
     signals, seen = [], {}
@@ -123,7 +126,15 @@ def parse_stage_map(data: dict, origin: str = "stage map") -> StageMap:
                                    rule["property"], float(rule["negative_max"])))
         except (KeyError, TypeError, ValueError):
             fail(f"score_responses: {rule} needs channel, activity, property, negative_max")
-    return StageMap(tuple(signals), tuple(negative), tuple(rules))
+    observed = []
+    for channel, activities in (data.get("observed") or {}).items():
+        for activity in activities or []:
+            key = (channel, activity_name(activity))
+            if key not in seen:
+                fail(f"observed: {channel}.{activity} must also be under signals (with the "
+                     f"stage it records)")
+            observed.append(key)
+    return StageMap(tuple(signals), tuple(negative), tuple(rules), tuple(observed))
 
 
 def load_stage_map(path: str | Path | None = None) -> StageMap:
@@ -158,6 +169,11 @@ def register_stage_map(con: duckdb.DuckDBPyConnection, stage_map: StageMap) -> N
     con.execute("CREATE OR REPLACE TABLE negative_signals (channel VARCHAR, activity VARCHAR)")
     if stage_map.negative:
         con.executemany("INSERT INTO negative_signals VALUES (?, ?)", list(stage_map.negative))
+    con.execute("CREATE OR REPLACE TABLE observed_stage_changes (channel VARCHAR, "
+                "activity VARCHAR)")
+    if stage_map.observed:
+        con.executemany("INSERT INTO observed_stage_changes VALUES (?, ?)",
+                        list(stage_map.observed))
     con.execute("CREATE OR REPLACE TABLE score_rules (channel VARCHAR, activity VARCHAR, "
                 "property VARCHAR, negative_max DOUBLE)")
     if stage_map.score_rules:

@@ -208,6 +208,19 @@ def _fit(fig: go.Figure) -> go.Figure:
     return fig
 
 
+def _certainty(occupancy: pd.DataFrame) -> str:
+    """How sure the inferred stages are: the share of stays read from signals that rest on
+    little or mixed evidence (confidence below 0.6)."""
+    inferred = int(occupancy.inferred_stays.sum())
+    if not inferred:
+        return ""
+    unsure = int(occupancy.unsure_stays.sum())
+    return (f"<p class='note'>How sure: {unsure / inferred:.0%} of the {inferred:,} stays "
+            f"read from signals ({unsure:,}) rest on little or mixed evidence (confidence "
+            f"below 60 %); the others are backed by most of their signals. Stays from deals "
+            f"won, projects completed and cancellations are recorded facts.</p>")
+
+
 def _drivers_table(drivers: pd.DataFrame | None) -> pd.DataFrame:
     if drivers is None:
         return pd.DataFrame()
@@ -435,7 +448,7 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                 + _table(variants, {"coverage": pct, "cumulative_coverage": pct})
                 + (f"<p class='note'>The other {len(d.variants) - len(variants):,} paths cover "
                    f"{pct(1 - variants.coverage.sum())} of accounts.</p>"
-                   if len(d.variants) > len(variants) else ""))
+                   if len(d.variants) > len(variants) else "") + _certainty(d.occupancy))
 
     def timing() -> str:
         if d.stage_timing is None:
@@ -480,7 +493,8 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
            "were in it (inferred stage states). Each arrow is a move from one stage to "
            "another: blue up the ladder, brown skipping a stage, red stepping back; its "
            "width is the number of moves. A label reads 'moves · median time between the "
-           "two stages'; hover for the number of accounts.</p>" + div["activity-map"]),
+           "two stages'; hover for the number of accounts.</p>" + _certainty(d.occupancy)
+         + div["activity-map"]),
         ("paths", "Paths", paths),
         ("linearity", "How linear are journeys?", lambda: div["linearity"]
          + "<h3>Most common departures from the ladder</h3>"

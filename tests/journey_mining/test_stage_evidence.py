@@ -125,3 +125,69 @@ def test_confidence_is_the_share_of_evidence_pointing_to_the_stay():
                      ("2025-01-09", "content_download"))
     stays, _ = evidence_stays(events, PRE_SALE, AS_OF)
     assert stays.posterior.tolist() == [pytest.approx((3 + 1) / (3 + 2))]
+
+
+# -- renewal cycles between engagements ---------------------------------------------------
+
+def test_evaluating_and_deciding_between_engagements_is_a_renewal_cycle():
+    from journey_mining.stage_evidence import renewal_stays
+
+    ts = pd.Timestamp
+    gaps = pd.DataFrame({
+        "account_id": ["renews", "browses", "deciding"],
+        "ended_at": [ts("2025-01-01"), ts("2025-01-01"), ts("2025-01-01")],
+        "next_start": [ts("2025-09-01"), ts("2025-09-01"), pd.NaT],
+        "gap_end": [ts("2025-09-01"), ts("2025-09-01"), ts("2025-12-31")],
+    })
+    signals = journey("renews", ("2025-08-01", "meeting"), ("2025-08-15", "proposal_sent"))
+    signals = pd.concat([
+        signals,
+        journey("browses", ("2025-02-01", "pricing_view")),  # long before, nothing follows
+        journey("deciding", ("2025-11-01", "meeting"), ("2025-11-20", "proposal_sent")),
+    ], ignore_index=True)[["account_id", "occurred_at", "activity", "stage"]]
+    stays, parameters = renewal_stays(gaps, signals, sales_cycle_days=60, ladder=PRE_SALE)
+    got = {a: list(g.sort_values("entered_at").stage) for a, g in stays.groupby("account_id")}
+    assert got == {"renews": ["evaluation", "decision"], "deciding": ["evaluation", "decision"]}
+    assert parameters.loc[parameters.parameter == "sales_cycle_days", "value"].tolist() == [60]
+
+
+def test_no_sales_cycle_measured_means_no_renewal_cycles():
+    from journey_mining.stage_evidence import renewal_stays
+
+    gaps = pd.DataFrame({"account_id": ["A"], "ended_at": [pd.Timestamp("2025-01-01")],
+                         "next_start": [pd.Timestamp("2025-03-01")],
+                         "gap_end": [pd.Timestamp("2025-03-01")]})
+    signals = journey("A", ("2025-02-01", "meeting"))[["account_id", "occurred_at", "activity",
+                                                       "stage"]]
+    stays, _ = renewal_stays(gaps, signals, sales_cycle_days=None, ladder=PRE_SALE)
+    assert stays.empty
+
+
+def test_an_observed_stage_change_pins_the_stage():
+    # a CRM lifecycle change to evaluation, recorded: the account is there from that
+    # moment, with no confirmation needed, and a recorded step back is a step back
+    STAGE.update({"stage_set_evaluation": "evaluation", "stage_set_consideration":
+                  "consideration"})
+    events = pd.concat([
+        journey("A", ("2025-01-01", "form_submit"), ("2025-02-01", "stage_set_evaluation"),
+                ("2025-02-10", "open"), ("2025-03-01", "stage_set_consideration"),
+                ("2025-03-05", "open")),
+        *typical()], ignore_index=True)
+    events["observed"] = events.activity.str.startswith("stage_set_")
+    stays, _ = evidence_stays(events, PRE_SALE, AS_OF)
+    got = stays[stays.account_id == "A"].sort_values("entered_at")
+    assert list(got.stage) == ["consideration", "evaluation", "consideration"]
+    assert got.entered_at.tolist()[1:] == [pd.Timestamp("2025-02-01"),
+                                           pd.Timestamp("2025-03-01")]
+
+
+def test_an_observed_activity_must_be_in_the_stage_map():
+    from journey_mining.errors import ConfigError
+    from journey_mining.stages import parse_stage_map
+
+    with pytest.raises(ConfigError, match="observed: crm.lifecycle_change must also be"):
+        parse_stage_map({"signals": {"crm": {"meeting": "evaluation"}},
+                         "observed": {"crm": ["lifecycle_change"]}})
+    parsed = parse_stage_map({"signals": {"crm": {"Stage Evaluation": "evaluation"}},
+                              "observed": {"crm": ["Stage Evaluation"]}})
+    assert parsed.observed == (("crm", "stage_evaluation"),)
