@@ -6,10 +6,10 @@ Intuition
 A touchpoint signals a stage, but not every signal is evidence of it: newsletters
 are opened and blog pages read in every stage, so an open is no step back from
 evaluation, and a newsletter click no step up from awareness. Which activities
-are evidence is measured, not assumed: an activity is *background* when the data show
-that accounts go on doing it above its stage at least as often (per day) as in
-it, where "in that stage" is told by the account's *other* activities, and it
-moves nobody; otherwise it is *evidence*.
+are evidence is measured, not assumed: an activity is *background* when accounts do it
+outside its stage (before or above it) at least as often per day as in it, where
+"in that stage" is told by the account's *other* activities, and it moves nobody;
+otherwise it is *evidence*.
 
 Reading one account's visits (touchpoints less than 30 minutes apart are one
 visit, the web-analytics session convention) in time order:
@@ -147,17 +147,17 @@ def _first_times(events: pd.DataFrame, level: int) -> pd.DataFrame:
                          "second_at": two.occurred_at.reindex(one.index)})
 
 
-def _goes_on_above(n_in: int, n_above: int, days_in: float, days_above: float) -> bool:
-    """Whether the data show, at the 5 % level, that an activity goes on above its stage
-    at least as often as in it (a one-sided binomial test of the two Poisson counts at
-    equal rates). Without enough data to show it, the stage map's word stands."""
-    from scipy.stats import binomtest
-
-    total = n_in + n_above
-    if total == 0 or days_in <= 0 or days_above <= 0:
+def _as_often_outside(n_in: int, n_out: int, days_in: float, days_out: float) -> bool:
+    """Whether accounts do an activity outside its stage at least as often per day as in
+    it. Decided only when there are enough occurrences for the comparison to mean
+    something - when all of them falling in the stage would be significant at the 5 %
+    level (binomial, at equal rates); otherwise no, and the stage map's word stands."""
+    total = n_in + n_out
+    if total == 0 or days_in <= 0 or days_out <= 0:
         return False
-    p_above = days_above / (days_in + days_above)
-    return binomtest(n_above, total, p_above, alternative="greater").pvalue < 0.05
+    if (days_in / (days_in + days_out)) ** total >= 0.05:
+        return False
+    return n_out / days_out >= n_in / days_in
 
 
 def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -167,12 +167,11 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.Data
     account is in stage s from its first signal of s or above by another activity until
     its first signal above s (or, for an account that never went above, until just before
     its last touch: the last touch of a stalled journey is where it stopped, so it counts
-    with the signals after the stage). An activity is background when the data show that
-    accounts go on doing it there at least as often as in the stage (newsletter clicks go
-    on whatever the stage, so say nothing about it); otherwise the stage map's word stands
-    and it is evidence (a rare entry signal such as a demo request has too few
-    occurrences to be demoted). The rate before the stage is reported, not used: an
-    entry signal comes before the other signals of its stage by nature. The lowest
+    with the signals after the stage). An activity is background when accounts do it
+    outside its stage (before and above it, together) at least as often per day as in it:
+    newsletter clicks go on whatever the stage and say nothing about it. Otherwise it is
+    evidence, and so is an activity too rare for the comparison to mean anything (an
+    entry signal such as a demo request): there the stage map's word stands. The lowest
     stage's signals are background by definition.
     """
     span = events.groupby("account_id").occurred_at.agg(["min", "max"])
@@ -194,6 +193,10 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.Data
         def days(a, b):
             return float(((b - a).dt.total_seconds() / 86400).clip(lower=0).sum())
 
+        # A journey's first touch opens the observation, so it is certain to be there
+        # whatever it is: it is not counted (else every entry signal that starts
+        # journeys, such as a form fill, would look as common before its stage as in it).
+        group = group[group.occurred_at > t0.reindex(group.account_id).to_numpy()]
         at = group.occurred_at
         acc = group.account_id
         e, lv = enter.reindex(acc).to_numpy(), leave.reindex(acc).to_numpy()
@@ -207,7 +210,9 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.Data
         exposure = (days(t0, enter), days(enter, leave), days(leave, t1))
         rates = [n / d if d > 0 else 0.0 for n, d in zip((before, inside, after), exposure,
                                                           strict=True)]
-        out.append((activity, own, *rates, not _goes_on_above(inside, after, *exposure[1:])))
+        background = _as_often_outside(inside, before + after, exposure[1],
+                                       exposure[0] + exposure[2])
+        out.append((activity, own, *rates, not background))
     return pd.DataFrame(out, columns=["activity", "level", "rate_before", "rate_in_stage",
                                       "rate_above", "informative"])
 
@@ -290,7 +295,7 @@ def renewal_stays(gaps: pd.DataFrame, events: pd.DataFrame, sales_cycle_days: fl
         n_far = len(group) - n_near
         rows.append((activity, group.stage.iloc[0],
                      n_near / d_near if d_near else 0.0, n_far / d_far if d_far else 0.0,
-                     not _goes_on_above(n_near, n_far, d_near, d_far)))
+                     not _as_often_outside(n_near, n_far, d_near, d_far)))
     tested = pd.DataFrame(rows, columns=["activity", "stage", "rate_near", "rate_far",
                                          "informative"])
     evidence = located[located.activity.isin(set(tested.activity[tested.informative]))]

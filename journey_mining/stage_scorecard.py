@@ -23,7 +23,7 @@ from journey_mining import ingest, stage_inference, warehouse
 from journey_mining.config import AnalysisParams
 from journey_mining.generator import GeneratorSpec, generate_exports
 
-__all__ = ["GRID", "GRID_SEEDS", "score_world"]
+__all__ = ["GRID", "GRID_SEEDS", "TEST_SEEDS", "score_world"]
 
 # One base world and one change per point (the last combines the hard ones).
 _BASE = GeneratorSpec(n_accounts=600, dirt=False)
@@ -44,8 +44,9 @@ GRID: dict[str, GeneratorSpec] = {
                                skip=0.0),
 }
 # Seeds that chose nothing: the sample is 7, the window length was chosen on 1 and 2,
-# the unit tests of inference use 3 and 4.
-GRID_SEEDS = (101, 102)
+# the evidence method was designed looking at 101 and 102, the tests use 301 and 302.
+GRID_SEEDS = (201, 202)
+TEST_SEEDS = (301, 302)
 
 
 def score_world(spec: GeneratorSpec, methods=stage_inference.METHODS) -> dict[str, dict]:

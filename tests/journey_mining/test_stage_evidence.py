@@ -31,8 +31,12 @@ def typical(n: int = 10) -> list[pd.DataFrame]:
     """Accounts that download white papers while they consider and meet sales while they
     evaluate: the population that tells which activities are evidence."""
     return [journey(f"T{i}", ("2025-01-01", "form_submit"), ("2025-01-20", "content_download"),
-                    ("2025-02-10", "content_download"), ("2025-03-01", "pricing_view"),
-                    ("2025-03-10", "meeting"), ("2025-03-20", "meeting")) for i in range(n)]
+                    ("2025-02-01", "form_submit"), ("2025-02-10", "content_download"),
+                    ("2025-03-01", "pricing_view"), ("2025-03-10", "meeting"),
+                    ("2025-03-15", "pricing_view"), ("2025-03-20", "meeting"),
+                    ("2025-04-01", "proposal_sent"), ("2025-04-10", "deal_lost"),
+                    ("2025-04-20", "proposal_sent"), ("2025-05-01", "deal_lost"))
+            for i in range(n)]
 
 
 def path(*journeys: pd.DataFrame) -> dict[str, list[str]]:
@@ -94,14 +98,16 @@ def test_a_skip_needs_evidence_of_the_later_stage():
 
 
 def test_background_is_measured_not_assumed():
-    # 30 prospects click a newsletter now and then on their way; 30 others only ever
-    # open and click newsletters and stop there. Downloads happen only while considering.
-    journeys = [journey(f"P{i}", ("2025-01-01", "open"), ("2025-01-20", "click"),
-                        ("2025-04-02", "form_submit"), ("2025-04-20", "content_download"),
-                        ("2025-05-03", "content_download"), ("2025-05-20", "click"),
-                        ("2025-06-01", "pricing_view"), ("2025-06-10", "meeting"),
-                        ("2025-07-20", "click"), ("2025-08-10", "meeting"))
-                for i in range(30)]
+    # 30 prospects click a newsletter every week, a little less while considering (once a
+    # month); 30 others only open and click newsletters and stop there. Downloads happen
+    # only while considering.
+    weekly = pd.date_range("2025-01-06", "2025-08-25", freq="7D")
+    clicks = [(str(d.date()), "click") for d in weekly
+              if not pd.Timestamp("2025-04-02") <= d < pd.Timestamp("2025-06-01") or d.day < 8]
+    journeys = [journey(f"P{i}", *sorted([
+        ("2025-01-01", "open"), ("2025-04-02", "form_submit"), ("2025-04-20", "content_download"),
+        ("2025-05-03", "content_download"), ("2025-06-01", "pricing_view"),
+        ("2025-06-10", "meeting"), ("2025-08-27", "meeting"), *clicks])) for i in range(30)]
     journeys += [journey(f"S{i}", ("2025-01-01", "open"), ("2025-02-01", "open"),
                          ("2025-03-01", "click")) for i in range(30)]
     events = pd.concat(journeys, ignore_index=True)
