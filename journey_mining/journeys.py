@@ -46,6 +46,7 @@ class JourneySummary:
     funnel: tuple[FunnelStage, ...]
     paths: dict | None = None  # from the mining step, when it has run
     issues: tuple[tuple[str, str], ...] = ()  # optional analyses that failed in this build
+    stages: dict | None = None  # how stage states were inferred (stage_inference_parameters)
 
     def to_text(self) -> str:
         """The summary as the lines `journey run` prints."""
@@ -72,6 +73,13 @@ class JourneySummary:
                 f"{pct(p['top_10_coverage'])}. Reached client: {pct(p['conversion_linear'])} "
                 f"of linear vs {pct(p['conversion_non_linear'])} of non-linear journeys"
             )
+        if self.stages:
+            st = self.stages
+            background = ", ".join(st["background"]) or "none"
+            lines.append(
+                f"Stage states ({st['method']}): {pct(st['unsure_share'])} of "
+                f"{st['inferred']:,} inferred stays rest on little or mixed evidence; "
+                f"measured as background, not evidence of their stage: {background}")
         if self.issues:
             lines.append(f"Not in this run ({len(self.issues)} optional "
                          f"analys{'is' if len(self.issues) == 1 else 'es'} failed; "
@@ -95,7 +103,26 @@ def journey_summary(con: duckdb.DuckDBPyConnection) -> JourneySummary:
         ).fetchall()
     )
     return JourneySummary(*kpis, funnel=funnel, paths=_paths(con),
-                          issues=tuple(run_issues(con)))
+                          issues=tuple(run_issues(con)), stages=_stages(con))
+
+
+def _stages(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The inference method, the activities it measured as background and how sure it is."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if not {"stage_inference_parameters", "stage_occupancy", "account_stage_history"} <= tables:
+        return None
+    method = con.execute("SELECT any_value(method) FROM account_stage_history "
+                         "WHERE method NOT IN ('engagement', 'signal')").fetchall()[0][0]
+    if method is None:
+        return None
+    background = [r[0] for r in con.execute(
+        "SELECT activity FROM stage_inference_parameters WHERE parameter = 'is_evidence' "
+        "AND value = 0 AND stage <> (SELECT stage FROM stage_ladder WHERE stage_order = "
+        "(SELECT min(stage_order) FROM stage_ladder)) ORDER BY activity").fetchall()]
+    inferred, unsure = con.execute("SELECT sum(inferred_stays), sum(unsure_stays) "
+                                   "FROM stage_occupancy").fetchall()[0]
+    return {"method": method, "background": background, "inferred": int(inferred or 0),
+            "unsure_share": (unsure / inferred) if inferred else None}
 
 
 def _paths(con: duckdb.DuckDBPyConnection) -> dict | None:

@@ -148,41 +148,54 @@ def _first_times(events: pd.DataFrame, level: int) -> pd.DataFrame:
 
 
 def _as_often_outside(n_in: int, n_out: int, days_in: float, days_out: float) -> bool:
-    """Whether accounts do an activity outside its stage at least as often per day as in
-    it. Decided only when there are enough occurrences for the comparison to mean
-    something - when all of them falling in the stage would be significant at the 5 %
-    level (binomial, at equal rates); otherwise no, and the stage map's word stands."""
+    """Whether an activity is background: the data do not show it to be more frequent per
+    day in its stage than outside it (one-sided binomial test of the two Poisson counts
+    at equal rates, 5 % level). Decided only when there are enough occurrences for the
+    test to mean anything - when all of them falling in the stage would be significant;
+    otherwise no, and the stage map's word stands."""
     total = n_in + n_out
     if total == 0 or days_in <= 0 or days_out <= 0:
         return False
-    if (days_in / (days_in + days_out)) ** total >= 0.05:
+    p_in = days_in / (days_in + days_out)
+    if p_in ** total >= 0.05:
         return False
-    return n_out / days_out >= n_in / days_in
+    from scipy.stats import binomtest
+
+    return binomtest(n_in, total, p_in, alternative="greater").pvalue >= 0.05
 
 
-def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp,
+                           sold_at: pd.Series | None = None) -> pd.DataFrame:
     """Per activity its rate per account-day before, in and after its own stage.
 
     Where an account is, for this measurement, comes from the *other* activities: the
     account is in stage s from its first signal of s or above by another activity until
     its first signal above s (or, for an account that never went above, until just before
     its last touch: the last touch of a stalled journey is where it stopped, so it counts
-    with the signals after the stage). An activity is background when accounts do it
-    outside its stage (before and above it, together) at least as often per day as in it:
-    newsletter clicks go on whatever the stage and say nothing about it. Otherwise it is
-    evidence, and so is an activity too rare for the comparison to mean anything (an
-    entry signal such as a demo request): there the stage map's word stands. The lowest
-    stage's signals are background by definition.
+    with the signals after the stage). An activity is evidence when the data show accounts
+    do it more often per day in its stage than outside it (before and above it, together),
+    and background when they could show it and do not: newsletter clicks go on whatever
+    the stage and say nothing about it. An activity too rare for any count to show it
+    keeps the stage map's word (evidence); so does an entry signal, counted in its stage
+    when it opens it (see below). The lowest stage's signals are background by definition;
+    `sold_at` (account -> first sale) lets a sale follow a decision signal.
     """
     span = events.groupby("account_id").occurred_at.agg(["min", "max"])
     end = span["max"]
+    sales = (pd.DataFrame({"account_id": sold_at.index, "occurred_at": sold_at.to_numpy()})
+             .astype({"occurred_at": events.occurred_at.dtype})
+             if sold_at is not None and len(sold_at) else
+             pd.DataFrame({"account_id": pd.Series(dtype=events.account_id.dtype),
+                           "occurred_at": pd.Series(dtype=events.occurred_at.dtype)}))
     out = []
     for (activity, own), group in events.groupby(["activity", "level"]):
         own = int(own)
         if own == 0:
             out.append((activity, own, np.nan, np.nan, np.nan, False))
             continue
+        others = events[(events.activity != activity) & (events.level >= own)]
         here = _first_times(events[events.activity != activity], own)["first_at"]
+        usual = others.groupby("account_id").occurred_at.diff().median()
         above = _first_times(events, own + 1)["first_at"]
         start = here.reindex(span.index)
         stop = above.reindex(span.index)
@@ -200,8 +213,23 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.Data
         at = group.occurred_at
         acc = group.account_id
         e, lv = enter.reindex(acc).to_numpy(), leave.reindex(acc).to_numpy()
-        before = int((at.to_numpy() < e).sum())
-        inside = int(((at.to_numpy() >= e) & (at.to_numpy() < lv)).sum())
+        # An entry signal (a proposal before the negotiation, a demo request before the
+        # meetings) comes first by nature: the last occurrence before another signal of
+        # the stage or above (or a sale), when at most a usual gap before it (the median
+        # gap between the stage's other signals), opened the stage and counts in it.
+        follows = pd.concat([others[["account_id", "occurred_at"]], sales]).sort_values(
+            "occurred_at").rename(columns={"occurred_at": "next_at"})
+        mine = group[["account_id", "occurred_at"]].reset_index().sort_values("occurred_at")
+        nxt = pd.merge_asof(mine, follows, left_on="occurred_at", right_on="next_at",
+                            by="account_id", direction="forward", allow_exact_matches=False)
+        # only the last occurrence before the stage's other signals can have opened it
+        last = ~nxt.duplicated(subset=["account_id", "next_at"], keep="last")
+        opens = (((nxt.next_at - nxt.occurred_at) <= usual) & last).set_axis(nxt["index"])
+        opens = opens.reindex(group.index).fillna(False).to_numpy(dtype=bool) \
+            if pd.notna(usual) else np.zeros(len(group), dtype=bool)
+        early = at.to_numpy() < e
+        before = int((early & ~opens).sum())
+        inside = int(((~early & (at.to_numpy() < lv)) | (early & opens)).sum())
         # What a stalled journey ends on counts against the activity: an account that
         # never went above the stage is in it until its last touch, and that last touch,
         # if it is this activity, is where the journey stopped, not what moved it (stalled
@@ -217,8 +245,8 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.Data
                                       "rate_above", "informative"])
 
 
-def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...],
-                   as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...], as_of: pd.Timestamp,
+                   sold_at: pd.Series | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pre-sale stays and the parameters estimated on the way.
 
     events: account_id, occurred_at, activity, stage, in event order; optionally
@@ -230,7 +258,7 @@ def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...],
                 else pd.Series(False, index=events.index))
     events = events.assign(observed=observed)
     # 1. which activities are evidence of their stage
-    activities = informative_activities(events, as_of)
+    activities = informative_activities(events, as_of, sold_at)
     informative = set(activities.activity[activities.informative])
     # 2. read the journeys with evidence only
     events = events.assign(informative=events.activity.isin(informative))

@@ -8,29 +8,22 @@ back to awareness, and a client who meets sales is still a client. The labels of
 the touchpoints zig-zag; the account's stage moves rarely. So the stage is a
 hidden state and the touchpoints are noisy observations of it.
 
-* **Before the first sale** (awareness, consideration, evaluation, decision) the
-  default method is a hidden Markov model of funnel states, after Netzer, Lattin
-  & Srinivasan (2008) and, for a multi-stage funnel, Abhishek, Fader & Hosanagar
-  (2012). Time is cut into periods (a week by default); an observation is the
-  count of each activity in the period (Poisson emissions). Transitions are
-  shaped like the ladder: stay, one step up, a skip of one stage, one step back,
-  and from decision back to consideration or evaluation (a lost deal); every
-  other transition is impossible and stays so under EM. The stage map sets the
-  starting emission rates (an activity is frequent in the stage it signals and
-  rare below it); EM over all accounts learns how strongly each activity really
-  signals each stage, and Viterbi decodes each account's most likely path. A
-  period with no touchpoint is an observation too (silence), so the periods run
-  from an account's first to its last pre-sale touchpoint, not beyond.
+* **Before the first sale** (awareness, consideration, evaluation, decision)
+  three methods. The default, `evidence` (stage_evidence.py), measures on the
+  user's data which activities are evidence of their stage and which are
+  background, then reads each account's visits: up on evidence (confirmed by a
+  second visit), down on evidence of a lower stage, never moved by background.
+  It is the best over the grid of generated worlds (stage_scorecard.py, README).
+  `window` (the highest stage signalled within `window_days`, reset by a lost
+  deal) and `hmm` (a hidden Markov model of funnel states over weekly periods,
+  after Netzer, Lattin & Srinivasan 2008 and Abhishek, Fader & Hosanagar 2012,
+  fitted by EM and decoded by Viterbi) are kept and scored beside it.
 * **After the first sale** the phases come from the engagement rules, not from
-  the model: client from an engagement's start, between engagements from its
-  end by a project completion (advocacy from a referral or case study after
-  that), former client from a cancellation, client again at the next start.
-* The **window** method is deterministic: an account is in the highest stage
-  signalled within the last `window_days` (240), and a lost deal wipes that
-  memory: the account is back at consideration, or at whatever it signals
-  higher since. Measured against the generator's latent truth on two seeds it
-  is the more accurate of the two (README scorecard), so it is the default; the
-  model is kept (`analysis.stage_inference.method: hmm`) and scored beside it.
+  a model: client from an engagement's start, between engagements from its end
+  by a project completion (advocacy from a referral or case study after that),
+  former client from a cancellation, client again at the next start; between
+  engagements, evaluation and decision signals open a renewal cycle (measured
+  like the pre-sale evidence, stage_evidence.renewal_stays).
 
 Accounts with client-side signals but no deal_won (history before the data)
 follow those signals' stages from the first one (method `signal`).
@@ -459,7 +452,9 @@ def infer_stage_states(con: duckdb.DuckDBPyConnection, params: InferenceParams |
         events = con.execute("SELECT account_id, occurred_at, activity, stage, observed "
                              "FROM _pre_sale ORDER BY account_id, event_order").df()
         as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
-        pre, estimated = evidence_stays(events, PRE_SALE, pd.Timestamp(as_of))
+        sold_at = con.execute("SELECT account_id, min(started_at) AS sold_at FROM engagements "
+                              "GROUP BY account_id").df().set_index("account_id").sold_at
+        pre, estimated = evidence_stays(events, PRE_SALE, pd.Timestamp(as_of), sold_at)
     elif params.method == "hmm":
         events = con.execute("SELECT * FROM _pre_sale ORDER BY account_id, event_order").df()
         pre = _stays_from_periods(_decode_hmm(events, params), events, params.period_days)

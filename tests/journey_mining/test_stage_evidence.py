@@ -139,21 +139,23 @@ def test_evaluating_and_deciding_between_engagements_is_a_renewal_cycle():
     from journey_mining.stage_evidence import renewal_stays
 
     ts = pd.Timestamp
+    renewing = [f"R{i}" for i in range(10)]
     gaps = pd.DataFrame({
-        "account_id": ["renews", "browses", "deciding"],
-        "ended_at": [ts("2025-01-01"), ts("2025-01-01"), ts("2025-01-01")],
-        "next_start": [ts("2025-09-01"), ts("2025-09-01"), pd.NaT],
-        "gap_end": [ts("2025-09-01"), ts("2025-09-01"), ts("2025-12-31")],
+        "account_id": [*renewing, "browses", "deciding"],
+        "ended_at": [ts("2025-01-01")] * 12,
+        "next_start": [ts("2025-09-01")] * 11 + [pd.NaT],
+        "gap_end": [ts("2025-09-01")] * 11 + [ts("2025-12-31")],
     })
-    signals = journey("renews", ("2025-08-01", "meeting"), ("2025-08-15", "proposal_sent"))
     signals = pd.concat([
-        signals,
+        *[journey(a, ("2025-08-01", "meeting"), ("2025-08-15", "proposal_sent"))
+          for a in renewing],
         journey("browses", ("2025-02-01", "pricing_view")),  # long before, nothing follows
         journey("deciding", ("2025-11-01", "meeting"), ("2025-11-20", "proposal_sent")),
     ], ignore_index=True)[["account_id", "occurred_at", "activity", "stage"]]
     stays, parameters = renewal_stays(gaps, signals, sales_cycle_days=60, ladder=PRE_SALE)
     got = {a: list(g.sort_values("entered_at").stage) for a, g in stays.groupby("account_id")}
-    assert got == {"renews": ["evaluation", "decision"], "deciding": ["evaluation", "decision"]}
+    assert got == {**{a: ["evaluation", "decision"] for a in renewing},
+                   "deciding": ["evaluation", "decision"]}
     assert parameters.loc[parameters.parameter == "sales_cycle_days", "value"].tolist() == [60]
 
 
