@@ -148,20 +148,18 @@ def _first_times(events: pd.DataFrame, level: int) -> pd.DataFrame:
 
 
 def _as_often_outside(n_in: int, n_out: int, days_in: float, days_out: float) -> bool:
-    """Whether an activity is background: the data do not show it to be more frequent per
-    day in its stage than outside it (one-sided binomial test of the two Poisson counts
-    at equal rates, 5 % level). Decided only when there are enough occurrences for the
-    test to mean anything - when all of them falling in the stage would be significant;
-    otherwise no, and the stage map's word stands."""
+    """Whether accounts do an activity outside its stage at least as often per day as in
+    it. Decided only when there are enough occurrences for the comparison to mean
+    something - at least 5 expected both in and outside the stage at equal rates
+    (Cochran's rule for count comparisons); otherwise no, and the stage map's word
+    stands (a small export keeps its stage map)."""
     total = n_in + n_out
     if total == 0 or days_in <= 0 or days_out <= 0:
         return False
     p_in = days_in / (days_in + days_out)
-    if p_in ** total >= 0.05:
+    if min(total * p_in, total * (1 - p_in)) < 5:
         return False
-    from scipy.stats import binomtest
-
-    return binomtest(n_in, total, p_in, alternative="greater").pvalue >= 0.05
+    return n_out / days_out >= n_in / days_in
 
 
 def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp,
@@ -172,11 +170,11 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp,
     account is in stage s from its first signal of s or above by another activity until
     its first signal above s (or, for an account that never went above, until just before
     its last touch: the last touch of a stalled journey is where it stopped, so it counts
-    with the signals after the stage). An activity is evidence when the data show accounts
-    do it more often per day in its stage than outside it (before and above it, together),
-    and background when they could show it and do not: newsletter clicks go on whatever
-    the stage and say nothing about it. An activity too rare for any count to show it
-    keeps the stage map's word (evidence); so does an entry signal, counted in its stage
+    with the signals after the stage). An activity is background when accounts do it
+    outside its stage (before and above it, together) at least as often per day as in it:
+    newsletter clicks go on whatever the stage and say nothing about it. Otherwise it is
+    evidence; an activity too rare for the comparison to mean anything keeps the stage
+    map's word (evidence); so does an entry signal, counted in its stage
     when it opens it (see below). The lowest stage's signals are background by definition;
     `sold_at` (account -> first sale) lets a sale follow a decision signal.
     """
