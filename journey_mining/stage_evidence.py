@@ -49,9 +49,11 @@ def _visits(events: pd.DataFrame) -> pd.DataFrame:
                  | (events.occurred_at - events.occurred_at.shift()).ge(VISIT_GAP))
     events = events.assign(visit=new_visit.cumsum())
     evidence = events.level.where(events.informative | events.observed)
+    highest = evidence.groupby(events.visit).transform("max")
     visits = events.assign(evidence=evidence, pinned=events.level.where(events.observed),
                            opening=evidence.where(new_visit.to_numpy()),
-                           evidence_at=events.occurred_at.where(evidence.notna()))
+                           # when the visit first showed its highest evidence
+                           evidence_at=events.occurred_at.where(evidence == highest))
     return visits.groupby("visit", sort=True).agg(
         account_id=("account_id", "first"), at=("occurred_at", "first"),
         evidence=("evidence", "max"), evidence_at=("evidence_at", "min"),

@@ -235,8 +235,8 @@ def _report(ctx: RunContext) -> dict:
 
 
 # Written by the build before the models: the ladder, the stage map and the rules they join.
-CONFIG_TABLES = ("stage_ladder", "stage_map", "negative_signals", "score_rules",
-                 "free_mail_domains", "engagement_rules", "outbound_activities")
+CONFIG_TABLES = ("stage_ladder", "stage_map", "negative_signals", "observed_stage_changes",
+                 "score_rules", "free_mail_domains", "engagement_rules", "outbound_activities")
 _RAW = ("raw_crm_accounts", "raw_crm_contacts", "raw_crm_activities", "raw_web_events",
         "raw_email_events")
 
@@ -246,7 +246,7 @@ STEPS: tuple[Step, ...] = (
     Step("quality gate", _gate, reads=("loads", "load_files"), writes=()),
     Step("build", _build, reads=(*_RAW, "rejected_rows"),
          writes=(*CONFIG_TABLES, *(m.name for m in warehouse.discover_models()),
-                 "account_stage_history",
+                 "account_stage_history", "stage_inference_parameters",
                  *(m.name for m in warehouse.discover_models(
                      layers=warehouse.STATE_LAYERS)), "run_issues")),
     Step("mining", _mine, optional=True,

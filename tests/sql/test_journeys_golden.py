@@ -89,8 +89,10 @@ def test_account_journeys(built):
         "roles_engaged, furthest_stage, current_stage, n_engagements, dropped, dropped_at_stage "
         "FROM account_journeys ORDER BY account_id").fetchall()
     assert rows == [
+        # current stage: the January pricing view was withdrawn by the March webinar
+        # registration (stage states, evidence method); furthest is what was signalled
         ("A01", T("2025-01-05 09:00"), T("2025-03-04 09:00"), 5, 1, ["initiator"],
-         "evaluation", "evaluation", 0, True, "evaluation"),
+         "evaluation", "consideration", 0, True, "evaluation"),
         ("A02", T("2025-06-01 09:00"), T("2025-06-01 09:05"), 2, 0, [],
          "consideration", "consideration", 0, False, None),
         ("A03", T("2025-03-01 09:00"), T("2025-03-01 09:00"), 1, 1, ["decider"],
@@ -104,7 +106,7 @@ def test_account_journeys(built):
         ("A07", T("2025-02-01 09:00"), T("2025-02-01 09:00"), 1, 1, ["influencer"],
          "awareness", "awareness", 0, True, "awareness"),
         ("A08", T("2025-03-01 10:00"), T("2025-06-10 09:00"), 4, 1, ["decider"],
-         "decision", "consideration", 0, False, None),
+         "decision", "decision", 0, False, None),
         ("A09", T("2024-03-01 10:00"), T("2024-10-01 10:00"), 4, 1, ["initiator"],
          "advocacy", "advocacy", 1, False, None),
         ("A10", None, None, 0, 0, [], None, None, 0, False, None),
