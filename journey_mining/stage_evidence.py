@@ -188,15 +188,22 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp,
              pd.DataFrame({"account_id": pd.Series(dtype=events.account_id.dtype),
                            "occurred_at": pd.Series(dtype=events.occurred_at.dtype)}))
     out = []
+    firsts: dict[int, pd.DataFrame] = {}  # per level, computed once
     for (activity, own), group in events.groupby(["activity", "level"]):
         own = int(own)
         if own == 0:
             out.append((activity, own, np.nan, np.nan, np.nan, False))
             continue
         others = events[(events.activity != activity) & (events.level >= own)]
-        here = _first_times(events[events.activity != activity], own)["first_at"]
+        if own not in firsts:
+            firsts[own] = _first_times(events, own)
+        f = firsts[own]
+        # the first signal of the stage or above by another activity (leave-one-out)
+        here = f.first_at.where(f.first_activity != activity, f.second_at)
         usual = others.groupby("account_id").occurred_at.diff().median()
-        above = _first_times(events, own + 1)["first_at"]
+        if own + 1 not in firsts:
+            firsts[own + 1] = _first_times(events, own + 1)
+        above = firsts[own + 1].first_at
         start = here.reindex(span.index)
         stop = above.reindex(span.index)
         t0, t1 = span["min"], end
