@@ -80,12 +80,14 @@ def variant_fitness(variants: pd.DataFrame) -> pd.DataFrame:
 
 DEVIATIONS_SQL = """
 WITH events AS (
-    SELECT e.case_id AS account_id, e.event_index, l.stage_order
+    SELECT e.case_id AS account_id, e.event_index, l.stage_order, l.stage
     FROM event_log e JOIN stage_ladder l ON l.stage = e.activity
 ),
 steps AS (
     SELECT *,
            lag(stage_order) OVER (PARTITION BY account_id ORDER BY event_index) AS prev_order,
+           coalesce(lag(stage IN ('between_engagements', 'advocacy', 'former_client'))
+                    OVER (PARTITION BY account_id ORDER BY event_index), false) AS prev_after,
            max(stage_order) OVER (PARTITION BY account_id ORDER BY event_index
                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max,
            count(*) OVER (PARTITION BY account_id, stage_order ORDER BY event_index
@@ -97,7 +99,9 @@ SELECT
     sum(CASE WHEN prev_order IS NULL THEN stage_order - 1
              WHEN stage_order > prev_max + 1 THEN stage_order - prev_max - 1
              ELSE 0 END)::INTEGER AS n_skipped_stages,
-    count(*) FILTER (WHERE stage_order < prev_order)::INTEGER AS n_back_steps,
+    -- a move back from after an engagement (a renewal, a new engagement) is a return
+    count(*) FILTER (WHERE stage_order < prev_order AND NOT prev_after)::INTEGER
+        AS n_back_steps,
     count(*) FILTER (WHERE visit_no > 1)::INTEGER AS n_loops
 FROM steps
 GROUP BY account_id

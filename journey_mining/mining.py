@@ -63,13 +63,23 @@ class MiningResult:
     issues: list[tuple[str, BaseException]] = field(default_factory=list)
 
 
+# After an engagement ended: a move from here to an earlier stage is a return (a renewal
+# or a new engagement), not a step back (contract v3 section 5).
+AFTER_ENGAGEMENT = ("between_engagements", "advocacy", "former_client")
+
+
 def _transition_kind(from_stage: str, to_stage: str) -> str:
+    if to_stage == "former_client" and from_stage != "former_client":
+        return "cancellation"
     step = STAGE_ORDER[to_stage] - STAGE_ORDER[from_stage]
+    if step < 0 and from_stage in AFTER_ENGAGEMENT:
+        return "return"
     return {1: "ladder", 0: "repeat"}.get(step, "skip" if step > 1 else "back_step")
 
 
 def stage_transitions(dfg: pd.DataFrame) -> pd.DataFrame:
-    """The stage DFG in the contract's shape, each pair marked ladder/skip/back_step/repeat."""
+    """The stage DFG in the contract's shape, each pair marked ladder, skip, back_step,
+    repeat, return (from after an engagement back to an earlier stage) or cancellation."""
     frame = dfg.rename(columns={"from_activity": "from_stage", "to_activity": "to_stage",
                                 "cases": "accounts"})
     frame["kind"] = [_transition_kind(a, b) for a, b in zip(frame.from_stage, frame.to_stage,

@@ -26,8 +26,9 @@ visit, the web-analytics session convention) in time order:
   the sales meetings, a demo after a lost deal. Because only evidence counts,
   newsletters and blog reading never pull an account down.
 
-Every stay carries `confidence`: the posterior mean, under a uniform prior, of
-the share of its evidence that points to its own stage ((k + 1) / (n + 2)).
+Every stay carries `confidence`: the share of its evidence that points to its own
+stage, counting one contrary signal more than seen (k / (n + 1): a stay resting on
+one signal is a coin flip), 1 for an observed stage change.
 The estimated parameters are returned for `stage_inference_parameters`.
 """
 
@@ -81,7 +82,7 @@ def read_journeys(visits: pd.DataFrame) -> pd.DataFrame:
                               pinned[i:j]))
         i = j
     return pd.DataFrame(rows, columns=["account_id", "level", "entered_at", "visits",
-                                       "evidence", "consistent"])
+                                       "evidence", "consistent", "observed"])
 
 
 def _read_one(account, at, eat, ev, opening, pinned):
@@ -95,7 +96,7 @@ def _read_one(account, at, eat, ev, opening, pinned):
     # A journey starts in awareness unless its very first touchpoint is evidence of more
     # (reading pages before filling a form is being aware).
     level = 0 if np.isnan(opening[0]) else int(opening[0])
-    stays = [[account, level, at[0], 0, 0, 0]]
+    stays = [[account, level, at[0], 0, 0, 0, False]]
     tentative = (0, 0) if level > 0 else None  # (stay index, level before)
 
     def withdraw():
@@ -104,7 +105,9 @@ def _read_one(account, at, eat, ev, opening, pinned):
             stays[0][1] = before
         else:
             moved = stays.pop(index)
-            stays[-1][3:] = [x + y for x, y in zip(stays[-1][3:], moved[3:], strict=True)]
+            # its visits stay with the stay before, its evidence counts against it
+            stays[-1][3] += moved[3]
+            stays[-1][4] += moved[4]
         return before
 
     for k in range(len(at)):
@@ -113,9 +116,9 @@ def _read_one(account, at, eat, ev, opening, pinned):
         if not np.isnan(pinned[k]):
             e = int(pinned[k])
             tentative = None
-            if e != level:
+            if e != level or not stay[6]:
                 level = e
-                stays.append([account, level, eat[k], 1, 0, 0])
+                stays.append([account, level, eat[k], 1, 0, 0, True])
                 stay = stays[-1]
             stay[4] += 1
             stay[5] += 1
@@ -129,7 +132,7 @@ def _read_one(account, at, eat, ev, opening, pinned):
             if e != level:
                 tentative = (len(stays), level) if e > level else None
                 level = e
-                stays.append([account, level, eat[k], 1, 0, 0])
+                stays.append([account, level, eat[k], 1, 0, 0, False])
                 stay = stays[-1]
             stay[4] += 1
             stay[5] += int(e == level)
@@ -271,8 +274,13 @@ def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...], as_of: pd.Time
     events = events.assign(informative=events.activity.isin(informative))
     stays = read_journeys(_visits(events))
     stays = stays[stays.visits > 0] if len(stays) else stays
-    confidence = np.where(stays.level == 0, (stays.visits + 1) / (stays.visits + 2),
-                          (stays.consistent + 1) / (stays.evidence + 2))
+    # How sure: the share of the stay's evidence that points to its stage, counting one
+    # contrary signal more than seen (a stay on one signal is a coin flip, 0.5; on two,
+    # 0.67; on five, 0.83; a withdrawn step up counts against the stay it left). Awareness
+    # has no evidence of its own: its visits count. An observed stage change is a fact: 1.
+    confidence = np.where(stays.observed, 1.0,
+                          np.where(stays.level == 0, stays.visits / (stays.visits + 1),
+                                   stays.consistent / (stays.evidence + 1)))
     stays = stays.assign(stage=[ladder[int(v)] for v in stays.level],
                          posterior=confidence, evidence=stays.evidence)
     parameters = pd.concat([
@@ -355,7 +363,7 @@ def renewal_stays(gaps: pd.DataFrame, events: pd.DataFrame, sales_cycle_days: fl
                     stays.append((account, decision, at, int(is_decision[k:].sum())))
                 break
     frame = pd.DataFrame(stays, columns=["account_id", "stage", "entered_at", "evidence"])
-    frame["posterior"] = (frame.evidence + 1) / (frame.evidence + 2)
+    frame["posterior"] = frame.evidence / (frame.evidence + 1)
     parameters = pd.concat([
         pd.DataFrame({"parameter": "renewal_rate_within_a_sales_cycle_per_day",
                       "stage": tested.stage, "activity": tested.activity,

@@ -293,8 +293,9 @@ runs as (
     from changes
 )
 select r.account_id, l.stage, min(r.occurred_at) as entered_at,
-       -- the share of the stay's signals that point to its stage, under a uniform prior
-       (count(*) filter (where r.signal_order = r.stage_order) + 1) / (count(*) + 2.0)
+       -- the share of the stay's signals that point to its stage, one contrary signal
+       -- more than seen (as the evidence method's confidence)
+       count(*) filter (where r.signal_order = r.stage_order) / (count(*) + 1.0)
            as posterior,
        count(*) as evidence
 from runs r join stage_ladder l on l.stage_order = r.stage_order
@@ -498,6 +499,9 @@ cycles as (
     select m.account_id, m.entered_at, m.stage,
            coalesce(max(e.engagement_no), 0) + 1 as engagement_cycle
     from merged m
+    -- as for touchpoints (int_journey_events): a stay entered at an engagement's end
+    -- (between engagements, former client) closes that engagement's cycle; stays after
+    -- the end (advocacy, a renewal, the next client stay) are in the next one
     left join engagements e on e.account_id = m.account_id and e.ended_at < m.entered_at
     group by all
 )

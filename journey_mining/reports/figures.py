@@ -79,7 +79,8 @@ def build_process_map_figure(transitions: pd.DataFrame, occupancy: pd.DataFrame,
     reach = (0.5 + 0.45 * (span - 1)) / 2 + 0.25  # the highest arc's peak, and room
     top = max(moves.transitions.max(), 1) if len(moves) else 1
     with_label = set(moves.nlargest(labelled, "transitions").index)
-    colours = {"ladder": "#4C78A8", "skip": "#9D755D", "back_step": "#E45756"}
+    colours = {"ladder": "#4C78A8", "skip": "#9D755D", "back_step": "#E45756",
+               "return": "#54A24B", "cancellation": "#79706E"}
     for r in moves.sort_values("transitions").itertuples():
         x0, x1 = STAGE_ORDER[r.from_stage], STAGE_ORDER[r.to_stage]
         forward = x1 > x0

@@ -40,9 +40,9 @@ def test_stage_transitions(mined):
     assert rows == [
         ("awareness", "consideration", 3, 3, "ladder"),
         ("between_engagements", "advocacy", 1, 1, "ladder"),
-        ("between_engagements", "client", 1, 1, "back_step"),
+        ("between_engagements", "client", 1, 1, "return"),
         ("client", "between_engagements", 3, 2, "ladder"),
-        ("client", "former_client", 1, 1, "skip"),
+        ("client", "former_client", 1, 1, "cancellation"),
         ("consideration", "evaluation", 1, 1, "ladder"),
         ("decision", "client", 1, 1, "ladder"),
         ("decision", "evaluation", 1, 1, "back_step"),
@@ -77,7 +77,7 @@ def test_conformance_deviations(mined):
         ("A02", 0, 0, 0, 0, True, False),
         ("A03", 0, 0, 0, 0, True, False),
         ("A04", 2, 1, 2, 0, False, True),   # starts at evaluation: skips 2 stages
-        ("A05", 4, 1, 2, 1, False, True),   # re-engaged once
+        ("A05", 4, 0, 2, 1, False, True),   # re-engaged once: a return, not a step back
         ("A06", 6, 0, 0, 0, False, True),   # starts at client (4), skips to former (2)
         ("A07", 0, 0, 0, 0, True, False),
         ("A08", 2, 0, 0, 0, False, False),

@@ -127,10 +127,19 @@ def test_the_lowest_stage_is_background_by_definition(activity):
 
 
 def test_confidence_is_the_share_of_evidence_pointing_to_the_stay():
-    events = journey("A", ("2025-01-01", "form_submit"), ("2025-01-05", "content_download"),
-                     ("2025-01-09", "content_download"))
-    stays, _ = evidence_stays(events, PRE_SALE, AS_OF)
-    assert stays.posterior.tolist() == [pytest.approx((3 + 1) / (3 + 2))]
+    steady = journey("steady", ("2025-01-01", "form_submit"),
+                     ("2025-01-05", "content_download"), ("2025-01-09", "content_download"))
+    once = journey("once", ("2025-01-01", "form_submit"))
+    # a step up to evaluation withdrawn by white papers: it counts against consideration
+    mixed = journey("mixed", ("2025-01-01", "form_submit"), ("2025-01-05", "content_download"),
+                    ("2025-01-09", "pricing_view"), ("2025-01-12", "content_download"),
+                    ("2025-01-20", "content_download"))
+    stays, _ = evidence_stays(pd.concat([steady, once, mixed, *typical()], ignore_index=True),
+                              PRE_SALE, AS_OF)
+    got = stays.set_index("account_id").posterior
+    assert got["steady"] == pytest.approx(3 / 4)
+    assert got["once"] == pytest.approx(1 / 2)  # one signal: a coin flip
+    assert got["mixed"] == pytest.approx(4 / 6)
 
 
 # -- renewal cycles between engagements ---------------------------------------------------
@@ -187,6 +196,7 @@ def test_an_observed_stage_change_pins_the_stage():
     assert list(got.stage) == ["consideration", "evaluation", "consideration"]
     assert got.entered_at.tolist()[1:] == [pd.Timestamp("2025-02-01"),
                                            pd.Timestamp("2025-03-01")]
+    assert got.posterior.tolist()[1:] == [1.0, 1.0]  # recorded, not inferred
 
 
 def test_an_observed_activity_must_be_in_the_stage_map():
