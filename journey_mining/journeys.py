@@ -75,11 +75,14 @@ class JourneySummary:
             )
         if self.stages:
             st = self.stages
-            background = ", ".join(st["background"]) or "none"
-            lines.append(
-                f"Stage states ({st['method']}): {pct(st['unsure_share'])} of "
-                f"{st['inferred']:,} inferred stays rest on little or mixed evidence; "
-                f"measured as background, not evidence of their stage: {background}")
+            line = (f"Stage states ({st['method']}, renewal cycles "
+                    f"{'on' if st['renewals'] else 'off'}): {pct(st['unsure_share'])} of "
+                    f"{st['inferred']:,} inferred stays rest on little or mixed evidence "
+                    f"(confidence below 60 %)")
+            if st["method"] == "evidence":
+                line += ("; measured as background, not evidence of their stage: "
+                         + (", ".join(st["background"]) or "none"))
+            lines.append(line)
         if self.issues:
             lines.append(f"Not in this run ({len(self.issues)} optional "
                          f"analys{'is' if len(self.issues) == 1 else 'es'} failed; "
@@ -121,8 +124,10 @@ def _stages(con: duckdb.DuckDBPyConnection) -> dict | None:
         "(SELECT min(stage_order) FROM stage_ladder)) ORDER BY activity").fetchall()]
     inferred, unsure = con.execute("SELECT sum(inferred_stays), sum(unsure_stays) "
                                    "FROM stage_occupancy").fetchall()[0]
+    renewals = con.execute("SELECT coalesce(max(value), 0) FROM stage_inference_parameters "
+                           "WHERE parameter = 'renewal_cycles'").fetchall()[0][0] > 0
     return {"method": method, "background": background, "inferred": int(inferred or 0),
-            "unsure_share": (unsure / inferred) if inferred else None}
+            "unsure_share": (unsure / inferred) if inferred else None, "renewals": renewals}
 
 
 def _paths(con: duckdb.DuckDBPyConnection) -> dict | None:

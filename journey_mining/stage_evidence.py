@@ -158,13 +158,17 @@ def _as_often_outside(n_in: int, n_out: int, days_in: float, days_out: float) ->
     something - at least 5 expected both in and outside the stage at equal rates
     (Cochran's rule for count comparisons); otherwise no, and the stage map's word
     stands (a small export keeps its stage map)."""
-    total = n_in + n_out
+    if not _enough(n_in + n_out, days_in, days_out):
+        return False
+    return n_out / days_out >= n_in / days_in
+
+
+def _enough(total: int, days_in: float, days_out: float) -> bool:
+    """At least 5 occurrences expected both in and outside the stage at equal rates."""
     if total == 0 or days_in <= 0 or days_out <= 0:
         return False
     p_in = days_in / (days_in + days_out)
-    if min(total * p_in, total * (1 - p_in)) < 5:
-        return False
-    return n_out / days_out >= n_in / days_in
+    return min(total * p_in, total * (1 - p_in)) >= 5
 
 
 def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp,
@@ -195,7 +199,7 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp,
     for (activity, own), group in events.groupby(["activity", "level"]):
         own = int(own)
         if own == 0:
-            out.append((activity, own, np.nan, np.nan, np.nan, False))
+            out.append((activity, own, np.nan, np.nan, np.nan, False, False))
             continue
         others = events[(events.activity != activity) & (events.level >= own)]
         if own not in firsts:
@@ -250,9 +254,10 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp,
                                                           strict=True)]
         background = _as_often_outside(inside, before + after, exposure[1],
                                        exposure[0] + exposure[2])
-        out.append((activity, own, *rates, not background))
+        measured = _enough(inside + before + after, exposure[1], exposure[0] + exposure[2])
+        out.append((activity, own, *rates, not background, measured))
     return pd.DataFrame(out, columns=["activity", "level", "rate_before", "rate_in_stage",
-                                      "rate_above", "informative"])
+                                      "rate_above", "informative", "measured"])
 
 
 def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...], as_of: pd.Timestamp,
@@ -297,6 +302,10 @@ def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...], as_of: pd.Time
                       "stage": [ladder[int(v)] for v in activities.level],
                       "activity": activities.activity,
                       "value": activities.informative.astype(float)}),
+        pd.DataFrame({"parameter": "evidence_measured",
+                      "stage": [ladder[int(v)] for v in activities.level],
+                      "activity": activities.activity,
+                      "value": activities.measured.astype(float)}),
     ], ignore_index=True)
     return stays[["account_id", "stage", "entered_at", "posterior", "evidence"]], parameters
 

@@ -478,7 +478,10 @@ def infer_stage_states(con: duckdb.DuckDBPyConnection, params: InferenceParams |
     frames = [frame for frame in frames if len(frame)]
     stays = pd.concat(frames, ignore_index=True) if frames else \
         pre.assign(method=pd.Series(dtype=str))
-    estimated = estimated.assign(method=params.method)
+    setting = pd.DataFrame({"parameter": ["renewal_cycles"], "stage": [None],
+                            "activity": [None], "value": [float(renewal_cycles)]})
+    estimated = pd.concat([frame for frame in (estimated, setting) if len(frame)],
+                          ignore_index=True).assign(method=params.method)
     return _finish(con, stays), estimated
 
 

@@ -128,6 +128,8 @@ def parse_stage_map(data: dict, origin: str = "stage map") -> StageMap:
             fail(f"score_responses: {rule} needs channel, activity, property, negative_max")
     observed = []
     for channel, activities in (data.get("observed") or {}).items():
+        if channel not in CHANNELS:
+            fail(f"observed: unknown channel '{channel}' (channels: {', '.join(CHANNELS)})")
         for activity in activities or []:
             key = (channel, activity_name(activity))
             if key not in seen:

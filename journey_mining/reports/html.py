@@ -432,7 +432,8 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                 for c in ("median_days", "p75_days", "p90_days")}
 
     def deviations() -> pd.DataFrame:
-        top = (d.stage_transitions[d.stage_transitions.kind != "ladder"]
+        # departures from the ladder: returns and cancellations after a sale are not
+        top = (d.stage_transitions[d.stage_transitions.kind.isin(("skip", "back_step"))]
                .sort_values("accounts", ascending=False).head(8))
         return pd.DataFrame({
             "move": [f"{LABEL[a]} → {LABEL[b]}" for a, b in zip(top.from_stage, top.to_stage,
@@ -491,7 +492,8 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         ("map", "The process map", lambda: div["process-map"]
          + "<p class='note'>Each circle is a stage; its size is the number of accounts that "
            "were in it (inferred stage states). Each arrow is a move from one stage to "
-           "another: blue up the ladder, brown skipping a stage, red stepping back; its "
+           "another: blue up the ladder, brown skipping a stage, red stepping back, green a "
+           "return after an engagement (a renewal, a new project), grey a cancellation; its "
            "width is the number of moves. A label reads 'moves · median time between the "
            "two stages'; hover for the number of accounts.</p>" + _certainty(d.occupancy)
          + div["activity-map"]),
