@@ -149,8 +149,8 @@ class StageInferenceConfig(_Strict):
 
     method: Literal["evidence", "window", "hmm"] = Field(
         default="evidence",
-        description="evidence: the ladder read from sustained evidence, every threshold "
-                    "estimated from the data (the best over the scorecard grid); window: "
+        description="evidence: the ladder read from evidence, what counts as evidence "
+                    "measured on the data (the best over the scorecard grid); window: "
                     "highest stage signalled within window_days, reset by a lost deal; "
                     "hmm: hidden Markov model over weekly periods")
     renewal_cycles: bool = Field(
