@@ -115,7 +115,8 @@ def _stages(con: duckdb.DuckDBPyConnection) -> dict | None:
     if not {"stage_inference_parameters", "stage_occupancy", "account_stage_history"} <= tables:
         return None
     method = con.execute("SELECT any_value(method) FROM account_stage_history "
-                         "WHERE method NOT IN ('engagement', 'signal')").fetchall()[0][0]
+                         "WHERE method NOT IN ('engagement', 'signal', 'observed')"
+                         ).fetchall()[0][0]
     if method is None:
         return None
     background = [r[0] for r in con.execute(

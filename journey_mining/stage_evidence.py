@@ -307,7 +307,8 @@ def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...], as_of: pd.Time
                       "activity": activities.activity,
                       "value": activities.measured.astype(float)}),
     ], ignore_index=True)
-    return stays[["account_id", "stage", "entered_at", "posterior", "evidence"]], parameters
+    return stays[["account_id", "stage", "entered_at", "posterior", "evidence",
+                  "observed"]], parameters
 
 
 def renewal_stays(gaps: pd.DataFrame, events: pd.DataFrame, sales_cycle_days: float | None,

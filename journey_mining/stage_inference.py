@@ -462,7 +462,9 @@ def infer_stage_states(con: duckdb.DuckDBPyConnection, params: InferenceParams |
     else:
         pre = _window_stays(con, params)
     con.execute("DROP TABLE IF EXISTS _pre_sale")
-    pre = pre.assign(method=params.method)
+    # a stay an observed stage change opened is recorded, not inferred
+    observed = pre.pop("observed").astype(bool) if "observed" in pre else False
+    pre = pre.assign(method=np.where(observed, "observed", params.method))
     post = con.execute(POST_SALE_SQL).df().assign(posterior=1.0, evidence=np.nan)
     frames = [pre, post]
     if renewal_cycles:

@@ -217,8 +217,9 @@ def _certainty(occupancy: pd.DataFrame) -> str:
     unsure = int(occupancy.unsure_stays.sum())
     return (f"<p class='note'>How sure: {unsure / inferred:.0%} of the {inferred:,} stays "
             f"read from signals ({unsure:,}) rest on little or mixed evidence (confidence "
-            f"below 60 %); the others are backed by most of their signals. Stays from deals "
-            f"won, projects completed and cancellations are recorded facts.</p>")
+            f"below 60 %: one signal, or signals pointing elsewhere); the others are backed "
+            f"by at least two signals of their stage. Stays from deals won, projects "
+            f"completed, cancellations and recorded stage changes are facts.</p>")
 
 
 def _drivers_table(drivers: pd.DataFrame | None) -> pd.DataFrame:

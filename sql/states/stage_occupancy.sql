@@ -14,8 +14,10 @@ stays as (
         count(distinct account_id) as accounts_ever_in,
         count(distinct account_id) filter (where left_at is null) as accounts_in_now,
         count(*) as stays,
-        count(*) filter (where method not in ('engagement', 'signal')) as inferred_stays,
-        count(*) filter (where method not in ('engagement', 'signal') and confidence < 0.6)
+        count(*) filter (where method not in ('engagement', 'signal', 'observed'))
+            as inferred_stays,
+        count(*) filter (where method not in ('engagement', 'signal', 'observed')
+                           and confidence < 0.6)
             as unsure_stays
     from history
     group by stage

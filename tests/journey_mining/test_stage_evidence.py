@@ -197,6 +197,7 @@ def test_an_observed_stage_change_pins_the_stage():
     assert got.entered_at.tolist()[1:] == [pd.Timestamp("2025-02-01"),
                                            pd.Timestamp("2025-03-01")]
     assert got.posterior.tolist()[1:] == [1.0, 1.0]  # recorded, not inferred
+    assert got.observed.tolist() == [False, True, True]
 
 
 def test_an_observed_activity_must_be_in_the_stage_map():
