@@ -171,7 +171,7 @@ def _enough(total: int, days_in: float, days_out: float) -> bool:
     return min(total * p_in, total * (1 - p_in)) >= 5
 
 
-def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp,
+def informative_activities(events: pd.DataFrame,
                            sold_at: pd.Series | None = None) -> pd.DataFrame:
     """Per activity its rate per account-day before, in and after its own stage.
 
@@ -260,7 +260,7 @@ def informative_activities(events: pd.DataFrame, as_of: pd.Timestamp,
                                       "rate_above", "informative", "measured"])
 
 
-def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...], as_of: pd.Timestamp,
+def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...],
                    sold_at: pd.Series | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pre-sale stays and the parameters estimated on the way.
 
@@ -273,7 +273,7 @@ def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...], as_of: pd.Time
                 else pd.Series(False, index=events.index))
     events = events.assign(observed=observed)
     # 1. which activities are evidence of their stage
-    activities = informative_activities(events, as_of, sold_at)
+    activities = informative_activities(events, sold_at)
     informative = set(activities.activity[activities.informative])
     # 2. read the journeys with evidence only
     events = events.assign(informative=events.activity.isin(informative))
@@ -287,7 +287,7 @@ def evidence_stays(events: pd.DataFrame, ladder: tuple[str, ...], as_of: pd.Time
                           np.where(stays.level == 0, stays.visits / (stays.visits + 1),
                                    stays.consistent / (stays.evidence + 1)))
     stays = stays.assign(stage=[ladder[int(v)] for v in stays.level],
-                         posterior=confidence, evidence=stays.evidence)
+                         posterior=confidence)
     parameters = pd.concat([
         pd.DataFrame({"parameter": "rate_before_stage_per_day",
                       "stage": [ladder[int(v)] for v in activities.level],

@@ -411,11 +411,15 @@ order by account_id, event_order
 """
 
 
-def _sales_cycle_days(pre: pd.DataFrame, con: duckdb.DuckDBPyConnection) -> float | None:
+def _first_sales(con: duckdb.DuckDBPyConnection) -> pd.Series:
+    """account_id -> the start of its first engagement (its first sale)."""
+    return con.execute("SELECT account_id, min(started_at) AS sold_at FROM engagements "
+                       "GROUP BY account_id").df().set_index("account_id").sold_at
+
+
+def _sales_cycle_days(pre: pd.DataFrame, first_sale: pd.Series) -> float | None:
     """The 90th percentile of days from a prospect's first evaluation (or decision) stay to
     its first sale: this data's sales cycle, which bounds a renewal cycle."""
-    first_sale = con.execute("SELECT account_id, min(started_at) AS sold_at FROM engagements "
-                             "GROUP BY account_id").df().set_index("account_id").sold_at
     late = pre[pre.stage.isin(("evaluation", "decision"))]
     if late.empty or first_sale.empty:
         return None
@@ -443,6 +447,7 @@ def infer_stage_states(con: duckdb.DuckDBPyConnection, params: InferenceParams |
         raise ValueError(f"unknown stage inference method '{params.method}' "
                          f"(methods: {', '.join(METHODS)})")
     n_events = _materialise_pre_sale(con, params.period_days)
+    first_sale = _first_sales(con)
     estimated = pd.DataFrame(columns=["parameter", "stage", "activity", "value"])
     if not n_events:
         pre = pd.DataFrame(columns=["account_id", "stage", "entered_at", "posterior",
@@ -452,19 +457,16 @@ def infer_stage_states(con: duckdb.DuckDBPyConnection, params: InferenceParams |
 
         events = con.execute("SELECT account_id, occurred_at, activity, stage, observed "
                              "FROM _pre_sale ORDER BY account_id, event_order").df()
-        as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
-        sold_at = con.execute("SELECT account_id, min(started_at) AS sold_at FROM engagements "
-                              "GROUP BY account_id").df().set_index("account_id").sold_at
-        pre, estimated = evidence_stays(events, PRE_SALE, pd.Timestamp(as_of), sold_at)
+        pre, estimated = evidence_stays(events, PRE_SALE, first_sale)
     elif params.method == "hmm":
         events = con.execute("SELECT * FROM _pre_sale ORDER BY account_id, event_order").df()
         pre = _stays_from_periods(_decode_hmm(events, params), events, params.period_days)
     else:
         pre = _window_stays(con, params)
     con.execute("DROP TABLE IF EXISTS _pre_sale")
-    # a stay an observed stage change opened is recorded, not inferred
-    observed = pre.pop("observed").astype(bool) if "observed" in pre else False
-    pre = pre.assign(method=np.where(observed, "observed", params.method))
+    pre = pre.assign(method=params.method)
+    if "observed" in pre:  # a stay an observed stage change opened is recorded, not inferred
+        pre.loc[pre.pop("observed").astype(bool), "method"] = "observed"
     post = con.execute(POST_SALE_SQL).df().assign(posterior=1.0, evidence=np.nan)
     frames = [pre, post]
     if renewal_cycles:
@@ -472,7 +474,7 @@ def infer_stage_states(con: duckdb.DuckDBPyConnection, params: InferenceParams |
 
         renewals, renewal_parameters = renewal_stays(
             con.execute(GAPS_SQL).df(), con.execute(RENEWAL_SIGNALS_SQL).df(),
-            _sales_cycle_days(pre, con), PRE_SALE)
+            _sales_cycle_days(pre, first_sale), PRE_SALE)
         frames.append(renewals.assign(method=params.method))
         estimated = pd.concat([frame for frame in (estimated, renewal_parameters)
                                if len(frame)], ignore_index=True) \

@@ -13,7 +13,6 @@ STAGE = {"open": "awareness", "page_view": "awareness", "click": "consideration"
          "content_download": "consideration", "form_submit": "consideration",
          "pricing_view": "evaluation", "meeting": "evaluation", "demo_request": "evaluation",
          "proposal_sent": "decision", "deal_lost": "decision"}
-AS_OF = pd.Timestamp("2025-12-31")
 
 
 def journey(account: str, *steps: tuple[str, str]) -> pd.DataFrame:
@@ -41,7 +40,7 @@ def typical(n: int = 10) -> list[pd.DataFrame]:
 
 def path(*journeys: pd.DataFrame) -> dict[str, list[str]]:
     events = pd.concat([*journeys, *typical()], ignore_index=True)
-    stays, _ = evidence_stays(events, PRE_SALE, AS_OF)
+    stays, _ = evidence_stays(events, PRE_SALE)
     stays = stays.sort_values(["account_id", "entered_at"])
     return {a: list(g.stage) for a, g in stays.groupby("account_id")}
 
@@ -112,7 +111,7 @@ def test_background_is_measured_not_assumed():
                          ("2025-03-01", "click")) for i in range(30)]
     events = pd.concat(journeys, ignore_index=True)
     events["level"] = events.stage.map({s: i for i, s in enumerate(PRE_SALE)})
-    table = informative_activities(events, AS_OF).set_index("activity")
+    table = informative_activities(events).set_index("activity")
     assert not table.loc["click", "informative"]
     assert table.loc["content_download", "informative"]
     assert table.loc["form_submit", "informative"]
@@ -122,7 +121,7 @@ def test_background_is_measured_not_assumed():
 def test_the_lowest_stage_is_background_by_definition(activity):
     events = journey("A", ("2025-01-01", activity), ("2025-02-01", "form_submit"))
     events["level"] = events.stage.map({s: i for i, s in enumerate(PRE_SALE)})
-    table = informative_activities(events, AS_OF).set_index("activity")
+    table = informative_activities(events).set_index("activity")
     assert not table.loc[activity, "informative"]
 
 
@@ -135,7 +134,7 @@ def test_confidence_is_the_share_of_evidence_pointing_to_the_stay():
                     ("2025-01-09", "pricing_view"), ("2025-01-12", "content_download"),
                     ("2025-01-20", "content_download"))
     stays, _ = evidence_stays(pd.concat([steady, once, mixed, *typical()], ignore_index=True),
-                              PRE_SALE, AS_OF)
+                              PRE_SALE)
     got = stays.set_index("account_id").posterior
     assert got["steady"] == pytest.approx(3 / 4)
     assert got["once"] == pytest.approx(1 / 2)  # one signal: a coin flip
@@ -191,7 +190,7 @@ def test_an_observed_stage_change_pins_the_stage():
                 ("2025-03-05", "open")),
         *typical()], ignore_index=True)
     events["observed"] = events.activity.str.startswith("stage_set_")
-    stays, _ = evidence_stays(events, PRE_SALE, AS_OF)
+    stays, _ = evidence_stays(events, PRE_SALE)
     got = stays[stays.account_id == "A"].sort_values("entered_at")
     assert list(got.stage) == ["consideration", "evaluation", "consideration"]
     assert got.entered_at.tolist()[1:] == [pd.Timestamp("2025-02-01"),
