@@ -91,6 +91,11 @@ class JourneySummary:
         return "\n".join(lines)
 
 
+def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The tables the warehouse holds (optional steps' tables may be absent)."""
+    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+
 def journey_summary(con: duckdb.DuckDBPyConnection) -> JourneySummary:
     """Headline numbers and the funnel of the last build."""
     kpis = con.execute(
@@ -111,7 +116,7 @@ def journey_summary(con: duckdb.DuckDBPyConnection) -> JourneySummary:
 
 def _stages(con: duckdb.DuckDBPyConnection) -> dict | None:
     """The inference method, the activities it measured as background and how sure it is."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables = _table_names(con)
     if not {"stage_inference_parameters", "stage_occupancy", "account_stage_history"} <= tables:
         return None
     method = con.execute("SELECT any_value(method) FROM account_stage_history "
@@ -132,7 +137,7 @@ def _stages(con: duckdb.DuckDBPyConnection) -> dict | None:
 
 
 def _paths(con: duckdb.DuckDBPyConnection) -> dict | None:
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables = _table_names(con)
     if not {"conformance_summary", "path_variants"} <= tables:
         return None
     linear, conv_linear, conv_other = con.execute(
@@ -212,7 +217,7 @@ def record_kpi_history(con: duckdb.DuckDBPyConnection, failed_checks: int = 0) -
     scheduled run, or a backfill at another as-of, adds a point to the trend."""
     from journey_mining.warehouse import store_frame
 
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables = _table_names(con)
     status, auc = None, None
     if "model_runs" in tables:
         rows = con.execute("SELECT status, roc_auc FROM model_runs "
@@ -227,7 +232,7 @@ def record_kpi_history(con: duckdb.DuckDBPyConnection, failed_checks: int = 0) -
 def run_tables(con: duckdb.DuckDBPyConnection) -> dict:
     """The small tables a scheduled run publishes (Prefect artifacts): the funnel, the
     data quality of the last load and build, and the clients most at risk."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables = _table_names(con)
     funnel = con.execute(
         "SELECT stage, reached, round(conversion_to_next, 3) AS conversion_to_next, dropped "
         "FROM stage_funnel ORDER BY stage_order").df()

@@ -101,3 +101,54 @@ def test_each_run_leaves_prefect_artifacts(exports, tmp_path):
     quality = Artifact.get("data-quality-asof-2025-01-11")
     assert quality is not None and "web_events" in quality.data
     assert Artifact.get("churn-risk-top-asof-2025-01-11") is not None
+
+
+def test_cli_run_infers_renewals_and_pins_observed_stages(tmp_path):
+    """Issue 24 through the command users run: a renewal cycle between engagements, a
+    recorded stage change pinning the stage, the run's Stage states line, and the
+    renewal setting turned off by config."""
+    folder = tmp_path / "exports"
+    write_csv(folder, "crm_accounts.csv", "account_id,name,domain",
+              "R1,Renewco,renew.co", "P1,Pinco,pin.co")
+    write_csv(folder, "crm_activities.csv", "activity_id,occurred_at,account_id,activity_type",
+              "a1,2024-01-05 10:00:00,R1,meeting", "a2,2024-02-01 10:00:00,R1,proposal_sent",
+              "a3,2024-03-01 10:00:00,R1,deal_won", "a4,2024-03-10 10:00:00,R1,project_started",
+              "a5,2024-06-01 10:00:00,R1,project_completed",
+              "a6,2024-09-01 10:00:00,R1,meeting", "a7,2024-09-20 10:00:00,R1,proposal_sent",
+              "a8,2024-10-01 10:00:00,R1,deal_won",
+              "b1,2024-01-05 10:00:00,P1,meeting",
+              "b2,2024-02-01 10:00:00,P1,Lifecycle Stage Consideration")
+    stage_map = tmp_path / "stage_map.yml"
+    default = (Path(__file__).parents[2] / "journey_mining/config/stage_map.yml").read_text()
+    stage_map.write_text(default.replace("  crm:\n", "  crm:\n    lifecycle_stage_consideration:"
+                                         " consideration\n", 1)
+                         + "\nobserved:\n  crm: [lifecycle_stage_consideration]\n")
+
+    def run(name: str, renewal_cycles: bool):
+        config = tmp_path / f"{name}.yml"
+        config.write_text(f"analysis:\n  stage_map: {stage_map}\n  stage_inference:\n"
+                          f"    renewal_cycles: {str(renewal_cycles).lower()}\n")
+        db = tmp_path / f"{name}.duckdb"
+        result = CliRunner().invoke(app, ["run", "--input", str(folder), "--warehouse", str(db),
+                                          "--config", str(config),
+                                          "--outputs", str(tmp_path / f"out-{name}"),
+                                          "--reports", str(tmp_path / f"rep-{name}"),
+                                          "--no-static-images"])
+        assert result.exit_code == 0, result.output
+        with duckdb.connect(str(db), read_only=True) as con:
+            rows = con.execute("SELECT account_id, stage, method, is_renewal, engagement_cycle "
+                               "FROM account_stage_history ORDER BY account_id, entered_at"
+                               ).fetchall()
+        return result.output, rows
+
+    output, rows = run("on", True)
+    assert "Stage states (evidence, renewal cycles on)" in output
+    assert [(s, m) for a, s, m, *_ in rows if a == "P1"] == [
+        ("evaluation", "evidence"), ("consideration", "observed")]
+    assert [(s, r, c) for a, s, _, r, c in rows if a == "R1"] == [
+        ("evaluation", False, 1), ("decision", False, 1), ("client", False, 1),
+        ("between_engagements", False, 1), ("evaluation", True, 2), ("decision", True, 2),
+        ("client", False, 2)]
+    output, rows = run("off", False)
+    assert "renewal cycles off" in output
+    assert [s for a, s, *_ in rows if a == "R1"][3:] == ["between_engagements", "client"]
