@@ -38,17 +38,18 @@ import pandas as pd
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from journey_mining.stages import LADDER, STAGE_ORDER
-from journey_mining.warehouse import SQL_DIR
+from journey_mining.sql_models import read_sql
 
 __all__ = ["ATTRIBUTION_COLUMNS", "DIMENSIONS", "GOALS", "MARKOV_ORDERS", "MAX_JOURNEYS",
            "MarkovChain", "attribution",
            "goal_paths", "rule_credits"]
 
 GOALS = ("consideration", "evaluation", "decision", "client")
-DIMENSIONS = {"channel": "e.channel",
-              "campaign": "e.campaign_id",
-              "activity": "e.channel || ':' || e.activity"}
+# What each dimension's value is: attribution_journeys.sql computes all three, and
+# attribution_touches.sql picks one by its bound name.
+DIMENSIONS = {"channel": "the touchpoint's channel",
+              "campaign": "its campaign_id",
+              "activity": "channel:activity"}
 RULES = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
 HALF_LIFE_DAYS = 7.0
 MAX_VALUES = 25  # per dimension; rarer values are pooled as "other"
@@ -61,28 +62,26 @@ ATTRIBUTION_COLUMNS = ["goal", "dimension", "model", "value", "conversions", "cr
                        "ci_low", "ci_high", "removal_effect", "removal_ci_low",
                        "removal_ci_high", "uncertain", "journeys", "population"]
 
-
-_JOURNEYS = "_attribution_journeys"
-_TOUCHES = "_attribution_touches"
-_CODES, _PATHS = "_attribution_codes", "_attribution_paths"
-PATHS_SQL = (SQL_DIR / "analysis" / "attribution_paths.sql").read_text()
-DIMENSION_SQL = (SQL_DIR / "analysis" / "attribution_dimension.sql").read_text()
-CREDITS_SQL = (SQL_DIR / "analysis" / "attribution_credits.sql").read_text()
-DISTINCT_PATHS_SQL = (SQL_DIR / "analysis" / "attribution_distinct_paths.sql").read_text()
+# The temp tables the step's SQL files write (their names are fixed in the files).
+_DROP_TEMP_TABLES = ("drop table if exists _attribution_journeys; "
+                     "drop table if exists _attribution_touches; "
+                     "drop table if exists _attribution_codes; "
+                     "drop table if exists _attribution_paths")
 
 
 def _load_journeys(con: duckdb.DuckDBPyConnection, goal: str, dimensions,
                    max_journeys: int = MAX_JOURNEYS) -> None:
-    """The goal's journeys with a column per dimension: the one join with every event."""
-    before = LADDER[STAGE_ORDER[goal] - 2]
-    columns = ", ".join(f'{DIMENSIONS[d]} as "{d}"' for d in dimensions)
-    con.execute(PATHS_SQL.format(table=_JOURNEYS, dimensions=columns),
-                {"goal": goal, "before": before, "max_journeys": max_journeys})
+    """The goal's journeys with every dimension's value: the one join with every event."""
+    unknown = [d for d in dimensions if d not in DIMENSIONS]
+    if unknown:
+        raise KeyError(f"unknown dimensions {unknown} (dimensions: {', '.join(DIMENSIONS)})")
+    con.execute(read_sql("analysis/attribution_journeys"),
+                {"goal": goal, "max_journeys": max_journeys})
 
 
 def _load_paths(con: duckdb.DuckDBPyConnection, dimension: str) -> None:
-    con.execute(DIMENSION_SQL.format(table=_TOUCHES, journeys=_JOURNEYS, dimension=dimension,
-                                     max_values=MAX_VALUES))
+    con.execute(read_sql("analysis/attribution_touches"),
+                {"dimension": dimension, "max_values": MAX_VALUES})
 
 
 def goal_paths(con: duckdb.DuckDBPyConnection, goal: str, dimension: str,
@@ -92,13 +91,14 @@ def goal_paths(con: duckdb.DuckDBPyConnection, goal: str, dimension: str,
     `max_journeys` accounts (a repeatable sample above it; `population` is the whole)."""
     _load_journeys(con, goal, (dimension,), max_journeys)
     _load_paths(con, dimension)
-    return con.sql(f"select * from {_TOUCHES} order by account_id, event_order").df()
+    return con.sql("select * from _attribution_touches order by account_id, event_order").df()
 
 
-def _credits(con: duckdb.DuckDBPyConnection, table: str
+def _credits(con: duckdb.DuckDBPyConnection
              ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
-    """Converting accounts, the values, and per rule an (accounts x values) credit matrix."""
-    long = con.execute(CREDITS_SQL.format(table=table),
+    """Converting accounts, the values, and per rule an (accounts x values) credit matrix,
+    of the dimension's paths in the temp table _attribution_touches."""
+    long = con.execute(read_sql("analysis/attribution_credits"),
                        {"half_life": HALF_LIFE_DAYS}).fetchnumpy()
     account_idx, value_idx = long["account_index"], long["value_index"]
     n_accounts = int(account_idx.max()) + 1 if len(account_idx) else 0
@@ -119,12 +119,13 @@ def rule_credits(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Per converting account, the credit each rule gives each value (rows: account x
     rule, columns: values; each row sums to one). `frame` is in path order per account
     (the shape `goal_paths` returns); the pipeline runs the same SQL in the warehouse."""
+    if "event_order" not in frame.columns:  # the frame's order is the path order
+        frame = frame.assign(event_order=np.arange(1, len(frame) + 1))
     con = duckdb.connect()
     try:
-        con.register("_frame", frame)
-        order = "" if "event_order" in frame.columns else ", row_number() over () as event_order"
-        con.execute(f"create temp table _touches as select *{order} from _frame")
-        accounts, values, matrices = _credits(con, "_touches")
+        # A private connection: the frame becomes the table the pipeline's SQL reads.
+        con.from_df(frame).create("_attribution_touches")
+        accounts, values, matrices = _credits(con)
     finally:
         con.close()
     parts = [pd.DataFrame(matrices[rule], columns=values).assign(account_id=accounts, rule=rule)
@@ -320,7 +321,7 @@ def _resamples(rng, n: int, n_boot: int) -> np.ndarray:
 
 
 def _rules(goal, dimension, con, rng, n_boot) -> list[dict]:
-    accounts, values, matrices = _credits(con, _TOUCHES)
+    accounts, values, matrices = _credits(con)
     rows = []
     if not values:
         return rows
@@ -341,12 +342,14 @@ def _rules(goal, dimension, con, rng, n_boot) -> list[dict]:
 def _distinct_paths(con) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The distinct paths of the dimension's table as arrays: value names, every path's
     codes one after another, each path's length, converted, and accounts."""
-    con.execute(DISTINCT_PATHS_SQL.format(table=_TOUCHES, codes=_CODES, paths=_PATHS))
-    names = [v for (v,) in con.execute(f"select value from {_CODES} order by code").fetchall()]
-    per_path = con.execute(f"select len(path) as length, converted, accounts from {_PATHS} "
-                           "order by n").fetchnumpy()
-    flat = con.execute(f"select unnest(path) as code, unnest(range(len(path))) as i, n "
-                       f"from {_PATHS} order by n, i").fetchnumpy()["code"]
+    con.execute(read_sql("analysis/attribution_codes"))
+    con.execute(read_sql("analysis/attribution_distinct_paths"))
+    names = [v for (v,) in con.execute(
+        "select value from _attribution_codes order by code").fetchall()]
+    per_path = con.execute("select len(path) as length, converted, accounts "
+                           "from _attribution_paths order by n").fetchnumpy()
+    flat = con.execute("select unnest(path) as code, unnest(range(len(path))) as i, n "
+                       "from _attribution_paths order by n, i").fetchnumpy()["code"]
     return (names, flat, per_path["length"], per_path["converted"].astype(bool),
             per_path["accounts"].astype(float))
 
@@ -399,8 +402,7 @@ def attribution(con: duckdb.DuckDBPyConnection, goals=GOALS, dimensions=tuple(DI
             return _attribution(con, goals, dimensions, n_boot_rules, n_boot_markov, seed,
                                 max_journeys)
         finally:
-            for table in (_JOURNEYS, _TOUCHES, _CODES, _PATHS):
-                con.execute(f"drop table if exists {table}")
+            con.execute(_DROP_TEMP_TABLES)
 
 
 def _attribution(con, goals, dimensions, n_boot_rules, n_boot_markov, seed, max_journeys
@@ -410,8 +412,8 @@ def _attribution(con, goals, dimensions, n_boot_rules, n_boot_markov, seed, max_
     for goal in goals:
         _load_journeys(con, goal, dimensions, max_journeys)
         journeys, population, converted = con.sql(
-            f"select count(distinct account_id), max(population), "
-            f"count(*) filter (where converted) from {_JOURNEYS}").fetchall()[0]
+            "select count(distinct account_id), max(population), "
+            "count(*) filter (where converted) from _attribution_journeys").fetchall()[0]
         if not converted:
             continue
         for dimension in dimensions:

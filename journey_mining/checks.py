@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from journey_mining.warehouse import LAYERS, SQL_DIR, STATE_LAYERS
+from journey_mining.sql_models import LAYERS, SQL_DIR
 
 __all__ = [
     "SPEC_DIRS",
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 # Specs of the SQL models, and of the tables the mining and analysis steps store.
-SPEC_DIRS = (*LAYERS, *STATE_LAYERS, "mining", "analysis")
+SPEC_DIRS = (*LAYERS, "mining", "analysis")
 
 
 @dataclass(frozen=True)

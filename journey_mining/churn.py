@@ -42,12 +42,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from journey_mining.warehouse import SQL_DIR, store_frame, transaction
+from journey_mining.sql_models import read_sql
+from journey_mining.warehouse import store_frame, transaction
 
 __all__ = [
     "CATEGORICAL",
     "FACTOR_TEXT",
-    "FEATURES_SQL",
     "MAX_TRAIN_ROWS",
     "NUMERIC",
     "RISK_DIRECTION",
@@ -63,7 +63,6 @@ __all__ = [
     "store_churn",
 ]
 
-FEATURES_SQL = SQL_DIR / "analysis" / "churn_features.sql"
 NUMERIC = [
     "tenure_days", "days_since_deal_won", "deals_won", "deals_lost", "advocacy_signals",
     "days_since_engagement_end", "days_since_last_touch", "touches_90d", "touches_prev_90d",
@@ -159,7 +158,7 @@ def features_at(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | list[dt.dat
     non_contractual (no new engagement start within the horizon).
     """
     dates = list(as_of) if isinstance(as_of, list | tuple) else [as_of]
-    frame = con.sql(FEATURES_SQL.read_text(),
+    frame = con.sql(read_sql("analysis/churn_features"),
                     params={"as_ofs": dates, "horizon_days": horizon_days,
                             "churn_kind": kind}).df()
     frame["in_open_engagement"] = frame["in_open_engagement"].astype(float)

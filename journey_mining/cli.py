@@ -104,7 +104,7 @@ def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, repor
         console.print("running the journey pipeline (a local Prefect API starts first)",
                       highlight=False)
         with stop_on_signals(), local_prefect_api():
-            from pipelines.journey_pipeline import journey_pipeline
+            from journey_mining.pipelines.journey_pipeline import journey_pipeline
 
             if not debug:
                 operations.quiet_tracebacks()
@@ -170,7 +170,7 @@ def _print_outputs(result: dict) -> None:
     out.print(
         f"[green]loaded[/] {load['rows_loaded']:,} new rows "
         f"({load['rows_duplicate']:,} duplicate, {load['rows_rejected']:,} rejected) "
-        f"from {load['files']} files ({load['files_skipped']} unchanged)"
+        f"from {load['files_read']} files ({load['files_skipped']} unchanged)"
     )
     out.print()
     out.print(result["summary"], highlight=False, markup=False)
@@ -287,7 +287,7 @@ def serve(
     _prefect_environment()
     from prefect import serve as prefect_serve
 
-    from pipelines.journey_pipeline import deployment
+    from journey_mining.pipelines.journey_pipeline import deployment
 
     try:
         definition = deployment(str(input), str(warehouse), str(config) if config else None,

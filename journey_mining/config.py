@@ -171,13 +171,16 @@ class EngagementRules(_Strict):
                            description="activities that end one: between engagements follows")
     cancel: list[str] = Field(default_factory=lambda: ["cancellation"],
                               description="activities that end one and the relationship")
+    lost: list[str] = Field(default_factory=lambda: ["deal_lost"],
+                            description="activities that close a deal without a sale: the "
+                                        "prospect is back to consideration")
     inactivity_days: int | None = Field(
         default=None, ge=1, description="an engagement also ends after this many days "
                                         "without a touchpoint of the account")
     instant: bool = Field(default=False, description="each start is a whole engagement (one "
                                                      "per account and day): purchase logs")
 
-    @field_validator("start", "end", "cancel")
+    @field_validator("start", "end", "cancel", "lost")
     @classmethod
     def _names(cls, values: list[str]) -> list[str]:
         return [activity_name(v) for v in values]
@@ -186,7 +189,8 @@ class EngagementRules(_Strict):
     def _consistent(self) -> EngagementRules:
         if not self.start:
             raise ValueError("engagements.start needs at least one activity")
-        roles = {"start": self.start, "end": self.end, "cancel": self.cancel}
+        roles = {"start": self.start, "end": self.end, "cancel": self.cancel,
+                 "lost": self.lost}
         for a, first in roles.items():
             for b, second in roles.items():
                 both = sorted(set(first) & set(second))

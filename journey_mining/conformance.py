@@ -23,10 +23,10 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from journey_mining.sql_models import read_sql
 from journey_mining.stages import LADDER
 
 __all__ = [
-    "DEVIATIONS_SQL",
     "journey_deviations",
     "ladder_model",
     "variant_fitness",
@@ -78,40 +78,10 @@ def variant_fitness(variants: pd.DataFrame) -> pd.DataFrame:
                          "fitness": [fitness[str(i)] for i in range(len(variants))]})
 
 
-DEVIATIONS_SQL = """
-WITH events AS (
-    SELECT e.case_id AS account_id, e.event_index, l.stage_order, l.stage
-    FROM event_log e JOIN stage_ladder l ON l.stage = e.activity
-),
-steps AS (
-    SELECT *,
-           lag(stage_order) OVER (PARTITION BY account_id ORDER BY event_index) AS prev_order,
-           coalesce(lag(stage IN ('between_engagements', 'advocacy', 'former_client'))
-                    OVER (PARTITION BY account_id ORDER BY event_index), false) AS prev_after,
-           max(stage_order) OVER (PARTITION BY account_id ORDER BY event_index
-                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max,
-           count(*) OVER (PARTITION BY account_id, stage_order ORDER BY event_index
-                          ROWS UNBOUNDED PRECEDING) AS visit_no
-    FROM events
-)
-SELECT
-    account_id,
-    sum(CASE WHEN prev_order IS NULL THEN stage_order - 1
-             WHEN stage_order > prev_max + 1 THEN stage_order - prev_max - 1
-             ELSE 0 END)::INTEGER AS n_skipped_stages,
-    -- a move back from after an engagement (a renewal, a new engagement) is a return
-    count(*) FILTER (WHERE stage_order < prev_order AND NOT prev_after)::INTEGER
-        AS n_back_steps,
-    count(*) FILTER (WHERE visit_no > 1)::INTEGER AS n_loops
-FROM steps
-GROUP BY account_id
-"""
-
-
 def journey_deviations(stage_log: duckdb.DuckDBPyRelation) -> pd.DataFrame:
     """Per account: n_skipped_stages, n_back_steps, n_loops over its stage-level log.
 
     A skip counts the ladder stages jumped over beyond the furthest stage reached so
     far (so a return to a lower stage and back is a back-step and a loop, not a skip).
     """
-    return stage_log.query("event_log", DEVIATIONS_SQL).df()
+    return stage_log.query("event_log", read_sql("mining/journey_deviations")).df()

@@ -21,73 +21,37 @@ This is association, not cause: the report says so next to the table.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import duckdb
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from journey_mining.stages import LADDER, PROSPECT_STAGES, STAGE_ORDER
+from journey_mining.sql_models import read_sql
+from journey_mining.stages import LADDER, PROSPECT_STAGES
 
 __all__ = ["DRIVER_COLUMNS", "FUNNEL_STEPS", "benjamini_hochberg", "conversion_drivers",
            "driver_frame", "odds_ratio"]
 
-FUNNEL_STEPS = tuple(zip(PROSPECT_STAGES, LADDER[1:len(PROSPECT_STAGES) + 1], strict=True))
+# Each prospect stage and the stage after it on the ladder (neighbours by name).
+FUNNEL_STEPS = tuple((stage, after) for stage, after in pairwise(LADDER)
+                     if stage in PROSPECT_STAGES)
 MIN_GROUP = 10  # accounts with and without a driver, at least, to test it
 
 DRIVER_COLUMNS = ["step", "from_stage", "to_stage", "driver", "kind", "accounts",
                   "accounts_with", "conversion_with", "conversion_without", "odds_ratio",
                   "ci_low", "ci_high", "p_value", "q_value", "significant", "direction"]
 
-WINDOWS_SQL = """
-with firsts as (
-    select account_id, stage, min(entered_at) as entered_at
-    from account_stage_history group by account_id, stage
-),
-entered as (
-    select f.account_id, f.entered_at,
-           (select min(g.entered_at) from firsts g
-            where g.account_id = f.account_id and g.entered_at > f.entered_at
-              and g.stage in (select stage from stage_ladder where stage_order > $from_order))
-               as converted_at
-    from firsts f where f.stage = $from_stage
-)
-select account_id, entered_at, converted_at, converted_at is not null as converted,
-       coalesce(converted_at, (select as_of from run_parameters)) as window_end
-from entered
-"""
-
-FEATURES_SQL = """
-with windows as (select * from _driver_windows),
-events as (
-    select w._row, e.channel || ':' || e.activity as driver, 'touchpoint' as kind
-    from windows w
-    join int_journey_events e on e.account_id = w.account_id
-        and e.occurred_at < w.window_end
-    left join stage_ladder l on l.stage = e.stage
-    where coalesce(l.stage_order, 0) < $to_order
-    union all
-    select w._row, 'role:' || lower(c.role), 'role'
-    from windows w
-    join int_journey_events e on e.account_id = w.account_id
-        and e.occurred_at < w.window_end
-    join stg_crm__contacts c on c.contact_id = e.contact_id
-    where c.role is not null and e.channel = 'crm'
-)
-select driver, kind, list(distinct _row) as rows from events group by driver, kind
-order by driver, kind
-"""
-
 
 def driver_frame(con: duckdb.DuckDBPyConnection, from_stage: str, to_stage: str
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """For one step: the accounts (converted, days in stage) and, per driver (touchpoints
     and roles before the step only), the rows of `windows` of the accounts that had it."""
-    windows = con.execute(WINDOWS_SQL, {"from_stage": from_stage,
-                                        "from_order": STAGE_ORDER[from_stage]}).df()
+    windows = con.execute(read_sql("analysis/drivers_windows"), {"from_stage": from_stage}).df()
     con.register("_driver_windows", windows.assign(_row=np.arange(len(windows))))
     try:
-        pairs = con.execute(FEATURES_SQL, {"to_order": STAGE_ORDER[to_stage]}).df()
+        pairs = con.execute(read_sql("analysis/drivers_features"), {"to_stage": to_stage}).df()
     finally:
         con.unregister("_driver_windows")
     # a step nobody entered comes back with untyped columns: typed here, not by the data

@@ -13,7 +13,8 @@ import duckdb
 import pandas as pd
 
 from journey_mining.errors import JourneyError
-from journey_mining.warehouse import SQL_DIR
+from journey_mining.sql_models import SQL_DIR, read_sql
+from journey_mining.warehouse import drop_tables
 
 __all__ = [
     "CASE_NOTIONS",
@@ -35,8 +36,8 @@ PM4PY_COLUMNS = {"case_id": "case:concept:name", "activity": "concept:name",
 
 
 def mining_sql(name: str) -> str:
-    """The text of sql/mining/<name>.sql."""
-    return (MINING_SQL / f"{name}.sql").read_text()
+    """The text of sql/mining/<name>.sql (a query over the view `event_log`)."""
+    return read_sql(f"mining/{name}")
 
 
 def event_log(
@@ -64,14 +65,20 @@ def event_log(
 
 def materialise(con: duckdb.DuckDBPyConnection, log: duckdb.DuckDBPyRelation,
                 name: str, temporary: bool = True) -> duckdb.DuckDBPyRelation:
-    """Compute a log once into a table (temporary unless `temporary=False`); a relation is
-    lazy and each query over it would recompute the log. The mining step keeps its logs
-    as warehouse tables (`stage_log`, `activity_log`) that notebooks and pm4py read."""
+    """Compute a log once, in case and event order; a relation is lazy and each query
+    over it would recompute the log. The mining step keeps its logs as warehouse tables
+    (`temporary=False`: `stage_log`, `activity_log`) that notebooks and pm4py read; a
+    temporary log is a view of this connection over the computed rows.
+
+    The name is given to DuckDB's relational API, never formatted into SQL."""
     if not name.isidentifier():
         raise JourneyError(f"'{name}' is not a valid table name")
-    kind = "TEMP TABLE" if temporary else "TABLE"
-    log.query("event_log", f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM event_log "
-                           "ORDER BY case_id, event_index")
+    ordered = log.order("case_id, event_index")
+    if temporary:
+        con.register(name, ordered.materialize())
+    else:
+        drop_tables(con, [name])  # what CREATE OR REPLACE did: the new log replaces the old
+        ordered.create(name)
     return con.table(name)
 
 
@@ -87,18 +94,10 @@ def from_frame(
     Ties in time keep the frame's row order, as pm4py does.
     """
     ordered = frame.reset_index(drop=True)
-    rel = con.from_df(ordered[[case_id, activity, timestamp]].assign(_row=range(len(ordered))))
-    return rel.query(
-        "source",
-        f"""SELECT "{case_id}"::VARCHAR AS case_id, "{activity}"::VARCHAR AS activity,
-                   "{timestamp}" AS timestamp,
-                   row_number() OVER by_case::INTEGER AS event_index,
-                   lead("{activity}"::VARCHAR) OVER by_case AS next_activity,
-                   (epoch(lead("{timestamp}") OVER by_case) - epoch("{timestamp}")) / 3600.0
-                       AS hours_to_next
-            FROM source
-            WINDOW by_case AS (PARTITION BY "{case_id}" ORDER BY "{timestamp}", _row)""",
-    )
+    # The frame's own column names stay out of the SQL: the three columns are renamed here.
+    source = pd.DataFrame({"_case": ordered[case_id], "_activity": ordered[activity],
+                           "_timestamp": ordered[timestamp], "_row": range(len(ordered))})
+    return con.from_df(source).query("source", read_sql("mining/event_log_from_frame"))
 
 
 def to_pm4py(log: duckdb.DuckDBPyRelation) -> pd.DataFrame:

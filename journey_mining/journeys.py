@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import duckdb
 
 from journey_mining.errors import NoDataError
+from journey_mining.sql_models import read_sql
 from journey_mining.warehouse import run_issues
 
 __all__ = [
-    "KPI_HISTORY_SQL",
     "FunnelStage",
     "JourneySummary",
     "journey_summary",
@@ -23,11 +23,16 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FunnelStage:
-    """One row of the funnel as the summary prints it."""
+    """One row of the funnel as the summary prints it: `reached`, `conversion_to_next` and
+    `dropped` are the funnel's (stage_funnel; None after the first client stage, where the
+    ladder is no funnel), `ever_in` and `now` the accounts whose inferred stage was or is
+    this one (stage_occupancy, the one "accounts in a stage" figure)."""
     stage: str
-    reached: int
+    reached: int | None
     conversion_to_next: float | None
-    dropped: int
+    dropped: int | None
+    ever_in: int = 0
+    now: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,16 @@ class JourneySummary:
             f"Journeys as of {self.as_of:%Y-%m-%d}: {self.accounts:,} accounts "
             f"({self.accounts_with_touchpoints:,} with touchpoints), {self.touchpoints:,} "
             f"touchpoints, {pct(self.resolved_share)} tied to an account",
-            f"{'stage':<20}{'reached':>9}{'to next':>9}{'dropped':>9}",
+            f"{'stage':<20}{'reached':>9}{'to next':>9}{'dropped':>9}{'ever in':>9}{'now':>7}",
         ]
+        count = lambda n: "" if n is None else f"{n:,}"  # noqa: E731
         for s in self.funnel:
             conversion = "" if s.conversion_to_next is None else pct(s.conversion_to_next)
-            lines.append(f"{s.stage:<20}{s.reached:>9,}{conversion:>9}{s.dropped:>9,}")
+            lines.append(f"{s.stage:<20}{count(s.reached):>9}{conversion:>9}"
+                         f"{count(s.dropped):>9}{s.ever_in:>9,}{s.now:>7,}")
+        lines.append("reached: accounts whose furthest stage is this one or later (the "
+                     "funnel, to client); ever in / now: accounts whose inferred stage was / "
+                     "is this one")
         lines.append(
             f"Dropped: {self.dropped_accounts:,} accounts. Re-engagement: "
             f"{pct(self.re_engagement_rate)} ({self.re_engaged_accounts:,} of "
@@ -103,13 +113,8 @@ def journey_summary(con: duckdb.DuckDBPyConnection) -> JourneySummary:
         "dropped_accounts, re_engagement_rate, re_engaged_accounts, first_engagement_ended "
         "FROM journey_kpis"
     ).fetchall()[0]
-    funnel = tuple(
-        FunnelStage(*row)
-        for row in con.execute(
-            "SELECT stage, reached, conversion_to_next, dropped FROM stage_funnel "
-            "ORDER BY stage_order"
-        ).fetchall()
-    )
+    funnel = tuple(FunnelStage(*row) for row in con.execute(read_sql("analysis/summary_funnel")
+                                                             ).fetchall())
     return JourneySummary(*kpis, funnel=funnel, paths=_paths(con),
                           issues=tuple(run_issues(con)), stages=_stages(con))
 
@@ -187,31 +192,6 @@ def unmapped_activities(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]
            ORDER BY touchpoints DESC, activity""").fetchall()
 
 
-KPI_HISTORY_SQL = """
-WITH kpis AS (SELECT * FROM journey_kpis),
-funnel AS (
-    SELECT max(reached) FILTER (WHERE stage = 'awareness') AS reached_awareness,
-           max(reached) FILTER (WHERE stage = 'consideration') AS reached_consideration,
-           max(reached) FILTER (WHERE stage = 'evaluation') AS reached_evaluation,
-           max(reached) FILTER (WHERE stage = 'decision') AS reached_decision,
-           max(reached) FILTER (WHERE stage = 'client') AS reached_client
-    FROM stage_funnel
-),
-load AS (
-    SELECT max(load_id) AS last_load_id,
-           arg_max(rows_rejected, load_id) AS last_load_rows_rejected,
-           arg_max(rows_read, load_id) AS last_load_rows_read
-    FROM loads
-)
-SELECT now()::TIMESTAMP AS built_at, k.as_of, k.accounts, k.touchpoints, k.resolved_share,
-       f.*, f.reached_client / nullif(f.reached_awareness, 0) AS prospect_to_client_rate,
-       k.dropped_accounts, k.re_engagement_rate, l.*,
-       $failed_checks AS failed_data_tests, $run_issues AS run_issues,
-       $churn_status AS churn_status, $churn_roc_auc AS churn_roc_auc
-FROM kpis k, funnel f, load l
-"""
-
-
 def record_kpi_history(con: duckdb.DuckDBPyConnection, failed_checks: int = 0) -> None:
     """Append this build's headline numbers to `kpi_history` (one row per build), so a
     scheduled run, or a backfill at another as-of, adds a point to the trend."""
@@ -223,7 +203,8 @@ def record_kpi_history(con: duckdb.DuckDBPyConnection, failed_checks: int = 0) -
         rows = con.execute("SELECT status, roc_auc FROM model_runs "
                            "ORDER BY trained_at DESC LIMIT 1").fetchall()
         status, auc = rows[0] if rows else (None, None)
-    frame = con.execute(KPI_HISTORY_SQL, {
+
+    frame = con.execute(read_sql("analysis/kpi_history"), {
         "failed_checks": int(failed_checks), "run_issues": len(run_issues(con)),
         "churn_status": status, "churn_roc_auc": auc}).df()
     store_frame(con, "kpi_history", frame, append=True)

@@ -20,6 +20,7 @@ aggregated DFG (discovery) and one trace per variant (conformance).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import duckdb
@@ -27,11 +28,11 @@ import pandas as pd
 
 from journey_mining import conformance, discovery, eventlog, exports, survival
 from journey_mining.operations import is_stop
+from journey_mining.sql_models import read_sql
 from journey_mining.stages import LADDER, STAGE_ORDER
 from journey_mining.warehouse import record_issue, store_frame, transaction
 
 __all__ = [
-    "STAGE_DURATIONS_SQL",
     "MiningParams",
     "MiningResult",
     "conformance_summary",
@@ -66,15 +67,20 @@ class MiningResult:
 # After an engagement ended: a move from here to an earlier stage is a return (a renewal
 # or a new engagement), not a step back (contract v3 section 5).
 AFTER_ENGAGEMENT = ("between_engagements", "advocacy", "former_client")
+# The stage after each on the ladder (neighbours by name): a move to it is a ladder step.
+NEXT_STAGE = dict(pairwise(LADDER))
 
 
 def _transition_kind(from_stage: str, to_stage: str) -> str:
     if to_stage == "former_client" and from_stage != "former_client":
         return "cancellation"
-    step = STAGE_ORDER[to_stage] - STAGE_ORDER[from_stage]
-    if step < 0 and from_stage in AFTER_ENGAGEMENT:
-        return "return"
-    return {1: "ladder", 0: "repeat"}.get(step, "skip" if step > 1 else "back_step")
+    if to_stage == from_stage:
+        return "repeat"
+    if to_stage == NEXT_STAGE.get(from_stage):
+        return "ladder"
+    if STAGE_ORDER[to_stage] > STAGE_ORDER[from_stage]:
+        return "skip"
+    return "return" if from_stage in AFTER_ENGAGEMENT else "back_step"
 
 
 def stage_transitions(dfg: pd.DataFrame) -> pd.DataFrame:
@@ -89,26 +95,6 @@ def stage_transitions(dfg: pd.DataFrame) -> pd.DataFrame:
     return frame[columns]
 
 
-STAGE_DURATIONS_SQL = """
-WITH entries AS (
-    SELECT e.case_id AS account_id, l.stage_order, min(e.timestamp) AS entered_at
-    FROM event_log e JOIN stage_ladder l ON l.stage = e.activity
-    GROUP BY ALL
-),
-pairs AS (
-    SELECT a.account_id, a.stage_order, a.entered_at,
-           min(b.entered_at) FILTER (WHERE b.stage_order > a.stage_order
-                                       AND b.entered_at >= a.entered_at) AS next_at
-    FROM entries a LEFT JOIN entries b USING (account_id)
-    GROUP BY ALL
-)
-SELECT p.account_id, l.stage, p.stage_order,
-       (epoch(coalesce(p.next_at, r.as_of)) - epoch(p.entered_at)) / 86400.0 AS days,
-       p.next_at IS NOT NULL AS converted
-FROM pairs p JOIN stage_ladder l USING (stage_order), run_parameters r
-"""
-
-
 def stage_timing(stage_log: duckdb.DuckDBPyRelation) -> pd.DataFrame:
     """Per stage: time from first entering it to first entering any later stage.
 
@@ -116,7 +102,7 @@ def stage_timing(stage_log: duckdb.DuckDBPyRelation) -> pd.DataFrame:
     on yet. median/p75/p90_days are the times by which 50/75/90 % have moved on
     (None when fewer than that share move on within the observed time).
     """
-    durations = stage_log.query("event_log", STAGE_DURATIONS_SQL).df()
+    durations = stage_log.query("event_log", read_sql("mining/stage_durations")).df()
     rows = []
     for stage in LADDER[:-1]:
         subset = durations[durations.stage == stage]
@@ -147,11 +133,7 @@ def journey_conformance(con: duckdb.DuckDBPyConnection, stage_log: duckdb.DuckDB
     account gets its deviations, counted in SQL. With an `issues` list, a replay
     failure is appended to it and fitness left empty instead of raising.
     """
-    paths = stage_log.query(
-        "event_log",
-        "SELECT case_id AS account_id, string_agg(activity, ' > ' ORDER BY event_index) AS variant,"
-        " count(*)::INTEGER AS n_stage_steps FROM event_log GROUP BY case_id",
-    ).df()
+    paths = stage_log.query("event_log", read_sql("mining/stage_paths")).df()
     frequent = (paths.groupby("variant").size().sort_values(ascending=False, kind="stable")
                 .head(max_replayed_variants).index)
     frequent = pd.DataFrame({"variant": pd.Series(list(frequent), dtype=paths.variant.dtype)})

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from journey_mining import warehouse
+from journey_mining import build, warehouse
 
 __all__ = [
     "RunStopped",
@@ -265,8 +265,6 @@ def nothing_new(warehouse_path, input_dir, config, as_of=None) -> bool:
         ).fetchall()}
         if any(f.sha256 not in seen for f in files):
             return False
-        previous = warehouse.last_build_fingerprint(con)
-        return previous is not None and previous == warehouse.build_fingerprint(
-            con, config.analysis, as_of)
+        return build.is_up_to_date(con, config.analysis, as_of)[0]
     finally:
         con.close()

@@ -18,10 +18,9 @@ import duckdb
 import pandas as pd
 
 from journey_mining import survival
-from journey_mining.warehouse import SQL_DIR
+from journey_mining.sql_models import read_sql
 
 __all__ = [
-    "GAP_TOUCHPOINTS_SQL",
     "SEGMENTS",
     "analyse_reengagement",
     "gap_touchpoint_lift",
@@ -30,7 +29,6 @@ __all__ = [
 ]
 
 SEGMENTS = ("industry", "size_band", "roles_band")
-GAP_TOUCHPOINTS_SQL = SQL_DIR / "analysis" / "gap_touchpoints.sql"
 
 
 def reengagement_curves(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -39,7 +37,7 @@ def reengagement_curves(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     Grain: one row per segment and distinct gap length: segment_type, segment,
     time_days, at_risk, events (returns), censored, returned_share (1 - survival).
     """
-    gaps = con.sql("SELECT * FROM reengagement_gaps").df()
+    gaps = con.table("reengagement_gaps").df()
     frames = []
     groups = [("all", "all", gaps)] + [
         (column, value, part) for column in SEGMENTS for value, part in gaps.groupby(column)]
@@ -59,7 +57,7 @@ def reengagement_curves(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def reengagement_summary(con: duckdb.DuckDBPyConnection, curves: pd.DataFrame) -> pd.DataFrame:
     """Per segment: gaps, returns, median days to return (KM) and share back within 180 days."""
-    gaps = con.sql("SELECT * FROM reengagement_gaps").df()
+    gaps = con.table("reengagement_gaps").df()
     rows = []
     for (segment_type, segment), curve in curves.groupby(["segment_type", "segment"], sort=False):
         part = gaps if segment_type == "all" else gaps[gaps[segment_type].astype(str) == segment]
@@ -92,7 +90,7 @@ def gap_touchpoint_lift(con: duckdb.DuckDBPyConnection, window_days: int = 180,
     `min_support` gaps. `defines_return` marks the sales steps and engagement starts
     that are the return itself (kept in the table, left out of the chart).
     """
-    counts = con.sql(GAP_TOUCHPOINTS_SQL.read_text(), params={"window_days": window_days}).df()
+    counts = con.sql(read_sql("analysis/gap_touchpoints"), params={"window_days": window_days}).df()
     rows = []
     for r in counts.itertuples():
         if r.gaps_with < min_support:

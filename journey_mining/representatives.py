@@ -22,6 +22,8 @@ import pandas as pd
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
 
+from journey_mining.sql_models import read_sql
+
 __all__ = ["REPRESENTATIVE_COLUMNS", "account_paths", "k_medoids",
            "representative_journeys", "weighted_silhouette"]
 
@@ -29,24 +31,15 @@ REPRESENTATIVE_COLUMNS = ["level", "representative", "medoid_path", "medoid_leng
                           "accounts", "coverage", "tail_accounts", "tail_coverage",
                           "paths", "became_client", "conversion", "mean_distance"]
 
-PATHS_SQL = """
-with paths as (
-    select case_id as account_id, string_agg(activity, ' > ' order by event_index) as path
-    from {table} group by case_id
-)
-select p.path, count(*) as accounts,
-       count(*) filter (where j.became_client) as became_client
-from paths p left join account_journeys j using (account_id)
-group by p.path
-order by accounts desc, p.path
-"""
+# The stored log of each level: the table account_paths reads (named, not formatted in).
+_LOG_TABLES = {"stage": "stage_log", "activity": "activity_log"}
 
 
 def account_paths(con: duckdb.DuckDBPyConnection, level: str) -> pd.DataFrame:
     """Distinct paths of the stored log at `level` (stage or activity), with how many
     accounts took each and how many of those became clients."""
-    table = {"stage": "stage_log", "activity": "activity_log"}[level]
-    return con.execute(PATHS_SQL.format(table=table)).df()
+    log = con.table(_LOG_TABLES[level])
+    return log.query("event_log", read_sql("analysis/representative_paths")).df()
 
 
 def k_medoids(distances: np.ndarray, weights: np.ndarray, k: int, iterations: int = 50

@@ -37,27 +37,23 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from journey_mining.sql_models import read_sql
 from journey_mining.stages import STAGE_ORDER
-from journey_mining.warehouse import store_frame, transaction
 
 __all__ = [
     "BELOW_STAGE_SHARE",
-    "FINISH_SQL",
     "METHODS",
-    "POST_SALE_SQL",
     "PRE_SALE",
-    "PRE_SALE_EVENTS_SQL",
-    "WINDOW_SQL",
     "InferenceParams",
-    "infer_stage_history",
+    "inferred_stays",
     "scorecard",
     "signal_label_paths",
     "stage_paths",
-    "store_stage_history",
 ]
 
 PRE_SALE = ("awareness", "consideration", "evaluation", "decision")
-METHODS = ("evidence", "hmm", "window")
+STAY_COLUMNS = ["account_id", "stage", "entered_at", "method", "confidence", "evidence"]
+PARAMETER_COLUMNS = ["parameter", "stage", "activity", "value", "method"]
 
 
 @dataclass(frozen=True)
@@ -70,47 +66,14 @@ class InferenceParams:
     fit_accounts: int = 2000  # EM runs on a random sample of this many accounts at most
     n_iter: int = 25
     random_state: int = 0
+    renewal_cycles: bool = True
 
-
-PRE_SALE_EVENTS_SQL = """
--- Pre-sale touchpoints: before the account's first engagement and before any
--- client-side signal; period_no counts periods from the account's first one.
-with events as (
-    select account_id, occurred_at, activity, stage, stage_order, event_order,
-           exists (select 1 from observed_stage_changes o
-                   where o.channel = t.channel and o.activity = t.activity) as observed
-    from int_journey_events as t
-    where stage in (select stage from stage_ladder where phase = 'prospect')
-),
-cut as (
-    select account_id, min(occurred_at) as sold_at
-    from (
-        select account_id, started_at as occurred_at from engagements
-        union all
-        select account_id, occurred_at from int_journey_events
-        where stage in (select stage from stage_ladder where phase = 'client')
-    )
-    group by account_id
-),
-pre as (
-    select e.*
-    from events e left join cut c using (account_id)
-    where c.sold_at is null or e.occurred_at < c.sold_at
-)
-select account_id, occurred_at, activity, stage, stage_order, event_order, observed,
-       cast(floor((epoch(occurred_at) - epoch(min(occurred_at) over (partition by account_id)))
-                  / (86400.0 * $period_days)) as integer) as period_no,
-       min(occurred_at) over (partition by account_id) as first_at
-from pre
-order by account_id, event_order
-"""
-
-
-def _materialise_pre_sale(con: duckdb.DuckDBPyConnection, period_days: int) -> int:
-    """The pre-sale touchpoints as temp table _pre_sale (stays in DuckDB); returns rows."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _pre_sale AS {PRE_SALE_EVENTS_SQL}",
-                {"period_days": period_days})
-    return con.execute("SELECT count(*) FROM _pre_sale").fetchall()[0][0]
+    @classmethod
+    def from_config(cls, config) -> InferenceParams:
+        """From the config's `analysis.stage_inference` (StageInferenceConfig)."""
+        return cls(method=config.method, period_days=config.period_days,
+                   window_days=config.window_days, fit_accounts=config.fit_accounts,
+                   renewal_cycles=config.renewal_cycles)
 
 
 # -- the hidden Markov model -----------------------------------------------------------------
@@ -259,162 +222,35 @@ def _stays_from_periods(decoded: pd.DataFrame, events: pd.DataFrame,
     return stays.reset_index(drop=True)
 
 
-# -- the window baseline ---------------------------------------------------------------------
+# -- the methods -------------------------------------------------------------------------------
+# Each reads the pre-sale touchpoints (int_pre_sale_events) and returns (stays, estimated):
+# stays with columns account_id, stage, entered_at, posterior, evidence (and `observed`
+# when a stay was opened by an observed stage change), and the parameters it estimated.
 
-WINDOW_SQL = """
-with events as (
-    select *,
-           coalesce(count(*) filter (where activity = 'deal_lost') over (
-               partition by account_id order by event_order
-               rows between unbounded preceding and 1 preceding), 0) as lost_before
-    from _pre_sale
-),
-state as (
-    -- the highest stage signalled within the window since the last lost deal; after a
-    -- lost deal the account is back at consideration at least
-    select account_id, occurred_at, event_order, stage_order as signal_order,
-           greatest(case when lost_before > 0 then 2 else 1 end,
-                    max(stage_order) over (
-                        partition by account_id, lost_before order by occurred_at
-                        range between to_days($window_days) preceding and current row))
-               as stage_order
-    from events
-),
-changes as (
-    select *,
-           stage_order is distinct from lag(stage_order) over (
-               partition by account_id order by event_order) as is_new
-    from state
-),
-runs as (
-    select *,
-           sum(is_new::integer) over (partition by account_id order by event_order
-                                      rows unbounded preceding) as run_no
-    from changes
-)
-select r.account_id, l.stage, min(r.occurred_at) as entered_at,
-       -- the share of the stay's signals that point to its stage, one contrary signal
-       -- more than seen (as the evidence method's confidence)
-       count(*) filter (where r.signal_order = r.stage_order) / (count(*) + 1.0)
-           as posterior,
-       count(*) as evidence
-from runs r join stage_ladder l on l.stage_order = r.stage_order
-group by r.account_id, r.run_no, l.stage
-"""
+_NO_PARAMETERS = pd.DataFrame(columns=["parameter", "stage", "activity", "value"])
 
 
-def _window_stays(con: duckdb.DuckDBPyConnection, params: InferenceParams) -> pd.DataFrame:
-    """Stays of the window method, computed in DuckDB (one row per stay comes back)."""
-    return con.execute(WINDOW_SQL, {"window_days": params.window_days}).df()
+def _evidence(con: duckdb.DuckDBPyConnection, params: InferenceParams, first_sale: pd.Series):
+    from journey_mining.stage_evidence import evidence_stays
+
+    events = con.execute(read_sql("states/methods/pre_sale_events")).df()
+    return evidence_stays(events, PRE_SALE, first_sale)
 
 
-# -- after the sale ---------------------------------------------------------------------------
-
-POST_SALE_SQL = """
-with eng as (
-    select account_id, engagement_no, started_at, ended_at, end_kind from engagements
-),
-advocacy as (
-    -- the first referral or case study after an engagement ended by a completion,
-    -- before the next engagement starts and before any cancellation
-    select e.account_id, e.engagement_no, min(t.occurred_at) as entered_at
-    from eng e
-    join int_journey_events t on t.account_id = e.account_id
-        and t.stage = 'advocacy' and t.occurred_at >= e.ended_at
-    left join eng n on n.account_id = e.account_id and n.engagement_no = e.engagement_no + 1
-    where e.end_kind <> 'cancelled'
-        and (n.started_at is null or t.occurred_at < n.started_at)
-        -- a former client who refers is still a former client
-        and not exists (
-            select 1 from int_journey_events c
-            where c.account_id = e.account_id
-                and c.occurred_at > e.ended_at and c.occurred_at <= t.occurred_at
-                and c.activity in (select activity from engagement_rules where role = 'cancel'))
-    group by all
-),
-late_cancel as (
-    -- a cancellation after an engagement completed, before the next one: the client left
-    select e.account_id, e.engagement_no, min(t.occurred_at) as entered_at
-    from eng e
-    join int_journey_events t on t.account_id = e.account_id and t.occurred_at > e.ended_at
-        and t.activity in (select activity from engagement_rules where role = 'cancel')
-    left join eng n on n.account_id = e.account_id and n.engagement_no = e.engagement_no + 1
-    where e.end_kind <> 'cancelled'
-        and (n.started_at is null or t.occurred_at < n.started_at)
-    group by all
-),
-client_side as (
-    -- accounts with client-side signals but no engagement: follow the signals
-    select t.account_id, t.occurred_at as entered_at, t.stage, t.event_order
-    from int_journey_events t
-    join stage_ladder l on l.stage = t.stage
-    where l.phase = 'client'
-        and not exists (select 1 from eng e where e.account_id = t.account_id)
-),
-phases as (
-    select account_id, started_at as entered_at, 'client' as stage, 'engagement' as method from eng
-    union all
-    select account_id, ended_at, case end_kind when 'cancelled' then 'former_client'
-                                               else 'between_engagements' end, 'engagement'
-    from eng where ended_at is not null
-    union all
-    select account_id, entered_at, 'advocacy', 'engagement' from advocacy
-    union all
-    select account_id, entered_at, 'former_client', 'engagement' from late_cancel
-    union all
-    select account_id, entered_at, stage, 'signal' from client_side
-)
-select account_id, entered_at, stage, method from phases
-"""
+def _hmm(con: duckdb.DuckDBPyConnection, params: InferenceParams, first_sale: pd.Series):
+    events = con.execute(read_sql("states/methods/pre_sale_events")).df()
+    decoded = _decode_hmm(events, params)
+    return _stays_from_periods(decoded, events, params.period_days), _NO_PARAMETERS
 
 
-# -- putting it together ----------------------------------------------------------------------
-
-def infer_stage_history(con: duckdb.DuckDBPyConnection,
-                        params: InferenceParams | None = None) -> pd.DataFrame:
-    """`account_stage_history` alone (see infer_stage_states)."""
-    return infer_stage_states(con, params)[0]
+def _window(con: duckdb.DuckDBPyConnection, params: InferenceParams, first_sale: pd.Series):
+    stays = con.execute(read_sql("states/methods/window_stays"),
+                        {"window_days": params.window_days}).df()
+    return stays.rename(columns={"confidence": "posterior"}), _NO_PARAMETERS
 
 
-GAPS_SQL = """
--- Between engagements: from an engagement's end by completion to the next start, a
--- cancellation, or the as-of date.
-with eng as (
-    select account_id, engagement_no, started_at, ended_at, end_kind,
-           lead(started_at) over (partition by account_id order by engagement_no)
-               as next_start
-    from engagements
-),
-cancels as (
-    select account_id, occurred_at from int_journey_events
-    where activity in (select activity from engagement_rules where role = 'cancel')
-),
-gaps as (
-    select e.account_id, e.ended_at, e.next_start, min(c.occurred_at) as cancelled_at
-    from eng e
-    left join cancels c on c.account_id = e.account_id and c.occurred_at > e.ended_at
-        and (e.next_start is null or c.occurred_at < e.next_start)
-    where e.ended_at is not null and e.end_kind <> 'cancelled'
-    group by all
-)
-select g.account_id, g.ended_at, g.next_start,
-       least(coalesce(g.next_start, p.as_of), coalesce(g.cancelled_at, p.as_of)) as gap_end
-from gaps g cross join run_parameters p
-"""
-
-RENEWAL_SIGNALS_SQL = """
-select account_id, occurred_at, activity, stage
-from int_journey_events
-where stage in ('evaluation', 'decision')
-    and account_id in (select account_id from engagements where ended_at is not null)
-order by account_id, event_order
-"""
-
-
-def _first_sales(con: duckdb.DuckDBPyConnection) -> pd.Series:
-    """account_id -> the start of its first engagement (its first sale)."""
-    return con.execute("SELECT account_id, min(started_at) AS sold_at FROM engagements "
-                       "GROUP BY account_id").df().set_index("account_id").sold_at
+# The registry of pre-sale methods: adding one is a function here and its test.
+METHODS = {"evidence": _evidence, "hmm": _hmm, "window": _window}
 
 
 def _sales_cycle_days(pre: pd.DataFrame, first_sale: pd.Series) -> float | None:
@@ -430,129 +266,67 @@ def _sales_cycle_days(pre: pd.DataFrame, first_sale: pd.Series) -> float | None:
     return float(days.quantile(0.9)) if len(days) else None
 
 
-def infer_stage_states(con: duckdb.DuckDBPyConnection, params: InferenceParams | None = None,
-                       renewal_cycles: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`account_stage_history` (one row per account per stay in an inferred stage) and the
-    parameters the method estimated from this data (`stage_inference_parameters`).
+def _pre_sale_stays(con: duckdb.DuckDBPyConnection, params: InferenceParams,
+                    first_sale: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The configured method's stays before the first sale; a stay an observed stage
+    change opened is recorded, not inferred (method observed)."""
+    has_events = con.execute("SELECT count(*) > 0 FROM int_pre_sale_events").fetchall()[0][0]
+    if not has_events:
+        return pd.DataFrame(columns=["account_id", "stage", "entered_at", "posterior",
+                                     "evidence", "method"]), _NO_PARAMETERS
+    pre, estimated = METHODS[params.method](con, params, first_sale)
+    pre = pre.assign(method=params.method)
+    if "observed" in pre:
+        pre.loc[pre.pop("observed").astype(bool), "method"] = "observed"
+    return pre, estimated
 
-    History columns: account_id, engagement_cycle, stage, entered_at, left_at (null while
-    current), method (evidence | hmm | window | engagement | signal), stage_order,
-    confidence (0-1: the evidence method's share of the stay's evidence that points to
-    its stage, the hmm's mean posterior, 1 for stays the engagement rules observe),
-    evidence (signals within the stay), is_renewal (an evaluation or decision stay
-    between engagements).
+
+def inferred_stays(con: duckdb.DuckDBPyConnection, analysis) -> dict[str, pd.DataFrame]:
+    """The Python model `int_inferred_stays` (sql/states): the stays the configured method
+    reads from the signals before the first sale, plus the renewal cycles between
+    engagements, and `stage_inference_parameters`, what the method estimated from this
+    data. `analysis` is the build's AnalysisParams (or an InferenceParams).
+
+    Stays: account_id, stage, entered_at, method (evidence | hmm | window | observed),
+    confidence (0-1), evidence (signals within the stay). account_stage_history
+    (sql/states/account_stage_history.sql) joins them with the post-sale phases.
     """
-    params = params or InferenceParams()
+    params = analysis if isinstance(analysis, InferenceParams) else \
+        InferenceParams.from_config(analysis.stage_inference)
     if params.method not in METHODS:
         raise ValueError(f"unknown stage inference method '{params.method}' "
                          f"(methods: {', '.join(METHODS)})")
-    n_events = _materialise_pre_sale(con, params.period_days)
-    first_sale = _first_sales(con)
-    estimated = pd.DataFrame(columns=["parameter", "stage", "activity", "value"])
-    if not n_events:
-        pre = pd.DataFrame(columns=["account_id", "stage", "entered_at", "posterior",
-                                    "evidence"])
-    elif params.method == "evidence":
-        from journey_mining.stage_evidence import evidence_stays
-
-        events = con.execute("SELECT account_id, occurred_at, activity, stage, observed "
-                             "FROM _pre_sale ORDER BY account_id, event_order").df()
-        pre, estimated = evidence_stays(events, PRE_SALE, first_sale)
-    elif params.method == "hmm":
-        events = con.execute("SELECT * FROM _pre_sale ORDER BY account_id, event_order").df()
-        pre = _stays_from_periods(_decode_hmm(events, params), events, params.period_days)
-    else:
-        pre = _window_stays(con, params)
-    con.execute("DROP TABLE IF EXISTS _pre_sale")
-    pre = pre.assign(method=params.method)
-    if "observed" in pre:  # a stay an observed stage change opened is recorded, not inferred
-        pre.loc[pre.pop("observed").astype(bool), "method"] = "observed"
-    post = con.execute(POST_SALE_SQL).df().assign(posterior=1.0, evidence=np.nan)
-    frames = [pre, post]
-    if renewal_cycles:
+    first_sale = con.execute("SELECT account_id, sold_at FROM int_first_sales").df() \
+        .set_index("account_id").sold_at
+    pre, estimated = _pre_sale_stays(con, params, first_sale)
+    frames = [pre]
+    if params.renewal_cycles:
         from journey_mining.stage_evidence import renewal_stays
 
         renewals, renewal_parameters = renewal_stays(
-            con.execute(GAPS_SQL).df(), con.execute(RENEWAL_SIGNALS_SQL).df(),
+            con.execute("SELECT * FROM int_engagement_gaps").df(),
+            con.execute("SELECT * FROM int_renewal_signals").df(),
             _sales_cycle_days(pre, first_sale), PRE_SALE)
         frames.append(renewals.assign(method=params.method))
-        estimated = pd.concat([frame for frame in (estimated, renewal_parameters)
-                               if len(frame)], ignore_index=True) \
-            if len(renewal_parameters) else estimated
-    frames = [frame for frame in frames if len(frame)]
-    stays = pd.concat(frames, ignore_index=True) if frames else \
-        pre.assign(method=pd.Series(dtype=str))
+        estimated = _concat([estimated, renewal_parameters])
     setting = pd.DataFrame({"parameter": ["renewal_cycles"], "stage": [None],
-                            "activity": [None], "value": [float(renewal_cycles)]})
-    estimated = pd.concat([frame for frame in (estimated, setting) if len(frame)],
-                          ignore_index=True).assign(method=params.method)
-    return _finish(con, stays), estimated
+                            "activity": [None], "value": [float(params.renewal_cycles)]})
+    estimated = _concat([estimated, setting]).assign(method=params.method)
+    stays = _concat(frames).rename(columns={"posterior": "confidence"})
+    stays = stays.reindex(columns=STAY_COLUMNS).astype(
+        {"account_id": str, "stage": str, "method": str, "confidence": float,
+         "evidence": float})
+    stays["entered_at"] = pd.to_datetime(stays.entered_at)
+    return {"int_inferred_stays": stays,
+            "stage_inference_parameters": estimated.reindex(columns=PARAMETER_COLUMNS).astype(
+                {"parameter": str, "stage": object, "activity": object, "value": float,
+                 "method": str})}
 
 
-FINISH_SQL = """
-with stays as (
-    select s.*, l.stage_order from stays s join stage_ladder l using (stage)
-),
-ordered as (
-    select *, lag(stage) over w as previous_stage
-    from stays
-    window w as (partition by account_id order by entered_at, stage_order)
-),
-merged as (
-    -- a stay that continues the stage before it is no new stay
-    select * from ordered where previous_stage is distinct from stage
-),
-cycles as (
-    select m.account_id, m.entered_at, m.stage,
-           coalesce(max(e.engagement_no), 0) + 1 as engagement_cycle
-    from merged m
-    -- as for touchpoints (int_journey_events): a stay entered at an engagement's end
-    -- (between engagements, former client) closes that engagement's cycle; stays after
-    -- the end (advocacy, a renewal, the next client stay) are in the next one
-    left join engagements e on e.account_id = m.account_id and e.ended_at < m.entered_at
-    group by all
-)
-select
-    m.account_id,
-    cast(c.engagement_cycle as integer) as engagement_cycle,
-    m.stage,
-    m.entered_at,
-    lead(m.entered_at) over (partition by m.account_id order by m.entered_at, m.stage_order)
-        as left_at,
-    m.method,
-    cast(m.stage_order as integer) as stage_order,
-    m.posterior as confidence,
-    cast(m.evidence as integer) as evidence,
-    c.engagement_cycle > 1 and m.stage in ('evaluation', 'decision') as is_renewal
-from merged m join cycles c using (account_id, entered_at, stage)
-order by m.account_id, m.entered_at, m.stage_order
-"""
-
-
-def _finish(con: duckdb.DuckDBPyConnection, stays: pd.DataFrame) -> pd.DataFrame:
-    stays = stays[["account_id", "stage", "entered_at", "method", "posterior", "evidence"]]
-    stays = stays.astype({"posterior": float, "evidence": float})
-    con.register("stays", stays)
-    try:
-        return con.execute(FINISH_SQL).df()
-    finally:
-        con.unregister("stays")
-
-
-def store_stage_history(con: duckdb.DuckDBPyConnection, history: pd.DataFrame,
-                        parameters: pd.DataFrame | None = None) -> None:
-    """Replace `account_stage_history` (and `stage_inference_parameters`, the values the
-    method estimated) and set `account_journeys.current_stage` from it."""
-    with transaction(con):
-        store_frame(con, "account_stage_history", history)
-        if parameters is not None:
-            store_frame(con, "stage_inference_parameters", parameters.astype(
-                {"parameter": str, "stage": object, "activity": object, "value": float}))
-        con.execute("""
-            UPDATE account_journeys AS j
-            SET current_stage = h.stage, current_stage_order = h.stage_order
-            FROM account_stage_history AS h
-            WHERE h.account_id = j.account_id AND h.left_at IS NULL""")
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate the non-empty frames (pandas warns on empty ones); the first if none."""
+    kept = [frame for frame in frames if len(frame)]
+    return pd.concat(kept, ignore_index=True) if kept else frames[0]
 
 
 # -- measured against ground truth -------------------------------------------------------------

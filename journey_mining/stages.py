@@ -193,10 +193,10 @@ def register_free_mail_domains(con: duckdb.DuckDBPyConnection, domains: list[str
 
 def register_engagement_rules(con: duckdb.DuckDBPyConnection, rules) -> None:
     """Write the engagement rules (`EngagementRules`) as the table engagements.sql joins:
-    engagement_rules(activity, role) with role start, end or cancel."""
+    engagement_rules(activity, role) with role start, end, cancel or lost."""
     con.execute("CREATE OR REPLACE TABLE engagement_rules (activity VARCHAR PRIMARY KEY, "
                 "role VARCHAR NOT NULL)")
-    rows = [(a, role) for role in ("start", "end", "cancel") for a in getattr(rules, role)]
+    rows = [(a, role) for role in ("start", "end", "cancel", "lost") for a in getattr(rules, role)]
     con.executemany("INSERT INTO engagement_rules VALUES (?, ?)", rows)
 
 

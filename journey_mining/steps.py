@@ -1,10 +1,11 @@
-"""The pipeline's steps, declared once: name, what each reads and writes, how it runs.
+"""The pipeline's plan, declared once: each step's name, what it reads and writes, when
+it runs and what it returns (a typed result).
 
-The Prefect flow (`pipelines/journey_pipeline.py`), the test fixture and the
-benchmark all run this list, so the order of the steps lives here only.
-`run_all` runs it without Prefect: a notebook that changes the as-of date or the
-stage map gets a warehouse where every table (SQL marts, mining, churn) is at
-the same date.
+`run_plan` walks the plan; the Prefect flow (`pipelines/journey_pipeline.py`) runs it
+with each step as a Prefect task, `run_all` runs it without Prefect, so the order of
+the steps and the "nothing new" decision (the step `check for changes`) live here
+only. A notebook that changes the as-of date or the stage map gets a warehouse where
+every table (SQL marts, mining, churn) is at the same date.
 
 Each step opens the warehouse for itself (`warehouse.connected`) and closes it
 when done, so a Prefect task per step holds no connection between steps.
@@ -20,13 +21,78 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from journey_mining import warehouse
+from journey_mining.build import CONFIG_TABLES
 from journey_mining.config import Config
 from journey_mining.errors import DataQualityError, JourneyError
 from journey_mining.operations import is_stop
+from journey_mining.sql_models import discover_models
 
-__all__ = ["STEPS", "RunContext", "Step", "run_all", "run_step", "step_named", "with_logger"]
+__all__ = ["STEPS", "ChangeCheck", "ChurnResult", "DataTestResult", "LoadResult",
+           "ReportResult", "RunContext", "RunOutcome", "Step", "StepResult", "run_all",
+           "run_plan", "run_step", "step_named", "with_logger"]
 
 log = logging.getLogger("journey_mining")
+
+
+@dataclass
+class StepResult:
+    """What a step did: the tables it wrote, the files, or why an optional step failed."""
+
+    tables: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    failed: str | None = None
+    skipped: str | None = None
+
+
+@dataclass
+class LoadResult(StepResult):
+    """What the load did: its id, rows read, loaded, duplicate, rejected, files."""
+
+    load_id: int | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_duplicate: int = 0
+    rows_rejected: int = 0
+    files_read: int = 0
+    files_skipped: int = 0
+
+
+@dataclass
+class ChangeCheck(StepResult):
+    """Has anything the build depends on changed since the last complete run?"""
+
+    fingerprint: str = ""
+    unchanged: bool = False
+
+
+@dataclass
+class ChurnResult(StepResult):
+    """Whether the churn model trained (or fell back) and how many clients it scored."""
+
+    status: str = "failed"
+    scored: int = 0
+
+
+@dataclass
+class DataTestResult(StepResult):
+    """How many declared data tests failed; those of severity error stop the run."""
+
+    failed_tests: int = 0
+    errors: list[str] = field(default_factory=list)   # failed tests of severity error
+
+
+@dataclass
+class ReportResult(StepResult):
+    """Where the report was written (None: no reports folder)."""
+
+    report: str | None = None
+
+
+@dataclass
+class SummaryResult(StepResult):
+    """The headline summary `journey run` prints."""
+
+    text: str = ""
 
 
 @dataclass
@@ -44,7 +110,19 @@ class RunContext:
     static_images: bool = True
     pseudonym_key: str | None = None
     logger: logging.Logger | logging.LoggerAdapter = log
-    results: dict = field(default_factory=dict)   # step name -> what it returned
+    results: dict = field(default_factory=dict)   # step name -> its StepResult
+    # Prefect's artifacts (the flow sets it; None: nothing to publish)
+    publish: Callable[[RunContext, str | None], None] | None = None
+
+    @property
+    def unchanged(self) -> bool:
+        """True when this run's `check for changes` found nothing new."""
+        check = self.results.get("check for changes")
+        return bool(check and check.unchanged)
+
+    def report_name(self) -> str:
+        """The report and outputs folder of this build (`run_name`, or asof-<date>)."""
+        return self.run_name or self.as_of_name()
 
     def as_of_name(self) -> str:
         """`asof-<date>` of the build: names report folder, outputs and artifacts."""
@@ -64,15 +142,16 @@ class Step:
     writes: tuple[str, ...]
     optional: bool = False
     retries: int = 0
+    on_change: bool = False   # runs only when `check for changes` found something new
 
 
 # -- the steps ------------------------------------------------------------------------
 
-def _load(ctx: RunContext) -> dict:
+def _load(ctx: RunContext) -> LoadResult:
     from journey_mining import ingest
 
     if ctx.input_dir is None:
-        return {"skipped": "no input folder"}
+        return LoadResult(skipped="no input folder")
     with warehouse.connected(ctx.warehouse) as con:
         report = ingest.load_exports(
             con, ctx.input_dir, ctx.config.ingest, full_reload=ctx.full_reload,
@@ -89,27 +168,38 @@ def _load(ctx: RunContext) -> dict:
     for warning in report.warnings:
         ctx.logger.warning(warning)
     ctx.logger.info(report.summary())
-    return {"load_id": report.load_id, "rows_read": report.rows_read,
-            "rows_loaded": report.rows_loaded, "rows_duplicate": report.rows_duplicate,
-            "rows_rejected": report.rows_rejected, "files": len(report.files),
-            "files_skipped": report.files_skipped}
+    return LoadResult(
+        tables=["loads", "load_files", "rejected_rows"], load_id=report.load_id,
+        rows_read=report.rows_read, rows_loaded=report.rows_loaded,
+        rows_duplicate=report.rows_duplicate, rows_rejected=report.rows_rejected,
+        files_read=len(report.files), files_skipped=report.files_skipped)
 
 
-def _gate(ctx: RunContext) -> dict:
+def _gate(ctx: RunContext) -> StepResult:
     from journey_mining import checks
 
     with warehouse.connected(ctx.warehouse, read_only=True) as con:
         breaches = checks.load_gate_breaches(con, ctx.config.quality)
     if breaches:
         raise DataQualityError("data-quality gate: " + "; ".join(breaches), breaches)
-    return {"breaches": []}
+    return StepResult()
 
 
-def _build(ctx: RunContext) -> dict:
-    from journey_mining import journeys
+def _check(ctx: RunContext) -> ChangeCheck:
+    from journey_mining import build
+
+    with warehouse.connected(ctx.warehouse, read_only=True) as con:
+        unchanged, current = build.is_up_to_date(con, ctx.config.analysis, ctx.as_of)
+    if unchanged:
+        ctx.logger.info("nothing new since the last run: warehouse left as it was")
+    return ChangeCheck(fingerprint=current, unchanged=unchanged)
+
+
+def _build(ctx: RunContext) -> StepResult:
+    from journey_mining import build, journeys
 
     with warehouse.connected(ctx.warehouse) as con:
-        built = warehouse.build(con, ctx.config.analysis, as_of=ctx.as_of)
+        built = build.build(con, ctx.config.analysis, as_of=ctx.as_of)
         journeys.require_touchpoints(con)
         unmapped = journeys.unmapped_activities(con)
     ctx.logger.info("rebuilt %d models: %s", len(built), ", ".join(built))
@@ -118,13 +208,13 @@ def _build(ctx: RunContext) -> dict:
                            "so it moves no account; map it in a copy of the stage map "
                            "(analysis.stage_map) if it should", activity, f"{touchpoints:,}",
                            "" if touchpoints == 1 else "s")
-    return {"tables": built}
+    return StepResult(tables=built)
 
 
-def _mine(ctx: RunContext) -> dict:
+def _mine(ctx: RunContext) -> StepResult:
     from journey_mining import mining
 
-    outputs = Path(ctx.outputs) / (ctx.run_name or ctx.as_of_name()) if ctx.outputs else None
+    outputs = Path(ctx.outputs) / ctx.report_name() if ctx.outputs else None
     with warehouse.connected(ctx.warehouse) as con:
         result = mining.mine(con, outputs, mining.MiningParams(
             collapse_repeats=ctx.config.analysis.collapse_repeats))
@@ -137,10 +227,11 @@ def _mine(ctx: RunContext) -> dict:
         ctx.logger.info("wrote %s: %s", name, path)
     for step, exc in result.issues:
         ctx.logger.error("%s failed, the rest of the mining is stored: %s", step, exc)
-    return {"tables": result.tables, "files": {k: str(v) for k, v in result.files.items()}}
+    return StepResult(tables=list(result.tables),
+                      files={k: str(v) for k, v in result.files.items()})
 
 
-def _reengagement(ctx: RunContext) -> dict:
+def _reengagement(ctx: RunContext) -> StepResult:
     from journey_mining import reengagement
 
     with warehouse.connected(ctx.warehouse) as con:
@@ -150,10 +241,10 @@ def _reengagement(ctx: RunContext) -> dict:
     if kpis[1]:
         ctx.logger.info("re-engagement: %d of %d accounts whose first engagement ended came "
                         "back (%.1f%%)", kpis[0], kpis[1], 100 * kpis[2])
-    return {"tables": list(tables)}
+    return StepResult(tables=list(tables))
 
 
-def _churn(ctx: RunContext) -> dict:
+def _churn(ctx: RunContext) -> ChurnResult:
     from journey_mining import churn
 
     analysis = ctx.config.analysis
@@ -173,11 +264,11 @@ def _churn(ctx: RunContext) -> dict:
         ctx.logger.warning("churn: too little history to train (%s); scored with the "
                            "documented fallback (historical rate, rule-based bands)",
                            r["reason"])
-    return {"tables": ["churn_scores", "model_runs"], "status": r["status"],
-            "scored": r["n_scored"]}
+    return ChurnResult(tables=["churn_scores", "model_runs"], status=r["status"],
+                       scored=r["n_scored"])
 
 
-def _drivers(ctx: RunContext) -> dict:
+def _drivers(ctx: RunContext) -> StepResult:
     from journey_mining import attribution, drivers, representatives
 
     tables = {}
@@ -193,10 +284,10 @@ def _drivers(ctx: RunContext) -> dict:
                     "on or not (Benjamini-Hochberg q < 0.05); %d representative journeys",
                     int(found.significant.sum()), len(found),
                     len(tables["representative_journeys"]))
-    return {"tables": list(tables)}
+    return StepResult(tables=list(tables))
 
 
-def _data_tests(ctx: RunContext) -> dict:
+def _data_tests(ctx: RunContext) -> DataTestResult:
     from journey_mining import checks
 
     quality = ctx.config.quality
@@ -208,35 +299,76 @@ def _data_tests(ctx: RunContext) -> dict:
         (ctx.logger.error if severity == "error" else ctx.logger.warning)(
             "data test failed (%s): %s %s (%d rows)", severity, r.model, r.check,
             r.failing_rows)
-    return {"failed": sum(not r.passed for r in results),
-            "errors": checks.failed_test_breaches(results, quality)}
+    return DataTestResult(tables=["data_test_results"],
+                          failed_tests=sum(not r.passed for r in results),
+                          errors=checks.failed_test_breaches(results, quality))
 
 
-def _kpi_history(ctx: RunContext) -> dict:
+def _kpi_history(ctx: RunContext) -> StepResult:
     from journey_mining import journeys
 
-    failed = ctx.results.get("data tests", {}).get("failed", 0)
+    tested = ctx.results.get("data tests")
     with warehouse.connected(ctx.warehouse) as con:
-        journeys.record_kpi_history(con, failed)
-    return {"tables": ["kpi_history"]}
+        journeys.record_kpi_history(con, tested.failed_tests if tested else 0)
+    return StepResult(tables=["kpi_history"])
 
 
-def _report(ctx: RunContext) -> dict:
+def _report(ctx: RunContext) -> ReportResult:
     from journey_mining import reports
 
     if ctx.reports_dir is None:
-        return {"report": None}
+        return ReportResult(skipped="no reports folder")
     with warehouse.connected(ctx.warehouse, read_only=True) as con:
-        index = reports.write_report(con, Path(ctx.reports_dir),
-                                     ctx.run_name or ctx.as_of_name(), ctx.static_images)
+        index = reports.write_report(con, Path(ctx.reports_dir), ctx.report_name(),
+                                     ctx.static_images)
     images = sorted((index.parent / "images").glob("*.png"))
     ctx.logger.info("report: %s (%d static images)", index.resolve(), len(images))
-    return {"report": str(index.resolve())}
+    return ReportResult(report=str(index.resolve()))
 
 
-# Written by the build before the models: the ladder, the stage map and the rules they join.
-CONFIG_TABLES = ("stage_ladder", "stage_map", "negative_signals", "observed_stage_changes",
-                 "score_rules", "free_mail_domains", "engagement_rules", "outbound_activities")
+def _summary(ctx: RunContext) -> SummaryResult:
+    from journey_mining import journeys
+
+    with warehouse.connected(ctx.warehouse, read_only=True) as con:
+        text = journeys.journey_summary(con).to_text()
+    ctx.logger.info("\n%s", text)
+    return SummaryResult(text=text)
+
+
+def _publish(ctx: RunContext) -> StepResult:
+    if ctx.publish is None:
+        return StepResult(skipped="nothing to publish to (no Prefect flow)")
+    ctx.publish(ctx, _report_path(ctx))
+    return StepResult()
+
+
+def _record(ctx: RunContext) -> StepResult:
+    """Record the build as complete, unless an optional step or a data test of severity
+    error failed: then the next run does everything again instead of saying "nothing
+    new" over what is missing."""
+    from journey_mining import build
+
+    tested = ctx.results.get("data tests")
+    with warehouse.connected(ctx.warehouse) as con:
+        issues = warehouse.run_issues(con)
+        if not issues and not (tested and tested.errors):
+            build.record_build(con, ctx.results["check for changes"].fingerprint)
+            return StepResult(tables=["build_state"])
+    why = ", ".join(dict.fromkeys(step for step, _ in issues)) or "data tests"
+    ctx.logger.warning("not recorded as a complete build: %s failed; the next run does it "
+                       "again", why)
+    return StepResult(skipped=f"{why} failed")
+
+
+def _report_path(ctx: RunContext) -> str | None:
+    """This run's report, or when nothing was new the latest one written before."""
+    written = ctx.results.get("report")
+    if written is not None and written.report:
+        return written.report
+    latest = Path(ctx.reports_dir) / "latest" / "index.html" if ctx.reports_dir else None
+    return str(latest.resolve()) if ctx.unchanged and latest and latest.exists() else None
+
+
 _RAW = ("raw_crm_accounts", "raw_crm_contacts", "raw_crm_activities", "raw_web_events",
         "raw_email_events")
 
@@ -244,37 +376,41 @@ STEPS: tuple[Step, ...] = (
     Step("load", _load, reads=(), retries=3,
          writes=(*_RAW, "rejected_rows", "loads", "load_files", "visitor_digests")),
     Step("quality gate", _gate, reads=("loads", "load_files"), writes=()),
-    Step("build", _build, reads=(*_RAW, "rejected_rows"),
-         writes=(*CONFIG_TABLES, *(m.name for m in warehouse.discover_models()),
-                 "account_stage_history", "stage_inference_parameters",
-                 *(m.name for m in warehouse.discover_models(
-                     layers=warehouse.STATE_LAYERS)), "run_issues")),
-    Step("mining", _mine, optional=True,
+    Step("check for changes", _check, reads=("loads",), writes=()),
+    Step("build", _build, on_change=True, reads=(*_RAW, "rejected_rows"),
+         writes=(*CONFIG_TABLES, *(t for m in discover_models() for t in m.tables),
+                 "run_issues")),
+    Step("mining", _mine, optional=True, on_change=True,
          reads=("int_journey_events", "account_stage_history"),
          writes=("stage_log", "activity_log", "stage_transitions", "activity_transitions",
                  "process_endpoints",
                  "path_variants", "journey_conformance", "conformance_summary",
                  "stage_timing")),
-    Step("re-engagement", _reengagement, optional=True,
+    Step("re-engagement", _reengagement, optional=True, on_change=True,
          reads=("reengagement_gaps", "int_journey_events", "engagement_rules",
                 "journey_kpis"),
          writes=("reengagement_curves", "reengagement_summary", "gap_touchpoint_lift")),
-    Step("churn risk", _churn, optional=True,
+    Step("churn risk", _churn, optional=True, on_change=True,
          reads=("int_touchpoints_staged", "engagement_rules", "stg_crm__accounts"),
          writes=("churn_scores", "model_runs")),
-    Step("drivers", _drivers, optional=True,
+    Step("drivers", _drivers, optional=True, on_change=True,
          reads=("account_stage_history", "int_journey_events", "stg_crm__contacts",
                 "stage_log", "activity_log", "account_journeys"),
          writes=("conversion_drivers", "attribution", "representative_journeys")),
-    Step("data tests", _data_tests, reads=(), writes=("data_test_results",)),
-    Step("kpi history", _kpi_history, reads=("journey_kpis", "stage_funnel", "loads"),
-         writes=("kpi_history",)),
-    Step("report", _report, optional=True,
+    Step("data tests", _data_tests, on_change=True, reads=(), writes=("data_test_results",)),
+    Step("kpi history", _kpi_history, on_change=True,
+         reads=("journey_kpis", "stage_funnel", "loads"), writes=("kpi_history",)),
+    Step("report", _report, optional=True, on_change=True,
          reads=("journey_kpis", "stage_funnel", "dropped_accounts", "cohort_conversion",
                 "segment_conversion", "channel_mix", "activity_stages", "reject_reasons",
                 "advocates", "stage_transitions", "path_variants", "stage_timing",
                 "reengagement_curves", "gap_touchpoint_lift", "churn_scores", "model_runs"),
          writes=()),
+    Step("summary", _summary, reads=("journey_kpis", "stage_funnel"), writes=()),
+    Step("publish", _publish, optional=True, reads=("journey_kpis", "stage_funnel"),
+         writes=()),
+    Step("record build", _record, on_change=True, reads=("run_issues", "data_test_results"),
+         writes=("build_state",)),
 )
 
 
@@ -286,10 +422,10 @@ def step_named(name: str) -> Step:
     raise KeyError(f"no step '{name}'; steps: {', '.join(s.name for s in STEPS)}")
 
 
-def run_step(step: Step, ctx: RunContext) -> dict:
+def run_step(step: Step, ctx: RunContext) -> StepResult:
     """Run one step, log one progress line with its time; an optional step that fails is
     recorded in `run_issues`, its tables are dropped (the report says what is missing)
-    and it returns {"failed": reason}. A stop is never such a failure: it is raised."""
+    and its result says why (`failed`). A stop is never such a failure: it is raised."""
     warehouse.use_resources(ctx.config.resources)
     started = time.perf_counter()
     try:
@@ -305,17 +441,68 @@ def run_step(step: Step, ctx: RunContext) -> dict:
             warehouse.record_issue(con, step.name, problem)
             # What an earlier build left in its tables is not this build's answer.
             warehouse.drop_tables(con, step.writes)
-        result = {"failed": problem}
+        result = StepResult(failed=problem)
     ctx.results[step.name] = result
     ctx.logger.info("step %s done in %.1f s", step.name, time.perf_counter() - started)
     return result
 
 
+@dataclass
+class RunOutcome:
+    """What a whole run did, as `journey run` prints it and the flow returns it."""
+
+    warehouse: str
+    load: dict
+    unchanged: bool
+    models: list[str]
+    files: dict[str, str]
+    failed_checks: int
+    summary: str
+    report: str | None
+    churn: dict | None
+
+    @classmethod
+    def of(cls, ctx: RunContext) -> RunOutcome:
+        from dataclasses import asdict
+
+        r = ctx.results
+        tables = [t for name in ("build", "mining", "re-engagement", "churn risk", "drivers")
+                  if name in r for t in r[name].tables]
+        tested, churn = r.get("data tests"), r.get("churn risk")
+        return cls(warehouse=str(Path(ctx.warehouse).resolve()),
+                   load=asdict(r["load"]) if "load" in r else {},
+                   unchanged=ctx.unchanged, models=tables,
+                   files=r["mining"].files if "mining" in r else {},
+                   failed_checks=tested.failed_tests if tested else 0,
+                   summary=r["summary"].text if "summary" in r else "",
+                   report=_report_path(ctx),
+                   churn=asdict(churn) if churn else None)
+
+
+def run_plan(ctx: RunContext, execute: Callable[[Step, RunContext], StepResult] = run_step,
+             wanted: set[str] | None = None) -> RunOutcome:
+    """Walk the plan: every declared step in order (those in `wanted`, when given); the
+    steps that depend on new data are skipped when `check for changes` found none.
+    `execute` runs one step (the flow runs it as a Prefect task). Data tests of
+    severity error raise DataQualityError once, after the report and the summary."""
+    for step in STEPS:
+        if wanted is not None and step.name not in wanted:
+            continue
+        if step.on_change and ctx.unchanged:
+            continue
+        execute(step, ctx)
+    tested = ctx.results.get("data tests")
+    if tested is not None and tested.errors:
+        raise DataQualityError("data tests with severity error failed: "
+                               + "; ".join(tested.errors))
+    return RunOutcome.of(ctx)
+
+
 def run_all(warehouse_path: str | Path, input_dir: str | Path | None = None,
             config: Config | None = None, *, as_of: dt.datetime | None = None,
             steps: Iterable[str] | None = None, **options) -> RunContext:
-    """Run the declared steps in order, without Prefect; returns the context with each
-    step's result in `.results`.
+    """Run the plan without Prefect; returns the context with each step's result in
+    `.results`.
 
     With no `input_dir` nothing is loaded: the warehouse is rebuilt from what it holds,
     e.g. at another `as_of` or with another stage map (`config.analysis.stage_map`), and
@@ -331,12 +518,7 @@ def run_all(warehouse_path: str | Path, input_dir: str | Path | None = None,
             raise KeyError(f"unknown steps {sorted(unknown)}; steps: "
                            f"{', '.join(s.name for s in STEPS)}")
     with warehouse.exclusive(warehouse_path):
-        for step in STEPS:
-            if wanted is None or step.name in wanted:
-                run_step(step, ctx)
-    errors = ctx.results.get("data tests", {}).get("errors")
-    if errors:
-        raise DataQualityError("data tests with severity error failed: " + "; ".join(errors))
+        run_plan(ctx, wanted=wanted)
     return ctx
 
 

@@ -1,11 +1,13 @@
-"""The DuckDB warehouse: connection, schema of the loaded layer, and the SQL model runner.
+"""The DuckDB warehouse: connection, locks, transactions and the loaded layer's schema.
 
 The warehouse has two kinds of tables:
 
 * loaded tables (`raw_<source>`, `rejected_rows`, `loads`, `load_files`), appended to
   by ingest and never rebuilt: they are the system of record;
-* model tables (`stg_*`, `int_*` and the marts), rebuilt from the loaded tables by
-  running every SQL file under `sql/` in dependency order, in one transaction.
+* model tables (`stg_*`, `int_*`, the stage states and the marts), rebuilt from the
+  loaded tables by `build.build` (the runner is `sql_models`), in one transaction.
+
+This module imports nothing of the library above it: every other module may use it.
 """
 
 from __future__ import annotations
@@ -13,17 +15,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import graphlib
-import hashlib
-import json
-import logging
 import os
-import re
 import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -31,52 +27,23 @@ import duckdb
 from journey_mining.errors import WarehouseError, WarehouseLockedError
 from journey_mining.sources import SOURCES
 
-_log = logging.getLogger(__name__)
-
 __all__ = [
-    "LAYERS",
     "RUN_ISSUES_COLUMNS",
-    "SQL_DIR",
-    "STATE_LAYERS",
-    "Model",
-    "build",
-    "build_fingerprint",
     "check_writable",
     "close_all",
     "connect",
     "connected",
-    "discover_models",
     "drop_tables",
     "ensure_schema",
     "exclusive",
-    "infer_stage_states",
     "interrupt_all",
-    "last_build_fingerprint",
-    "record_build",
     "record_issue",
     "run_issues",
-    "run_models",
     "store_frame",
+    "table_exists",
     "transaction",
     "use_resources",
 ]
-
-
-def _sql_dir() -> Path:
-    """The SQL models: the `journey_mining.sql` package of an installed wheel, or the
-    repository's sql/ folder in a checkout (the same folder, mapped by pyproject)."""
-    beside = Path(__file__).resolve().parent.parent / "sql"
-    if (beside / "marts").is_dir():
-        return beside
-    from importlib import resources
-
-    return Path(str(resources.files("journey_mining.sql")))
-
-
-SQL_DIR = _sql_dir()
-LAYERS = ("staging", "intermediate", "marts")
-# Models that read the inferred stage history: run after stage inference.
-STATE_LAYERS = ("states",)
 
 
 _OPEN: weakref.WeakSet = weakref.WeakSet()
@@ -345,43 +312,6 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-@dataclass(frozen=True)
-class Model:
-    """One SQL model file: its name, layer, path and text.
-
-    `materialized` is 'table' unless the file says `-- materialized: view`: a model
-    read once, or a plain projection, is a view, so the build does not write a copy.
-    """
-
-    name: str
-    layer: str
-    path: Path
-    sql: str
-
-    @property
-    def materialized(self) -> str:
-        found = re.search(r"^--\s*materialized:\s*(table|view)\b", self.sql, re.M)
-        return found.group(1) if found else "table"
-
-
-def discover_models(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -> list[Model]:
-    """Every model under sql/<layer>/, in an order where each runs after what it reads."""
-    models = {}
-    for layer in layers:
-        for path in sorted((sql_dir / layer).glob("*.sql")):
-            models[path.stem] = Model(path.stem, layer, path, path.read_text())
-    graph = {}
-    for model in models.values():
-        # A dependency is a model named after FROM or JOIN that is not one of the
-        # file's own CTEs (so a model must not name a CTE after another model).
-        text = re.sub(r"--[^\n]*", "", model.sql).lower()
-        read = set(re.findall(r"\b(?:from|join)\s+([a-z_][a-z0-9_]*)", text))
-        ctes = set(re.findall(r"\b([a-z_][a-z0-9_]*)\s+as\s*\(", text))
-        graph[model.name] = {n for n in read - ctes if n in models and n != model.name}
-    order = graphlib.TopologicalSorter(graph).static_order()
-    return [models[name] for name in order]
-
-
 def store_frame(con: duckdb.DuckDBPyConnection, name: str, frame, append: bool = False) -> None:
     """Write a DataFrame computed in Python as a warehouse table (replace, or append by name)."""
     con.register("_frame_to_store", frame)
@@ -406,92 +336,6 @@ def drop_tables(con: duckdb.DuckDBPyConnection, names) -> None:
             con.execute(f"DROP {existing[name]} {_quote(name)}")
 
 
-def run_models(
-    con: duckdb.DuckDBPyConnection, parameters: dict | None = None, sql_dir: Path = SQL_DIR,
-    layers: tuple[str, ...] = LAYERS,
-) -> list[str]:
-    """Rebuild every model table; returns the model names in run order.
-
-    `parameters` are bound as `$name` placeholders in the model SQL, never
-    formatted in. Call inside `transaction` (as `build` does) for all or nothing.
-    """
-    parameters = parameters or {}
-    built = []
-    for model in discover_models(sql_dir, layers):
-        used = {k: v for k, v in parameters.items() if f"${k}" in model.sql}
-        kind = model.materialized.upper()
-        try:
-            # A model that changed from table to view (or back) replaces the other kind.
-            other = "TABLE" if kind == "VIEW" else "VIEW"
-            exists = con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE table_name = $n AND $o = 'TABLE' "
-                "UNION ALL SELECT count(*) FROM duckdb_views() WHERE view_name = $n "
-                "AND $o = 'VIEW' AND NOT internal", {"n": model.name, "o": other}).fetchall()
-            if sum(r[0] for r in exists):
-                con.execute(f"DROP {other} {model.name}")
-            started = time.perf_counter()
-            con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{model.sql}", used)
-            seconds = time.perf_counter() - started
-            _log.debug("model %s/%s (%s) built in %.2f s", model.layer, model.name,
-                       kind.lower(), seconds, extra={"model": model.name, "seconds": seconds})
-        except duckdb.Error as exc:
-            raise duckdb.Error(f"model {model.layer}/{model.name}.sql failed: {exc}") from exc
-        built.append(model.name)
-    return built
-
-
-def build(con: duckdb.DuckDBPyConnection, params, as_of=None,
-          infer_stages: bool = True) -> list[str]:
-    """Rebuild all models with the analysis parameters (`AnalysisParams`), all or nothing.
-
-    Writes the configuration tables the models join (stage ladder and map,
-    free-mail domains), then every model. `as_of` overrides `params.as_of`; when
-    both are unset the models use the latest occurred_at in the warehouse. Then the
-    stage states are inferred into `account_stage_history` (skip with
-    `infer_stages=False` to run `infer_stages` yourself, as the benchmark does).
-    """
-    from journey_mining import stages
-
-    stage_map = stages.load_stage_map(params.stage_map)
-    ensure_schema(con)
-    with transaction(con):
-        stages.register_stage_map(con, stage_map)
-        stages.register_free_mail_domains(con, params.free_mail_domains)
-        stages.register_engagement_rules(con, params.engagements)
-        stages.register_outbound_activities(con, params.outbound_activities)
-        con.execute(f"CREATE OR REPLACE TABLE run_issues ({RUN_ISSUES_COLUMNS})")
-        built = run_models(
-            con,
-            {
-                "as_of": as_of or params.as_of,
-                "dormancy_days": params.dormancy_days,
-                "churn_horizon_days": params.churn_horizon_days,
-                "inactivity_days": params.engagements.inactivity_days,
-                "instant": params.engagements.instant,
-                "churn_kind": params.churn_kind,
-            },
-        )
-    if not infer_stages:
-        return built
-    return [*built, *infer_stage_states(con, params)]
-
-
-def infer_stage_states(con: duckdb.DuckDBPyConnection, params) -> list[str]:
-    """The stage each account is in (contract v2), inferred from the built journeys."""
-    from journey_mining import stage_inference
-
-    inference = params.stage_inference
-    history, estimated = stage_inference.infer_stage_states(
-        con, stage_inference.InferenceParams(
-            method=inference.method, window_days=inference.window_days,
-            period_days=inference.period_days, fit_accounts=inference.fit_accounts),
-        renewal_cycles=inference.renewal_cycles)
-    stage_inference.store_stage_history(con, history, estimated)
-    with transaction(con):
-        states = run_models(con, layers=STATE_LAYERS)
-    return ["account_stage_history", "stage_inference_parameters", *states]
-
-
 RUN_ISSUES_COLUMNS = "step VARCHAR NOT NULL, problem VARCHAR NOT NULL, recorded_at TIMESTAMP"
 
 
@@ -508,42 +352,18 @@ def record_issue(con: duckdb.DuckDBPyConnection, step: str, problem: str | BaseE
                 {"step": step, "problem": problem})
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """True when the warehouse has a table (or view) of this name."""
+    return sum(n for (n,) in con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = $n UNION ALL "
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = $n AND NOT internal",
+        {"n": name}).fetchall()) > 0
+
+
 def run_issues(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     """The (step, problem) pairs recorded since the last build, oldest first."""
-    exists = con.execute("SELECT count(*) FROM duckdb_tables() "
-                         "WHERE table_name = 'run_issues'").fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, "run_issues"):
         return []
     return con.execute("SELECT step, problem FROM run_issues ORDER BY recorded_at").fetchall()
 
 
-def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None) -> str:
-    """What a build depends on: loaded data, analysis parameters, SQL and library code."""
-    from journey_mining import __version__
-
-    last_load = con.execute(
-        "SELECT coalesce(max(load_id), 0) FROM loads WHERE rows_loaded > 0 OR rows_rejected > 0"
-    ).fetchall()[0][0]
-    code = hashlib.sha256()
-    for path in sorted(SQL_DIR.rglob("*.sql")) + sorted(Path(__file__).parent.rglob("*.py")):
-        code.update(path.read_bytes())
-    payload = {"load": last_load, "params": params.model_dump(mode="json"),
-               "as_of": str(as_of), "code": code.hexdigest(), "version": __version__}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def last_build_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The fingerprint of the last complete run, or None before the first."""
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'build_state'").fetchall()[0][0]
-    if not exists:
-        return None
-    rows = con.execute("SELECT fingerprint FROM build_state").fetchall()
-    return rows[0][0] if rows else None
-
-
-def record_build(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:
-    """Remember the fingerprint of a complete run (build, mining, analysis, report)."""
-    con.execute("CREATE OR REPLACE TABLE build_state AS "
-                "SELECT $fingerprint AS fingerprint, now()::TIMESTAMP AS built_at",
-                {"fingerprint": fingerprint})

@@ -1,14 +1,16 @@
-"""The journey pipeline as Prefect flows: thin wrappers around `journey_mining.steps`.
+"""The journey pipeline as Prefect flows: the plan of `journey_mining.steps`, each step a
+Prefect task.
 
-Each declared step (`steps.STEPS`: name, reads, writes) runs as one Prefect task of
-the same name; the library does the work. `ingest` loads a folder of exports;
-`journey_pipeline` loads, and if anything changed rebuilds, mines, analyses, checks
-and reports, then publishes Prefect artifacts.
+Each declared step (`steps.STEPS`: name, reads, writes, when) runs as one Prefect task
+of the same name; the library does the work and decides the order (`steps.run_plan`).
+`ingest` loads a folder of exports; `journey_pipeline` loads, and if anything changed
+rebuilds, mines, analyses, checks and reports, then publishes Prefect artifacts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -35,7 +37,7 @@ def _retry_io_only(task, task_run, state) -> bool:
 
 def _task(step: steps.Step):
     """The declared step as a Prefect task of the same name (retries where declared)."""
-    def run(ctx: steps.RunContext) -> dict:
+    def run(ctx: steps.RunContext) -> steps.StepResult:
         return steps.run_step(step, steps.with_logger(ctx, get_run_logger()))
 
     options = dict(retries=step.retries, retry_delay_seconds=[2, 5, 15][:step.retries],
@@ -46,25 +48,34 @@ def _task(step: steps.Step):
 TASKS = {step.name: _task(step) for step in steps.STEPS}
 
 
-def _run(name: str, ctx: steps.RunContext) -> dict:
-    result = TASKS[name](ctx)
-    ctx.results[name] = result
-    return result
+def _execute(step: steps.Step, ctx: steps.RunContext) -> steps.StepResult:
+    """One step of the plan as its Prefect task; a quality-gate breach is also published
+    as an artifact, so the flow run in the UI says why it stopped."""
+    try:
+        return TASKS[step.name](ctx)
+    except DataQualityError as exc:
+        if step.name == "quality gate":
+            from prefect.artifacts import create_markdown_artifact
+
+            create_markdown_artifact(
+                key="data-quality-gate", description="Why the run stopped before the build",
+                markdown="# Data-quality gate\n\n" + "\n".join(f"- {b}" for b in exc.breaches))
+        raise
 
 
-@task(name="publish-artifacts")
-def publish_artifacts(warehouse_path: str, run_name: str, report: str | None) -> None:
+def publish_artifacts(ctx: steps.RunContext, report: str | None) -> None:
     """Prefect artifacts keyed by the as-of date: summary with a link to the report, the
-    funnel, data quality and the churn-risk top list."""
+    funnel, data quality and the churn-risk top list (the plan's `publish` step)."""
     from prefect.artifacts import (
         create_link_artifact,
         create_markdown_artifact,
         create_table_artifact,
     )
 
-    with warehouse.connected(warehouse_path, read_only=True) as con:
-        summary = journeys.journey_summary(con).to_text()
+    run_name = ctx.report_name()
+    with warehouse.connected(ctx.warehouse, read_only=True) as con:
         tables = journeys.run_tables(con)
+    summary = ctx.results["summary"].text if "summary" in ctx.results else ""
     link = Path(report).resolve().as_uri() if report else None
     create_markdown_artifact(
         key=f"journey-summary-{run_name}",
@@ -87,60 +98,6 @@ def publish_artifacts(warehouse_path: str, run_name: str, report: str | None) ->
                               description="The 20 clients most at risk of leaving")
 
 
-@task(name="check-for-changes", cache_policy=NO_CACHE)
-def fingerprint(ctx: steps.RunContext) -> dict:
-    """Has anything the build depends on changed since the last complete run?"""
-    with warehouse.connected(ctx.warehouse, read_only=True) as con:
-        current = warehouse.build_fingerprint(con, ctx.config.analysis, ctx.as_of)
-        previous = warehouse.last_build_fingerprint(con)
-    return {"fingerprint": current, "unchanged": current == previous}
-
-
-@task(name="record-build")
-def record_build(warehouse_path: str, fingerprint: str) -> bool:
-    """Record the build as complete, unless an optional step failed: then the next run
-    does everything again instead of saying "nothing new" over what is missing."""
-    with warehouse.connected(warehouse_path) as con:
-        issues = warehouse.run_issues(con)
-        if not issues:
-            warehouse.record_build(con, fingerprint)
-    if issues:
-        get_run_logger().warning(
-            "not recorded as a complete build: %s failed; the next run does it again",
-            ", ".join(dict.fromkeys(step for step, _ in issues)))
-    return not issues
-
-
-@task(name="summarise-journeys")
-def summarise(warehouse_path: str) -> str:
-    with warehouse.connected(warehouse_path, read_only=True) as con:
-        text = journeys.journey_summary(con).to_text()
-    get_run_logger().info("\n%s", text)
-    return text
-
-
-def _gate(ctx: steps.RunContext) -> None:
-    """The quality-gate step; a breach is also published as an artifact."""
-    try:
-        _run("quality gate", ctx)
-    except DataQualityError as exc:
-        from prefect.artifacts import create_markdown_artifact
-
-        create_markdown_artifact(
-            key="data-quality-gate", description="Why the run stopped before the build",
-            markdown="# Data-quality gate\n\n" + "\n".join(f"- {b}" for b in exc.breaches))
-        raise
-
-
-def _publish(ctx: steps.RunContext, run_name: str, report: str | None) -> None:
-    try:
-        publish_artifacts(str(ctx.warehouse), run_name, report)
-    except Exception as exc:  # noqa: BLE001 - artifacts are optional
-        get_run_logger().error("artifacts failed; the run goes on without them: %s", exc)
-        with warehouse.connected(ctx.warehouse) as con:
-            warehouse.record_issue(con, "artifacts", exc)
-
-
 @flow(name="ingest", flow_run_name="ingest {input_dir}")
 def ingest(input_dir: str, warehouse_path: str, config_path: str | None = None,
            full_reload: bool = False) -> dict:
@@ -148,7 +105,8 @@ def ingest(input_dir: str, warehouse_path: str, config_path: str | None = None,
     config = load_config(config_path)
     ctx = steps.RunContext(warehouse_path, config, input_dir, full_reload=full_reload,
                            pseudonym_key=pseudonym_key(config))
-    return _run("load", ctx)
+    steps.run_plan(ctx, _execute, wanted={"load"})
+    return asdict(ctx.results["load"])
 
 
 @flow(name="journey-pipeline", flow_run_name="journeys {input_dir} -> {warehouse_path}")
@@ -167,44 +125,10 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
     ctx = steps.RunContext(warehouse_path, config, input_dir, as_of=as_of,
                            full_reload=full_reload, outputs=outputs, reports_dir=reports_dir,
                            static_images=static_images, pseudonym_key=pseudonym_key(config))
+    ctx.publish = publish_artifacts
     with warehouse.exclusive(warehouse_path, wait_for_lock_seconds):
-        load = _run("load", ctx)
-        _gate(ctx)
-        state = fingerprint(ctx)
-        result = {"load": load, "warehouse": str(Path(warehouse_path).resolve()),
-                  "unchanged": state["unchanged"]}
-        if state["unchanged"]:
-            get_run_logger().info("nothing new since the last run: warehouse left as it was")
-            latest = Path(reports_dir) / "latest" / "index.html"
-            report = str(latest.resolve()) if latest.exists() else None
-            _publish(ctx, ctx.as_of_name(), report)
-            return {**result, "models": [], "files": {}, "failed_checks": 0,
-                    "summary": summarise(warehouse_path), "report": report}
-        _run("build", ctx)
-        ctx.run_name = ctx.as_of_name()
-        for step in steps.STEPS:
-            if step.name not in ("load", "quality gate", "build"):
-                _run(step.name, ctx)
-        summary = summarise(warehouse_path)
-        report = ctx.results["report"].get("report")
-        _publish(ctx, ctx.run_name, report)
-        tested = ctx.results["data tests"]
-        if tested["errors"]:
-            # Reported and published, but not recorded as a complete build: the next
-            # run does it again.
-            raise DataQualityError("data tests with severity error failed: "
-                                   + "; ".join(tested["errors"]))
-        record_build(warehouse_path, state["fingerprint"])
-    r = ctx.results
-    mined = r["mining"] if "tables" in r["mining"] else {"tables": [], "files": {}}
-    churned = r["churn risk"] if "tables" in r["churn risk"] else {
-        "tables": [], "status": "failed", "scored": 0}
-    return {**result, "report": report,
-            "models": (r["build"]["tables"] + mined["tables"]
-                       + r["re-engagement"].get("tables", []) + churned["tables"]
-                       + r["drivers"].get("tables", [])),
-            "files": mined["files"], "churn": churned, "failed_checks": tested["failed"],
-            "summary": summary}
+        outcome = steps.run_plan(ctx, _execute)
+    return asdict(outcome)
 
 
 def deployment(input_dir: str, warehouse_path: str, config_path: str | None = None,

@@ -105,10 +105,10 @@ def write_journey_exports(folder: Path) -> Path:
 
 def built_journeys(folder: Path):
     """A warehouse with the fixture's exports loaded and built as of AS_OF."""
-    from journey_mining import ingest, warehouse
+    from journey_mining import build, ingest, warehouse
     from journey_mining.config import AnalysisParams
 
     con = warehouse.connect()
     ingest.load_exports(con, write_journey_exports(folder))
-    warehouse.build(con, AnalysisParams(), as_of=AS_OF)
+    build.build(con, AnalysisParams(), as_of=AS_OF)
     return con

@@ -45,7 +45,8 @@ def test_wheel_carries_every_sql_model_and_config(wheel):
     assert models - names == set()
     assert configs - names == set()
     assert "journey_mining/reports/figures.py" in names
-    assert "pipelines/journey_pipeline.py" in names
+    assert "journey_mining/pipelines/journey_pipeline.py" in names
+    assert not any(n.startswith("pipelines/") for n in names)  # no top-level package
 
 
 def test_demo_runs_from_the_wheel_in_a_fresh_venv(wheel, tmp_path):
@@ -66,7 +67,7 @@ def test_demo_runs_from_the_wheel_in_a_fresh_venv(wheel, tmp_path):
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": ""}
     where = subprocess.run(
-        [python, "-c", "import journey_mining, journey_mining.warehouse as w; "
+        [python, "-c", "import journey_mining, journey_mining.sql_models as w; "
                        "print(journey_mining.__file__); print(w.SQL_DIR)"],
         check=True, capture_output=True, text=True, cwd=work, env=env).stdout.split()
     assert all(Path(p).is_relative_to(site) for p in where), where

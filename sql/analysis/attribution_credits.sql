@@ -1,6 +1,7 @@
--- Rule-based credits: one row per (converting account, value) of {table}, with the
--- credit of each rule (each account's credits sum to one per rule). Order within an
--- account: event_order. Time decay: half-life $half_life days before the conversion.
+-- Rule-based credits: one row per (converting account, value) of one dimension's paths
+-- (the temp table _attribution_touches), with the credit of each rule (each account's
+-- credits sum to one per rule). Order within an account: event_order. Time decay:
+-- half-life $half_life days before the conversion.
 -- account_index and value_index number the sorted accounts and values from 0: the cells
 -- of the (accounts x values) credit matrix, with no string sorting in Python.
 with ranked as (
@@ -8,7 +9,7 @@ with ranked as (
            row_number() over (partition by account_id order by event_order) - 1 as i,
            count(*) over (partition by account_id) as n,
            pow(0.5, (epoch(path_end) - epoch(occurred_at)) / 86400.0 / $half_life) as decay
-    from {table}
+    from _attribution_touches
     where converted and value is not null
 ),
 weights as (

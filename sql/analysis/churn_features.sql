@@ -2,7 +2,8 @@
 -- all dates in one pass: one row per (client, as_of).
 --
 -- Activities are roles from engagement_rules (config): start (default deal_won),
--- end (project_completed) and cancel (cancellation).
+-- end (project_completed), cancel (cancellation) and lost (deal_lost, counted as
+-- deals_lost); no activity name is written here.
 -- $churn_kind 'contractual' (default): the population is accounts whose latest start
 -- on or before as_of has no cancel after it up to as_of (a former client who
 -- bought again is a client again); label: a cancel in (as_of, as_of + horizon].
@@ -45,7 +46,7 @@ milestone_events as (
     select e.account_id, e.occurred_at, e.activity, e.stage, r.role
     from events as e
     left join roles as r on e.activity = r.activity
-    where r.role is not null or e.activity = 'deal_lost' or e.stage = 'advocacy'
+    where r.role is not null or e.stage = 'advocacy'
 ),
 
 milestones as (
@@ -57,7 +58,7 @@ milestones as (
         max(m.occurred_at) filter (where m.role = 'cancel') as last_cancelled_at,
         max(m.occurred_at) filter (where m.role = 'end') as last_completed_at,
         count(*) filter (where m.role = 'start') as deals_won,
-        count(*) filter (where m.activity = 'deal_lost') as deals_lost,
+        count(*) filter (where m.role = 'lost') as deals_lost,
         count(*) filter (where m.stage = 'advocacy') as advocacy_signals
     from milestone_events as m
     inner join snapshots as s on m.occurred_at <= s.as_of
@@ -114,7 +115,7 @@ activity as (
 engagement_marks as (  -- starts, ends and cancels, in time order per account
     select account_id, occurred_at, role
     from milestone_events
-    where role is not null
+    where role in ('start', 'end', 'cancel')
 ),
 
 own_tagged as (  -- in_project: the latest mark at or before the touchpoint is a start

@@ -1,9 +1,9 @@
 -- Grain: one row per account that advocated: a touchpoint signalling advocacy (default
 -- stage map: referral, case_study) up to the as-of date.
--- advocated_as: what the account was at its first advocacy, from its engagements:
---   prospect (no engagement had started), client (in an engagement),
---   between_engagements (the last one ended, not cancelled), former_client (cancelled,
---   or a cancellation came after it).
+-- advocated_as: what the account was at its first advocacy, read from its stays
+--   (account_stage_history, the one post-sale rule): prospect (a pre-sale stay),
+--   client (in an engagement), between_engagements (the last one ended by completion,
+--   a renewal cycle or an advocacy stay included), former_client (a cancellation).
 -- while_former_client / while_between_engagements: any advocacy in that status.
 with params as (
     select * from run_parameters
@@ -15,25 +15,26 @@ advocacy as (
     where t.account_id is not null and t.stage = 'advocacy' and t.occurred_at <= p.as_of
 ),
 
+stays as (
+    select h.account_id, h.entered_at, h.stage, h.is_renewal, l.phase
+    from account_stage_history as h
+    inner join stage_ladder as l on h.stage = l.stage
+),
+
 status_at as (
     select
         a.account_id,
         a.occurred_at,
         a.activity,
         case
-            when e.account_id is null then 'prospect'
-            when e.ended_at is null or e.ended_at > a.occurred_at then 'client'
-            when e.end_kind = 'cancelled' or exists (
-                select 1 from int_touchpoints_staged as c
-                where c.account_id = a.account_id
-                    and c.occurred_at between e.started_at and a.occurred_at
-                    and c.activity in (select activity from engagement_rules where role = 'cancel')
-            ) then 'former_client'
+            when s.account_id is null or (s.phase = 'prospect' and not s.is_renewal)
+                then 'prospect'
+            when s.stage in ('client', 'former_client') then s.stage
             else 'between_engagements'
         end as status
     from advocacy as a
-    asof left join engagements as e
-        on a.account_id = e.account_id and a.occurred_at >= e.started_at
+    asof left join stays as s
+        on a.account_id = s.account_id and a.occurred_at > s.entered_at
 ),
 
 final as (

@@ -3,13 +3,16 @@
 -- The three questions a B2B firm asks first:
 -- 1. prospect_to_client_rate = accounts that became clients (reached client)
 --                              / prospects (accounts that reached awareness).
--- 2. between engagements and back: clients_between_engagements_ever = accounts with an
---    engagement that ended without a cancellation; re_engagement_rate = accounts with
+-- 2. between engagements and back: clients_between_engagements_ever = accounts ever in
+--    the between-engagements stage (stage_occupancy, from account_stage_history: an
+--    engagement ended by completion); re_engagement_rate = accounts with
 --    two or more engagements / accounts whose first engagement has ended (contract
 --    section 3); median_gap_days = median days between two engagements of those back.
--- 3. advocacy: former_clients_advocating / former_clients_ever (accounts with a
---    cancelled engagement) and advocates_between_engagements / clients_between_
+-- 3. advocacy: former_clients_advocating / former_clients_ever (accounts ever in the
+--    former-client stage) and advocates_between_engagements / clients_between_
 --    engagements_ever: referrals or case studies given in that status (advocates mart).
+-- Every "accounts in a stage" figure comes from account_stage_history (stage_occupancy):
+-- the one post-sale rule is sql/states/int_post_sale_phases.sql.
 -- "Client" has one meaning per column (account_journeys): became_client (ever) and
 -- is_current_client (now; the churn population).
 with params as (
@@ -34,16 +37,11 @@ emails as (
     select * from int_emails_resolved
 ),
 
--- Accounts that were ever former clients: a cancellation on or after an engagement's
--- start (within the engagement or after it ended).
-left_once as (
-    select distinct e.account_id
-    from engagements as e
-    inner join int_touchpoints_staged as t
-        on e.account_id = t.account_id and t.occurred_at >= e.started_at
-    cross join run_parameters as p
-    where t.occurred_at <= p.as_of
-        and t.activity in (select activity from engagement_rules where role = 'cancel')
+occupancy as (
+    select
+        max(accounts_ever_in) filter (where stage = 'between_engagements') as between_ever,
+        max(accounts_ever_in) filter (where stage = 'former_client') as former_ever
+    from stage_occupancy
 ),
 
 final as (
@@ -63,22 +61,18 @@ final as (
             as prospect_to_client_rate,
         (select count(*) from journeys where is_current_client) as current_clients,
         (select count(*) from journeys where current_stage = 'former_client') as former_clients,
-        (select count(distinct account_id) from engagements
-            where end_kind is distinct from 'cancelled' and ended_at is not null)
-            as clients_between_engagements_ever,
-        (select count(*) from left_once) as former_clients_ever,
+        o.between_ever as clients_between_engagements_ever,
+        o.former_ever as former_clients_ever,
         (select median(gap_days) from engagements where engagement_no > 1) as median_gap_days,
         (select count(*) from advocates) as advocates,
         (select count(*) from advocates where while_former_client)
             as former_clients_advocating,
         (select count(*) from advocates where while_former_client)
-        / nullif((select count(*) from left_once), 0) as former_client_advocacy_rate,
+        / nullif(o.former_ever, 0) as former_client_advocacy_rate,
         (select count(*) from advocates where while_between_engagements)
             as advocates_between_engagements,
         (select count(*) from advocates where while_between_engagements)
-        / nullif((select count(distinct account_id) from engagements
-            where end_kind is distinct from 'cancelled' and ended_at is not null), 0)
-            as between_engagements_advocacy_rate,
+        / nullif(o.between_ever, 0) as between_engagements_advocacy_rate,
         (select count(*) from journeys where dropped) as dropped_accounts,
         (select count(distinct account_id) from engagements
             where engagement_no = 1 and ended_at is not null) as first_engagement_ended,
@@ -93,6 +87,7 @@ final as (
         (select count(*) from emails where is_shared_contact_email)
             as emails_shared_by_contacts
     from params as p
+    cross join occupancy as o
 )
 
 select * from final

@@ -13,7 +13,7 @@ events as (
 first_sale as (
     select account_id, min(occurred_at) as won_at
     from int_journey_events
-    where activity = 'deal_won'
+    where activity in (select activity from engagement_rules where role = 'start')
     group by account_id
 ),
 

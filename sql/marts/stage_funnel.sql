@@ -2,7 +2,8 @@
 -- reached(s): accounts whose furthest stage is s or later.
 -- conversion_to_next(s) = reached(next stage) / reached(s), for awareness .. decision.
 -- dropped: accounts that dropped at s. ever_in_stage: accounts with any touchpoint
--- signalling s. currently_in_stage: accounts whose current stage is s, not dropped.
+-- signalling s. currently_in_stage: accounts whose current stage is s (their current
+-- stay in account_stage_history; dormant ones included, as in stage_occupancy).
 with ladder as (
     select * from stage_ladder
 ),
@@ -38,7 +39,7 @@ dropped as (
 current_ as (
     select current_stage as stage, count(*) as currently_in_stage
     from journeys
-    where not dropped and current_stage is not null
+    where current_stage is not null
     group by current_stage
 ),
 

@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from journey_mining import churn, warehouse
+from journey_mining import build, churn, warehouse
 from journey_mining.config import AnalysisParams
 from tests.journeys_fixture import built_journeys
 
@@ -38,7 +38,7 @@ def test_features_never_read_events_after_the_as_of_date(sample_copy):
                 "activity_type, properties, _load_id, _file, _row_number, _row_hash) "
                 "VALUES (?, ?, ?, ?, ?, 99, 'future.csv', 1, 'x')",
                 [f"future-{kind}-{i}", T + dt.timedelta(days=1 + i), account, kind, props])
-    warehouse.build(sample_copy, AnalysisParams())
+    build.build(sample_copy, AnalysisParams())
     after = churn.features_at(sample_copy, T, 180).drop(columns="label")
     pd.testing.assert_frame_equal(before, after)
 
@@ -139,7 +139,7 @@ def test_weighted_nps_leans_a_single_reply_towards_the_average_of_that_date(tmp_
         "contact_id, properties, _load_id, _file, _row_number, _row_hash) VALUES ('a9x', "
         "TIMESTAMP '2024-04-01 10:00:00', 'A09', 'nps_response', 'C09', '{\"score\": 10}', "
         "99, 'extra.csv', 1, 'x')")
-    warehouse.build(con, AnalysisParams(), as_of=dt.datetime(2025, 6, 30))
+    build.build(con, AnalysisParams(), as_of=dt.datetime(2025, 6, 30))
     frame = churn.features_at(con, dt.datetime(2024, 4, 15), 180).set_index("account_id")
     assert frame.weighted_nps.to_dict() == pytest.approx({
         "A05": 7.0, "A06": (4 + 7) / 2, "A09": (10 + 7) / 2})

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from journey_mining import churn, ingest, reengagement, warehouse
+from journey_mining import build, churn, ingest, reengagement, warehouse
 from journey_mining.config import AnalysisParams, EngagementRules, load_config
 from journey_mining.errors import ConfigError
 from tests.conftest import write_csv
@@ -46,7 +46,7 @@ def purchases(tmp_path):
     config = load_config(path)
     con = warehouse.connect()
     ingest.load_exports(con, folder, config.ingest)
-    warehouse.build(con, config.analysis)
+    build.build(con, config.analysis)
     yield con, config
     con.close()
 
@@ -85,7 +85,7 @@ def test_generated_purchase_gaps_are_recovered_exactly(tmp_path):
     config = load_config(path)
     con = warehouse.connect()
     ingest.load_exports(con, folder, config.ingest)
-    warehouse.build(con, config.analysis)
+    build.build(con, config.analysis)
     got = con.execute("SELECT account_id, list(round(gap_days, 6) ORDER BY engagement_no) "
                       "FROM engagements GROUP BY 1").fetchall()
     expected = {a: [None] + [b - a_ for a_, b in zip(d, d[1:], strict=False)]
@@ -128,7 +128,7 @@ def test_other_activity_names_start_and_end_engagements(tmp_path):
                          "x4,2024-06-01 10:00:00,A_APPROVED",
                          "x5,2024-07-01 10:00:00,A_DEFAULTED")
     rules = EngagementRules(start=["A_APPROVED"], end=["A_PAID_OFF"], cancel=["A Defaulted"])
-    warehouse.build(con, AnalysisParams(engagements=rules))
+    build.build(con, AnalysisParams(engagements=rules))
     rows = con.execute("SELECT engagement_no, ended_by, end_kind, round(gap_days) "
                        "FROM engagements ORDER BY 1").fetchall()
     assert rows == [(1, "a_paid_off", "completed", None), (2, "a_defaulted", "cancelled", 92.0)]
@@ -139,7 +139,7 @@ def test_an_engagement_ends_after_inactivity(tmp_path):
                          "a2,2024-01-11 10:00:00,support_ticket",
                          "a3,2024-01-21 10:00:00,support_ticket",
                          "a4,2024-06-01 10:00:00,deal_won", "a5,2024-06-15 10:00:00,meeting")
-    warehouse.build(con, AnalysisParams(engagements=EngagementRules(inactivity_days=60)),
+    build.build(con, AnalysisParams(engagements=EngagementRules(inactivity_days=60)),
                     as_of=dt.datetime(2024, 7, 1))
     rows = con.execute("SELECT engagement_no, ended_at::VARCHAR, end_kind FROM engagements "
                        "ORDER BY 1").fetchall()

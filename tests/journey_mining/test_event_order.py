@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pm4py
 
-from journey_mining import eventlog, ingest, mining, warehouse
+from journey_mining import build, eventlog, ingest, mining, warehouse
 from journey_mining.config import AnalysisParams
 from tests.conftest import write_csv
 
@@ -20,7 +20,7 @@ def test_events_sharing_a_time_keep_the_file_order(tmp_path):
               "x5,2024-01-01 10:00:00,A1,m_approve")
     con = warehouse.connect()
     ingest.load_exports(con, tmp_path)
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     log = eventlog.event_log(con, "activity", "account", collapse=False)
     assert [r[1] for r in log.order("event_index").fetchall()] == [
         "z_submit", "a_check", "m_approve"]
@@ -33,7 +33,7 @@ def test_ties_across_files_follow_file_name_order(tmp_path):
               "c1,2024-01-01 10:00:00,A1,first")
     con = warehouse.connect()
     ingest.load_exports(con, tmp_path)
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     log = eventlog.event_log(con, "activity", "account", collapse=False)
     assert [r[1] for r in log.order("event_index").fetchall()] == ["first", "second"]
 
@@ -54,7 +54,7 @@ def test_a_log_full_of_ties_gives_pm4py_s_dfg_and_variants(tmp_path):
                  date_format="%Y-%m-%d %H:%M:%S")
     con = warehouse.connect()
     ingest.load_exports(con, tmp_path)
-    warehouse.build(con, AnalysisParams(collapse_repeats=False))
+    build.build(con, AnalysisParams(collapse_repeats=False))
     mining.mine(con, params=mining.MiningParams(collapse_repeats=False))
     ours = {(a, b): n for a, b, n in con.execute(
         "SELECT from_activity, to_activity, transitions FROM activity_transitions").fetchall()}

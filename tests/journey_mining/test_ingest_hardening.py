@@ -10,7 +10,7 @@ import json
 import pandas as pd
 import pytest
 
-from journey_mining import ingest, warehouse
+from journey_mining import build, ingest, warehouse
 from journey_mining.config import AnalysisParams, IngestConfig
 from journey_mining.errors import MissingColumnError, UnreadableFileError
 from tests.conftest import WEB_HEADER, write_csv
@@ -58,7 +58,7 @@ def private_with_dirt(tmp_path):
          "event_name": "page_view", "email": "uma@acme.com"}) + "\n")
     con = warehouse.connect()
     ingest.load_exports(con, folder, IngestConfig(pseudonymise=True), pseudonym_key=KEY)
-    warehouse.build(con, AnalysisParams(), as_of=AS_OF)
+    build.build(con, AnalysisParams(), as_of=AS_OF)
     yield con
     con.close()
 
@@ -123,7 +123,7 @@ def test_default_as_of_never_exceeds_the_build_time(con):
     con.execute("INSERT INTO raw_web_events (event_id, occurred_at, anonymous_id, event_name, "
                 "_load_id, _file, _row_number, _row_hash) VALUES "
                 "('w1', '2999-01-01', 'a', 'page_view', 1, 'f', 2, 'h')")
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
     assert as_of <= dt.datetime.now(dt.UTC).replace(tzinfo=None)
 

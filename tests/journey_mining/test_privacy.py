@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from journey_mining import ingest, warehouse
+from journey_mining import build, ingest, warehouse
 from journey_mining.config import AnalysisParams, IngestConfig
 from journey_mining.errors import ConfigError
 from tests.journeys_fixture import AS_OF, write_journey_exports
@@ -22,7 +22,7 @@ def private(tmp_path):
         "event_id,occurred_at,anonymous_id,event_name,email\n"
         "wx,not a date,v01,form_submit,ann@acme.com\n")  # rejected: its raw row is kept
     ingest.load_exports(con, folder, IngestConfig(pseudonymise=True), pseudonym_key="s3cret")
-    warehouse.build(con, AnalysisParams(), as_of=AS_OF)
+    build.build(con, AnalysisParams(), as_of=AS_OF)
     yield con
     con.close()
 

@@ -53,3 +53,37 @@ def test_each_step_reads_only_what_is_loaded_or_written_before_it(sample_warehou
     declared = {t for s in steps.STEPS if s.name != "report" for t in s.writes}
     assert declared - tables == set()
     assert {t for t in tables if not t.startswith("_")} - declared == set()
+
+
+def _imports_of(path, modules) -> set[str]:
+    """The journey_mining modules a file imports (at the top or inside a function);
+    `from package import submodule` depends on the submodule, not on the package."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("journey_mining"):
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if sub in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("journey_mining")}
+    return found
+
+
+def test_the_package_has_no_import_circle():
+    """Data flows one way through the modules (warehouse at the bottom, build and steps
+    above what they call): a module never imports, even lazily, one that imports it."""
+    import graphlib
+    from pathlib import Path
+
+    root = Path(journey_mining.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    # The package itself only loads modules on first use (journey_mining.__getattr__).
+    graph = {name: {m for m in _imports_of(path, modules) if m in modules and m != name
+                    and m != "journey_mining"}
+             for name, path in modules.items() if name != "journey_mining"}
+    graphlib.TopologicalSorter(graph).prepare()  # CycleError names the circle

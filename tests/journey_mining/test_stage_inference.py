@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from journey_mining import stage_inference, warehouse
+from journey_mining import build, stage_inference, warehouse
 from journey_mining.config import AnalysisParams, StageInferenceConfig
 from journey_mining.stage_scorecard import GRID, TEST_SEEDS, score_world
 from tests.journeys_fixture import AS_OF, built_journeys
@@ -135,14 +135,14 @@ def test_the_window_is_a_setting(tmp_path):
     # With a 30-day memory, A01's March webinar registration is seen without its January
     # pricing view: a step back to consideration.
     con = built_journeys(tmp_path)
-    warehouse.build(con, AnalysisParams(stage_inference=StageInferenceConfig(
+    build.build(con, AnalysisParams(stage_inference=StageInferenceConfig(
         method="window", window_days=30)), as_of=AS_OF)
     assert stays(con, "A01") == ["awareness", "consideration", "evaluation", "consideration"]
 
 
 def test_the_hmm_method_runs_and_records_its_method(tmp_path):
     con = built_journeys(tmp_path)
-    warehouse.build(con, AnalysisParams(stage_inference=StageInferenceConfig(method="hmm")),
+    build.build(con, AnalysisParams(stage_inference=StageInferenceConfig(method="hmm")),
                     as_of=AS_OF)
     methods = {r[0] for r in con.execute(
         "SELECT DISTINCT method FROM account_stage_history").fetchall()}
@@ -154,14 +154,14 @@ def test_the_hmm_method_runs_and_records_its_method(tmp_path):
 
 def test_inference_parameters_are_part_of_the_build_fingerprint(tmp_path):
     con = built_journeys(tmp_path)
-    default = warehouse.build_fingerprint(con, AnalysisParams(), AS_OF)
+    default = build.build_fingerprint(con, AnalysisParams(), AS_OF)
     for change in ({"window_days": 100}, {"method": "window"}, {"renewal_cycles": False}):
-        other = warehouse.build_fingerprint(
+        other = build.build_fingerprint(
             con, AnalysisParams(stage_inference=StageInferenceConfig(**change)), AS_OF)
         assert default != other, change
 
 
 def test_an_empty_warehouse_has_an_empty_history():
     con = warehouse.connect()
-    warehouse.build(con, AnalysisParams(), as_of=dt.datetime(2025, 1, 1))
+    build.build(con, AnalysisParams(), as_of=dt.datetime(2025, 1, 1))
     assert con.execute("SELECT count(*) FROM account_stage_history").fetchall() == [(0,)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from journey_mining import ingest, stages, warehouse
+from journey_mining import build, ingest, stages
 from journey_mining.config import AnalysisParams
 from journey_mining.errors import ConfigError
 from tests.conftest import WEB_HEADER, write_csv
@@ -50,10 +50,10 @@ def test_a_custom_map_changes_the_stages_after_a_rebuild(con, tmp_path):
     custom = tmp_path / "stages.yml"
     custom.write_text(
         "signals:\n  web:\n    page_view: awareness\n    case_study_read: evaluation\n")
-    warehouse.build(con, AnalysisParams(stage_map=str(custom)))
+    build.build(con, AnalysisParams(stage_map=str(custom)))
     assert con.execute("SELECT source_id, stage FROM touchpoints ORDER BY 1").fetchall() == [
         ("w1", "awareness"), ("w2", "evaluation")]
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     assert con.execute("SELECT source_id, stage FROM touchpoints ORDER BY 1").fetchall() == [
         ("w1", "awareness"), ("w2", None)]  # unknown activities keep an empty stage
 
@@ -64,5 +64,5 @@ def test_nps_of_six_or_less_is_a_negative_signal(con, tmp_path, score, negative)
               "activity_id,occurred_at,account_id,activity_type,properties",
               f'x1,2025-01-01,A1,nps_response,"{{""score"": {score}}}"')
     ingest.load_exports(con, tmp_path / "in")
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     assert con.execute("SELECT is_negative FROM touchpoints").fetchall() == [(negative,)]

@@ -10,9 +10,9 @@ import time
 import duckdb
 import pytest
 
-from journey_mining import ingest, warehouse
+from journey_mining import build, ingest, warehouse
 from journey_mining.errors import WarehouseLockedError
-from pipelines.journey_pipeline import journey_pipeline
+from journey_mining.pipelines.journey_pipeline import journey_pipeline
 from tests.conftest import WEB_HEADER, write_csv
 
 
@@ -156,7 +156,7 @@ def test_each_build_adds_a_kpi_history_row_and_the_report_draws_the_trend(tmp_pa
 
     con = built_journeys(tmp_path)
     for as_of in (dt.datetime(2025, 3, 31), dt.datetime(2025, 6, 30)):
-        warehouse.build(con, AnalysisParams(), as_of=as_of)
+        build.build(con, AnalysisParams(), as_of=as_of)
         mining.mine(con)
         reengagement.analyse_reengagement(con)
         churn.store_churn(con, churn.score_churn(con))

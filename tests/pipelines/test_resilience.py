@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journey_mining import churn, discovery, ingest, journeys, mining, warehouse
+from journey_mining import build, churn, discovery, ingest, journeys, mining, warehouse
 from journey_mining.config import AnalysisParams
 from journey_mining.errors import NoDataError, WarehouseError, WarehouseLockedError
 from journey_mining.generator import GeneratorSpec, generate_exports
@@ -169,14 +169,14 @@ def test_an_empty_folder_on_a_new_warehouse_is_one_clear_line(tmp_path):
 
 def test_an_as_of_before_the_first_event_is_a_clear_message(tmp_path):
     con = built_journeys(tmp_path)
-    warehouse.build(con, AnalysisParams(), as_of=dt.datetime(1990, 1, 1))
+    build.build(con, AnalysisParams(), as_of=dt.datetime(1990, 1, 1))
     with pytest.raises(NoDataError, match="no touchpoint up to the as-of date 1990-01-01"):
         journeys.require_touchpoints(con)
 
 
 def test_mining_an_empty_build_does_not_crash(tmp_path):
     con = warehouse.connect()
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     result = mining.mine(con, tmp_path / "out")
     assert result.issues == []
     assert con.execute("SELECT count(*) FROM journey_conformance").fetchall() == [(0,)]
@@ -236,7 +236,7 @@ def test_seed_5_with_3000_accounts_mines_every_model(tmp_path):
     generate_exports(tmp_path / "in", GeneratorSpec(n_accounts=3000, seed=5))
     con = warehouse.connect()
     ingest.load_exports(con, tmp_path / "in")
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     result = mining.mine(con, tmp_path / "out")
     assert result.issues == []
     assert {"stage_pnml", "activity_pnml", "activity_bpmn"} <= set(result.files)

@@ -6,7 +6,7 @@ import pytest
 
 from journey_mining.config import load_config
 from journey_mining.errors import ConfigError
-from pipelines.journey_pipeline import deployment
+from journey_mining.pipelines.journey_pipeline import deployment
 
 
 def test_deployment_uses_the_config_schedule_and_absolute_paths(tmp_path):

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from journey_mining import (
     attribution,
+    build,
     churn,
     drivers,
     ingest,
@@ -48,7 +49,7 @@ def render(folder, rows):
               *(f"x{i},{t:%Y-%m-%d %H:%M:%S},{a},{act}" for i, (a, t, act) in enumerate(rows)))
     con = warehouse.connect()
     ingest.load_exports(con, folder)
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     mining.mine(con)
     reengagement.analyse_reengagement(con)
     churn.store_churn(con, churn.score_churn(con))

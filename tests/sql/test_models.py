@@ -5,15 +5,39 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from journey_mining import checks, warehouse
+from journey_mining import build, checks, warehouse
+from journey_mining.build import CONFIG_TABLES
 from journey_mining.config import AnalysisParams
+from journey_mining.sources import SOURCES
+from journey_mining.sql_models import discover_models, reads_of
 
 
 def test_models_run_after_the_models_they_read():
-    order = [m.name for m in warehouse.discover_models()]
+    order = [m.name for m in discover_models()]
     assert order.index("stg_web__events") < order.index("int_touchpoints_unioned")
     assert order.index("int_touchpoints_unioned") < order.index("touchpoints")
     assert order.index("int_touchpoints_unioned") < order.index("run_parameters")
+
+
+def test_every_table_a_model_reads_is_built_before_it_or_loaded():
+    """The runner's graph is the SQL's own reads (comma joins and subqueries included):
+    every table a model reads is a model that runs before it, a configuration table the
+    build writes first, or a loaded table. A read of anything else fails here."""
+    models = discover_models()
+    tables = {t: i for i, m in enumerate(models) for t in m.tables}
+    loaded = {spec.raw_table for spec in SOURCES.values()} | {"rejected_rows"}
+    for i, model in enumerate(models):
+        read = set(model.declared_reads) if model.sql is None else reads_of(model.sql)
+        unknown = read - set(tables) - set(CONFIG_TABLES) - loaded
+        assert not unknown, f"{model.path.name} reads {sorted(unknown)}, which nothing builds"
+        late = {t for t in read & set(tables) if tables[t] >= i and t not in model.tables}
+        assert not late, f"{model.path.name} runs before {sorted(late)}, which it reads"
+
+
+def test_a_comma_join_and_a_subquery_are_dependencies():
+    assert reads_of("select * from a as x, run_parameters as p") == {"a", "run_parameters"}
+    assert reads_of("with c as (select * from b) select * from c "
+                    "where x in (select x from d)") == {"b", "d"}
 
 
 def insert(con, table, **columns):
@@ -28,7 +52,7 @@ def insert(con, table, **columns):
     ("Decider", "decider"), (" BUYER ", "buyer"), ("Champion", "other"), (None, None)])
 def test_contact_role_is_a_buying_committee_role_or_other(con, given, expected):
     insert(con, "raw_crm_contacts", contact_id="c1", account_id="a1", role=given)
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     assert con.execute("SELECT role FROM stg_crm__contacts").fetchall() == [(expected,)]
 
 
@@ -37,7 +61,7 @@ def test_contact_role_is_a_buying_committee_role_or_other(con, given, expected):
     ("WWW.ACME.CO.UK", "acme.co.uk"), ("", None)])
 def test_account_domain_is_normalised_for_matching(con, given, expected):
     insert(con, "raw_crm_accounts", account_id="a1", name="Acme", domain=given)
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     assert con.execute("SELECT domain FROM stg_crm__accounts").fetchall() == [(expected,)]
 
 
@@ -48,7 +72,7 @@ def test_activity_names_are_normalised(con, given, expected):
 
     insert(con, "raw_crm_activities", activity_id="x1", occurred_at=dt.datetime(2025, 1, 1),
            account_id="a1", activity_type=given)
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     assert con.execute("SELECT activity FROM touchpoints").fetchall() == [(expected,)]
 
 
@@ -58,10 +82,10 @@ def test_as_of_defaults_to_the_latest_touchpoint(con):
     for i, day in enumerate((3, 9, 5)):
         insert(con, "raw_web_events", event_id=f"w{i}", occurred_at=dt.datetime(2025, 1, day),
                anonymous_id="a", event_name="page_view")
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     assert con.execute("SELECT as_of FROM run_parameters").fetchall() == [
         (dt.datetime(2025, 1, 9),)]
-    warehouse.build(con, AnalysisParams(), as_of=dt.datetime(2025, 1, 4))
+    build.build(con, AnalysisParams(), as_of=dt.datetime(2025, 1, 4))
     assert con.execute("SELECT as_of FROM run_parameters").fetchall() == [
         (dt.datetime(2025, 1, 4),)]
 
@@ -76,7 +100,7 @@ def test_a_broken_invariant_is_reported(con):
 
     insert(con, "raw_web_events", event_id="w1", occurred_at=dt.datetime(2025, 1, 1),
            anonymous_id="a", event_name="page_view")
-    warehouse.build(con, AnalysisParams())
+    build.build(con, AnalysisParams())
     con.execute("INSERT INTO stage_funnel SELECT * FROM stage_funnel")  # break uniqueness
     results = checks.run_checks(con)
     failed = {(r.model, r.check) for r in results if not r.passed}

@@ -1,0 +1,105 @@
+"""The build: every model of `sql/` (and the stage states) from the loaded tables, all or
+nothing, and the fingerprint that says whether a build is needed.
+
+This module sits above the ones it calls (stages for the configuration tables,
+sql_models for the runner, stage_inference through its Python models) and nothing
+below imports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+
+from journey_mining import stages
+from journey_mining.sql_models import SQL_DIR, run_models
+from journey_mining.warehouse import (
+    RUN_ISSUES_COLUMNS,
+    ensure_schema,
+    table_exists,
+    transaction,
+)
+
+__all__ = ["CONFIG_TABLES", "build", "build_fingerprint", "is_up_to_date", "last_build_fingerprint",
+           "model_parameters", "record_build"]
+
+# Written by the build before the models: the ladder, the stage map and the rules they join.
+CONFIG_TABLES = ("stage_ladder", "stage_map", "negative_signals", "observed_stage_changes",
+                 "score_rules", "free_mail_domains", "engagement_rules", "outbound_activities")
+
+
+def model_parameters(params, as_of=None) -> dict:
+    """The `$parameters` the SQL models bind, from the analysis parameters."""
+    inference = params.stage_inference
+    return {
+        "as_of": as_of or params.as_of,
+        "dormancy_days": params.dormancy_days,
+        "churn_horizon_days": params.churn_horizon_days,
+        "inactivity_days": params.engagements.inactivity_days,
+        "instant": params.engagements.instant,
+        "churn_kind": params.churn_kind,
+        "period_days": inference.period_days,
+        "window_days": inference.window_days,
+    }
+
+
+def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
+    """Rebuild all models with the analysis parameters (`AnalysisParams`), all or nothing.
+
+    Writes the configuration tables the models join (stage ladder and map, free-mail
+    domains, engagement rules), then every model in dependency order, the stage
+    states included (their Python model infers the stays), in one transaction: a
+    build that fails anywhere leaves the previous build's tables as they were.
+    `as_of` overrides `params.as_of`; when both are unset the models use the latest
+    occurred_at in the warehouse. Returns the names of the tables written.
+    """
+    stage_map = stages.load_stage_map(params.stage_map)
+    ensure_schema(con)
+    with transaction(con):
+        stages.register_stage_map(con, stage_map)
+        stages.register_free_mail_domains(con, params.free_mail_domains)
+        stages.register_engagement_rules(con, params.engagements)
+        stages.register_outbound_activities(con, params.outbound_activities)
+        con.execute(f"CREATE OR REPLACE TABLE run_issues ({RUN_ISSUES_COLUMNS})")
+        return run_models(con, model_parameters(params, as_of), context=params)
+
+
+def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None) -> str:
+    """What a build depends on: loaded data, analysis parameters, SQL and library code."""
+    from journey_mining import __version__
+
+    last_load = con.execute(
+        "SELECT coalesce(max(load_id), 0) FROM loads WHERE rows_loaded > 0 OR rows_rejected > 0"
+    ).fetchall()[0][0]
+    code = hashlib.sha256()
+    for path in sorted(SQL_DIR.rglob("*.sql")) + sorted(SQL_DIR.rglob("*.yml")) + \
+            sorted(Path(__file__).parent.rglob("*.py")):
+        code.update(path.read_bytes())
+    payload = {"load": last_load, "params": params.model_dump(mode="json"),
+               "as_of": str(as_of), "code": code.hexdigest(), "version": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def last_build_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The fingerprint of the last complete run, or None before the first."""
+    if not table_exists(con, "build_state"):
+        return None
+    rows = con.execute("SELECT fingerprint FROM build_state").fetchall()
+    return rows[0][0] if rows else None
+
+
+def is_up_to_date(con: duckdb.DuckDBPyConnection, params, as_of=None) -> tuple[bool, str]:
+    """(nothing new?, this build's fingerprint): the one "nothing new" decision, taken by
+    the plan's `check for changes` step and by `journey run` before Prefect starts."""
+    current = build_fingerprint(con, params, as_of)
+    return last_build_fingerprint(con) == current, current
+
+
+def record_build(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:
+    """Remember the fingerprint of a complete run (build, mining, analysis, report)."""
+    con.execute("CREATE OR REPLACE TABLE build_state AS "
+                "SELECT $fingerprint AS fingerprint, now()::TIMESTAMP AS built_at",
+                {"fingerprint": fingerprint})

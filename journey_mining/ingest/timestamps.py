@@ -1,0 +1,112 @@
+"""Timestamps to UTC: the zones a value may name, and the SQL macros that read them.
+
+Exports write times every way: with an offset, with a zone abbreviation or name,
+with AM/PM, or bare. The zone written in a value wins; only a bare value is read in
+the source's configured zone. A value whose zone is unknown or ambiguous becomes
+NULL, so that normalising can reject its row with the reason rather than guess.
+"""
+
+from __future__ import annotations
+
+# What follows the time of day of a timestamp, when it is a zone (a name, an
+# abbreviation, GMT+2, or a bare +2 that is then refused) rather than an offset.
+_ZONE_AFTER_TIME = (r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*"
+                    r"([A-Za-z][A-Za-z0-9_/+:.-]*|[+-]\d{1,2})$")
+# A timestamp carries its own offset when a time of day is followed by Z or +hh[:mm].
+_OFFSET_PATTERN = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
+
+# Zone abbreviations a timestamp may end with, as the fixed offsets they stand for
+# (PostgreSQL's default set). None: the abbreviation names several zones (IST: India,
+# Ireland, Israel) and such a row is rejected rather than guessed. A zone name
+# (America/New_York) is read by DuckDB's ICU time zones, daylight saving included.
+ZONE_ABBREVIATIONS: dict[str, str | None] = {
+    "UTC": "+00:00", "UT": "+00:00", "GMT": "+00:00", "WET": "+00:00", "WEST": "+01:00",
+    "BST": "+01:00", "CET": "+01:00", "CEST": "+02:00", "MET": "+01:00", "MEST": "+02:00",
+    "EET": "+02:00", "EEST": "+03:00", "MSK": "+03:00",
+    "NST": "-03:30", "NDT": "-02:30", "AST": "-04:00", "ADT": "-03:00",
+    "EST": "-05:00", "EDT": "-04:00", "CST": "-06:00", "CDT": "-05:00", "MST": "-07:00",
+    "MDT": "-06:00", "PST": "-08:00", "PDT": "-07:00", "AKST": "-09:00", "AKDT": "-08:00",
+    "HST": "-10:00",
+    "HKT": "+08:00", "SGT": "+08:00", "AWST": "+08:00", "JST": "+09:00", "KST": "+09:00",
+    "ACST": "+09:30", "ACDT": "+10:30", "AEST": "+10:00", "AEDT": "+11:00",
+    "NZST": "+12:00", "NZDT": "+13:00",
+    "IST": None,
+}
+
+
+def _create_timestamp_macros(con) -> None:
+    """SQL macros that turn a timestamp's text into UTC.
+
+    The zone written in the value wins over the configured one: an offset (+02:00, Z),
+    an abbreviation (EST, from ZONE_ABBREVIATIONS) or a zone name (Europe/Berlin).
+    Only a value with none of these is read in the source's configured zone. A value
+    whose zone is unknown or ambiguous becomes NULL (the row is rejected with why).
+    """
+    # The zone of a value: what follows its time of day (UTC, EST, Europe/Berlin,
+    # Etc/GMT+2, GMT+2, UTC-05:00, EST5EDT, +2), unless that is an offset DuckDB reads as
+    # such (+02:00, +0200, Z). AM/PM comes back as the zone too and is read as 12-hour.
+    con.execute(rf"""CREATE OR REPLACE TEMP MACRO _zone_of(t) AS
+        CASE WHEN NOT regexp_matches(t, '{_OFFSET_PATTERN}')
+             THEN nullif(regexp_extract(t, '{_ZONE_AFTER_TIME}', 1), '')
+        END""")
+    con.execute(f"""CREATE OR REPLACE TEMP MACRO _utc_timestamp(t, zone, zones, tz) AS
+        CASE WHEN t IS NULL THEN NULL
+             WHEN upper(replace(zone, '.', '')) IN ('AM', 'PM') THEN
+                 timezone('UTC', timezone(tz, try_strptime(
+                     upper(regexp_replace(t, '(?i)\\s*([ap])\\.?m\\.?$', ' \\1M')),
+                     ['%Y-%m-%d %I:%M:%S %p', '%Y-%m-%d %I:%M %p', '%Y-%m-%dT%I:%M:%S %p',
+                      '%Y-%m-%d %I:%M:%S.%f %p'])))
+             WHEN zone IS NOT NULL THEN
+                 CASE WHEN zones[upper(zone)] = '?' THEN NULL
+                      WHEN zones[upper(zone)] IS NOT NULL
+                          THEN timezone('UTC', try_cast(
+                              rtrim(left(t, length(t) - length(zone))) || zones[upper(zone)]
+                              AS TIMESTAMPTZ))
+                      ELSE timezone('UTC', try_cast(t AS TIMESTAMPTZ))
+                 END
+             WHEN regexp_matches(t, '{_OFFSET_PATTERN}')
+                 THEN timezone('UTC', try_cast(
+                     regexp_replace(t, '\\s+([+-][0-9:]+|[Zz])$', '\\1') AS TIMESTAMPTZ))
+             ELSE timezone('UTC', timezone(tz, try_cast(t AS TIMESTAMP)))
+        END""")
+
+
+def _zone_parameters() -> dict[str, list[str]]:
+    """The values bound to `$zone_names` and `$zone_offsets`: ZONE_ABBREVIATIONS as two
+    lists for an SQL map, an ambiguous abbreviation's offset as '?'."""
+    return {"zone_names": list(ZONE_ABBREVIATIONS),
+            "zone_offsets": [o or "?" for o in ZONE_ABBREVIATIONS.values()]}
+
+
+def _timestamp_selects(column: str, text: str) -> list[str]:
+    """SQL select items of a timestamp column read from `text`: the zone the value names,
+    the value in UTC, and its text (the reasons below quote it)."""
+    return [f"_zone_of({text}) AS _zone_{column}",
+            f"_utc_timestamp({text}, _zone_{column}, "
+            f"map($zone_names, $zone_offsets), $tz) AS {column}",
+            f"{text} AS _text_{column}"]
+
+
+def _timestamp_reasons(column: str) -> list[str]:
+    """SQL reasons to reject a row for its timestamp `column` (NULL when none applies):
+    a value that does not read as a time (its zone unknown or ambiguous, or no time at
+    all), and a time after the load time plus the tolerance (a far-future time would
+    become the as-of date and age every journey)."""
+    return [
+        f"""CASE WHEN _text_{column} IS NOT NULL AND {column} IS NULL THEN
+                    CASE WHEN _zone_{column} IS NULL
+                             THEN 'unparseable timestamp in {column}: ' || _text_{column}
+                         WHEN map($zone_names, $zone_offsets)[upper(_zone_{column})] = '?'
+                             THEN 'ambiguous time zone ' || _zone_{column} || ' in {column}: '
+                                  || _text_{column} || ' (it names several zones: write an '
+                                  || 'offset like +05:30 or a zone name like Asia/Kolkata)'
+                         ELSE 'unknown time zone ' || _zone_{column} || ' in {column}: '
+                              || _text_{column} || ' (write an offset like -05:00 or a zone '
+                              || 'name like America/New_York)'
+                    END END""",
+        f"""CASE WHEN {column} > $not_after
+                    THEN 'timestamp in the future: {column} ' || strftime({column},
+                         '%Y-%m-%d %H:%M:%S') || ' is after the load time '
+                         || strftime($now, '%Y-%m-%d %H:%M:%S') || ' UTC plus '
+                         || $tolerance || ' hours (ingest.future_tolerance_hours)' END""",
+    ]
