@@ -8,6 +8,8 @@ import html
 import os
 import shutil
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -15,18 +17,16 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from journey_mining.reports import figures as f
-from journey_mining.reports.data import report_data
-from journey_mining.reports.format import FUNNEL, LABEL, MIN_COHORT, duration, missing, pct
+from journey_mining.reports import charts as chart_registry
+from journey_mining.reports.charts import STATIC_IMAGES, TOP_PATHS, Chart, static_images
+from journey_mining.reports.data import ReportData, report_data
+from journey_mining.reports.format import FUNNEL, LABEL, duration, missing, pct
 from journey_mining.reports.headlines import headlines
 from journey_mining.warehouse import run_issues
 
-__all__ = ["GLOSSARY", "NOT_IN_THIS_RUN", "STATIC_IMAGES", "TOP_PATHS", "find_chromium",
-           "from_absent_table", "spreadsheet_safe", "write_csv", "write_report",
-           "write_static_images"]
-
-# The paths chart and table show the same top paths, so their "other" shares agree.
-TOP_PATHS = 10
+__all__ = ["GLOSSARY", "NOT_IN_THIS_RUN", "SECTIONS", "STATIC_IMAGES", "TOP_PATHS", "Drawn",
+           "Section", "drawn_charts", "find_chromium", "from_absent_table", "spreadsheet_safe",
+           "write_csv", "write_report", "write_static_images"]
 
 
 def _table(frame: pd.DataFrame, formats: dict | None = None, empty: str = "None yet.") -> str:
@@ -152,9 +152,6 @@ def _questions(k: pd.Series) -> str:
         "</div>" for q, v, t in cards) + "</div>"
 
 
-STATIC_IMAGES = ("funnel", "process-map", "paths-sankey", "reengagement-curve", "channel-mix")
-
-
 def find_chromium() -> str | None:
     """A Chrome or Chromium binary for static images (Debian: apt install chromium)."""
     return os.environ.get("BROWSER_PATH") or next(
@@ -176,7 +173,7 @@ def write_static_images(figures: dict[str, go.Figure], out: Path) -> list[Path]:
     try:
         paths = []
         (out / "images").mkdir(exist_ok=True)
-        for name in STATIC_IMAGES:
+        for name in static_images(chart_registry.CHARTS):
             if name in figures:
                 path = out / "images" / f"{name}.png"
                 figures[name].write_image(path, width=1200, height=650, scale=1)
@@ -321,6 +318,316 @@ REFIT = ("<script>window.addEventListener('load',function(){document.querySelect
          "'.js-plotly-plot').forEach(function(d){Plotly.Plots.resize(d);});});</script>")
 
 
+def _missing(sentence: str) -> str:
+    """A sentence standing where a chart or table would be, said in the page's grey box."""
+    return f"<p class='missing'>{html.escape(sentence)}</p>"
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One registered chart as the page shows it.
+
+    `html` is the figure, or the sentence in its place (nothing to show, not in this
+    run, could not be drawn); `figure` is kept for the PNG export; `failed` says why
+    the builder raised, for the note at the top of the page.
+    """
+
+    chart: Chart
+    html: str
+    figure: go.Figure | None = None
+    failed: str | None = None
+
+
+def _draw(chart: Chart, d: ReportData) -> Drawn:
+    """The chart drawn, or the sentence that replaces it: a chart that cannot be drawn is
+    said where it would be, and the rest of the report stays."""
+    try:
+        if chart.empty_when is not None and bool(chart.empty_when(d)):
+            return Drawn(chart, _missing(chart.empty_sentence))
+        figure = chart.build(d)
+    except Exception as exc:  # noqa: BLE001
+        if from_absent_table(exc, d):
+            return Drawn(chart, _missing(NOT_IN_THIS_RUN))
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        return Drawn(chart, f"<p class='note'>This chart could not be drawn "
+                            f"({html.escape(why)}).</p>", failed=why)
+    # Figure ids carry a prefix: a section and a chart must never share an id.
+    return Drawn(chart, f"<div class='chart'>{_chart(figure, chart.name)}</div>", figure)
+
+
+def drawn_charts(d: ReportData) -> list[Drawn]:
+    """Every registered chart that belongs in this report, drawn, in report order. The
+    registry is read at call time, so a chart added to it is drawn with no other edit."""
+    return [_draw(chart, d) for chart in chart_registry.CHARTS if chart.belongs(d)]
+
+
+def _charts_by_section(drawn: list[Drawn]) -> dict[str, list[str]]:
+    """The HTML of each section's charts, in registry order: a section places its charts
+    from here, never by a list of names, so a new chart of a section is placed too."""
+    placed: dict[str, list[str]] = {}
+    for chart in drawn:
+        placed.setdefault(chart.chart.section, []).append(chart.html)
+    return placed
+
+
+def _chart_issues(drawn: list[Drawn]) -> list[tuple[str, str]]:
+    """The charts that could not be drawn, as lines of the note at the top."""
+    return [(f"chart {c.chart.name}", c.failed) for c in drawn if c.failed is not None]
+
+
+def _grid(charts: list[str]) -> str:
+    """Charts side by side, two a row on a wide screen."""
+    return f'<div class="grid">{"".join(charts)}</div>'
+
+
+def _kpi_tiles(k: pd.Series) -> str:
+    tiles = [(f"{int(k.accounts):,}", "accounts"), (f"{int(k.touchpoints):,}", "touchpoints"),
+             (pct(k.resolved_share), "tied to an account"),
+             (f"{int(k.dropped_accounts):,}", _term("dropped"))]
+    return ('<div class="kpis">' + "".join(f'<div class="kpi"><b>{value}</b>{label}</div>'
+                                           for value, label in tiles) + "</div>")
+
+
+_FMT_DAYS = {c: (lambda v: duration(None if pd.isna(v) else v * 24))
+             for c in ("median_days", "p75_days", "p90_days")}
+
+
+def _timing_table(stage_timing: pd.DataFrame | None) -> str:
+    """Kaplan-Meier time to move on per stage before client (the mining step writes it)."""
+    if stage_timing is None:
+        return _missing(NOT_IN_THIS_RUN)
+    shown = stage_timing[stage_timing.stage.isin(FUNNEL[:-1])
+                         & (stage_timing.accounts_entered > 0)][
+        ["stage", "accounts_entered", "moved_on", "censored", "median_days", "p75_days",
+         "p90_days", "moved_on_within_90d"]]
+    return _table(shown, {**_FMT_DAYS, "moved_on_within_90d": pct},
+                  "No account has entered a stage before client yet.")
+
+
+def _dropped_list(dropped: pd.DataFrame) -> str:
+    """The dropped accounts to follow up first, and a link to all of them."""
+    top = dropped.head(15)[["account_id", "account_name", "industry", "dropped_at_stage",
+                            "last_touch_at", "days_silent"]]
+    if not len(dropped):
+        return "<p class='note'>No account has gone quiet before buying.</p>"
+    return (f"{_table(top)}<p class='note'>All {len(dropped):,} dropped accounts: "
+            f"<a href='dropped_accounts.csv' download>dropped_accounts.csv</a></p>")
+
+
+def _deviations_table(transitions: pd.DataFrame) -> pd.DataFrame:
+    """Departures from the ladder (skips, steps back); returns and cancellations after a
+    sale are not departures."""
+    top = (transitions[transitions.kind.isin(("skip", "back_step"))]
+           .sort_values("accounts", ascending=False).head(8))
+    return pd.DataFrame({
+        "move": [f"{LABEL[a]} → {LABEL[b]}" for a, b in zip(top.from_stage, top.to_stage,
+                                                             strict=True)],
+        "kind": [str(k).replace("_", "-") for k in top.kind],
+        "accounts": top.accounts, "times": top.transitions,
+        "median time": [duration(h) for h in top.median_hours]})
+
+
+def _charts_only(d: ReportData, charts: list[str]) -> str:
+    return "".join(charts)
+
+
+def _funnel_section(d: ReportData, charts: list[str]) -> str:
+    return (_kpi_tiles(d.kpis) + _grid(charts)
+            + f"<h3>Time to move on ({_term('Kaplan-Meier')}; journeys still open are "
+              f"{_term('censored')})</h3>{_timing_table(d.stage_timing)}"
+            + "<h3>Dropped accounts to follow up</h3>" + _dropped_list(d.dropped))
+
+
+_MAP_NOTE = (
+    "<p class='note'>Each circle is a stage; its size is the number of accounts that were in "
+    "it (inferred stage states). Each arrow is a move from one stage to another: blue up the "
+    "ladder, brown skipping a stage, red stepping back, green a return after an engagement "
+    "(a renewal, a new project), grey a cancellation; its width is the number of moves. A "
+    "label reads 'moves · median time between the two stages'; hover for the number of "
+    "accounts.</p>")
+
+
+def _map_section(d: ReportData, charts: list[str]) -> str:
+    # The note and the certainty line explain the first chart, the stage map.
+    return ("".join(charts[:1]) + _MAP_NOTE + _certainty(d.occupancy)
+            + "".join(charts[1:]))
+
+
+def _paths_section(d: ReportData, charts: list[str]) -> str:
+    variants = d.variants.head(TOP_PATHS)[["variant_rank", "variant", "cases", "coverage",
+                                           "cumulative_coverage"]]
+    others = len(d.variants) - len(variants)
+    return ("".join(charts) + "<h3>Most common paths</h3>"
+            + _table(variants, {"coverage": pct, "cumulative_coverage": pct})
+            + (f"<p class='note'>The other {others:,} paths cover "
+               f"{pct(1 - variants.coverage.sum())} of accounts.</p>" if others > 0 else "")
+            + _certainty(d.occupancy))
+
+
+def _linearity_section(d: ReportData, charts: list[str]) -> str:
+    return ("".join(charts) + "<h3>Most common departures from the ladder</h3>"
+            + _table(_deviations_table(d.stage_transitions),
+                     empty="No step back or skip between two stages."))
+
+
+def _reengagement_section(d: ReportData, charts: list[str]) -> str:
+    # The curve and the gaps side by side; the lifecycle and the lift full width.
+    return _grid(charts[:2]) + "".join(charts[2:])
+
+
+def _advocacy_section(d: ReportData, charts: list[str]) -> str:
+    advocates = d.advocates[["account_id", "first_advocacy_at", "referrals", "case_studies",
+                             "advocated_as"]].head(20)
+    return "".join(charts) + _table(advocates, empty="No referral or case study yet.")
+
+
+def _drivers_section(d: ReportData, charts: list[str]) -> str:
+    return ("".join(charts)
+            + _table(_drivers_table(d.drivers), {"moved on with": pct, "without": pct},
+                     "Nothing to list yet.")
+            + "<p class='note'>Odds ratio: how many times the odds of moving on are higher "
+              "with the touchpoint or role than without, for accounts as long in the stage. "
+              "Only rows whose false-discovery-corrected q is below 0.05 are listed; all "
+              "tests are in the table conversion_drivers.</p>")
+
+
+def _attribution_section(d: ReportData, charts: list[str]) -> str:
+    return ("".join(charts)
+            + _table(_removal_table(d.attribution), {"share": pct, "interval": str},
+                     "Nothing to attribute yet.")
+            + "<p class='note'>Removal effect: the share of conversions lost if every "
+              "journey through that campaign had failed (Markov chain of the journeys). "
+              "'uncertain' means its 95 % interval reaches zero. All goals, dimensions and "
+              "models are in the table attribution.</p>")
+
+
+def _representatives_section(d: ReportData, charts: list[str]) -> str:
+    return "".join(charts) + _table(
+        _representatives_table(d.representatives),
+        {"coverage": pct, "long-tail share": pct, "became clients": pct},
+        "Too few distinct paths to summarise.")
+
+
+def _churn_section(d: ReportData, charts: list[str]) -> str:
+    top = d.churn.head(20)[["account_id", "account_name", "churn_probability", "risk_band",
+                            "top_factors"]]
+    return ("".join(charts) + "<h3>Clients most at risk</h3>"
+            + _table(top, {"churn_probability": pct}, "No clients to score.")
+            + ("<p class='note'>All scores: <a href='churn_scores.csv' download>"
+               "churn_scores.csv</a></p>" if len(d.churn) else ""))
+
+
+def _quality_section(d: ReportData, charts: list[str]) -> str:
+    loads = d.loads[["load_id", "finished_at", "files_seen", "files_read", "rows_read",
+                     "rows_loaded", "rows_duplicate", "rows_rejected"]]
+    return ("".join(charts) + "<h3>Loads</h3>" + _table(loads)
+            + "<h3>Rejected rows by reason</h3>" + _table(d.rejects, empty="No row rejected."))
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of the page: its anchor (also the key of its headline and of the charts
+    registered for it), its title, and its content from the data and its charts' HTML."""
+
+    id: str
+    title: str
+    content: Callable[[ReportData, list[str]], str] = _charts_only
+
+
+# In the order they stand in the page (and in its navigation bar).
+SECTIONS: tuple[Section, ...] = (
+    Section("questions", "The three questions first", lambda d, charts: _questions(d.kpis)),
+    Section("funnel", "Funnel and drop-offs", _funnel_section),
+    Section("map", "The process map", _map_section),
+    Section("paths", "Paths", _paths_section),
+    Section("linearity", "How linear are journeys?", _linearity_section),
+    Section("cohorts", "Conversion over time and by segment", lambda d, charts: _grid(charts)),
+    Section("channels", "Channel mix per stage"),
+    Section("reengagement", "Between engagements: who comes back", _reengagement_section),
+    Section("advocacy", "Advocacy: referrals and case studies", _advocacy_section),
+    Section("drivers", "What moves accounts forward", _drivers_section),
+    Section("attribution", "Which channels and campaigns get the credit",
+            _attribution_section),
+    Section("representatives", "Representative journeys", _representatives_section),
+    Section("churn", "Churn risk", _churn_section),
+    Section("trend", "Over time"),
+    Section("quality", "Data quality", _quality_section),
+    Section("glossary", "Glossary", lambda d, charts: _glossary()),
+)
+
+
+def _section_html(section: Section, d: ReportData, charts: list[str],
+                  heads: dict[str, str]) -> str:
+    """A whole <section>: title, headline sentence (if any) and content."""
+    content = _section_content(lambda: section.content(d, charts), d)
+    headline = (f'<p class="headline">{html.escape(heads[section.id])}</p>'
+                if section.id in heads else "")
+    return (f'<section id="{section.id}"><h2>{html.escape(section.title)}</h2>{headline}'
+            f"{content}</section>")
+
+
+def _tests_clause(tests: pd.DataFrame | None) -> str:
+    if tests is None:
+        return "; data tests not run"
+    failed = ~tests.passed
+    errors = int((failed & (tests.severity == "error")).sum())
+    return (f"; {int(failed.sum())} of {len(tests)} data tests failed"
+            + (f" ({errors} errors)" if errors else ""))
+
+
+def _quality_line(d: ReportData) -> str:
+    """The one line under the title a reader checks before trusting the numbers: rows
+    rejected in the last load and data tests failed (empty before any load)."""
+    last = d.loads.tail(1)
+    if not len(last):
+        return ""
+    return (f"Data quality: {int(last.rows_rejected.sum()):,} of {int(last.rows_read.sum()):,} "
+            f"rows rejected in the last load{_tests_clause(d.tests)}. "
+            "<a href='#quality'>Details</a>")
+
+
+def _issues_html(issues: list[tuple[str, str]]) -> str:
+    """What is missing from this report and why, at the top, so nobody reads a partial
+    report as a complete one (empty when nothing is missing)."""
+    if not issues:
+        return ""
+    return ("<div class='issues'><b>Not in this report:</b><ul>" + "".join(
+        f"<li>{html.escape(step)}: {html.escape(problem)}</li>" for step, problem in issues)
+        + "</ul>Everything else below is complete.</div>")
+
+
+def _page(d: ReportData, drawn: list[Drawn], issues: list[tuple[str, str]],
+          run_name: str) -> str:
+    """The whole self-contained page (plotly.js inline, so it works offline)."""
+    placed, heads = _charts_by_section(drawn), headlines(d)
+    body = "".join(_section_html(s, d, placed.get(s.id, []), heads) for s in SECTIONS)
+    nav = "".join(f'<a href="#{s.id}">{html.escape(s.title)}</a>' for s in SECTIONS)
+    as_of = d.kpis.as_of
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>Customer journeys as of {as_of:%Y-%m-%d}</title><style>{CSS}</style>"
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
+        f"<header><h1>Customer journeys</h1><p>As of {as_of:%d %B %Y} · report {run_name}"
+        f"</p><p class='dq'>{_quality_line(d)}</p>{_issues_html(issues)}</header>"
+        f"<nav>{nav}</nav><main>{body}</main>{REFIT}</body></html>")
+
+
+def _write_lists(d: ReportData, out: Path) -> None:
+    """The CSV lists the page links to, for follow-up in a spreadsheet."""
+    write_csv(d.dropped, out / "dropped_accounts.csv")
+    if d.churn is not None:
+        write_csv(d.churn, out / "churn_scores.csv")
+
+
+def _refresh_latest(out: Path, reports_dir: Path) -> None:
+    """reports/latest/ is a copy of this run, so a bookmark always shows the newest."""
+    latest = Path(reports_dir) / "latest"
+    if latest.exists():
+        shutil.rmtree(latest)
+    shutil.copytree(out, latest)
+
+
 def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                  run_name: str | None = None, static_images: bool = True) -> Path:
     """Write reports/<run>/index.html (+ CSV lists, PNGs) and refresh reports/latest/."""
@@ -328,235 +635,13 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     run_name = run_name or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(reports_dir) / run_name
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(d.dropped, out / "dropped_accounts.csv")
-    if d.churn is not None:
-        write_csv(d.churn, out / "churn_scores.csv")
-    heads = headlines(d)
-    builders = {
-        "funnel": lambda: f.build_funnel_figure(d.funnel),
-        "dropoff": lambda: f.build_dropoff_figure(d.funnel),
-        "process-map": lambda: f.build_process_map_figure(d.stage_transitions,
-                                                          d.occupancy),
-        "activity-map": lambda: f.build_activity_map_figure(d.activity_transitions,
-                                                            d.activity_stages),
-        "paths-sankey": lambda: f.build_sankey_figure(d.variants, TOP_PATHS),
-        "linearity": lambda: f.build_linearity_figure(d.conformance),
-        "cohorts": lambda: f.build_cohort_figure(d.cohorts),
-        "segments": lambda: f.build_segment_figure(d.segments),
-        "channel-mix": lambda: f.build_channel_mix_figure(d.channel_mix),
-        "reengagement-curve": lambda: f.build_reengagement_curve_figure(d.curves),
-        "gap-days": lambda: f.build_gap_figure(d.gaps),
-        "lifecycle": lambda: f.build_lifecycle_figure(d.lifecycle),
-        "gap-lift": lambda: f.build_lift_figure(d.lift),
-        "resolution": lambda: f.build_quality_figure(d.resolution),
-        "trend": lambda: f.build_trend_figure(d.history),
-        "drivers": lambda: f.build_drivers_figure(d.drivers),
-        "attribution": lambda: f.build_attribution_figure(d.attribution),
-        "representatives": lambda: f.build_representatives_figure(d.representatives),
-    }
-    if d.model_run is not None and d.model_run.status == "trained":
-        builders["model-quality"] = lambda: f.build_model_quality_figure(d.model_run)
-    # A chart with nothing to show says why in a sentence, instead of an empty frame.
-    nothing = {
-        "funnel": (lambda: d.funnel.reached.sum() == 0,
-                   "No account has a staged touchpoint yet."),
-        "dropoff": (lambda: d.funnel.dropped.sum() == 0,
-                    "No account has gone quiet before buying."),
-        "process-map": (lambda: d.stage_transitions.empty,
-                        "No account has moved from one stage to another yet."),
-        "activity-map": (lambda: d.activity_transitions.empty,
-                         "No account has two touchpoints in a row yet."),
-        "paths-sankey": (lambda: d.variants.empty or (d.variants.length <= 1).all(),
-                         "Every stage path is a single stage: no flow to draw yet."),
-        "cohorts": (lambda: (d.cohorts.accounts >= MIN_COHORT).sum() == 0,
-                    f"No monthly cohort has {MIN_COHORT} accounts yet, so no cohort "
-                    "conversion rate is shown."),
-        "segments": (lambda: (d.segments.accounts >= MIN_COHORT).sum() < 2,
-                     f"Fewer than two industries with {MIN_COHORT} accounts: nothing to "
-                     "compare."),
-        "channel-mix": (lambda: d.channel_mix.empty, "No staged touchpoints yet."),
-        "reengagement-curve": (lambda: d.curves.empty or d.gaps.empty,
-                               "No engagement has ended yet, so nobody can have come back."),
-        "gap-days": (lambda: d.gaps.empty, "No engagement has ended yet: no gaps to show."),
-        "lifecycle": (lambda: d.lifecycle.empty, "No clients yet: no lifecycle to show."),
-        "gap-lift": (lambda: d.lift[~d.lift.defines_return].empty,
-                     "Too few ended engagements to compare what returning accounts did in "
-                     "the gap."),
-        "resolution": (lambda: d.resolution.empty, "No touchpoints loaded yet."),
-        "drivers": (lambda: d.drivers is None or not d.drivers.significant.any(),
-                    "No touchpoint or buying role clearly goes with moving on yet (or the "
-                    "drivers analysis did not run)."),
-        "attribution": (lambda: d.attribution is None or d.attribution[
-            (d.attribution.goal == "client") & (d.attribution.dimension == "channel")].empty,
-                        "No client reached after a touchpoint yet: nothing to attribute."),
-        "representatives": (lambda: d.representatives is None
-                            or not (d.representatives.level == "stage").any(),
-                            "Too few distinct stage paths to summarise."),
-        "trend": (lambda: d.history is None or len(d.history) < 2,
-                  "One as-of date so far: the trend starts with the next build at another "
-                  "date (a scheduled run, or a backfill with --as-of)."),
-    }
-    # A chart that cannot be drawn is said where it would be; the rest of the report stays.
-    figures, failed, said = {}, {}, {}
-    for name, builder in builders.items():
-        try:
-            if name in nothing and bool(nothing[name][0]()):
-                said[name] = nothing[name][1]
-                continue
-            figures[name] = builder()
-        except Exception as exc:  # noqa: BLE001
-            if from_absent_table(exc, d):
-                said[name] = NOT_IN_THIS_RUN
-            else:
-                failed[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-    # Figure ids carry a prefix: a section and a chart must never share an id.
-    div = {name: f"<div class='chart'>{_chart(fig, name)}</div>"
-           for name, fig in figures.items()}
-    div.update({name: f"<p class='note'>This chart could not be drawn ({html.escape(why)})."
-                      "</p>" for name, why in failed.items()})
-    div.update({name: f"<p class='missing'>{html.escape(why)}</p>" for name, why in said.items()})
-    issues = [*run_issues(con), *((f"chart {name}", why) for name, why in failed.items())]
-    last = d.loads.tail(1)
-    quality_line = (
-        f"Data quality: {int(last.rows_rejected.sum()):,} of {int(last.rows_read.sum()):,} "
-        f"rows rejected in the last load"
-        + (f"; {int((~d.tests.passed).sum())} of {len(d.tests)} data tests failed"
-           + (f" ({int(((~d.tests.passed) & (d.tests.severity == 'error')).sum())} errors)"
-              if ((~d.tests.passed) & (d.tests.severity == "error")).any() else "")
-           if d.tests is not None else "; data tests not run")
-        + ". <a href='#quality'>Details</a>" if len(last) else "")
-    issues_html = ("<div class='issues'><b>Not in this report:</b><ul>" + "".join(
-        f"<li>{html.escape(step)}: {html.escape(problem)}</li>" for step, problem in issues)
-        + "</ul>Everything else below is complete.</div>") if issues else ""
-    k = d.kpis
-    fmt_days = {c: (lambda v: duration(None if pd.isna(v) else v * 24))
-                for c in ("median_days", "p75_days", "p90_days")}
-
-    def deviations() -> pd.DataFrame:
-        # departures from the ladder: returns and cancellations after a sale are not
-        top = (d.stage_transitions[d.stage_transitions.kind.isin(("skip", "back_step"))]
-               .sort_values("accounts", ascending=False).head(8))
-        return pd.DataFrame({
-            "move": [f"{LABEL[a]} → {LABEL[b]}" for a, b in zip(top.from_stage, top.to_stage,
-                                                                 strict=True)],
-            "kind": [str(k).replace("_", "-") for k in top.kind],
-            "accounts": top.accounts, "times": top.transitions,
-            "median time": [duration(h) for h in top.median_hours]})
-
-    def paths() -> str:
-        variants = d.variants.head(TOP_PATHS)[["variant_rank", "variant", "cases", "coverage",
-                                               "cumulative_coverage"]]
-        return (div["paths-sankey"] + "<h3>Most common paths</h3>"
-                + _table(variants, {"coverage": pct, "cumulative_coverage": pct})
-                + (f"<p class='note'>The other {len(d.variants) - len(variants):,} paths cover "
-                   f"{pct(1 - variants.coverage.sum())} of accounts.</p>"
-                   if len(d.variants) > len(variants) else "") + _certainty(d.occupancy))
-
-    def timing() -> str:
-        if d.stage_timing is None:
-            return f"<p class='missing'>{NOT_IN_THIS_RUN}</p>"
-        shown = d.stage_timing[d.stage_timing.stage.isin(FUNNEL[:-1])
-                               & (d.stage_timing.accounts_entered > 0)][
-            ["stage", "accounts_entered", "moved_on", "censored", "median_days", "p75_days",
-             "p90_days", "moved_on_within_90d"]]
-        return _table(shown, {**fmt_days, "moved_on_within_90d": pct},
-                      "No account has entered a stage before client yet.")
-
-    def churn() -> str:
-        top = d.churn.head(20)[["account_id", "account_name", "churn_probability",
-                                "risk_band", "top_factors"]]
-        return (div.get("model-quality", "") + "<h3>Clients most at risk</h3>"
-                + _table(top, {"churn_probability": pct}, "No clients to score.")
-                + ("<p class='note'>All scores: <a href='churn_scores.csv' download>"
-                   "churn_scores.csv</a></p>" if len(d.churn) else ""))
-
-    dropped_top = d.dropped.head(15)[["account_id", "account_name", "industry",
-                                      "dropped_at_stage", "last_touch_at", "days_silent"]]
-    advocates = d.advocates[["account_id", "first_advocacy_at", "referrals", "case_studies",
-                             "advocated_as"]].head(20)
-    sections = [
-        ("questions", "The three questions first", lambda: _questions(k)),
-        ("funnel", "Funnel and drop-offs", lambda: (
-         f'<div class="kpis"><div class="kpi"><b>{int(k.accounts):,}</b>accounts</div>'
-         f'<div class="kpi"><b>{int(k.touchpoints):,}</b>touchpoints</div>'
-         f'<div class="kpi"><b>{pct(k.resolved_share)}</b>tied to an account</div>'
-         f'<div class="kpi"><b>{int(k.dropped_accounts):,}</b>{_term("dropped")}</div>'
-         f'</div>'
-         f'<div class="grid">{div["funnel"]}{div["dropoff"]}</div>'
-         f"<h3>Time to move on ({_term('Kaplan-Meier')}; journeys still open are "
-         f"{_term('censored')})</h3>{timing()}"
-         f"<h3>Dropped accounts to follow up</h3>"
-         + (f"{_table(dropped_top)}<p class='note'>All {len(d.dropped):,} dropped accounts: "
-            f"<a href='dropped_accounts.csv' download>dropped_accounts.csv</a></p>"
-            if len(d.dropped) else "<p class='note'>No account has gone quiet before buying."
-                                   "</p>"))),
-        ("map", "The process map", lambda: div["process-map"]
-         + "<p class='note'>Each circle is a stage; its size is the number of accounts that "
-           "were in it (inferred stage states). Each arrow is a move from one stage to "
-           "another: blue up the ladder, brown skipping a stage, red stepping back, green a "
-           "return after an engagement (a renewal, a new project), grey a cancellation; its "
-           "width is the number of moves. A label reads 'moves · median time between the "
-           "two stages'; hover for the number of accounts.</p>" + _certainty(d.occupancy)
-         + div["activity-map"]),
-        ("paths", "Paths", paths),
-        ("linearity", "How linear are journeys?", lambda: div["linearity"]
-         + "<h3>Most common departures from the ladder</h3>"
-         + _table(deviations(), empty="No step back or skip between two stages.")),
-        ("cohorts", "Conversion over time and by segment",
-         lambda: f'<div class="grid">{div["cohorts"]}{div["segments"]}</div>'),
-        ("channels", "Channel mix per stage", lambda: div["channel-mix"]),
-        ("reengagement", "Between engagements: who comes back", lambda: (
-         f'<div class="grid">{div["reengagement-curve"]}{div["gap-days"]}</div>'
-         f'{div["lifecycle"]}{div["gap-lift"]}')),
-        ("advocacy", "Advocacy: referrals and case studies",
-         lambda: _table(advocates, empty="No referral or case study yet.")),
-        ("drivers", "What moves accounts forward", lambda: div["drivers"] + _table(
-            _drivers_table(d.drivers), {"moved on with": pct, "without": pct},
-            "Nothing to list yet.")
-         + "<p class='note'>Odds ratio: how many times the odds of moving on are higher "
-           "with the touchpoint or role than without, for accounts "
-            "as long in the stage. Only rows whose false-discovery-corrected q is below 0.05 "
-            "are listed; all tests are in the table conversion_drivers.</p>"),
-        ("attribution", "Which channels and campaigns get the credit", lambda: div["attribution"]
-         + _table(_removal_table(d.attribution), {"share": pct, "interval": str},
-                  "Nothing to attribute yet.")
-         + "<p class='note'>Removal effect: the share of conversions lost if every journey "
-           "through that campaign had failed (Markov chain of the journeys). 'uncertain' "
-           "means its 95 % interval reaches zero. All goals, dimensions and models are in "
-           "the table attribution.</p>"),
-        ("representatives", "Representative journeys", lambda: div["representatives"] + _table(
-            _representatives_table(d.representatives),
-            {"coverage": pct, "long-tail share": pct, "became clients": pct},
-            "Too few distinct paths to summarise.")),
-        ("churn", "Churn risk", churn),
-        ("trend", "Over time", lambda: div["trend"]),
-        ("quality", "Data quality", lambda: div["resolution"] + "<h3>Loads</h3>" + _table(
-            d.loads[["load_id", "finished_at", "files_seen", "files_read", "rows_read",
-                     "rows_loaded", "rows_duplicate", "rows_rejected"]])
-         + "<h3>Rejected rows by reason</h3>" + _table(d.rejects, empty="No row rejected.")),
-        ("glossary", "Glossary", _glossary),
-    ]
-    sections = [(sid, title, _section_content(build, d)) for sid, title, build in sections]
-    nav = "".join(f'<a href="#{sid}">{html.escape(title)}</a>' for sid, title, _ in sections)
-    body = "".join(
-        f'<section id="{sid}"><h2>{html.escape(title)}</h2>'
-        + (f'<p class="headline">{html.escape(heads[sid])}</p>' if sid in heads else "")
-        + f"{content}</section>"
-        for sid, title, content in sections)
-    page = (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>Customer journeys as of {k.as_of:%Y-%m-%d}</title><style>{CSS}</style>"
-        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
-        f"<header><h1>Customer journeys</h1><p>As of {k.as_of:%d %B %Y} · report {run_name}"
-        f"</p><p class='dq'>{quality_line}</p>{issues_html}</header><nav>{nav}</nav>"
-        f"<main>{body}</main>{REFIT}</body></html>")
+    _write_lists(d, out)
+    drawn = drawn_charts(d)
+    issues = [*run_issues(con), *_chart_issues(drawn)]
     index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
+    index.write_text(_page(d, drawn, issues, run_name), encoding="utf-8")
     if static_images:
-        write_static_images(figures, out)
-    latest = Path(reports_dir) / "latest"
-    if latest.exists():
-        shutil.rmtree(latest)
-    shutil.copytree(out, latest)
+        write_static_images({c.chart.name: c.figure for c in drawn if c.figure is not None},
+                            out)
+    _refresh_latest(out, reports_dir)
     return index

@@ -57,3 +57,65 @@ def test_path_coverage_is_one_number_in_chart_sentence_and_table(sample_warehous
     con.close()
     assert f"the {reports.html.TOP_PATHS} most common cover {top:.1%}" in text
     assert f"cover {1 - top:.1%} of accounts" in text  # the note under the table
+
+
+@pytest.fixture(scope="module")
+def stage_counts(sample_warehouse, tmp_path_factory):
+    """What each place says about accounts per stage: the marts, the terminal summary,
+    the process map's hover texts (in the report's page) and the cards."""
+    con = warehouse.connect(sample_warehouse, read_only=True)
+    index = reports.write_report(con, tmp_path_factory.mktemp("s"), "t", static_images=False)
+    marts = {
+        "occupancy": {s: (e, n) for s, e, n in con.execute(
+            "SELECT stage, accounts_ever_in, accounts_in_now FROM stage_occupancy").fetchall()},
+        "funnel_now": dict(con.execute(
+            "SELECT stage, currently_in_stage FROM stage_funnel").fetchall()),
+        "journeys_now": dict(con.execute(
+            "SELECT current_stage, count(*) FROM account_journeys "
+            "WHERE current_stage IS NOT NULL GROUP BY ALL").fetchall()),
+        "timing": dict(con.execute(
+            "SELECT stage, accounts_entered FROM stage_timing").fetchall()),
+        "kpis": con.sql("SELECT * FROM journey_kpis").df().iloc[0],
+    }
+    summary = journeys.journey_summary(con).to_text()
+    con.close()
+    page = index.read_text()
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", page))
+    return marts, summary, page, text
+
+
+def test_accounts_in_a_stage_now_is_one_number_in_every_mart(stage_counts):
+    marts = stage_counts[0]
+    now = {s: n for s, (_, n) in marts["occupancy"].items()}
+    assert marts["funnel_now"] == now
+    assert {s: now[s] for s in marts["journeys_now"]} == marts["journeys_now"]
+    assert sum(now.values()) == sum(marts["journeys_now"].values())
+
+
+def test_the_terminal_the_process_map_and_the_timing_table_count_stages_alike(stage_counts):
+    marts, summary, page, _ = stage_counts
+    occupancy = marts["occupancy"]
+    printed = {}
+    for line in summary.splitlines():
+        parts = line.split()
+        if parts and parts[0] in occupancy:
+            printed[parts[0]] = (int(parts[-2].replace(",", "")), int(parts[-1].replace(",", "")))
+    assert printed == occupancy  # the "ever in" and "now" columns
+    hover = dict(re.findall(r"([a-z ]+): ([\d,]+) accounts were in this stage", page))
+    assert {s: int(hover[reports.format.LABEL[s]].replace(",", "")) for s in occupancy} == {
+        s: ever for s, (ever, _) in occupancy.items()}
+    assert all(occupancy[s][0] == n for s, n in marts["timing"].items())
+
+
+def test_a_card_that_counts_something_else_says_what_it_counts(stage_counts):
+    marts, _, page, text = stage_counts
+    k, occupancy = marts["kpis"], marts["occupancy"]
+    # The between-engagements and former-client bases are the stage counts...
+    assert (f"{int(k.advocates_between_engagements)} of {occupancy['between_engagements'][0]} "
+            "clients who were between engagements") in text
+    assert f"of {occupancy['former_client'][0]} former clients" in text
+    # ...while "advocates" counts accounts that gave a referral or a case study (in any
+    # stage), not accounts inferred to be in the advocacy stage: the card says so.
+    assert (f"{int(k.advocates)} accounts gave a referral or a case study") in text
+    # The funnel counts accounts that got this far or further, and says so.
+    assert "Accounts reaching each stage (or further)" in page
