@@ -70,8 +70,10 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None):
     files = ingest.discover_files(input_dir, settings.ingest, checksums=False)
     ingest.check_csv_headers(files, settings.ingest)
     if not warehouse_path.exists() and not files:
-        raise NoDataError(f"{input_dir}: no export files (names start with crm_accounts, "
-                          "crm_contacts, crm_activities, web_events or email_events) and the "
+        from journey_mining.sources import SOURCES
+
+        patterns = ", ".join(p for name in SOURCES for p in settings.ingest.patterns_of(name))
+        raise NoDataError(f"{input_dir}: no export files (names matching {patterns}) and the "
                           f"warehouse {warehouse_path} does not exist yet: nothing to analyse")
     return settings
 

@@ -147,7 +147,7 @@ class IngestConfig(_Strict):
 class StageInferenceConfig(_Strict):
     """How the stage an account is in is inferred from its signals (README: stage states)."""
 
-    method: Literal["evidence", "window", "hmm"] = Field(
+    method: str = Field(
         default="evidence",
         description="evidence: the ladder read from evidence, what counts as evidence "
                     "measured on the data (the best over the scorecard grid); window: "
@@ -160,6 +160,16 @@ class StageInferenceConfig(_Strict):
     window_days: int = Field(default=240, ge=1, description="window: its length")
     period_days: int = Field(default=7, ge=1, description="hmm: length of one observation")
     fit_accounts: int = Field(default=2000, ge=10, description="hmm: EM sample size")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        # The methods are registered once, in stage_inference.METHODS.
+        from journey_mining.stage_inference import METHODS
+
+        if value not in METHODS:
+            raise ValueError(f"unknown method '{value}'; methods: {', '.join(METHODS)}")
+        return value
 
 
 class EngagementRules(_Strict):

@@ -170,8 +170,11 @@ def require_touchpoints(con: duckdb.DuckDBPyConnection) -> int:
     if in_range:
         return in_range
     if not total:
+        from journey_mining.sources import SOURCES
+
+        events = [n for n, spec in SOURCES.items() if "occurred_at" in spec.required]
         raise NoDataError("the warehouse holds no touchpoints yet: the input folder had no "
-                          "rows of crm_activities, web_events or email_events")
+                          f"rows of {', '.join(events[:-1])} or {events[-1]}")
     raise NoDataError(f"no touchpoint up to the as-of date {as_of:%Y-%m-%d}: the warehouse "
                       f"holds {total:,} from {first:%Y-%m-%d} to {last:%Y-%m-%d}; "
                       "choose a later --as-of")

@@ -25,6 +25,7 @@ from journey_mining.build import CONFIG_TABLES
 from journey_mining.config import Config
 from journey_mining.errors import DataQualityError, JourneyError
 from journey_mining.operations import is_stop
+from journey_mining.sources import SOURCES
 from journey_mining.sql_models import discover_models
 
 __all__ = ["STEPS", "ChangeCheck", "ChurnResult", "DataTestResult", "LoadResult",
@@ -369,8 +370,7 @@ def _report_path(ctx: RunContext) -> str | None:
     return str(latest.resolve()) if ctx.unchanged and latest and latest.exists() else None
 
 
-_RAW = ("raw_crm_accounts", "raw_crm_contacts", "raw_crm_activities", "raw_web_events",
-        "raw_email_events")
+_RAW = tuple(spec.raw_table for spec in SOURCES.values())
 
 STEPS: tuple[Step, ...] = (
     Step("load", _load, reads=(), retries=3,
