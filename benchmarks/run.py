@@ -261,8 +261,8 @@ def main() -> None:
     ctx = pipeline.RunContext(db, config, exports, reports_dir=work / "reports",
                               run_name="bench", static_images=False)
     models = _ModelTimes()
-    logging.getLogger("journey_mining.warehouse").addHandler(models)
-    logging.getLogger("journey_mining.warehouse").setLevel(logging.DEBUG)
+    logging.getLogger("journey_mining.sql_models").addHandler(models)
+    logging.getLogger("journey_mining.sql_models").setLevel(logging.DEBUG)
     names = [step.name for step in pipeline.STEPS]
     first = names.index(args.from_step) if args.from_step else 0
     for step in pipeline.STEPS[first:]:
