@@ -160,7 +160,8 @@ def find_chromium() -> str | None:
 
 
 def write_static_images(figures: dict[str, go.Figure], out: Path) -> list[Path]:
-    """PNGs of the key charts for slide decks, via kaleido and a local Chromium.
+    """PNGs of the key charts for slide decks (those registered with `static_image`),
+    via kaleido and a local Chromium.
 
     Returns [] when no Chromium is installed: kaleido would otherwise try to
     download one, and nothing here may use the network.
@@ -534,9 +535,11 @@ class Section:
     content: Callable[[ReportData, list[str]], str] = _charts_only
 
 
-# In the order they stand in the page (and in its navigation bar).
+# In the order they stand in the page (and in its navigation bar). Every section places
+# the charts registered for it, so none can be registered and then left out.
 SECTIONS: tuple[Section, ...] = (
-    Section("questions", "The three questions first", lambda d, charts: _questions(d.kpis)),
+    Section("questions", "The three questions first",
+            lambda d, charts: _questions(d.kpis) + "".join(charts)),
     Section("funnel", "Funnel and drop-offs", _funnel_section),
     Section("map", "The process map", _map_section),
     Section("paths", "Paths", _paths_section),
@@ -552,7 +555,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("churn", "Churn risk", _churn_section),
     Section("trend", "Over time"),
     Section("quality", "Data quality", _quality_section),
-    Section("glossary", "Glossary", lambda d, charts: _glossary()),
+    Section("glossary", "Glossary", lambda d, charts: _glossary() + "".join(charts)),
 )
 
 
