@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from journey_mining.errors import JourneyError
 from journey_mining.warehouse import store_frame
 
 _log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def run_models(
         try:
             _replace_other_kind(con, model.name, kind)
             if model.sql is None:
-                _store_python_model(con, model, model.function()(con, context))
+                _store_python_model(con, model, _call(model, con, context))
             else:
                 used = {k: v for k, v in parameters.items() if f"${k}" in model.sql}
                 con.execute(f'CREATE OR REPLACE {kind} "{model.name}" AS\n{model.sql}', used)
@@ -182,6 +183,17 @@ def run_models(
                    kind.lower(), seconds, extra={"model": model.name, "seconds": seconds})
         built.extend(model.tables)
     return built
+
+
+def _call(model: Model, con: duckdb.DuckDBPyConnection, context):
+    """A Python model's frame(s); a failure names the model like a failing SQL model does
+    (a JourneyError, which already says what to do, and a stop pass unchanged)."""
+    try:
+        return model.function()(con, context)
+    except (JourneyError, duckdb.Error):
+        raise
+    except Exception as exc:
+        raise duckdb.Error(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _store_python_model(con: duckdb.DuckDBPyConnection, model: Model, result) -> None:

@@ -138,3 +138,25 @@ def test_a_relationship_test_counts_each_orphan_row_once():
     (name, query), = checks._queries("m", {"relationships": {"k": "t.key"}})
     assert name == "relationships(k -> t.key)"
     assert con.execute(query).fetchall() == [(2,)]
+
+
+def test_a_build_that_fails_in_the_stage_inference_changes_nothing(tmp_path, monkeypatch):
+    """The stage states are built in the same transaction as the models: a failure in the
+    inference (a Python model) leaves every table of the previous build as it was."""
+    from journey_mining import stage_inference
+    from tests.journeys_fixture import AS_OF, built_journeys
+
+    con = built_journeys(tmp_path)
+    before = {t: con.execute(f"SELECT count(*), max(as_of) FROM run_parameters, {t}"
+                             ).fetchall() for t in ("account_journeys", "account_stage_history",
+                                                    "stage_funnel")}
+
+    def broken(*_):
+        raise RuntimeError("inference broke")
+
+    monkeypatch.setitem(stage_inference.METHODS, "evidence", broken)
+    with pytest.raises(duckdb.Error, match="int_inferred_stays.*inference broke"):
+        build.build(con, AnalysisParams(), as_of=AS_OF.replace(year=AS_OF.year - 1))
+    after = {t: con.execute(f"SELECT count(*), max(as_of) FROM run_parameters, {t}"
+                            ).fetchall() for t in before}
+    assert after == before
