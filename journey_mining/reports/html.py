@@ -1,5 +1,9 @@
 """The one writer: a self-contained `index.html` (plotly.js embedded once, no CDN,
-works offline), CSV lists beside it, and PNGs of the key charts for slide decks."""
+works offline), CSV lists beside it, and PNGs of the key charts for slide decks.
+
+Which charts there are, and in which section each stands, is declared once in
+`charts.CHARTS`; the sections, in page order, are `SECTIONS` here. Each section
+places the charts registered for it, so a chart is never placed by name."""
 
 from __future__ import annotations
 
@@ -482,29 +486,36 @@ def _advocacy_section(d: ReportData, charts: list[str]) -> str:
     return "".join(charts) + _table(advocates, empty="No referral or case study yet.")
 
 
+def _charts_over_table(charts: list[str], frame: pd.DataFrame, formats: dict, empty: str,
+                       note: str = "") -> str:
+    """A section's charts over the table listing what they show, then how to read it."""
+    return ("".join(charts) + _table(frame, formats, empty)
+            + (f"<p class='note'>{note}</p>" if note else ""))
+
+
 def _drivers_section(d: ReportData, charts: list[str]) -> str:
-    return ("".join(charts)
-            + _table(_drivers_table(d.drivers), {"moved on with": pct, "without": pct},
-                     "Nothing to list yet.")
-            + "<p class='note'>Odds ratio: how many times the odds of moving on are higher "
-              "with the touchpoint or role than without, for accounts as long in the stage. "
-              "Only rows whose false-discovery-corrected q is below 0.05 are listed; all "
-              "tests are in the table conversion_drivers.</p>")
+    return _charts_over_table(
+        charts, _drivers_table(d.drivers), {"moved on with": pct, "without": pct},
+        "Nothing to list yet.",
+        "Odds ratio: how many times the odds of moving on are higher with the touchpoint or "
+        "role than without, for accounts as long in the stage. Only rows whose "
+        "false-discovery-corrected q is below 0.05 are listed; all tests are in the table "
+        "conversion_drivers.")
 
 
 def _attribution_section(d: ReportData, charts: list[str]) -> str:
-    return ("".join(charts)
-            + _table(_removal_table(d.attribution), {"share": pct, "interval": str},
-                     "Nothing to attribute yet.")
-            + "<p class='note'>Removal effect: the share of conversions lost if every "
-              "journey through that campaign had failed (Markov chain of the journeys). "
-              "'uncertain' means its 95 % interval reaches zero. All goals, dimensions and "
-              "models are in the table attribution.</p>")
+    return _charts_over_table(
+        charts, _removal_table(d.attribution), {"share": pct, "interval": str},
+        "Nothing to attribute yet.",
+        "Removal effect: the share of conversions lost if every journey through that "
+        "campaign had failed (Markov chain of the journeys). 'uncertain' means its 95 % "
+        "interval reaches zero. All goals, dimensions and models are in the table "
+        "attribution.")
 
 
 def _representatives_section(d: ReportData, charts: list[str]) -> str:
-    return "".join(charts) + _table(
-        _representatives_table(d.representatives),
+    return _charts_over_table(
+        charts, _representatives_table(d.representatives),
         {"coverage": pct, "long-tail share": pct, "became clients": pct},
         "Too few distinct paths to summarise.")
 
