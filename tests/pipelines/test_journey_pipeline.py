@@ -12,7 +12,12 @@ from journey_mining import steps
 from journey_mining.cli import app
 from journey_mining.config import Config
 from journey_mining.errors import MissingColumnError
-from journey_mining.pipelines.journey_pipeline import TASKS, _retry_io_only, ingest, journey_pipeline
+from journey_mining.pipelines.journey_pipeline import (
+    TASKS,
+    _retry_io_only,
+    ingest,
+    journey_pipeline,
+)
 from tests.conftest import WEB_HEADER, write_csv
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
