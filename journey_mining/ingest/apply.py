@@ -20,6 +20,9 @@ from journey_mining.pseudonyms import Pseudonymiser
 from journey_mining.sources import SourceSpec
 from journey_mining.warehouse import transaction
 
+# The package's own modules share private helpers; the names for users are these.
+__all__: list[str] = []
+
 _NOTHING_READ = {"read": 0, "loaded": 0, "duplicate": 0, "rejected": 0}
 
 

@@ -20,6 +20,8 @@ from journey_mining.config import IngestConfig
 from journey_mining.errors import IngestError, UnknownFileError
 from journey_mining.sources import SOURCES, file_format
 
+__all__ = ["SourceFile", "discover_files"]
+
 
 @dataclass(frozen=True)
 class SourceFile:

@@ -19,6 +19,9 @@ import pyarrow as pa
 from journey_mining.ingest.discovery import SourceFile
 from journey_mining.ingest.scratch import _position
 
+# The package's own modules share private helpers; the names for users are these.
+__all__: list[str] = []
+
 
 def _open_bytes(f: SourceFile):
     """The file's bytes, decompressed when its name ends .gz."""

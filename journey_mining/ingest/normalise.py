@@ -29,6 +29,9 @@ from journey_mining.ingest.timestamps import (
 from journey_mining.pseudonyms import PSEUDONYMISED, Pseudonymiser
 from journey_mining.sources import SourceSpec
 
+# The package's own modules share private helpers; the names for users are these.
+__all__: list[str] = []
+
 
 def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config: IngestConfig,
                file_order: int, not_after: dt.datetime, pseudonyms: Pseudonymiser | None,

@@ -20,6 +20,9 @@ from journey_mining.ingest.scratch import _drop_scan, _quote
 from journey_mining.pseudonyms import Pseudonymiser
 from journey_mining.sources import SOURCES
 
+# The package's own modules share private helpers; the names for users are these.
+__all__: list[str] = []
+
 
 def _pseudonym(text: str, is_email: bool) -> str:
     """SQL for a keyed hash of a value; an email keeps its domain, which stitching needs."""

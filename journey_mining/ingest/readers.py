@@ -22,6 +22,8 @@ from journey_mining.ingest.lines import _map_logical_lines, _open_bytes, _physic
 from journey_mining.ingest.scratch import _drop, _position, _quote
 from journey_mining.sources import SOURCES, SourceSpec
 
+__all__ = ["MAX_COLUMNS", "check_csv_headers"]
+
 _NESTED_TYPES = ("STRUCT", "MAP", "LIST", "JSON", "UNION")
 
 # A header wider than this is not an export of any source (the widest source has 11

@@ -13,6 +13,9 @@ from journey_mining.ingest.scratch import _drop
 from journey_mining.ingest.staging import _FILE_STRIDE
 from journey_mining.sources import SourceSpec
 
+# The package's own modules share private helpers; the names for users are these.
+__all__: list[str] = []
+
 
 def _reconcile(con, spec: SourceSpec, load_id: int, stage: str,
                file_names: list[str]) -> dict[str, dict[str, int]]:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import duckdb
 
+# The package's own modules share private helpers; the names for users are these.
+__all__: list[str] = []
+
 
 def _quote(identifier: str) -> str:
     """A name as a quoted SQL identifier (a file's column may be called anything)."""

@@ -18,6 +18,9 @@ from pathlib import Path
 from journey_mining.ingest.discovery import SourceFile
 from journey_mining.sources import SOURCES, SourceSpec
 
+# The package's own modules share private helpers; the names for users are these.
+__all__: list[str] = []
+
 # A row's position in a load: file order times this, plus its row number (one integer).
 _FILE_STRIDE = 1 << 40
 

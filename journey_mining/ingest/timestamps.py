@@ -8,6 +8,8 @@ NULL, so that normalising can reject its row with the reason rather than guess.
 
 from __future__ import annotations
 
+__all__ = ["ZONE_ABBREVIATIONS"]
+
 # What follows the time of day of a timestamp, when it is a zone (a name, an
 # abbreviation, GMT+2, or a bare +2 that is then refused) rather than an offset.
 _ZONE_AFTER_TIME = (r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*"

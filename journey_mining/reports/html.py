@@ -433,6 +433,7 @@ def _deviations_table(transitions: pd.DataFrame) -> pd.DataFrame:
 
 
 def _charts_only(d: ReportData, charts: list[str]) -> str:
+    """A section that is its charts alone, in the order they are registered."""
     return "".join(charts)
 
 
