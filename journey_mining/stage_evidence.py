@@ -171,6 +171,28 @@ def _enough(total: int, days_in: float, days_out: float) -> bool:
     return min(total * p_in, total * (1 - p_in)) >= 5
 
 
+def _opens_stage(group: pd.DataFrame, others: pd.DataFrame, sales: pd.DataFrame,
+                 usual) -> np.ndarray:
+    """Per occurrence of an activity, whether it opened its stage.
+
+    An entry signal (a proposal before the negotiation, a demo request before the
+    meetings) comes first by nature: the last occurrence before another signal of the
+    stage or above (or a sale), when at most a usual gap before it (the median gap
+    between the stage's other signals), opened the stage and counts in it.
+    """
+    if pd.isna(usual):
+        return np.zeros(len(group), dtype=bool)
+    follows = pd.concat([others[["account_id", "occurred_at"]], sales]).sort_values(
+        "occurred_at").rename(columns={"occurred_at": "next_at"})
+    mine = group[["account_id", "occurred_at"]].reset_index().sort_values("occurred_at")
+    nxt = pd.merge_asof(mine, follows, left_on="occurred_at", right_on="next_at",
+                        by="account_id", direction="forward", allow_exact_matches=False)
+    # only the last occurrence before the stage's other signals can have opened it
+    last = ~nxt.duplicated(subset=["account_id", "next_at"], keep="last")
+    opens = (((nxt.next_at - nxt.occurred_at) <= usual) & last).set_axis(nxt["index"])
+    return opens.reindex(group.index).fillna(False).to_numpy(dtype=bool)
+
+
 def informative_activities(events: pd.DataFrame,
                            sold_at: pd.Series | None = None) -> pd.DataFrame:
     """Per activity its rate per account-day before, in and after its own stage.
@@ -227,20 +249,7 @@ def informative_activities(events: pd.DataFrame,
         at = group.occurred_at
         acc = group.account_id
         e, lv = enter.reindex(acc).to_numpy(), leave.reindex(acc).to_numpy()
-        # An entry signal (a proposal before the negotiation, a demo request before the
-        # meetings) comes first by nature: the last occurrence before another signal of
-        # the stage or above (or a sale), when at most a usual gap before it (the median
-        # gap between the stage's other signals), opened the stage and counts in it.
-        follows = pd.concat([others[["account_id", "occurred_at"]], sales]).sort_values(
-            "occurred_at").rename(columns={"occurred_at": "next_at"})
-        mine = group[["account_id", "occurred_at"]].reset_index().sort_values("occurred_at")
-        nxt = pd.merge_asof(mine, follows, left_on="occurred_at", right_on="next_at",
-                            by="account_id", direction="forward", allow_exact_matches=False)
-        # only the last occurrence before the stage's other signals can have opened it
-        last = ~nxt.duplicated(subset=["account_id", "next_at"], keep="last")
-        opens = (((nxt.next_at - nxt.occurred_at) <= usual) & last).set_axis(nxt["index"])
-        opens = opens.reindex(group.index).fillna(False).to_numpy(dtype=bool) \
-            if pd.notna(usual) else np.zeros(len(group), dtype=bool)
+        opens = _opens_stage(group, others, sales, usual)
         early = at.to_numpy() < e
         before = int((early & ~opens).sum())
         inside = int(((~early & (at.to_numpy() < lv)) | (early & opens)).sum())
