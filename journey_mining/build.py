@@ -17,8 +17,8 @@ import duckdb
 from journey_mining import stages
 from journey_mining.sql_models import SQL_DIR, run_models
 from journey_mining.warehouse import (
-    RUN_ISSUES_COLUMNS,
     ensure_schema,
+    reset_run_issues,
     table_exists,
     transaction,
 )
@@ -63,7 +63,7 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
         stages.register_free_mail_domains(con, params.free_mail_domains)
         stages.register_engagement_rules(con, params.engagements)
         stages.register_outbound_activities(con, params.outbound_activities)
-        con.execute(f"CREATE OR REPLACE TABLE run_issues ({RUN_ISSUES_COLUMNS})")
+        reset_run_issues(con)
         return run_models(con, model_parameters(params, as_of), context=params)
 
 

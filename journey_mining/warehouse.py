@@ -28,7 +28,6 @@ from journey_mining.errors import WarehouseError, WarehouseLockedError
 from journey_mining.sources import SOURCES
 
 __all__ = [
-    "RUN_ISSUES_COLUMNS",
     "check_writable",
     "close_all",
     "connect",
@@ -38,6 +37,7 @@ __all__ = [
     "exclusive",
     "interrupt_all",
     "record_issue",
+    "reset_run_issues",
     "run_issues",
     "store_frame",
     "table_exists",
@@ -336,7 +336,13 @@ def drop_tables(con: duckdb.DuckDBPyConnection, names) -> None:
             con.execute(f"DROP {existing[name]} {_quote(name)}")
 
 
-RUN_ISSUES_COLUMNS = "step VARCHAR NOT NULL, problem VARCHAR NOT NULL, recorded_at TIMESTAMP"
+_RUN_ISSUES_DDL = ("TABLE run_issues (step VARCHAR NOT NULL, problem VARCHAR NOT NULL, "
+                   "recorded_at TIMESTAMP)")
+
+
+def reset_run_issues(con: duckdb.DuckDBPyConnection) -> None:
+    """Start a build with no run issues: what failed in the last one is not this one's."""
+    con.execute("CREATE OR REPLACE " + _RUN_ISSUES_DDL)
 
 
 def record_issue(con: duckdb.DuckDBPyConnection, step: str, problem: str | BaseException) -> None:
@@ -347,7 +353,7 @@ def record_issue(con: duckdb.DuckDBPyConnection, step: str, problem: str | BaseE
     """
     if isinstance(problem, BaseException):
         problem = f"{type(problem).__name__}: {problem}".splitlines()[0][:500]
-    con.execute(f"CREATE TABLE IF NOT EXISTS run_issues ({RUN_ISSUES_COLUMNS})")
+    con.execute("CREATE TABLE IF NOT EXISTS " + _RUN_ISSUES_DDL)
     con.execute("INSERT INTO run_issues VALUES ($step, $problem, now()::TIMESTAMP)",
                 {"step": step, "problem": problem})
 

@@ -68,7 +68,7 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
 
     def optional(table: str, sql: str | None = None) -> pd.DataFrame | None:
         if _exists(con, table):
-            return q(sql or f"SELECT * FROM {table}")
+            return q(sql) if sql else con.table(table).df()
         absent.append(table)
         return None
 

@@ -30,8 +30,6 @@ FORMATTED_SQL_ALLOWED = {
                                 "accepted values, expect expressions)",
     "journey_mining/sql_models.py": "the runner creates each model's table or view under the "
                                     "name of its file",
-    "journey_mining/build.py": "run_issues DDL from RUN_ISSUES_COLUMNS",
-    "journey_mining/reports/data.py": "reads an optional step's table by its name",
 }
 # (file, activity) pairs still written into SQL, and why.
 ACTIVITY_LITERALS_ALLOWED: dict[tuple[str, str], str] = {}
