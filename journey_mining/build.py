@@ -15,7 +15,9 @@ from pathlib import Path
 import duckdb
 
 from journey_mining import stages
-from journey_mining.sql_models import SQL_DIR, run_models
+from journey_mining.errors import ModelError
+from journey_mining.sources import SOURCES
+from journey_mining.sql_models import SQL_DIR, discover_models, run_models, unknown_reads
 from journey_mining.warehouse import (
     ensure_schema,
     reset_run_issues,
@@ -23,12 +25,17 @@ from journey_mining.warehouse import (
     transaction,
 )
 
-__all__ = ["CONFIG_TABLES", "build", "build_fingerprint", "is_up_to_date", "last_build_fingerprint",
-           "model_parameters", "record_build"]
+__all__ = ["CONFIG_TABLES", "LOADED_TABLES", "build", "build_fingerprint", "checked_models",
+           "is_up_to_date",
+           "last_build_fingerprint", "model_parameters", "record_build"]
 
 # Written by the build before the models: the ladder, the stage map and the rules they join.
 CONFIG_TABLES = ("stage_ladder", "stage_map", "negative_signals", "observed_stage_changes",
                  "score_rules", "free_mail_domains", "engagement_rules", "outbound_activities")
+
+
+# Written by ingest: what the staging models read.
+LOADED_TABLES = (*(spec.raw_table for spec in SOURCES.values()), "rejected_rows")
 
 
 def model_parameters(params, as_of=None) -> dict:
@@ -46,6 +53,17 @@ def model_parameters(params, as_of=None) -> dict:
     }
 
 
+def checked_models() -> list:
+    """The models in run order, refused in one sentence (ModelError) when one does not
+    parse or reads a table nothing builds before it: checked before a build starts
+    (and by `journey run` before Prefect starts), never half-way."""
+    models = discover_models()
+    problems = unknown_reads(models, {*CONFIG_TABLES, *LOADED_TABLES})
+    if problems:
+        raise ModelError("; ".join(problems))
+    return models
+
+
 def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
     """Rebuild all models with the analysis parameters (`AnalysisParams`), all or nothing.
 
@@ -57,14 +75,18 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
     occurred_at in the warehouse. Returns the names of the tables written.
     """
     stage_map = stages.load_stage_map(params.stage_map)
+    models = checked_models()
     ensure_schema(con)
     with transaction(con):
+        # Until the plan records this build complete, no earlier fingerprint stands for
+        # what the warehouse holds (a partial run_all must not look like nothing new).
+        con.execute("DROP TABLE IF EXISTS build_state")
         stages.register_stage_map(con, stage_map)
         stages.register_free_mail_domains(con, params.free_mail_domains)
         stages.register_engagement_rules(con, params.engagements)
         stages.register_outbound_activities(con, params.outbound_activities)
         reset_run_issues(con)
-        return run_models(con, model_parameters(params, as_of), context=params)
+        return run_models(con, model_parameters(params, as_of), context=params, models=models)
 
 
 def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None) -> str:

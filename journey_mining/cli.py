@@ -55,14 +55,16 @@ def _fail(exc: Exception) -> None:
 
 
 def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None):
-    """What can be checked before Prefect starts, in a second: config, stage map, input
-    folder, a writable warehouse, and whether there is anything at all to analyse."""
-    from journey_mining import ingest, stages, warehouse
+    """What can be checked before Prefect starts, in a second: config, stage map, the SQL
+    models, input folder, a writable warehouse, and whether there is anything at all to
+    analyse."""
+    from journey_mining import build, ingest, stages, warehouse
     from journey_mining.config import load_config, pseudonym_key
     from journey_mining.errors import IngestError, NoDataError
 
     settings = load_config(config)
     stages.load_stage_map(settings.analysis.stage_map)
+    build.checked_models()
     pseudonym_key(settings)
     if not input_dir.is_dir():
         raise IngestError(f"{input_dir}: input folder not found")

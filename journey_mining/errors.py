@@ -8,6 +8,7 @@ __all__ = [
     "IngestError",
     "JourneyError",
     "MissingColumnError",
+    "ModelError",
     "NoDataError",
     "UnknownFileError",
     "UnreadableFileError",
@@ -62,6 +63,11 @@ class DataQualityError(JourneyError):
     def __init__(self, message: str, breaches: list[str] | None = None):
         super().__init__(message)
         self.breaches = breaches or [message]
+
+
+class ModelError(JourneyError):
+    """A SQL (or Python) model cannot be built: its file, and why. The build is rolled
+    back: the warehouse keeps the previous build's tables."""
 
 
 class NoDataError(JourneyError):

@@ -30,13 +30,13 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from journey_mining.errors import JourneyError
+from journey_mining.errors import JourneyError, ModelError
 from journey_mining.warehouse import store_frame
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["LAYERS", "SQL_DIR", "Model", "discover_models", "read_sql", "reads_of",
-           "run_models"]
+__all__ = ["LAYERS", "SQL_DIR", "Model", "discover_models", "model_tables", "read_sql",
+           "reads_of", "run_models", "unknown_reads"]
 
 
 def _sql_dir() -> Path:
@@ -89,6 +89,10 @@ class Model:
         found = re.search(r"^--\s*materialized:\s*(table|view)\b", self.sql, re.M)
         return found.group(1) if found else "table"
 
+    def reads(self) -> set[str]:
+        """The tables the model reads: parsed from its SQL, or its yml's `reads:`."""
+        return set(self.declared_reads) if self.sql is None else reads_of(self.sql, self.path)
+
     @property
     def tables(self) -> tuple[str, ...]:
         """The tables this model writes: its own, and a Python model's `writes:`."""
@@ -101,17 +105,24 @@ class Model:
         return getattr(importlib.import_module(module), name)
 
 
-def reads_of(sql: str) -> set[str]:
-    """Every table a query reads (FROM, JOIN, comma joins, subqueries), less its CTEs."""
+def reads_of(sql: str, path: Path | None = None) -> set[str]:
+    """Every table a query reads (FROM, JOIN, comma joins, subqueries), less its CTEs, in
+    lower case (DuckDB's names are case-insensitive). A query that does not parse is a
+    ModelError naming `path`."""
     import sqlglot
     from sqlglot import exp
 
+    try:
+        trees = sqlglot.parse(sql, read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        where = f"{path.parent.name}/{path.name}" if path else "SQL"
+        raise ModelError(f"{where} does not parse: {str(exc).splitlines()[0]}") from None
     read: set[str] = set()
-    for tree in sqlglot.parse(sql, read="duckdb"):
+    for tree in trees:
         if tree is None:
             continue
-        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-        read |= {table.name for table in tree.find_all(exp.Table)} - ctes
+        ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+        read |= {table.name.lower() for table in tree.find_all(exp.Table)} - ctes
     return read
 
 
@@ -126,6 +137,31 @@ def _python_models(sql_dir: Path, layer: str) -> list[Model]:
     return models
 
 
+def model_tables(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -> list[str]:
+    """The names of the tables the models write, from their files alone (no parsing):
+    what a step that builds them declares it writes."""
+    names = []
+    for layer in layers:
+        names += [path.stem for path in sorted((sql_dir / layer).glob("*.sql"))]
+        names += [t for model in _python_models(sql_dir, layer) for t in model.tables]
+    return names
+
+
+def unknown_reads(models: list[Model], available: set[str]) -> list[str]:
+    """One sentence per model that reads a table no model builds and `available` (the
+    configuration and loaded tables) does not hold: a table a later step writes, or a
+    typo. The runner would read whatever an earlier run left there, so it refuses."""
+    built = {t for model in models for t in model.tables}
+    problems = []
+    for model in models:
+        missing = sorted(model.reads() - built - available)
+        if missing:
+            problems.append(f"{model.layer}/{model.path.name} reads {', '.join(missing)}, "
+                            "which no model builds before it (a table of a later step, or a "
+                            "typo)")
+    return problems
+
+
 def discover_models(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -> list[Model]:
     """Every model under sql/<layer>/, in an order where each runs after what it reads."""
     models = {}
@@ -137,8 +173,7 @@ def discover_models(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -
     writer = {table: model.name for model in models.values() for table in model.tables}
     graph = {}
     for model in models.values():
-        read = set(model.declared_reads) if model.sql is None else reads_of(model.sql)
-        graph[model.name] = {writer[n] for n in read if n in writer} - {model.name}
+        graph[model.name] = {writer[n] for n in model.reads() if n in writer} - {model.name}
     order = graphlib.TopologicalSorter(graph).static_order()
     return [models[name] for name in order]
 
@@ -156,17 +191,18 @@ def _replace_other_kind(con: duckdb.DuckDBPyConnection, name: str, kind: str) ->
 
 def run_models(
     con: duckdb.DuckDBPyConnection, parameters: dict | None = None, sql_dir: Path = SQL_DIR,
-    layers: tuple[str, ...] = LAYERS, context=None,
+    layers: tuple[str, ...] = LAYERS, context=None, models: list[Model] | None = None,
 ) -> list[str]:
     """Rebuild every model table; returns the model names in run order.
 
     `parameters` are bound as `$name` placeholders in the model SQL, never formatted
     in; a Python model is called with the connection and `context` (the build's
-    analysis parameters). Call inside `warehouse.transaction` for all or nothing.
+    analysis parameters); `models` (in run order) when already discovered. Call inside
+    `warehouse.transaction` for all or nothing.
     """
     parameters = parameters or {}
     built = []
-    for model in discover_models(sql_dir, layers):
+    for model in models if models is not None else discover_models(sql_dir, layers):
         kind = model.materialized.upper()
         started = time.perf_counter()
         try:
@@ -176,8 +212,11 @@ def run_models(
             else:
                 used = {k: v for k, v in parameters.items() if f"${k}" in model.sql}
                 con.execute(f'CREATE OR REPLACE {kind} "{model.name}" AS\n{model.sql}', used)
+        except duckdb.InterruptException:
+            raise  # a stop, not a failure of the model
         except duckdb.Error as exc:
-            raise duckdb.Error(f"model {model.layer}/{model.path.name} failed: {exc}") from exc
+            raise ModelError(f"model {model.layer}/{model.path.name} failed: "
+                             f"{str(exc).splitlines()[0]}") from exc
         seconds = time.perf_counter() - started
         _log.debug("model %s/%s (%s) built in %.2f s", model.layer, model.name,
                    kind.lower(), seconds, extra={"model": model.name, "seconds": seconds})
@@ -193,7 +232,7 @@ def _call(model: Model, con: duckdb.DuckDBPyConnection, context):
     except (JourneyError, duckdb.Error):
         raise
     except Exception as exc:
-        raise duckdb.Error(f"{type(exc).__name__}: {exc}") from exc
+        raise duckdb.Error(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
 
 
 def _store_python_model(con: duckdb.DuckDBPyConnection, model: Model, result) -> None:

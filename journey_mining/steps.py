@@ -26,7 +26,7 @@ from journey_mining.config import Config
 from journey_mining.errors import DataQualityError, JourneyError
 from journey_mining.operations import is_stop
 from journey_mining.sources import SOURCES
-from journey_mining.sql_models import discover_models
+from journey_mining.sql_models import model_tables
 
 __all__ = ["STEPS", "ChangeCheck", "ChurnResult", "DataTestResult", "LoadResult",
            "ReportResult", "RunContext", "RunOutcome", "Step", "StepResult", "run_all",
@@ -378,8 +378,7 @@ STEPS: tuple[Step, ...] = (
     Step("quality gate", _gate, reads=("loads", "load_files"), writes=()),
     Step("check for changes", _check, reads=("loads",), writes=()),
     Step("build", _build, on_change=True, reads=(*_RAW, "rejected_rows"),
-         writes=(*CONFIG_TABLES, *(t for m in discover_models() for t in m.tables),
-                 "run_issues")),
+         writes=(*CONFIG_TABLES, *model_tables(), "run_issues")),
     Step("mining", _mine, optional=True, on_change=True,
          reads=("int_journey_events", "account_stage_history"),
          writes=("stage_log", "activity_log", "stage_transitions", "activity_transitions",

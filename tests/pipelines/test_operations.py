@@ -84,6 +84,29 @@ def test_running_on_an_unchanged_folder_changes_nothing(tmp_path, exports, prefe
     assert time.perf_counter() - started < 60  # generous: this is no benchmark
 
 
+def test_a_partial_rebuild_in_between_is_never_taken_for_nothing_new(tmp_path, exports,
+                                                                     prefect_harness):
+    """A notebook's run_all of some steps at another date leaves the warehouse at that
+    date: the next scheduled run must rebuild, not say "nothing new"."""
+    import datetime as dt
+
+    from journey_mining import operations, steps
+    from journey_mining.config import Config
+
+    db = tmp_path / "w.duckdb"
+    kwargs = {"outputs": str(tmp_path / "o"), "reports_dir": str(tmp_path / "r"),
+              "static_images": False}
+    journey_pipeline(str(exports), str(db), **kwargs)
+    assert operations.nothing_new(db, exports, Config())
+    steps.run_all(db, as_of=dt.datetime(2025, 1, 10, 12), steps=["build", "mining"])
+    assert not operations.nothing_new(db, exports, Config())
+    again = journey_pipeline(str(exports), str(db), **kwargs)
+    assert not again["unchanged"]
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT as_of::DATE FROM run_parameters").fetchall() != [
+        (dt.date(2025, 1, 10),)]
+
+
 def test_a_new_file_triggers_a_rebuild_and_late_events_land_in_order(tmp_path, exports,
                                                                      prefect_harness):
     db = tmp_path / "w.duckdb"

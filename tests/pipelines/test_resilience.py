@@ -263,3 +263,44 @@ def test_a_failed_first_run_leaves_no_warehouse_and_no_traceback(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(
         f"error: {exports / 'web_events.csv'}: required column 'event_id'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "prefect"]
+
+
+# -- a model of the user's own -------------------------------------------------------------
+
+def _own_models_checkout(tmp_path) -> Path:
+    """A copy of the library and its SQL models, as a user who adds a model has."""
+    import shutil
+
+    copy = tmp_path / "checkout"
+    for folder in ("journey_mining", "sql"):
+        shutil.copytree(REPO / folder, copy / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_a_model_with_a_typo_fails_in_one_line_and_keeps_the_previous_build(tmp_path):
+    from tests.journeys_fixture import write_journey_exports
+
+    copy = _own_models_checkout(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(copy), "PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    run = [sys.executable, "-m", "journey_mining", "run", "--input",
+           str(write_journey_exports(tmp_path / "in")), "--warehouse", str(tmp_path / "w.duckdb"),
+           "--outputs", str(tmp_path / "out"), "--reports", str(tmp_path / "rep"),
+           "--no-static-images"]
+    first = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path, env=env,
+                           timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    built_as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()
+    con.close()
+    (copy / "sql" / "marts" / "my_metric.sql").write_text(
+        "select count(*) as accounts from account_journys")
+    again = subprocess.run([*run, "--as-of", "2025-01-31"], capture_output=True, text=True,
+                           cwd=tmp_path, env=env, timeout=300)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [
+        "error: marts/my_metric.sql reads account_journys, which no model builds before it (a "
+        "table of a later step, or a typo)"]
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    assert con.execute("SELECT as_of FROM run_parameters").fetchall() == built_as_of

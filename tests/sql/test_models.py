@@ -8,6 +8,7 @@ import pytest
 from journey_mining import build, checks, warehouse
 from journey_mining.build import CONFIG_TABLES
 from journey_mining.config import AnalysisParams
+from journey_mining.errors import ModelError
 from journey_mining.sources import SOURCES
 from journey_mining.sql_models import discover_models, reads_of
 
@@ -34,8 +35,10 @@ def test_every_table_a_model_reads_is_built_before_it_or_loaded():
         assert not late, f"{model.path.name} runs before {sorted(late)}, which it reads"
 
 
-def test_a_comma_join_and_a_subquery_are_dependencies():
+def test_a_comma_join_a_subquery_and_upper_case_are_dependencies():
     assert reads_of("select * from a as x, run_parameters as p") == {"a", "run_parameters"}
+    assert reads_of("SELECT O.STAGE FROM STAGE_OCCUPANCY AS O, Run_Parameters P") == {
+        "stage_occupancy", "run_parameters"}
     assert reads_of("with c as (select * from b) select * from c "
                     "where x in (select x from d)") == {"b", "d"}
 
@@ -155,8 +158,42 @@ def test_a_build_that_fails_in_the_stage_inference_changes_nothing(tmp_path, mon
         raise RuntimeError("inference broke")
 
     monkeypatch.setitem(stage_inference.METHODS, "evidence", broken)
-    with pytest.raises(duckdb.Error, match="int_inferred_stays.*inference broke"):
+    with pytest.raises(ModelError, match="int_inferred_stays.*inference broke"):
         build.build(con, AnalysisParams(), as_of=AS_OF.replace(year=AS_OF.year - 1))
     after = {t: con.execute(f"SELECT count(*), max(as_of) FROM run_parameters, {t}"
                             ).fetchall() for t in before}
     assert after == before
+
+
+def _models_with(tmp_path, name: str, sql: str):
+    """The repository's models plus one more mart, in a copy of sql/."""
+    import shutil
+
+    from journey_mining.sql_models import SQL_DIR
+
+    copy = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, copy)
+    (copy / "marts" / f"{name}.sql").write_text(sql)
+    return discover_models(copy)
+
+
+def test_an_upper_case_model_runs_after_what_it_reads(tmp_path):
+    order = [m.name for m in _models_with(
+        tmp_path, "upper_metric", "SELECT O.STAGE, P.AS_OF FROM STAGE_OCCUPANCY AS O, "
+                                  "RUN_PARAMETERS AS P")]
+    assert order.index("upper_metric") > order.index("stage_occupancy")
+    assert order.index("upper_metric") > order.index("run_parameters")
+
+
+def test_a_model_reading_a_later_steps_table_is_refused_in_one_sentence(tmp_path):
+    from journey_mining.sql_models import unknown_reads
+
+    models = _models_with(tmp_path, "scored", "select count(*) as n from churn_scores")
+    assert unknown_reads(models, {*CONFIG_TABLES, *build.LOADED_TABLES}) == [
+        "marts/scored.sql reads churn_scores, which no model builds before it (a table of a "
+        "later step, or a typo)"]
+
+
+def test_a_model_that_does_not_parse_names_its_file(tmp_path):
+    with pytest.raises(ModelError, match=r"^marts/broken\.sql does not parse: "):
+        _models_with(tmp_path, "broken", "select count(* as n from account_journeys")
