@@ -71,7 +71,8 @@ class JourneySummary:
                      "funnel, to client); ever in / now: accounts whose inferred stage was / "
                      "is this one")
         lines.append(
-            f"Dropped: {self.dropped_accounts:,} accounts. Re-engagement: "
+            f"Dropped: {self.dropped_accounts:,} account"
+            f"{'' if self.dropped_accounts == 1 else 's'}. Re-engagement: "
             f"{pct(self.re_engagement_rate)} ({self.re_engaged_accounts:,} of "
             f"{self.first_engagement_ended:,} accounts whose first engagement ended came back)"
         )

@@ -93,9 +93,12 @@ GLOSSARY = {
                            "not started a new one yet.",
     "re-engagement rate": "Accounts with two or more engagements / accounts whose first "
                           "engagement has ended: how often clients come back.",
-    "advocacy": "A referral or a case study (the advocacy stage in the stage map). Counted "
-                "by what the account was when it advocated: a client, between engagements "
-                "or a former client.",
+    "advocacy": "A referral or a case study (a touchpoint the stage map puts in advocacy), "
+                "counted by what the account was when it gave it: a prospect, a client in "
+                "an engagement, between engagements or a former client. The advocacy stage "
+                "of the process map is narrower: an account enters it with its first "
+                "referral or case study after an engagement completed (a former client "
+                "who refers stays a former client).",
     "reached": "Accounts whose furthest stage is this stage or a later one; conversion is "
                "reached(next stage) / reached(this stage).",
     "dropped": "A prospect (never a client) with no touchpoint for more than the dormancy "
@@ -134,7 +137,8 @@ def _questions(k: pd.Series) -> str:
         ("What share of prospects become clients?", pct(k.prospect_to_client_rate),
          f"{_count(k.clients_ever)} of {_count(k.prospects)} {_term('prospects', 'prospect')} "
          f"{_term('became clients', 'became a client')}: {_count(k.current_clients)} are "
-         f"{_term('clients now', 'client now')}, {_count(k.former_clients)} "
+         f"{_term('clients now', 'client now')} (in an engagement or between two), "
+         f"{_count(k.former_clients)} "
          f"{_term('former clients', 'former client')}."),
         ("How often do clients come back after an engagement?", pct(k.re_engagement_rate),
          f"{_term('re-engagement rate')}: {_count(k.re_engaged_accounts)} of "
@@ -149,7 +153,9 @@ def _questions(k: pd.Series) -> str:
          f"({pct(k.former_client_advocacy_rate)}) and "
          f"{_count(k.advocates_between_engagements)} of "
          f"{_count(k.clients_between_engagements_ever)} clients who were between engagements "
-         f"({pct(k.between_engagements_advocacy_rate)})."),
+         f"({pct(k.between_engagements_advocacy_rate)})"
+         + (f"; {_count(k.advocates_otherwise)} only while prospects or in an engagement"
+            if k.advocates_otherwise else "") + "."),
     ]
     return "<div class='questions'>" + "".join(
         f"<div class='question'><h3>{html.escape(q)}</h3><b>{html.escape(v)}</b><p>{t}</p>"

@@ -71,6 +71,9 @@ final as (
         / nullif(o.former_ever, 0) as former_client_advocacy_rate,
         (select count(*) from advocates where while_between_engagements)
             as advocates_between_engagements,
+        (select count(*) from advocates
+            where not while_former_client and not while_between_engagements)
+            as advocates_otherwise,
         (select count(*) from advocates where while_between_engagements)
         / nullif(o.between_ever, 0) as between_engagements_advocacy_rate,
         (select count(*) from journeys where dropped) as dropped_accounts,
