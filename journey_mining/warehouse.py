@@ -336,13 +336,13 @@ def drop_tables(con: duckdb.DuckDBPyConnection, names) -> None:
             con.execute(f"DROP {existing[name]} {_quote(name)}")
 
 
-_RUN_ISSUES_DDL = ("TABLE run_issues (step VARCHAR NOT NULL, problem VARCHAR NOT NULL, "
+_RUN_ISSUES_DDL = ("run_issues (step VARCHAR NOT NULL, problem VARCHAR NOT NULL, "
                    "recorded_at TIMESTAMP)")
 
 
 def reset_run_issues(con: duckdb.DuckDBPyConnection) -> None:
     """Start a build with no run issues: what failed in the last one is not this one's."""
-    con.execute("CREATE OR REPLACE " + _RUN_ISSUES_DDL)
+    con.execute("CREATE OR REPLACE TABLE " + _RUN_ISSUES_DDL)
 
 
 def record_issue(con: duckdb.DuckDBPyConnection, step: str, problem: str | BaseException) -> None:
