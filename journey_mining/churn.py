@@ -382,6 +382,71 @@ def _fallback_factors(row) -> str:
     return "; ".join(words) or "no strong risk signal"
 
 
+def _purchase_backtest(purchases: pd.DataFrame, test_dates, horizon_days: int
+                       ) -> pd.DataFrame | None:
+    """BG/NBD on held-back periods of the same data: at each test date T, fitted on the
+    purchases up to T only, P(no purchase in (T, T + horizon]) against what happened.
+    Per (customer, T): label (1 = no purchase), the model's probability and the days
+    since the last purchase (the recency baseline). None when no date can be fitted."""
+    from journey_mining.purchase_model import score_purchases
+
+    frames = []
+    for test_date in test_dates:
+        test_date = pd.Timestamp(test_date)
+        scored = score_purchases(purchases, test_date, horizon_days)
+        if scored is None:
+            continue
+        later = purchases[(purchases.purchased_at > test_date) & (
+            purchases.purchased_at <= test_date + pd.Timedelta(days=horizon_days))]
+        bought = set(later.account_id)
+        frames.append(pd.DataFrame({
+            "account_id": scored.index.to_numpy(), "as_of": test_date,
+            "label": [int(a not in bought) for a in scored.index],
+            "bgnbd": scored.churn_probability.to_numpy(),
+            "recency": ((scored.age - scored.recency) * 7).to_numpy()}))
+    if not frames:
+        return None
+    pooled = pd.concat(frames, ignore_index=True)
+    return pooled if pooled.label.nunique() == 2 else None
+
+
+def _purchase_test_dates(purchases: pd.DataFrame, result: Backtest, as_of,
+                         horizon_days: int) -> list:
+    """The discriminative backtest's test dates (to compare on the same rows), or the one
+    classic split (history up to as-of - horizon, the horizon after it held back)."""
+    if result.test_dates:
+        return result.test_dates
+    split = pd.Timestamp(as_of) - pd.Timedelta(days=horizon_days)
+    first = purchases.purchased_at.min() if len(purchases) else None
+    return [split] if first is not None and first < split else []
+
+
+def _choose(result: Backtest, purchase: pd.DataFrame | None) -> tuple[str | None, dict]:
+    """Which model scores the clients, by Brier score on the backtest rows both models
+    predicted (lower is better: a proper score, ranking and calibration together), and
+    both models' scores for model_runs."""
+    scores = {}
+    logistic_ok = result.status == "ok"
+    if purchase is not None:
+        scores.update({f"bgnbd_{k}": v for k, v in _scores(purchase.label,
+                                                           purchase.bgnbd).items()})
+    if logistic_ok:
+        scores.update({f"logistic_{k}": v for k, v in result.model.items()})
+    if purchase is None:
+        return ("logistic" if logistic_ok else None), scores
+    if not logistic_ok:
+        return "bgnbd", scores
+    both = result.predictions.merge(purchase[["account_id", "as_of", "bgnbd"]],
+                                    on=["account_id", "as_of"])
+    if len(both) == 0 or both.label.nunique() < 2:
+        return "logistic", scores
+    logistic = brier_score_loss(both.label, both.model)
+    bgnbd = brier_score_loss(both.label, both.bgnbd)
+    scores.update({"compared_rows": len(both), "logistic_brier_compared": float(logistic),
+                   "bgnbd_brier_compared": float(bgnbd)})
+    return ("bgnbd" if bgnbd < logistic else "logistic"), scores
+
+
 @dataclass
 class ChurnRun:
     """One churn step: the scores of today's clients and the run's evaluation."""
@@ -408,9 +473,27 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
     result = backtest(snapshots, horizon_days, n_test_snapshots, random_state)
     enough = (result.status == "ok" and len(labelled) >= MIN_TRAIN_ROWS
               and labelled.label.sum() >= MIN_TRAIN_POSITIVES)
+    purchase, chosen, compared = None, ("logistic" if enough else None), {}
+    if kind == "non_contractual":
+        purchases = con.execute(read_sql("analysis/purchases")).df()
+        purchase = _purchase_backtest(
+            purchases, _purchase_test_dates(purchases, result, as_of, horizon_days),
+            horizon_days)
+        chosen, compared = _choose(result if enough else Backtest(status=result.status),
+                                   purchase)
     scores = current[["account_id"]].copy()
     scores["as_of"] = as_of
-    if enough and len(current):
+    if chosen == "bgnbd" and len(current):
+        from journey_mining.purchase_model import purchase_reasons, score_purchases
+
+        base_rate = float(purchase.label.mean())
+        scored = score_purchases(purchases, pd.Timestamp(as_of), horizon_days,
+                                 accounts=current.account_id)
+        scores["churn_probability"] = scored.churn_probability.fillna(base_rate).to_numpy()
+        scores["risk_band"] = [risk_band(p, base_rate) for p in scores.churn_probability]
+        scores["top_factors"] = purchase_reasons(scored)
+        scores["model"] = "bg_nbd"
+    elif chosen == "logistic" and len(current):
         train = _training_rows(labelled, random_state)
         model = ChurnModel(random_state=random_state).fit(train, train.label.astype(int))
         scores["churn_probability"] = model.predict_proba(current)[:, 1]
@@ -426,24 +509,42 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         scores["top_factors"] = [_fallback_factors(r) for r in current.itertuples()]
         scores["model"] = "fallback"
     scores = scores.sort_values("churn_probability", ascending=False, kind="stable")
+    trained = chosen is not None
+    if chosen == "bgnbd":
+        evaluated = _scores(purchase.label, purchase.bgnbd)
+        recency = {"roc_auc": float(roc_auc_score(purchase.label, purchase.recency)),
+                   "pr_auc": float(average_precision_score(purchase.label, purchase.recency))}
+        tested = {"test_dates": sorted({pd.Timestamp(d) for d in purchase.as_of}),
+                  "rows": len(purchase), "positive": int(purchase.label.sum())}
+    else:
+        evaluated, recency = result.model, result.recency_baseline
+        tested = {"test_dates": result.test_dates, "rows": result.n_test_rows,
+                  "positive": result.n_test_positive}
     run = {
         "as_of": as_of, "trained_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        "status": "trained" if enough else "fallback", "reason": result.status,
+        "status": "trained" if trained else "fallback",
+        "reason": "ok" if trained else result.status,
+        "model": {"bgnbd": "bg_nbd", "logistic": "calibrated_logistic"}.get(chosen,
+                                                                             "fallback"),
         "horizon_days": horizon_days, "step_days": step_days,
         "churn_kind": kind, "n_snapshots": len(dates), "n_labelled_rows": len(labelled),
         "n_labelled_positive": int(labelled.label.sum()) if len(labelled) else 0,
         "base_rate": base_rate, "n_scored": len(scores),
-        "backtest_test_dates": ", ".join(f"{d:%Y-%m-%d}" for d in result.test_dates),
-        "n_test_rows": result.n_test_rows, "n_test_positive": result.n_test_positive,
-        "roc_auc": result.model.get("roc_auc"), "pr_auc": result.model.get("pr_auc"),
-        "brier": result.model.get("brier"),
-        "recency_roc_auc": result.recency_baseline.get("roc_auc"),
-        "recency_pr_auc": result.recency_baseline.get("pr_auc"),
-        "recency_brier": result.recency_baseline.get("brier"),
+        "backtest_test_dates": ", ".join(f"{d:%Y-%m-%d}" for d in tested["test_dates"]),
+        "n_test_rows": tested["rows"], "n_test_positive": tested["positive"],
+        "roc_auc": evaluated.get("roc_auc"), "pr_auc": evaluated.get("pr_auc"),
+        "brier": evaluated.get("brier"),
+        "recency_roc_auc": recency.get("roc_auc"),
+        "recency_pr_auc": recency.get("pr_auc"),
+        "recency_brier": recency.get("brier"),
         "base_rate_brier": result.base_rate_baseline.get("brier"),
+        **{k: compared.get(k) for k in (
+            "logistic_roc_auc", "logistic_brier", "bgnbd_roc_auc", "bgnbd_brier",
+            "compared_rows", "logistic_brier_compared", "bgnbd_brier_compared")},
     }
     run["beats_recency_baseline"] = (
-        run["roc_auc"] is not None and run["roc_auc"] > run["recency_roc_auc"])
+        run["roc_auc"] is not None and run["recency_roc_auc"] is not None
+        and run["roc_auc"] > run["recency_roc_auc"])
     return ChurnRun(scores.reset_index(drop=True), run)
 
 
@@ -451,7 +552,8 @@ def store_churn(con: duckdb.DuckDBPyConnection, run: ChurnRun) -> None:
     """Replace `churn_scores`; append the run's evaluation to `model_runs`."""
     record = pd.DataFrame([run.run])
     # Metrics are empty on a fallback run; keep them DOUBLE so later runs append cleanly.
-    metrics = [c for c in record.columns if c.endswith(("auc", "brier", "rate"))]
+    metrics = [c for c in record.columns
+               if c.endswith(("auc", "brier", "rate", "compared", "compared_rows"))]
     record[metrics] = record[metrics].astype(float)
     with transaction(con):
         store_frame(con, "churn_scores", run.scores)

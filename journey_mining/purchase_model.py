@@ -29,7 +29,12 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
-__all__ = ["BetaGeoModel", "purchase_summary"]
+__all__ = ["MIN_CUSTOMERS", "BetaGeoModel", "purchase_reasons", "purchase_summary",
+           "score_purchases"]
+
+# Fewer customers than this with a repeat purchase and the four parameters are not
+# identified: no fit (the run says so instead).
+MIN_CUSTOMERS = 30
 
 
 def purchase_summary(purchases: pd.DataFrame, as_of, unit_days: float = 7.0) -> pd.DataFrame:
@@ -130,3 +135,47 @@ class BetaGeoModel:
         alive = self.p_alive(frequency, recency, age)
         quiet = ((alpha + T) / (alpha + T + float(horizon))) ** (r + x)
         return (1 - alive) + alive * quiet
+
+
+def score_purchases(purchases: pd.DataFrame, as_of, horizon_days: float,
+                    accounts=None) -> pd.DataFrame | None:
+    """Fit BG/NBD on the purchases up to `as_of` and give, per customer (or per account
+    of `accounts`, those without a purchase get none), P(no purchase in the next
+    `horizon_days`), P(alive), the expected purchases and its history in days.
+    None when the history is too thin to fit (fewer than MIN_CUSTOMERS repeat buyers)."""
+    summary = purchase_summary(purchases, as_of)
+    if (summary.frequency > 0).sum() < MIN_CUSTOMERS:
+        return None
+    model = BetaGeoModel().fit(summary.frequency, summary.recency, summary.age)
+    if not model.converged_:
+        return None
+    horizon = horizon_days / 7.0
+    frame = summary.assign(
+        churn_probability=model.p_no_purchase(horizon, summary.frequency, summary.recency,
+                                              summary.age),
+        p_alive=model.p_alive(summary.frequency, summary.recency, summary.age),
+        expected_purchases=model.expected_purchases(horizon, summary.frequency,
+                                                    summary.recency, summary.age))
+    frame.attrs["params"] = model.params_
+    if accounts is not None:
+        frame = frame.reindex(pd.Index(accounts, name="account_id"))
+    return frame
+
+
+def purchase_reasons(frame: pd.DataFrame) -> list[str]:
+    """Per customer the model's reason in words: how long since the last purchase against
+    how often they usually buy, and what that makes of P(alive)."""
+    words = []
+    for row in frame.itertuples():
+        if pd.isna(row.frequency):
+            words.append("no purchase yet")
+            continue
+        since = (row.age - row.recency) * 7
+        if row.frequency == 0:
+            words.append(f"one purchase only, {since:.0f} days ago")
+            continue
+        every = row.recency * 7 / row.frequency
+        alive = "<1%" if row.p_alive < 0.005 else f"{row.p_alive:.0%}"
+        words.append(f"no purchase for {since:.0f} days; usually buys every {every:.0f} "
+                     f"(P(still a customer) {alive})")
+    return words

@@ -256,11 +256,19 @@ def _churn(ctx: RunContext) -> ChurnResult:
     r = run.run
     if r["status"] == "trained":
         ctx.logger.info(
-            "churn model: backtest ROC AUC %.3f vs %.3f for recency alone (PR AUC %.3f vs "
-            "%.3f) on %d client snapshots with %d cancellations; %s the baseline",
-            r["roc_auc"], r["recency_roc_auc"], r["pr_auc"], r["recency_pr_auc"],
-            r["n_test_rows"], r["n_test_positive"],
+            "churn model (%s): backtest ROC AUC %.3f vs %.3f for recency alone (PR AUC %.3f vs "
+            "%.3f) on %d client snapshots with %d %s; %s the baseline",
+            "BG/NBD" if r["model"] == "bg_nbd" else "logistic", r["roc_auc"],
+            r["recency_roc_auc"], r["pr_auc"], r["recency_pr_auc"], r["n_test_rows"],
+            r["n_test_positive"],
+            "without a purchase after" if r["churn_kind"] == "non_contractual"
+            else "cancellations",
             "beats" if r["beats_recency_baseline"] else "does NOT beat")
+        if r.get("bgnbd_brier_compared") is not None:
+            ctx.logger.info("churn: BG/NBD Brier %.3f vs logistic %.3f on the same %d "
+                            "backtest rows: %s scores the clients", r["bgnbd_brier_compared"],
+                            r["logistic_brier_compared"], r["compared_rows"],
+                            "BG/NBD" if r["model"] == "bg_nbd" else "the logistic model")
     else:
         ctx.logger.warning("churn: too little history to train (%s); scored with the "
                            "documented fallback (historical rate, rule-based bands)",

@@ -319,6 +319,15 @@ def store_frame(con: duckdb.DuckDBPyConnection, name: str, frame, append: bool =
         if append:
             con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS "
                         "SELECT * FROM _frame_to_store LIMIT 0")
+            # A column a newer version records is added to the rows stored before (empty).
+            have = {r[0] for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = $t",
+                {"t": name}).fetchall()}
+            for column, kind in con.execute(
+                    "SELECT column_name, data_type FROM duckdb_columns() "
+                    "WHERE table_name = '_frame_to_store'").fetchall():
+                if column not in have:
+                    con.execute(f"ALTER TABLE {name} ADD COLUMN {_quote(column)} {kind}")
             con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _frame_to_store")
         else:
             con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _frame_to_store")
