@@ -47,6 +47,7 @@ from journey_mining.warehouse import store_frame, transaction
 
 __all__ = [
     "CATEGORICAL",
+    "RELIABLE_ROC_AUC",
     "FACTOR_TEXT",
     "MAX_TRAIN_ROWS",
     "NUMERIC",
@@ -54,6 +55,7 @@ __all__ = [
     "Backtest",
     "ChurnModel",
     "ChurnRun",
+    "auc_gain_interval",
     "backtest",
     "features_at",
     "history_snapshots",
@@ -352,16 +354,44 @@ def backtest(snapshots: pd.DataFrame, horizon_days: int, n_test_snapshots: int =
 
 
 def risk_band(probability: float, base_rate: float) -> str:
-    """high: at least twice the base rate; medium: above it; low: below it.
+    """high: odds of churning at least twice the base rate's odds; medium: at least the base
+    rate; low: below it.
 
-    A probability of 0 is low whatever the base rate (with no churn in the history
-    the base rate is 0 too, and "at least the base rate" would call it medium).
+    On the odds scale every band is reachable at any base rate below 1 (at a base rate of
+    0.79, "twice the base rate" would need a probability of 1.58; twice the odds is 0.88),
+    and at low base rates it is close to twice the rate (0.18 at 0.10). A probability of 0
+    is low whatever the base rate (with no churn in the history the base rate is 0 too).
     """
     if probability <= 0:
         return "low"
-    if probability >= 2 * base_rate:
+    if base_rate <= 0 or probability >= 1:
+        return "high"
+    odds = probability / (1 - probability)
+    if base_rate < 1 and odds >= 2 * base_rate / (1 - base_rate):
         return "high"
     return "medium" if probability >= base_rate else "low"
+
+
+# Below this backtest ROC AUC a ranking is not shown as reliable, whatever it beats.
+RELIABLE_ROC_AUC = 0.6
+
+
+def auc_gain_interval(label, model, recency, n_boot: int = 200,
+                      random_state: int = 0) -> tuple[float, float]:
+    """95 % paired-bootstrap interval of ROC AUC(model) - ROC AUC(recency) on the same
+    backtest rows: does the model rank better than recency alone, beyond chance?"""
+    label, model, recency = (np.asarray(v) for v in (label, model, recency))
+    rng = np.random.default_rng(random_state)
+    gains = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(label), len(label))
+        if len(np.unique(label[pick])) < 2:
+            continue
+        gains.append(roc_auc_score(label[pick], model[pick])
+                     - roc_auc_score(label[pick], recency[pick]))
+    if not gains:
+        return float("nan"), float("nan")
+    return float(np.quantile(gains, 0.025)), float(np.quantile(gains, 0.975))
 
 
 def _fallback_band(row) -> str:
@@ -516,10 +546,15 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
                    "pr_auc": float(average_precision_score(purchase.label, purchase.recency))}
         tested = {"test_dates": sorted({pd.Timestamp(d) for d in purchase.as_of}),
                   "rows": len(purchase), "positive": int(purchase.label.sum())}
+        gain = auc_gain_interval(purchase.label, purchase.bgnbd, purchase.recency,
+                                 random_state=random_state)
     else:
         evaluated, recency = result.model, result.recency_baseline
         tested = {"test_dates": result.test_dates, "rows": result.n_test_rows,
                   "positive": result.n_test_positive}
+        gain = (auc_gain_interval(result.predictions.label, result.predictions.model,
+                                  result.predictions.recency, random_state=random_state)
+                if trained and result.predictions is not None else (None, None))
     run = {
         "as_of": as_of, "trained_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
         "status": "trained" if trained else "fallback",
@@ -545,6 +580,11 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
     run["beats_recency_baseline"] = (
         run["roc_auc"] is not None and run["recency_roc_auc"] is not None
         and run["roc_auc"] > run["recency_roc_auc"])
+    run["roc_auc_gain_low"], run["roc_auc_gain_high"] = gain
+    # Reliable: good enough to rank on, and better than recency beyond chance.
+    run["ranking_reliable"] = bool(
+        run["roc_auc"] is not None and run["roc_auc"] >= RELIABLE_ROC_AUC
+        and gain[0] is not None and np.isfinite(gain[0]) and gain[0] > 0)
     return ChurnRun(scores.reset_index(drop=True), run)
 
 
@@ -553,7 +593,8 @@ def store_churn(con: duckdb.DuckDBPyConnection, run: ChurnRun) -> None:
     record = pd.DataFrame([run.run])
     # Metrics are empty on a fallback run; keep them DOUBLE so later runs append cleanly.
     metrics = [c for c in record.columns
-               if c.endswith(("auc", "brier", "rate", "compared", "compared_rows"))]
+               if c.endswith(("auc", "brier", "rate", "compared", "compared_rows",
+                              "gain_low", "gain_high"))]
     record[metrics] = record[metrics].astype(float)
     with transaction(con):
         store_frame(con, "churn_scores", run.scores)

@@ -247,6 +247,7 @@ def _reengagement(ctx: RunContext) -> StepResult:
 
 def _churn(ctx: RunContext) -> ChurnResult:
     from journey_mining import churn
+    from journey_mining.churn import RELIABLE_ROC_AUC
 
     analysis = ctx.config.analysis
     with warehouse.connected(ctx.warehouse) as con:
@@ -264,6 +265,12 @@ def _churn(ctx: RunContext) -> ChurnResult:
             "without a purchase after" if r["churn_kind"] == "non_contractual"
             else "cancellations",
             "beats" if r["beats_recency_baseline"] else "does NOT beat")
+        if not r["ranking_reliable"]:
+            ctx.logger.warning("churn: the ranking is not reliable (ROC AUC below %.2f, or not "
+                               "better than recency beyond chance: gain %s); treat the bands "
+                               "as rough", RELIABLE_ROC_AUC,
+                               "n/a" if r["roc_auc_gain_low"] is None else
+                               f"{r['roc_auc_gain_low']:+.3f} to {r['roc_auc_gain_high']:+.3f}")
         if r.get("bgnbd_brier_compared") is not None:
             ctx.logger.info("churn: BG/NBD Brier %.3f vs logistic %.3f on the same %d "
                             "backtest rows: %s scores the clients", r["bgnbd_brier_compared"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from journey_mining.churn import RELIABLE_ROC_AUC
 from journey_mining.reports.data import ReportData
 from journey_mining.reports.format import FUNNEL, LABEL, missing, pct
 
@@ -198,9 +199,14 @@ def _model_sentence(run: pd.Series) -> str:
     if run.status != "trained":
         return (f" Too little history to train a model ({run.reason}); scores use the "
                 "historical churn rate and simple rules.")
-    verdict = "beats" if run.beats_recency_baseline else "does not beat"
-    return (f" In the backtest the model ranks clients with ROC AUC {run.roc_auc:.2f} and "
-            f"{verdict} recency alone ({run.recency_roc_auc:.2f}).")
+    ranked = (f" In the backtest the model ranks clients with ROC AUC {run.roc_auc:.2f}, "
+              f"recency alone {run.recency_roc_auc:.2f}")
+    reliable = run.get("ranking_reliable")
+    if reliable is not None and not pd.isna(reliable) and bool(reliable):
+        return ranked + ": it ranks better than recency beyond chance."
+    return (ranked + ": the ranking is not reliable (below "
+            f"{RELIABLE_ROC_AUC:.2f}, or not better than recency beyond chance); treat the "
+            "bands as rough.")
 
 
 

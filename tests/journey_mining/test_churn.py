@@ -97,6 +97,25 @@ def test_risk_bands_are_relative_to_the_base_rate():
         "high", "high", "medium", "low"]
 
 
+def test_every_band_is_reachable_at_a_high_base_rate():
+    # A purchase log where 79 % do not buy again: high means odds at least twice the base
+    # odds (3.76 -> 7.52, a probability of 0.883), not a probability of 1.58.
+    assert [churn.risk_band(p, 0.79) for p in (0.9, 0.883, 0.85, 0.5)] == [
+        "high", "high", "medium", "low"]
+
+
+def test_a_model_no_better_than_recency_beyond_chance_is_not_reliable():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 2, 400)
+    recency = label + rng.normal(0, 1, 400)
+    low, high = churn.auc_gain_interval(label, recency + rng.normal(0, 0.01, 400), recency)
+    assert low < 0 < high  # the same ranking: the interval straddles no gain
+    low, _ = churn.auc_gain_interval(label, label + rng.normal(0, 0.3, 400), recency)
+    assert low > 0
+
+
 def test_risk_factors_only_name_values_that_read_as_a_risk(sample_con):
     """A factor says why a client is at risk in plain words: never "0 support tickets" or
     "0 unsubscribes" (a zero of a bad signal is no risk), and always with the typical value."""
