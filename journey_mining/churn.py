@@ -272,7 +272,33 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         for i, row_top in enumerate(top):
             words = [f"{_factor_text(cols[j], values[i, j])} (typical: {self._typical(cols[j])})"
                      for j in row_top if np.isfinite(push[i, j])]
-            texts.append("; ".join(words) or "no strong risk signal")
+            texts.append("; ".join(words))
+        return self._weaker_reasons(X, scaled, names, coef, texts)
+
+    def _weaker_reasons(self, X, scaled, names, coef, texts: list[str]) -> list[str]:
+        """A row whose risk no single signal explains still gets its largest push in words:
+        a feature that pushes up although its value does not read as a risk on its own
+        (e.g. a long tenure in a segment that leaves), or its segment (industry). Only a
+        row with nothing pushing up says "no strong risk signal"."""
+        numeric, categorical = self._columns()
+        pushes = np.asarray(scaled, dtype=float) * np.array([coef[n] for n in names])
+        for i, text in enumerate(texts):
+            if text:
+                continue
+            best = int(np.argmax(pushes[i]))
+            if pushes[i, best] <= 0:
+                texts[i] = "no strong risk signal"
+                continue
+            name = names[best]
+            if name.startswith("numeric__"):
+                feature = name.removeprefix("numeric__")
+                reason = (f"{_factor_text(feature, X[feature].iloc[i])} (typical: "
+                          f"{self._typical(feature)})")
+            else:
+                column = next(c for c in categorical if name.startswith(f"categorical__{c}_"))
+                reason = f"{column}: {X[column].iloc[i]} (clients of it leave more often)"
+            texts[i] = reason + (", with this model's weights" if pushes[i, best] > 0.05
+                                 else ", the largest of many small signals")
         return texts
 
 

@@ -163,3 +163,13 @@ def test_weighted_nps_leans_a_single_reply_towards_the_average_of_that_date(tmp_
     assert frame.weighted_nps.to_dict() == pytest.approx({
         "A05": 7.0, "A06": (4 + 7) / 2, "A09": (10 + 7) / 2})
     assert frame.at["A06", "mean_nps"] == pytest.approx(4.0)
+
+
+def test_every_client_at_risk_has_a_reason_in_words(sample_con):
+    """A manager can act on a medium or high client only with a reason: none of them says
+    "no strong risk signal"."""
+    rows = sample_con.execute(
+        "SELECT risk_band, top_factors FROM churn_scores "
+        "WHERE risk_band IN ('medium', 'high')").fetchall()
+    assert rows
+    assert [text for _, text in rows if text == "no strong risk signal"] == []
