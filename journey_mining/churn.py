@@ -56,6 +56,7 @@ __all__ = [
     "ChurnModel",
     "ChurnRun",
     "auc_gain_interval",
+    "reliability",
     "backtest",
     "features_at",
     "history_snapshots",
@@ -398,6 +399,21 @@ def risk_band(probability: float, base_rate: float) -> str:
     return "medium" if probability >= base_rate else "low"
 
 
+def reliability(label, probability, bins: int = 10) -> str:
+    """The reliability curve of backtest predictions as JSON: per bin of equal size (by
+    predicted probability) the mean prediction, the observed rate and the rows. A
+    calibrated model's points lie on the diagonal."""
+    import json
+
+    frame = pd.DataFrame({"y": np.asarray(label, dtype=float),
+                          "p": np.asarray(probability, dtype=float)}).sort_values("p")
+    frame["bin"] = np.arange(len(frame)) * bins // max(len(frame), 1)
+    points = frame.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"),
+                                      rows=("y", "size"))
+    return json.dumps([{k: (int(v) if k == "rows" else round(float(v), 4))
+                        for k, v in row.items()} for row in points.to_dict("records")])
+
+
 # Below this backtest ROC AUC a ranking is not shown as reliable, whatever it beats.
 RELIABLE_ROC_AUC = 0.6
 
@@ -574,6 +590,7 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
                   "rows": len(purchase), "positive": int(purchase.label.sum())}
         gain = auc_gain_interval(purchase.label, purchase.bgnbd, purchase.recency,
                                  random_state=random_state)
+        curve = reliability(purchase.label, purchase.bgnbd)
     else:
         evaluated, recency = result.model, result.recency_baseline
         tested = {"test_dates": result.test_dates, "rows": result.n_test_rows,
@@ -581,6 +598,8 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         gain = (auc_gain_interval(result.predictions.label, result.predictions.model,
                                   result.predictions.recency, random_state=random_state)
                 if trained and result.predictions is not None else (None, None))
+        curve = (reliability(result.predictions.label, result.predictions.model)
+                 if trained and result.predictions is not None else None)
     run = {
         "as_of": as_of, "trained_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
         "status": "trained" if trained else "fallback",
@@ -607,6 +626,7 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         run["roc_auc"] is not None and run["recency_roc_auc"] is not None
         and run["roc_auc"] > run["recency_roc_auc"])
     run["roc_auc_gain_low"], run["roc_auc_gain_high"] = gain
+    run["reliability"] = curve
     # Reliable: good enough to rank on, and better than recency beyond chance.
     run["ranking_reliable"] = bool(
         run["roc_auc"] is not None and run["roc_auc"] >= RELIABLE_ROC_AUC

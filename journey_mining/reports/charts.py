@@ -116,6 +116,9 @@ CHARTS: tuple[Chart, ...] = (
           "Too few distinct stage paths to summarise."),
     Chart("model-quality", "churn", lambda d: f.build_model_quality_figure(d.model_run),
           None, None, when=_trained),
+    Chart("reliability", "churn", lambda d: f.build_reliability_figure(d.model_run),
+          None, None, when=lambda d: _trained(d) and isinstance(
+              d.model_run.get("reliability"), str)),
     Chart("trend", "trend", lambda d: f.build_trend_figure(d.history),
           lambda d: d.history is None or len(d.history) < 2,
           "One as-of date so far: the trend starts with the next build at another date (a "

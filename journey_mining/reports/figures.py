@@ -20,7 +20,8 @@ __all__ = [
     "build_activity_map_figure", "build_channel_mix_figure", "build_cohort_figure",
     "build_dropoff_figure", "build_funnel_figure", "build_gap_figure",
     "build_lifecycle_figure", "build_lift_figure", "build_linearity_figure",
-    "build_model_quality_figure", "build_process_map_figure", "build_quality_figure",
+    "build_model_quality_figure",
+    "build_reliability_figure", "build_process_map_figure", "build_quality_figure",
     "build_reengagement_curve_figure", "build_sankey_figure", "build_segment_figure",
     "build_trend_figure", "build_drivers_figure", "build_attribution_figure",
     "build_representatives_figure",
@@ -348,6 +349,27 @@ def build_lift_figure(lift: pd.DataFrame) -> go.Figure:
                             "(green: clearly more often)",
                       xaxis_title="times as often back with it as without (log scale)",
                       yaxis=dict(automargin=True))
+    return fig
+
+
+def build_reliability_figure(run: pd.Series) -> go.Figure:
+    """Backtest: predicted churn against what happened, by tenth of the predictions. On
+    the diagonal the probabilities mean what they say."""
+    import json
+
+    points = pd.DataFrame(json.loads(run.reliability))
+    fig = go.Figure([
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#BAB0AC"),
+                   name="calibrated", hoverinfo="skip"),
+        go.Scatter(x=points.predicted, y=points.observed, mode="lines+markers",
+                   marker=dict(size=8, color="#4C78A8"), name="this model",
+                   customdata=points.rows,
+                   hovertemplate="predicted %{x:.0%}, observed %{y:.0%} "
+                                 "(%{customdata} backtest rows)<extra></extra>")])
+    fig.update_layout(**LAYOUT, xaxis=dict(title="predicted churn", tickformat=".0%",
+                                           range=[0, 1]),
+                      yaxis=dict(title="observed churn", tickformat=".0%", range=[0, 1]),
+                      title=f"Backtest: predicted vs observed churn (Brier {run.brier:.3f})")
     return fig
 
 

@@ -173,3 +173,29 @@ def test_every_client_at_risk_has_a_reason_in_words(sample_con):
         "WHERE risk_band IN ('medium', 'high')").fetchall()
     assert rows
     assert [text for _, text in rows if text == "no strong risk signal"] == []
+
+
+def test_the_reliability_curve_compares_predicted_and_observed_by_tenth():
+    import json
+
+    label = [0, 0, 1, 0, 1, 1, 0, 1, 1, 1]
+    probability = [0.1, 0.1, 0.2, 0.2, 0.5, 0.5, 0.6, 0.6, 0.9, 0.9]
+    points = json.loads(churn.reliability(label, probability, bins=5))
+    assert points == [{"predicted": 0.1, "observed": 0.0, "rows": 2},
+                      {"predicted": 0.2, "observed": 0.5, "rows": 2},
+                      {"predicted": 0.5, "observed": 1.0, "rows": 2},
+                      {"predicted": 0.6, "observed": 0.5, "rows": 2},
+                      {"predicted": 0.9, "observed": 1.0, "rows": 2}]
+
+
+def test_the_reliability_figure_draws_the_curve_against_the_diagonal():
+    import pandas as pd
+
+    from journey_mining.reports import figures
+
+    run = pd.Series({"reliability": churn.reliability([0, 1, 1, 0], [0.2, 0.8, 0.7, 0.3],
+                                                      bins=2), "brier": 0.07})
+    fig = figures.build_reliability_figure(run)
+    assert list(fig.data[0].x) == [0, 1] and list(fig.data[1].x) == [0.25, 0.75]
+    assert list(fig.data[1].y) == [0.0, 1.0]
+    assert "Brier 0.070" in fig.layout.title.text
