@@ -18,8 +18,16 @@ rate. The final model is trained on every labelled snapshot and scores the
 clients at the as-of date.
 
 With too little history to train and test honestly (see `MIN_*`), nothing is
-fitted: every client gets the historical cancellation rate as its probability,
-bands come from documented rules, and the run is flagged `fallback`.
+fitted: the clients are listed with the signals seen and no probability or band
+(a constant would read as a score), and the run is flagged `fallback`.
+
+Non-contractual businesses (`churn_kind: non_contractual`, purchase logs) also get
+BG/NBD (purchase_model.py), backtested on the same held-back periods (or the classic
+split when no snapshot can be labelled); the model with the lower Brier score on the
+rows both predicted scores the clients. Bands are on the odds scale (`risk_band`),
+reachable at any base rate; a ranking is called reliable only with a backtest ROC AUC
+of at least RELIABLE_ROC_AUC and a gain over recency whose bootstrap interval is
+above zero.
 """
 
 from __future__ import annotations
@@ -436,13 +444,6 @@ def auc_gain_interval(label, model, recency, n_boot: int = 200,
     return float(np.quantile(gains, 0.025)), float(np.quantile(gains, 0.975))
 
 
-def _fallback_band(row) -> str:
-    """Rules when no model can be trained: negative signals first, then silence."""
-    if row.support_tickets_60d >= 2 or row.low_nps_180d >= 1:
-        return "high"
-    return "medium" if row.days_since_last_touch > 90 else "low"
-
-
 def _fallback_factors(row) -> str:
     words = []
     if row.support_tickets_60d:
@@ -573,14 +574,14 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         scores["top_factors"] = model.top_factors(current)
         scores["model"] = "calibrated_logistic"
     else:
-        scores["churn_probability"] = base_rate
-        # Rules band the clients, but never above low while the probability is 0 (no
-        # churn in the history): a band must not contradict the number beside it.
-        scores["risk_band"] = [_fallback_band(r) if base_rate > 0 else "low"
-                               for r in current.itertuples()]
+        # Nothing could be fitted: no probability and no band (a constant would look like a
+        # score), only the signals seen; the report and the run log say why.
+        scores["churn_probability"] = np.nan
+        scores["risk_band"] = None
         scores["top_factors"] = [_fallback_factors(r) for r in current.itertuples()]
         scores["model"] = "fallback"
-    scores = scores.sort_values("churn_probability", ascending=False, kind="stable")
+    scores = scores.sort_values("churn_probability", ascending=False, kind="stable",
+                                na_position="last")
     trained = chosen is not None
     if chosen == "bgnbd":
         evaluated = _scores(purchase.label, purchase.bgnbd)

@@ -277,9 +277,8 @@ def _churn(ctx: RunContext) -> ChurnResult:
                             r["logistic_brier_compared"], r["compared_rows"],
                             "BG/NBD" if r["model"] == "bg_nbd" else "the logistic model")
     else:
-        ctx.logger.warning("churn: too little history to train (%s); scored with the "
-                           "documented fallback (historical rate, rule-based bands)",
-                           r["reason"])
+        ctx.logger.warning("churn: too little history to train (%s); no probability or "
+                           "band, the clients are listed with the signals seen", r["reason"])
     return ChurnResult(tables=["churn_scores", "model_runs"], status=r["status"],
                        scored=r["n_scored"])
 

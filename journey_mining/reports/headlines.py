@@ -150,6 +150,11 @@ def _churn_sentence(d: ReportData) -> str:
         return ("No clients to score at the as-of date: nobody is a client now (none yet, "
                 "or every client has left).")
     horizon = int(d.model_run.horizon_days) if d.model_run is not None else 180
+    if d.model_run is not None and d.model_run.status != "trained":
+        return (f"{len(d.churn):,} clients now ({int(k.clients_ever):,} became clients; "
+                f"{int(k.former_clients):,} of them have left). Too little history to score "
+                f"the risk of leaving in the next {horizon} days ({d.model_run.reason}): no "
+                "probability or band is shown, only the signals seen for each client.")
     text = (f"{len(d.churn):,} clients now are scored ({int(k.clients_ever):,} became "
             f"clients; {int(k.former_clients):,} of them have left); "
             f"{int((d.churn.risk_band == 'high').sum())} are at high risk of leaving in the "
@@ -197,8 +202,7 @@ def _channel_sentence(mix: pd.DataFrame) -> str:
 
 def _model_sentence(run: pd.Series) -> str:
     if run.status != "trained":
-        return (f" Too little history to train a model ({run.reason}); scores use the "
-                "historical churn rate and simple rules.")
+        return f" Too little history to train a model ({run.reason}): no scores."
     ranked = (f" In the backtest the model ranks clients with ROC AUC {run.roc_auc:.2f}, "
               f"recency alone {run.recency_roc_auc:.2f}")
     reliable = run.get("ranking_reliable")

@@ -86,7 +86,9 @@ def test_report_survives_a_warehouse_without_churn_model(tmp_path, sample_wareho
     con = warehouse.connect(copy)
     con.execute("UPDATE model_runs SET status = 'fallback', reason = 'too few labelled rows'")
     index = reports.write_report(con, tmp_path / "r", "fallback", static_images=False)
-    assert "Too little history to train a model" in Path(index).read_text()
+    page = Path(index).read_text()
+    assert "Too little history to score the risk of leaving" in page
+    assert "no probability or band is shown" in page
 
 
 LAYOUT_JS = """() => {
