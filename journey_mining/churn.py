@@ -55,6 +55,7 @@ from journey_mining.warehouse import store_frame, transaction
 
 __all__ = [
     "CATEGORICAL",
+    "C_GRID",
     "RELIABLE_ROC_AUC",
     "FACTOR_TEXT",
     "MAX_TRAIN_ROWS",
@@ -66,6 +67,7 @@ __all__ = [
     "auc_gain_interval",
     "reliability",
     "backtest",
+    "choose_C",
     "features_at",
     "history_snapshots",
     "risk_band",
@@ -311,6 +313,29 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         return texts
 
 
+# The regularisation strengths tried; the strongest is the default when the training rows
+# are too few to choose (a prior towards the base rate, not a fit).
+C_GRID = (0.001, 0.01, 0.1, 1.0)
+
+
+def choose_C(train: pd.DataFrame, horizon_days: int, random_state: int = 0) -> float:
+    """The regularisation strength for this training set, chosen on its own history: fit
+    on the snapshots whose labels were known by the third-newest training snapshot, score
+    the three newest (Brier), keep the best of C_GRID (the stronger on a tie). Never
+    looks at the rows it will be tested on."""
+    dates = sorted(train.as_of.unique())[-3:]
+    inner = train[train.as_of + pd.Timedelta(days=horizon_days) <= dates[0]]
+    check = train[train.as_of.isin(dates)]
+    if (len(inner) < MIN_TRAIN_ROWS or inner.label.sum() < MIN_TRAIN_POSITIVES
+            or check.label.nunique() < 2):
+        return C_GRID[0]
+    y = inner.label.astype(int)
+    scores = [brier_score_loss(check.label.astype(int), ChurnModel(
+        C=c, random_state=random_state).fit(inner, y).predict_proba(check)[:, 1])
+        for c in C_GRID]
+    return C_GRID[int(np.argmin(np.round(scores, 6)))]
+
+
 def _factor_text(feature: str, value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return {"last_nps": "no NPS reply"}.get(feature, f"no {feature.replace('_', ' ')}")
@@ -355,7 +380,8 @@ def backtest(snapshots: pd.DataFrame, horizon_days: int, n_test_snapshots: int =
         y_train = train.label.astype(int)
         if len(train) < MIN_TRAIN_ROWS or y_train.sum() < MIN_TRAIN_POSITIVES:
             return None
-        model = ChurnModel(random_state=random_state).fit(train, y_train)
+        model = ChurnModel(C=choose_C(train, horizon_days, random_state),
+                           random_state=random_state).fit(train, y_train)
         recency = ChurnModel(features=("days_since_last_touch",),
                              random_state=random_state).fit(train, y_train)
         return pd.DataFrame({
@@ -547,6 +573,7 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
     enough = (result.status == "ok" and len(labelled) >= MIN_TRAIN_ROWS
               and labelled.label.sum() >= MIN_TRAIN_POSITIVES)
     purchase, chosen, compared = None, ("logistic" if enough else None), {}
+    chosen_c = None
     if kind == "non_contractual":
         purchases = con.execute(read_sql("analysis/purchases")).df()
         purchase = _purchase_backtest(
@@ -568,7 +595,9 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         scores["model"] = "bg_nbd"
     elif chosen == "logistic" and len(current):
         train = _training_rows(labelled, random_state)
-        model = ChurnModel(random_state=random_state).fit(train, train.label.astype(int))
+        chosen_c = choose_C(train, horizon_days, random_state)
+        model = ChurnModel(C=chosen_c, random_state=random_state).fit(
+            train, train.label.astype(int))
         scores["churn_probability"] = model.predict_proba(current)[:, 1]
         scores["risk_band"] = [risk_band(p, base_rate) for p in scores.churn_probability]
         scores["top_factors"] = model.top_factors(current)
@@ -628,6 +657,7 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         and run["roc_auc"] > run["recency_roc_auc"])
     run["roc_auc_gain_low"], run["roc_auc_gain_high"] = gain
     run["reliability"] = curve
+    run["regularisation_c"] = chosen_c
     # Reliable: good enough to rank on, and better than recency beyond chance.
     run["ranking_reliable"] = bool(
         run["roc_auc"] is not None and run["roc_auc"] >= RELIABLE_ROC_AUC
@@ -641,7 +671,7 @@ def store_churn(con: duckdb.DuckDBPyConnection, run: ChurnRun) -> None:
     # Metrics are empty on a fallback run; keep them DOUBLE so later runs append cleanly.
     metrics = [c for c in record.columns
                if c.endswith(("auc", "brier", "rate", "compared", "compared_rows",
-                              "gain_low", "gain_high"))]
+                              "gain_low", "gain_high", "_c"))]
     record[metrics] = record[metrics].astype(float)
     with transaction(con):
         store_frame(con, "churn_scores", run.scores)
