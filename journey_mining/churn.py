@@ -553,36 +553,14 @@ class ChurnRun:
     run: dict
 
 
-@threadpool_limits.wrap(limits=1)
-def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_days: int = 30,
-                n_test_snapshots: int = 6, random_state: int = 0,
-                max_snapshots: int = 36) -> ChurnRun:
-    """Backtest, fit on all labelled history, and score the clients at the build's as-of.
-
-    The fits run with one BLAS thread: their products are small enough that threads cost
-    more than they give (10 M events: the churn step 15.9 s with two, 11.9 s with one).
-    """
-    as_of, kind, dates = _history_dates(con, horizon_days, step_days, max_snapshots)
-    # Today's clients and every snapshot in one pass: the as-of date is one date more.
-    frame = features_at(con, [as_of, *dates], horizon_days, kind)
-    now = (frame.as_of == pd.Timestamp(as_of)).to_numpy()
-    current, snapshots = frame[now].reset_index(drop=True), frame[~now]
-    labelled = snapshots[snapshots.label.notna()]
-    base_rate = float(labelled.label.astype(float).mean()) if len(labelled) else 0.0
-    result = backtest(snapshots, horizon_days, n_test_snapshots, random_state)
-    enough = (result.status == "ok" and len(labelled) >= MIN_TRAIN_ROWS
-              and labelled.label.sum() >= MIN_TRAIN_POSITIVES)
-    purchase, chosen, compared = None, ("logistic" if enough else None), {}
-    chosen_c = None
-    if kind == "non_contractual":
-        purchases = con.execute(read_sql("analysis/purchases")).df()
-        purchase = _purchase_backtest(
-            purchases, _purchase_test_dates(purchases, result, as_of, horizon_days),
-            horizon_days)
-        chosen, compared = _choose(result if enough else Backtest(status=result.status),
-                                   purchase)
+def _scored_clients(chosen, current, labelled, purchases, purchase, base_rate, as_of,
+                    horizon_days: int, random_state: int):
+    """The clients at the as-of date scored by the chosen model (or listed with their
+    signals when none could be fitted); with the base rate the bands are relative to and
+    the logistic model's chosen C."""
     scores = current[["account_id"]].copy()
     scores["as_of"] = as_of
+    chosen_c = None
     if chosen == "bgnbd" and len(current):
         from journey_mining.purchase_model import purchase_reasons, score_purchases
 
@@ -611,25 +589,71 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         scores["model"] = "fallback"
     scores = scores.sort_values("churn_probability", ascending=False, kind="stable",
                                 na_position="last")
-    trained = chosen is not None
+    return scores, base_rate, chosen_c
+
+
+def _evaluation(chosen, result: Backtest, purchase, random_state: int) -> dict:
+    """The chosen model's backtest in model_runs' words: its scores, recency's on the same
+    rows, the gain interval and the reliability curve."""
     if chosen == "bgnbd":
-        evaluated = _scores(purchase.label, purchase.bgnbd)
-        recency = {"roc_auc": float(roc_auc_score(purchase.label, purchase.recency)),
-                   "pr_auc": float(average_precision_score(purchase.label, purchase.recency))}
-        tested = {"test_dates": sorted({pd.Timestamp(d) for d in purchase.as_of}),
-                  "rows": len(purchase), "positive": int(purchase.label.sum())}
-        gain = auc_gain_interval(purchase.label, purchase.bgnbd, purchase.recency,
-                                 random_state=random_state)
-        curve = reliability(purchase.label, purchase.bgnbd)
+        label, predicted, recency_score = purchase.label, purchase.bgnbd, purchase.recency
+        evaluated = _scores(label, predicted)
+        recency = {"roc_auc": float(roc_auc_score(label, recency_score)),
+                   "pr_auc": float(average_precision_score(label, recency_score))}
+        dates = sorted({pd.Timestamp(d) for d in purchase.as_of})
+        rows, positive = len(purchase), int(label.sum())
     else:
         evaluated, recency = result.model, result.recency_baseline
-        tested = {"test_dates": result.test_dates, "rows": result.n_test_rows,
-                  "positive": result.n_test_positive}
-        gain = (auc_gain_interval(result.predictions.label, result.predictions.model,
-                                  result.predictions.recency, random_state=random_state)
-                if trained and result.predictions is not None else (None, None))
-        curve = (reliability(result.predictions.label, result.predictions.model)
-                 if trained and result.predictions is not None else None)
+        dates, rows, positive = result.test_dates, result.n_test_rows, result.n_test_positive
+        scored = chosen is not None and result.predictions is not None
+        label, predicted, recency_score = (
+            (result.predictions.label, result.predictions.model, result.predictions.recency)
+            if scored else (None, None, None))
+    gain = (auc_gain_interval(label, predicted, recency_score, random_state=random_state)
+            if label is not None else (None, None))
+    return {
+        "backtest_test_dates": ", ".join(f"{d:%Y-%m-%d}" for d in dates),
+        "n_test_rows": rows, "n_test_positive": positive,
+        "roc_auc": evaluated.get("roc_auc"), "pr_auc": evaluated.get("pr_auc"),
+        "brier": evaluated.get("brier"), "recency_roc_auc": recency.get("roc_auc"),
+        "recency_pr_auc": recency.get("pr_auc"), "recency_brier": recency.get("brier"),
+        "roc_auc_gain_low": gain[0], "roc_auc_gain_high": gain[1],
+        "reliability": reliability(label, predicted) if label is not None else None,
+    }
+
+
+@threadpool_limits.wrap(limits=1)
+def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_days: int = 30,
+                n_test_snapshots: int = 6, random_state: int = 0,
+                max_snapshots: int = 36) -> ChurnRun:
+    """Backtest, fit on all labelled history, and score the clients at the build's as-of.
+
+    The fits run with one BLAS thread: their products are small enough that threads cost
+    more than they give (10 M events: the churn step 15.9 s with two, 11.9 s with one).
+    """
+    as_of, kind, dates = _history_dates(con, horizon_days, step_days, max_snapshots)
+    # Today's clients and every snapshot in one pass: the as-of date is one date more.
+    frame = features_at(con, [as_of, *dates], horizon_days, kind)
+    now = (frame.as_of == pd.Timestamp(as_of)).to_numpy()
+    current, snapshots = frame[now].reset_index(drop=True), frame[~now]
+    labelled = snapshots[snapshots.label.notna()]
+    base_rate = float(labelled.label.astype(float).mean()) if len(labelled) else 0.0
+    result = backtest(snapshots, horizon_days, n_test_snapshots, random_state)
+    enough = (result.status == "ok" and len(labelled) >= MIN_TRAIN_ROWS
+              and labelled.label.sum() >= MIN_TRAIN_POSITIVES)
+    purchases, purchase, chosen, compared = None, None, ("logistic" if enough else None), {}
+    if kind == "non_contractual":
+        purchases = con.execute(read_sql("analysis/purchases")).df()
+        purchase = _purchase_backtest(
+            purchases, _purchase_test_dates(purchases, result, as_of, horizon_days),
+            horizon_days)
+        chosen, compared = _choose(result if enough else Backtest(status=result.status),
+                                   purchase)
+    scores, base_rate, chosen_c = _scored_clients(
+        chosen, current, labelled, purchases, purchase, base_rate, as_of, horizon_days,
+        random_state)
+    trained = chosen is not None
+    quality = _evaluation(chosen, result, purchase, random_state)
     run = {
         "as_of": as_of, "trained_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
         "status": "trained" if trained else "fallback",
@@ -640,13 +664,7 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         "churn_kind": kind, "n_snapshots": len(dates), "n_labelled_rows": len(labelled),
         "n_labelled_positive": int(labelled.label.sum()) if len(labelled) else 0,
         "base_rate": base_rate, "n_scored": len(scores),
-        "backtest_test_dates": ", ".join(f"{d:%Y-%m-%d}" for d in tested["test_dates"]),
-        "n_test_rows": tested["rows"], "n_test_positive": tested["positive"],
-        "roc_auc": evaluated.get("roc_auc"), "pr_auc": evaluated.get("pr_auc"),
-        "brier": evaluated.get("brier"),
-        "recency_roc_auc": recency.get("roc_auc"),
-        "recency_pr_auc": recency.get("pr_auc"),
-        "recency_brier": recency.get("brier"),
+        **quality,
         "base_rate_brier": result.base_rate_baseline.get("brier"),
         **{k: compared.get(k) for k in (
             "logistic_roc_auc", "logistic_brier", "bgnbd_roc_auc", "bgnbd_brier",
@@ -655,13 +673,12 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
     run["beats_recency_baseline"] = (
         run["roc_auc"] is not None and run["recency_roc_auc"] is not None
         and run["roc_auc"] > run["recency_roc_auc"])
-    run["roc_auc_gain_low"], run["roc_auc_gain_high"] = gain
-    run["reliability"] = curve
     run["regularisation_c"] = chosen_c
     # Reliable: good enough to rank on, and better than recency beyond chance.
+    gain = run["roc_auc_gain_low"]
     run["ranking_reliable"] = bool(
         run["roc_auc"] is not None and run["roc_auc"] >= RELIABLE_ROC_AUC
-        and gain[0] is not None and np.isfinite(gain[0]) and gain[0] > 0)
+        and gain is not None and np.isfinite(gain) and gain > 0)
     return ChurnRun(scores.reset_index(drop=True), run)
 
 
