@@ -52,6 +52,7 @@ class JourneySummary:
     paths: dict | None = None  # from the mining step, when it has run
     issues: tuple[tuple[str, str], ...] = ()  # optional analyses that failed in this build
     stages: dict | None = None  # how stage states were inferred (stage_inference_parameters)
+    purchases: bool = False  # instant engagements: a purchase log, said in purchase words
 
     def to_text(self) -> str:
         """The summary as the lines `journey run` prints."""
@@ -70,12 +71,14 @@ class JourneySummary:
         lines.append("reached: accounts whose furthest stage is this one or later (the "
                      "funnel, to client); ever in / now: accounts whose inferred stage was / "
                      "is this one")
-        lines.append(
-            f"Dropped: {self.dropped_accounts:,} account"
-            f"{'' if self.dropped_accounts == 1 else 's'}. Re-engagement: "
-            f"{pct(self.re_engagement_rate)} ({self.re_engaged_accounts:,} of "
-            f"{self.first_engagement_ended:,} accounts whose first engagement ended came back)"
-        )
+        came_back = (
+            f"Repeat purchase: {pct(self.re_engagement_rate)} ({self.re_engaged_accounts:,} "
+            f"of {self.first_engagement_ended:,} customers bought again)"
+            if self.purchases else
+            f"Re-engagement: {pct(self.re_engagement_rate)} ({self.re_engaged_accounts:,} of "
+            f"{self.first_engagement_ended:,} accounts whose first engagement ended came back)")
+        lines.append(f"Dropped: {self.dropped_accounts:,} account"
+                     f"{'' if self.dropped_accounts == 1 else 's'}. {came_back}")
         if self.paths:
             p = self.paths
             lines.append(
@@ -116,8 +119,10 @@ def journey_summary(con: duckdb.DuckDBPyConnection) -> JourneySummary:
     ).fetchall()[0]
     funnel = tuple(FunnelStage(*row) for row in con.execute(read_sql("analysis/summary_funnel")
                                                              ).fetchall())
+    instant = con.execute("SELECT instant_engagements FROM run_parameters").fetchall()[0][0]
     return JourneySummary(*kpis, funnel=funnel, paths=_paths(con),
-                          issues=tuple(run_issues(con)), stages=_stages(con))
+                          issues=tuple(run_issues(con)), stages=_stages(con),
+                          purchases=bool(instant))
 
 
 def _stages(con: duckdb.DuckDBPyConnection) -> dict | None:

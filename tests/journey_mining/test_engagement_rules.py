@@ -210,6 +210,7 @@ def test_a_purchase_log_gets_bgnbd_through_journey_run(tmp_path):
     assert scores.churn_probability.nunique() > 10  # a ranking, not one constant
     assert not scores.top_factors.str.contains("no strong risk signal").any()
     assert scores.top_factors.str.contains("usually buys every|one purchase only").all()
+    assert "customers bought again)" in run.stdout  # purchase words, not engagements
     # a purchase log is no broken journey: every data test passes on it
     assert con.execute("SELECT model, \"check\" FROM data_test_results "
                        "WHERE NOT passed").fetchall() == []
