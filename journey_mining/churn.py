@@ -321,19 +321,24 @@ C_GRID = (0.001, 0.01, 0.1, 1.0)
 def choose_C(train: pd.DataFrame, horizon_days: int, random_state: int = 0) -> float:
     """The regularisation strength for this training set, chosen on its own history: fit
     on the snapshots whose labels were known by the third-newest training snapshot, score
-    the three newest (Brier), keep the best of C_GRID (the stronger on a tie). Never
-    looks at the rows it will be tested on."""
+    the three newest (Brier), keep the strongest shrinkage within one standard error of
+    the best. Never looks at the rows it will be tested on."""
     dates = sorted(train.as_of.unique())[-3:]
     inner = train[train.as_of + pd.Timedelta(days=horizon_days) <= dates[0]]
     check = train[train.as_of.isin(dates)]
     if (len(inner) < MIN_TRAIN_ROWS or inner.label.sum() < MIN_TRAIN_POSITIVES
             or check.label.nunique() < 2):
         return C_GRID[0]
-    y = inner.label.astype(int)
-    scores = [brier_score_loss(check.label.astype(int), ChurnModel(
-        C=c, random_state=random_state).fit(inner, y).predict_proba(check)[:, 1])
-        for c in C_GRID]
-    return C_GRID[int(np.argmin(np.round(scores, 6)))]
+    y, truth = inner.label.astype(int), check.label.astype(int).to_numpy()
+    errors = np.array([(ChurnModel(C=c, random_state=random_state).fit(inner, y)
+                        .predict_proba(check)[:, 1] - truth) ** 2 for c in C_GRID])
+    mean = errors.mean(axis=1)
+    best = int(np.argmin(mean))
+    # The one-standard-error rule (Hastie, Tibshirani & Friedman, 7.10): the strongest
+    # shrinkage whose Brier score is within one standard error of the best, since a
+    # few hundred validation rows cannot tell close strengths apart.
+    bound = mean[best] + errors[best].std(ddof=1) / np.sqrt(errors.shape[1])
+    return C_GRID[int(np.flatnonzero(mean <= bound)[0])]
 
 
 def _factor_text(feature: str, value) -> str:
