@@ -258,13 +258,14 @@ def _churn(ctx: RunContext) -> ChurnResult:
     if r["status"] == "trained":
         ctx.logger.info(
             "churn model (%s): backtest ROC AUC %.3f vs %.3f for recency alone (PR AUC %.3f vs "
-            "%.3f) on %d client snapshots with %d %s; %s the baseline",
+            "%.3f) on %d client snapshots with %d %s; %s",
             "BG/NBD" if r["model"] == "bg_nbd" else "logistic", r["roc_auc"],
             r["recency_roc_auc"], r["pr_auc"], r["recency_pr_auc"], r["n_test_rows"],
             r["n_test_positive"],
             "without a purchase after" if r["churn_kind"] == "non_contractual"
             else "cancellations",
-            "beats" if r["beats_recency_baseline"] else "does NOT beat")
+            "better than recency beyond chance" if r["ranking_reliable"]
+            else "not reliably better than recency")
         if not r["ranking_reliable"]:
             ctx.logger.warning("churn: the ranking is not reliable (ROC AUC below %.2f, or not "
                                "better than recency beyond chance: gain %s); treat the bands "
