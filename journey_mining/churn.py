@@ -502,10 +502,10 @@ def _purchase_backtest(purchases: pd.DataFrame, test_dates, horizon_days: int
             continue
         later = purchases[(purchases.purchased_at > test_date) & (
             purchases.purchased_at <= test_date + pd.Timedelta(days=horizon_days))]
-        bought = set(later.account_id)
+        bought = later.account_id.unique()
         frames.append(pd.DataFrame({
             "account_id": scored.index.to_numpy(), "as_of": test_date,
-            "label": [int(a not in bought) for a in scored.index],
+            "label": (~scored.index.isin(bought)).astype(int),
             "bgnbd": scored.churn_probability.to_numpy(),
             "recency": ((scored.age - scored.recency) * 7).to_numpy()}))
     if not frames:
@@ -525,12 +525,12 @@ def _purchase_test_dates(purchases: pd.DataFrame, result: Backtest, as_of,
     return [split] if first is not None and first < split else []
 
 
-def _choose(result: Backtest, purchase: pd.DataFrame | None) -> tuple[str | None, dict]:
+def _choose(result: Backtest, logistic_ok: bool,
+            purchase: pd.DataFrame | None) -> tuple[str | None, dict]:
     """Which model scores the clients, by Brier score on the backtest rows both models
     predicted (lower is better: a proper score, ranking and calibration together), and
     both models' scores for model_runs."""
     scores = {}
-    logistic_ok = result.status == "ok"
     if purchase is not None:
         scores.update({f"bgnbd_{k}": v for k, v in _scores(purchase.label,
                                                            purchase.bgnbd).items()})
@@ -652,8 +652,7 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         purchase = _purchase_backtest(
             purchases, _purchase_test_dates(purchases, result, as_of, horizon_days),
             horizon_days)
-        chosen, compared = _choose(result if enough else Backtest(status=result.status),
-                                   purchase)
+        chosen, compared = _choose(result, enough, purchase)
     scores, base_rate, chosen_c = _scored_clients(
         chosen, current, labelled, purchases, purchase, base_rate, as_of, horizon_days,
         random_state)

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from journey_mining import warehouse
-from journey_mining.build import CONFIG_TABLES
+from journey_mining.build import CONFIG_TABLES, LOADED_TABLES
 from journey_mining.config import Config
 from journey_mining.errors import DataQualityError, JourneyError
 from journey_mining.operations import is_stop
-from journey_mining.sources import SOURCES
 from journey_mining.sql_models import model_tables
 
 __all__ = ["STEPS", "ChangeCheck", "ChurnResult", "DataTestResult", "LoadResult",
@@ -385,14 +384,13 @@ def _report_path(ctx: RunContext) -> str | None:
     return str(latest.resolve()) if ctx.unchanged and latest and latest.exists() else None
 
 
-_RAW = tuple(spec.raw_table for spec in SOURCES.values())
 
 STEPS: tuple[Step, ...] = (
     Step("load", _load, reads=(), retries=3,
-         writes=(*_RAW, "rejected_rows", "loads", "load_files", "visitor_digests")),
+         writes=(*LOADED_TABLES, "loads", "load_files", "visitor_digests")),
     Step("quality gate", _gate, reads=("loads", "load_files"), writes=()),
     Step("check for changes", _check, reads=("loads",), writes=()),
-    Step("build", _build, on_change=True, reads=(*_RAW, "rejected_rows"),
+    Step("build", _build, on_change=True, reads=LOADED_TABLES,
          writes=(*CONFIG_TABLES, *model_tables(), "run_issues")),
     Step("mining", _mine, optional=True, on_change=True,
          reads=("int_journey_events", "account_stage_history"),

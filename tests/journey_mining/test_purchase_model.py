@@ -58,10 +58,9 @@ def test_the_fit_recovers_the_papers_parameters(fitted):
 
 
 def test_the_fit_is_a_maximum(fitted):
-    log, model = fitted
-    other = BetaGeoModel()
-    other.params_ = np.array(PAPER)
     from journey_mining.purchase_model import _log_likelihood
+
+    log, model = fitted
 
     at_truth = _log_likelihood(np.array(PAPER), log.x.to_numpy(), log.t_x.to_numpy(),
                                log.age.to_numpy()).sum()
