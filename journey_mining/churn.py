@@ -506,12 +506,57 @@ def _purchase_backtest(purchases: pd.DataFrame, test_dates, horizon_days: int
         frames.append(pd.DataFrame({
             "account_id": scored.index.to_numpy(), "as_of": test_date,
             "label": (~scored.index.isin(bought)).astype(int),
-            "bgnbd": scored.churn_probability.to_numpy(),
+            "bgnbd_raw": scored.churn_probability.to_numpy(),
             "recency": ((scored.age - scored.recency) * 7).to_numpy()}))
     if not frames:
         return None
     pooled = pd.concat(frames, ignore_index=True)
-    return pooled if pooled.label.nunique() == 2 else None
+    if pooled.label.nunique() < 2:
+        return None
+    pooled["bgnbd"] = cross_fitted_calibration(pooled.bgnbd_raw, pooled.label,
+                                               pooled.as_of, pooled.account_id)
+    return pooled
+
+
+def _logit(p) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p)).reshape(-1, 1)
+
+
+def fit_calibration(probability, label) -> LogisticRegression:
+    """Platt scaling on the logit: P(label) = sigmoid(a * logit(p) + b). A model that is
+    calibrated already gets a = 1, b = 0 (up to noise); one that overstates churn on this
+    data (BG/NBD's assumptions are one world too) is pulled back to what happened."""
+    return LogisticRegression(C=1e4, max_iter=1000).fit(_logit(probability),
+                                                        np.asarray(label).astype(int))
+
+
+def calibrated(calibration: LogisticRegression, probability) -> np.ndarray:
+    return calibration.predict_proba(_logit(probability))[:, 1]
+
+
+def cross_fitted_calibration(probability, label, as_of, account_id, folds: int = 5
+                             ) -> np.ndarray:
+    """Calibrated backtest probabilities, each from a calibration fitted without its own
+    rows: by test date when there are several (the calibration of one period judged on
+    another), else by customer (folds of a stable hash of the id). The Brier score and
+    reliability curve of these are what the clients' calibrated scores can be expected
+    to reach."""
+    probability, label = np.asarray(probability, float), np.asarray(label).astype(int)
+    dates = pd.Series(pd.to_datetime(as_of)).to_numpy()
+    if len(np.unique(dates)) >= 2:
+        groups = dates
+    else:
+        groups = pd.util.hash_array(np.asarray(account_id, dtype=object)) % folds
+    out = probability.copy()
+    for group in np.unique(groups):
+        held = groups == group
+        rest = ~held
+        if np.unique(label[rest]).size < 2:
+            continue  # nothing to fit on without this group: left as predicted
+        out[held] = calibrated(fit_calibration(probability[rest], label[rest]),
+                               probability[held])
+    return out
 
 
 def _purchase_test_dates(purchases: pd.DataFrame, result: Backtest, as_of,
@@ -572,7 +617,9 @@ def _scored_clients(chosen, current, labelled, purchases, purchase, base_rate, a
         base_rate = float(purchase.label.mean())
         scored = score_purchases(purchases, pd.Timestamp(as_of), horizon_days,
                                  accounts=current.account_id)
-        scores["churn_probability"] = scored.churn_probability.fillna(base_rate).to_numpy()
+        calibration = fit_calibration(purchase.bgnbd_raw, purchase.label)
+        scores["churn_probability"] = calibrated(
+            calibration, scored.churn_probability.fillna(base_rate).to_numpy())
         scores["risk_band"] = [risk_band(p, base_rate) for p in scores.churn_probability]
         scores["top_factors"] = purchase_reasons(scored)
         scores["model"] = "bg_nbd"

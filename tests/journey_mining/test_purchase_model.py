@@ -107,3 +107,35 @@ def test_the_summary_counts_days_after_the_first_purchase():
     summary = purchase_summary(purchases, pd.Timestamp("2024-03-04"))
     assert summary.loc["c1"].tolist() == [2, 6, 9]      # two repeat days, weeks 6 and 9
     assert summary.loc["c2"].tolist() == [0, 0, 32 / 7]
+
+
+def _log_frame(log: dict[str, list[float]], keep) -> pd.DataFrame:
+    day0 = pd.Timestamp("2023-01-01")
+    rows = [(a, d) for a, days in log.items() for i, d in enumerate(days) if keep(i, d)]
+    return pd.DataFrame({"account_id": [a for a, _ in rows],
+                         "purchased_at": [day0 + pd.Timedelta(days=d) for _, d in rows]})
+
+
+def test_backtest_probabilities_are_recalibrated_where_the_model_is_wrong():
+    """BG/NBD assumes buying rates do not change with the calendar. Where half the repeat
+    purchases stop after week 50 it understates churn at every later date; the cross-fitted
+    calibration on the backtest brings the mean back to the observed rate and lowers the
+    Brier score, and on a log the model fits it changes (almost) nothing."""
+    from sklearn.metrics import brier_score_loss
+
+    from journey_mining.churn import _purchase_backtest
+    from tests.journey_mining.test_engagement_rules import bgnbd_purchase_days
+
+    rng = np.random.default_rng(5)
+    log = bgnbd_purchase_days(1200, seed=23, weeks=104)
+    dates = [pd.Timestamp("2023-01-01") + pd.Timedelta(days=d) for d in (400, 440, 480, 520)]
+    declining = _purchase_backtest(
+        _log_frame(log, lambda i, d: i == 0 or d < 350 or rng.random() > 0.5), dates, 90)
+    observed = declining.label.mean()
+    assert observed - declining.bgnbd_raw.mean() > 0.02  # the model's miss
+    assert abs(declining.bgnbd.mean() - observed) < 0.01
+    assert (brier_score_loss(declining.label, declining.bgnbd)
+            < brier_score_loss(declining.label, declining.bgnbd_raw))
+    steady = _purchase_backtest(_log_frame(log, lambda i, d: True), dates, 90)
+    assert abs(brier_score_loss(steady.label, steady.bgnbd)
+               - brier_score_loss(steady.label, steady.bgnbd_raw)) < 0.002
