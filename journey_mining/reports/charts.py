@@ -93,7 +93,7 @@ CHARTS: tuple[Chart, ...] = (
     Chart("channel-mix", "channels", lambda d: f.build_channel_mix_figure(d.channel_mix),
           lambda d: d.channel_mix.empty, "No staged touchpoints yet.", static_image=True),
     Chart("reengagement-curve", "reengagement",
-          lambda d: f.build_reengagement_curve_figure(d.curves),
+          lambda d: f.build_reengagement_curve_figure(d.curves, purchases=d.purchases),
           lambda d: d.curves.empty or d.gaps.empty,
           "No engagement has ended yet, so nobody can have come back.", static_image=True),
     Chart("gap-days", "reengagement", lambda d: f.build_gap_figure(d.gaps),

@@ -48,6 +48,7 @@ class ReportData:
     attribution: pd.DataFrame | None = None
     representatives: pd.DataFrame | None = None
     absent: tuple[str, ...] = ()   # tables of optional steps that are not in the warehouse
+    purchases: bool = False  # instant engagements: a purchase log, said in purchase words
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -118,4 +119,5 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
                       QUALIFY row_number() OVER (PARTITION BY as_of ORDER BY built_at DESC) = 1
                       ORDER BY as_of""") if _exists(con, "kpi_history") else None),
         absent=tuple(absent),
+        purchases=bool(q("SELECT instant_engagements FROM run_parameters").iloc[0, 0]),
     )

@@ -273,9 +273,10 @@ def build_channel_mix_figure(mix: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def build_reengagement_curve_figure(curves: pd.DataFrame, segment_type: str = "size_band"
-                                    ) -> go.Figure:
-    """Kaplan-Meier share back for a new engagement by days since the last ended."""
+def build_reengagement_curve_figure(curves: pd.DataFrame, segment_type: str = "size_band",
+                                    purchases: bool = False) -> go.Figure:
+    """Kaplan-Meier share back for a new engagement by days since the last ended (for a
+    purchase log: share who bought again by days since the last purchase)."""
     fig = go.Figure()
     for (kind, segment), part in curves.groupby(["segment_type", "segment"], sort=False):
         if kind not in ("all", segment_type):
@@ -285,9 +286,11 @@ def build_reengagement_curve_figure(curves: pd.DataFrame, segment_type: str = "s
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines", line=dict(shape="hv", width=4 if kind == "all" else 2),
             name="all accounts" if kind == "all" else f"{segment} employees"))
-    fig.update_layout(**LAYOUT, title="Share back for a new engagement, by days since the last "
-                                      "one ended (Kaplan-Meier)",
-                      xaxis_title="days since the engagement ended",
+    title, axis = (("Share who bought again, by days since the last purchase (Kaplan-Meier)",
+                    "days since the last purchase") if purchases else
+                   ("Share back for a new engagement, by days since the last one ended "
+                    "(Kaplan-Meier)", "days since the engagement ended"))
+    fig.update_layout(**LAYOUT, title=title, xaxis_title=axis,
                       yaxis=dict(tickformat=".0%"))
     return fig
 

@@ -122,7 +122,9 @@ def _reengagement_sentence(d: ReportData) -> str:
     k = d.kpis
     if not k.first_engagement_ended:
         return "No engagement has ended yet, so nobody can have come back."
-    text = (f"{int(k.re_engaged_accounts):,} of {int(k.first_engagement_ended):,} accounts "
+    text = (f"{int(k.re_engaged_accounts):,} of {int(k.first_engagement_ended):,} customers "
+            f"bought again ({pct(k.re_engagement_rate)})." if d.purchases else
+            f"{int(k.re_engaged_accounts):,} of {int(k.first_engagement_ended):,} accounts "
             f"whose first engagement ended started another (re-engagement rate "
             f"{pct(k.re_engagement_rate)}).")
     lift = d.lift[~d.lift.defines_return]
@@ -155,11 +157,14 @@ def _churn_sentence(d: ReportData) -> str:
                 f"{int(k.former_clients):,} of them have left). Too little history to score "
                 f"the risk of leaving in the next {horizon} days ({d.model_run.reason}): no "
                 "probability or band is shown, only the signals seen for each client.")
-    text = (f"{len(d.churn):,} clients now are scored ({int(k.clients_ever):,} became "
+    high = int((d.churn.risk_band == 'high').sum())
+    text = (f"{len(d.churn):,} customers are scored; {high:,} are at high risk of making no "
+            f"purchase in the next {horizon} days." if d.purchases else
+            f"{len(d.churn):,} clients now are scored ({int(k.clients_ever):,} became "
             f"clients; {int(k.former_clients):,} of them have left); "
-            f"{int((d.churn.risk_band == 'high').sum())} are at high risk of leaving in the "
-            f"next {horizon} days.")
-    return text + (_model_sentence(d.model_run) if d.model_run is not None else "")
+            f"{high:,} are at high risk of leaving in the next {horizon} days.")
+    return text + (_model_sentence(d.model_run, d.purchases) if d.model_run is not None
+                   else "")
 
 
 def _quality_sentence(d: ReportData) -> str:
@@ -200,11 +205,12 @@ def _channel_sentence(mix: pd.DataFrame) -> str:
     return " ".join(parts) or "No staged touchpoints yet."
 
 
-def _model_sentence(run: pd.Series) -> str:
+def _model_sentence(run: pd.Series, purchases: bool = False) -> str:
     if run.status != "trained":
         return f" Too little history to train a model ({run.reason}): no scores."
-    ranked = (f" In the backtest the model ranks clients with ROC AUC {run.roc_auc:.2f}, "
-              f"recency alone {run.recency_roc_auc:.2f}")
+    model = ("BG/NBD, a model of repeat buying," if run.model == "bg_nbd" else "the model")
+    ranked = (f" In the backtest {model} ranks {'customers' if purchases else 'clients'} "
+              f"with ROC AUC {run.roc_auc:.2f}, recency alone {run.recency_roc_auc:.2f}")
     reliable = run.get("ranking_reliable")
     if reliable is not None and not pd.isna(reliable) and bool(reliable):
         return ranked + ": it ranks better than recency beyond chance."

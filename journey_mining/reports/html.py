@@ -91,6 +91,9 @@ GLOSSARY = {
                   "completed project or cancellation after it (configurable).",
     "between engagements": "A client whose last engagement ended (not cancelled) and who has "
                            "not started a new one yet.",
+    "bought again": "In a purchase log (engagements.instant): customers with purchases on "
+                    "two or more days / customers with a purchase. Churn there means no "
+                    "purchase in the horizon.",
     "re-engagement rate": "Accounts with two or more engagements / accounts whose first "
                           "engagement has ended: how often clients come back.",
     "advocacy": "A referral or a case study (a touchpoint the stage map puts in advocacy), "
@@ -131,22 +134,36 @@ def _count(n) -> str:
     return "—" if missing(n) else f"{int(n):,}"
 
 
-def _questions(k: pd.Series) -> str:
-    """The three questions a B2B firm asks first, answered from journey_kpis."""
-    cards = [
-        ("What share of prospects become clients?", pct(k.prospect_to_client_rate),
-         f"{_count(k.clients_ever)} of {_count(k.prospects)} {_term('prospects', 'prospect')} "
-         f"{_term('became clients', 'became a client')}: {_count(k.current_clients)} are "
-         f"{_term('clients now', 'client now')} (in an engagement or between two), "
-         f"{_count(k.former_clients)} "
-         f"{_term('former clients', 'former client')}."),
+def _questions(k: pd.Series, purchases: bool = False) -> str:
+    """The three questions a B2B firm asks first, answered from journey_kpis (in purchase
+    words for a purchase log: each purchase is an engagement there)."""
+    came_back = (
+        ("How often do customers buy again?", pct(k.re_engagement_rate),
+         f"{_term('bought again')}: {_count(k.re_engaged_accounts)} of "
+         f"{_count(k.first_engagement_ended)} customers made another purchase after their "
+         "first" + ("" if missing(k.median_gap_days) else
+                    f", after a median of {k.median_gap_days:.0f} days") + ".")
+        if purchases else
         ("How often do clients come back after an engagement?", pct(k.re_engagement_rate),
          f"{_term('re-engagement rate')}: {_count(k.re_engaged_accounts)} of "
          f"{_count(k.first_engagement_ended)} accounts whose first "
          f"{_term('engagement')} ended started another"
          + ("" if missing(k.median_gap_days) else
             f", after a median of {k.median_gap_days:.0f} days "
-            f"{_term('between engagements')}") + "."),
+            f"{_term('between engagements')}") + "."))
+    became = (
+        ("What share of accounts buy?", pct(k.prospect_to_client_rate),
+         f"{_count(k.clients_ever)} of {_count(k.prospects)} accounts made a purchase.")
+        if purchases else
+        ("What share of prospects become clients?", pct(k.prospect_to_client_rate),
+         f"{_count(k.clients_ever)} of {_count(k.prospects)} {_term('prospects', 'prospect')} "
+         f"{_term('became clients', 'became a client')}: {_count(k.current_clients)} are "
+         f"{_term('clients now', 'client now')} (in an engagement or between two), "
+         f"{_count(k.former_clients)} "
+         f"{_term('former clients', 'former client')}."))
+    cards = [
+        became,
+        came_back,
         ("Who refers us or gives a case study?", _count(k.advocates) + " accounts",
          f"{_term('advocacy', 'advocacy')}: {_count(k.former_clients_advocating)} of "
          f"{_count(k.former_clients_ever)} former clients "
@@ -530,8 +547,10 @@ def _representatives_section(d: ReportData, charts: list[str]) -> str:
 def _churn_section(d: ReportData, charts: list[str]) -> str:
     top = d.churn.head(20)[["account_id", "account_name", "churn_probability", "risk_band",
                             "top_factors"]]
-    return ("".join(charts) + "<h3>Clients most at risk</h3>"
-            + _table(top, {"churn_probability": pct}, "No clients to score.")
+    who = "Customers least likely to buy again" if d.purchases else "Clients most at risk"
+    return ("".join(charts) + f"<h3>{who}</h3>"
+            + _table(top, {"churn_probability": pct},
+                     "No customers to score." if d.purchases else "No clients to score.")
             + ("<p class='note'>All scores: <a href='churn_scores.csv' download>"
                "churn_scores.csv</a></p>" if len(d.churn) else ""))
 
@@ -551,26 +570,32 @@ class Section:
     id: str
     title: str
     content: Callable[[ReportData, list[str]], str] = _charts_only
+    purchase_title: str | None = None  # the title for a purchase log, where it differs
+
+    def title_for(self, d: ReportData) -> str:
+        return (self.purchase_title if d.purchases and self.purchase_title else self.title)
 
 
 # In the order they stand in the page (and in its navigation bar). Every section places
 # the charts registered for it, so none can be registered and then left out.
 SECTIONS: tuple[Section, ...] = (
     Section("questions", "The three questions first",
-            lambda d, charts: _questions(d.kpis) + "".join(charts)),
+            lambda d, charts: _questions(d.kpis, d.purchases) + "".join(charts)),
     Section("funnel", "Funnel and drop-offs", _funnel_section),
     Section("map", "The process map", _map_section),
     Section("paths", "Paths", _paths_section),
     Section("linearity", "How linear are journeys?", _linearity_section),
     Section("cohorts", "Conversion over time and by segment", lambda d, charts: _grid(charts)),
     Section("channels", "Channel mix per stage"),
-    Section("reengagement", "Between engagements: who comes back", _reengagement_section),
+    Section("reengagement", "Between engagements: who comes back", _reengagement_section,
+            purchase_title="Repeat purchases: who buys again"),
     Section("advocacy", "Advocacy: referrals and case studies", _advocacy_section),
     Section("drivers", "What moves accounts forward", _drivers_section),
     Section("attribution", "Which channels and campaigns get the credit",
             _attribution_section),
     Section("representatives", "Representative journeys", _representatives_section),
-    Section("churn", "Churn risk", _churn_section),
+    Section("churn", "Churn risk", _churn_section,
+            purchase_title="Churn risk: who may not buy again"),
     Section("trend", "Over time"),
     Section("quality", "Data quality", _quality_section),
     Section("glossary", "Glossary", lambda d, charts: _glossary() + "".join(charts)),
@@ -583,7 +608,7 @@ def _section_html(section: Section, d: ReportData, charts: list[str],
     content = _section_content(lambda: section.content(d, charts), d)
     headline = (f'<p class="headline">{html.escape(heads[section.id])}</p>'
                 if section.id in heads else "")
-    return (f'<section id="{section.id}"><h2>{html.escape(section.title)}</h2>{headline}'
+    return (f'<section id="{section.id}"><h2>{html.escape(section.title_for(d))}</h2>{headline}'
             f"{content}</section>")
 
 
@@ -622,7 +647,7 @@ def _page(d: ReportData, drawn: list[Drawn], issues: list[tuple[str, str]],
     """The whole self-contained page (plotly.js inline, so it works offline)."""
     placed, heads = _charts_by_section(drawn), headlines(d)
     body = "".join(_section_html(s, d, placed.get(s.id, []), heads) for s in SECTIONS)
-    nav = "".join(f'<a href="#{s.id}">{html.escape(s.title)}</a>' for s in SECTIONS)
+    nav = "".join(f'<a href="#{s.id}">{html.escape(s.title_for(d))}</a>' for s in SECTIONS)
     as_of = d.kpis.as_of
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -211,6 +211,12 @@ def test_a_purchase_log_gets_bgnbd_through_journey_run(tmp_path):
     assert not scores.top_factors.str.contains("no strong risk signal").any()
     assert scores.top_factors.str.contains("usually buys every|one purchase only").all()
     assert "customers bought again)" in run.stdout  # purchase words, not engagements
+    report = next((tmp_path / "r").rglob("index.html")).read_text()
+    assert "How often do customers buy again?" in report
+    assert "customers are scored" in report and "BG/NBD, a model of repeat buying" in report
+    assert "clients now are scored" not in report
+    assert "first engagement ended started another" not in report
+    assert "days since the last purchase" in report  # the re-purchase curve's axis
     # a purchase log is no broken journey: every data test passes on it
     assert con.execute("SELECT model, \"check\" FROM data_test_results "
                        "WHERE NOT passed").fetchall() == []
