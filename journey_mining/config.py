@@ -88,8 +88,59 @@ class SourceConfig(_Strict):
     delimiter: str | None = Field(default=None, description="CSV delimiter; sniffed if unset")
     encoding: Literal["utf-8", "latin-1", "utf-16"] | None = Field(
         default=None, description="text encoding of CSV and JSONL files; UTF-8 if unset")
+    timestamp_format: list[str] = Field(
+        default_factory=list,
+        description="strptime formats of this source's timestamps, tried in order before "
+                    "ISO 8601 (e.g. '%m/%d/%Y %I:%M %p'); a format with %z reads the "
+                    "offset written in the value, one without reads it in `timezone`")
+    dayfirst: bool | None = Field(
+        default=None,
+        description="read dates written with / . or - between day, month and year "
+                    "(18/04/2024, 04/18/2024 3:00 PM): true day first, false month first; "
+                    "unset: such dates are rejected (they are ambiguous)")
 
     _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
+
+    @field_validator("timestamp_format", mode="before")
+    @classmethod
+    def _formats(cls, value):
+        formats = [value] if isinstance(value, str) else value
+        for fmt in formats or []:
+            check_timestamp_format(fmt)
+        return formats
+
+    def timestamp_formats(self) -> list[str]:
+        """The formats tried before ISO 8601: the configured ones, then those `dayfirst`
+        stands for."""
+        return [*self.timestamp_format, *(() if self.dayfirst is None
+                                          else numeric_date_formats(self.dayfirst))]
+
+
+def numeric_date_formats(dayfirst: bool) -> list[str]:
+    """Dates written as numbers with / . or - (18/04/2024 15:00, 4/18/2024 3:00 PM), day
+    or month first, with or without seconds, 24-hour or AM/PM, or a date alone."""
+    order = "%d{s}%m{s}%Y" if dayfirst else "%m{s}%d{s}%Y"
+    times = (" %H:%M:%S", " %H:%M", " %I:%M:%S %p", " %I:%M %p", "T%H:%M:%S", "")
+    return [order.format(s=sep) + t for sep in "/.-" for t in times]
+
+
+def check_timestamp_format(fmt: str) -> str:
+    """A strptime format that can read a date: it must name a year, a month and a day
+    (or a day of the year) and round-trip a known time."""
+    if not isinstance(fmt, str) or "%" not in fmt:
+        raise ValueError(f"timestamp_format '{fmt}' is not a strptime format "
+                         "(e.g. '%m/%d/%Y %I:%M %p')")
+    if "%Y" not in fmt and "%y" not in fmt or not (
+            ("%m" in fmt or "%b" in fmt or "%B" in fmt) and "%d" in fmt or "%j" in fmt):
+        raise ValueError(f"timestamp_format '{fmt}' names no full date (it needs a year, "
+                         "%Y or %y, a month, %m %b or %B, and a day, %d)")
+    probe = dt.datetime(2024, 4, 18, 15, 7, 9, tzinfo=dt.UTC)
+    try:
+        dt.datetime.strptime(probe.strftime(fmt), fmt)
+    except ValueError as exc:
+        raise ValueError(f"timestamp_format '{fmt}' does not read what it writes "
+                         f"({exc})") from exc
+    return fmt
 
 
 class IngestConfig(_Strict):
@@ -134,6 +185,10 @@ class IngestConfig(_Strict):
     def source(self, name: str) -> SourceConfig:
         """The settings of one source (defaults when not configured)."""
         return self.sources.get(name, SourceConfig())
+
+    def timestamp_formats_of(self, name: str) -> list[str]:
+        """The strptime formats `name`'s timestamps are tried with before ISO 8601."""
+        return self.source(name).timestamp_formats()
 
     def timezone_of(self, name: str) -> str:
         """The timezone naive timestamps of `source` are read in."""

@@ -22,6 +22,8 @@ from journey_mining.ingest.scratch import _quote, _sql_text
 from journey_mining.ingest.staging import _FILE_STRIDE
 from journey_mining.ingest.timestamps import (
     _create_timestamp_macros,
+    _split_formats,
+    check_file_timestamps,
     _timestamp_reasons,
     _timestamp_selects,
     _zone_parameters,
@@ -57,12 +59,15 @@ def _normalise(con, f: SourceFile, spec: SourceSpec, columns: list[str], config:
         if _broken_count(con):
             _pseudonymise_broken(con, pseudonyms, f.format)
     _create_timestamp_macros(con)
-    texts, selects, reasons = _column_sql(spec, mapped, private, pseudonymised)
+    texts, selects, reasons = _column_sql(spec, mapped, private, pseudonymised,
+                                          config.timestamp_formats_of(spec.name))
     hidden = {mapped[c]: c for c in private if c in mapped} if pseudonymised else {}
     raw_struct, raw_json = _raw_row_sql(f, spec, columns, hidden, pseudonymised)
     statement = _stage_insert(stage, spec, texts, selects, reasons, raw_struct, raw_json)
     con.execute(statement, _bound_values(statement, f, spec, config, file_order, not_after,
                                          pseudonyms))
+    check_file_timestamps(con, stage, f.name, spec.name,
+                          [c for c in spec.timestamps if c in mapped])
     return warnings
 
 
@@ -120,11 +125,12 @@ def _clean_text(spec: SourceSpec, column: str, source_column: str, private: set[
     return clean
 
 
-def _typed_selects(spec: SourceSpec, column: str, text: str) -> list[str]:
+def _typed_selects(spec: SourceSpec, column: str, text: str, formats: list[str]
+                   ) -> list[str]:
     """SQL select items that type a contract column from its cleaned `text`: timestamps
-    to UTC, emails lower-cased, the rest as text."""
+    to UTC (the source's formats first), emails lower-cased, the rest as text."""
     if column in spec.timestamps:
-        return _timestamp_selects(column, text)
+        return _timestamp_selects(column, text, formats)
     if column in spec.emails:
         return [f"lower({text}) AS {column}"]
     return [f"{text} AS {column}"]
@@ -133,7 +139,7 @@ def _typed_selects(spec: SourceSpec, column: str, text: str) -> list[str]:
 def _column_reasons(spec: SourceSpec, column: str) -> list[str]:
     """SQL reasons to reject a row for one contract column: its timestamp's (unreadable,
     in the future) and, for a required column, a missing value."""
-    reasons = _timestamp_reasons(column) if column in spec.timestamps else []
+    reasons = _timestamp_reasons(column, spec.name) if column in spec.timestamps else []
     if column in spec.required:
         present = f"_text_{column}" if column in spec.timestamps else column
         reasons.append(
@@ -143,7 +149,8 @@ def _column_reasons(spec: SourceSpec, column: str) -> list[str]:
 
 
 def _column_sql(spec: SourceSpec, mapped: dict[str, str], private: set[str],
-                pseudonymised: bool) -> tuple[list[str], list[str], list[str]]:
+                pseudonymised: bool, formats: list[str] = ()
+                ) -> tuple[list[str], list[str], list[str]]:
     """The SQL of every contract column, in the statement's three steps: cleaned texts
     (each column's text is cleaned once), typed select items, and reasons to reject.
     A column the file lacks reads as NULL."""
@@ -155,7 +162,7 @@ def _column_sql(spec: SourceSpec, mapped: dict[str, str], private: set[str],
         if column in mapped:
             clean = _clean_text(spec, column, mapped[column], private, pseudonymised)
             texts.append(f"{clean} AS {text}")
-        selects += _typed_selects(spec, column, text)
+        selects += _typed_selects(spec, column, text, list(formats))
         reasons += _column_reasons(spec, column)
     return texts, selects, reasons
 
@@ -245,6 +252,8 @@ def _bound_values(statement: str, f: SourceFile, spec: SourceSpec, config: Inges
                   **_zone_parameters(),
                   "not_after": not_after, "now": now,
                   "tolerance": str(config.future_tolerance_hours)}
+    naive, aware = _split_formats(config.timestamp_formats_of(spec.name))
+    parameters.update(ts_naive=naive, ts_aware=aware)
     parameters = {k: v for k, v in parameters.items() if f"${k}" in statement}
     if "$key" in statement:
         parameters["key"] = pseudonyms.key

@@ -80,16 +80,28 @@ def _zone_parameters() -> dict[str, list[str]]:
             "zone_offsets": [o or "?" for o in ZONE_ABBREVIATIONS.values()]}
 
 
-def _timestamp_selects(column: str, text: str) -> list[str]:
+def _split_formats(formats: list[str]) -> tuple[list[str], list[str]]:
+    """The configured formats as (naive, with an offset): a format with %z or %Z reads
+    the value's own offset, one without reads it in the source's zone."""
+    aware = [f for f in formats if "%z" in f or "%Z" in f]
+    return [f for f in formats if f not in aware], aware
+
+
+def _timestamp_selects(column: str, text: str, formats: list[str] = ()) -> list[str]:
     """SQL select items of a timestamp column read from `text`: the zone the value names,
-    the value in UTC, and its text (the reasons below quote it)."""
-    return [f"_zone_of({text}) AS _zone_{column}",
-            f"_utc_timestamp({text}, _zone_{column}, "
-            f"map($zone_names, $zone_offsets), $tz) AS {column}",
+    the value in UTC, and its text (the reasons below quote it). Configured formats
+    (`timestamp_format`, `dayfirst`) are tried first, ISO 8601 after them."""
+    naive, aware = _split_formats(list(formats))
+    tries = ([f"timezone('UTC', timezone($tz, try_strptime({text}, $ts_naive)))"]
+             if naive else []) + ([f"timezone('UTC', try_strptime({text}, $ts_aware))"]
+                                  if aware else [])
+    iso = f"_utc_timestamp({text}, _zone_{column}, map($zone_names, $zone_offsets), $tz)"
+    value = f"coalesce({', '.join(tries)}, {iso})" if tries else iso
+    return [f"_zone_of({text}) AS _zone_{column}", f"{value} AS {column}",
             f"{text} AS _text_{column}"]
 
 
-def _timestamp_reasons(column: str) -> list[str]:
+def _timestamp_reasons(column: str, source: str = "") -> list[str]:
     """SQL reasons to reject a row for its timestamp `column` (NULL when none applies):
     a value that does not read as a time (its zone unknown or ambiguous, or no time at
     all), and a time after the load time plus the tolerance (a far-future time would
@@ -97,7 +109,10 @@ def _timestamp_reasons(column: str) -> list[str]:
     return [
         f"""CASE WHEN _text_{column} IS NOT NULL AND {column} IS NULL THEN
                     CASE WHEN _zone_{column} IS NULL
+                              OR upper(replace(_zone_{column}, '.', '')) IN ('AM', 'PM')
                              THEN 'unparseable timestamp in {column}: ' || _text_{column}
+                                  || ' (set ingest.sources.{source}.timestamp_format, e.g. '
+                                  || '''%m/%d/%Y %I:%M %p'', or dayfirst)'
                          WHEN map($zone_names, $zone_offsets)[upper(_zone_{column})] = '?'
                              THEN 'ambiguous time zone ' || _zone_{column} || ' in {column}: '
                                   || _text_{column} || ' (it names several zones: write an '
@@ -112,3 +127,59 @@ def _timestamp_reasons(column: str) -> list[str]:
                          || strftime($now, '%Y-%m-%d %H:%M:%S') || ' UTC plus '
                          || $tolerance || ' hours (ingest.future_tolerance_hours)' END""",
     ]
+
+
+# Formats tried on the values of a file whose timestamps mostly fail, to say in the error
+# which setting would read them (never applied without the user setting it).
+_OTHER_FORMATS = ("%d %b %Y %H:%M", "%d %b %Y %H:%M:%S", "%b %d, %Y %I:%M %p",
+                  "%b %d, %Y %H:%M", "%b %d %Y %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M",
+                  "%Y/%m/%d", "%d %B %Y", "%B %d, %Y", "%Y%m%d%H%M%S", "%Y%m%d",
+                  "%m/%d/%y %I:%M %p", "%m/%d/%y %H:%M", "%d/%m/%y %H:%M", "%d.%m.%y %H:%M")
+
+
+def _formats_reading(con, values: list[str], formats) -> list[str]:
+    """The formats that read every one of `values`."""
+    return [fmt for fmt in formats if con.execute(
+        "SELECT bool_and(try_strptime(v, $f) IS NOT NULL) FROM unnest($v) t(v)",
+        {"f": [fmt], "v": values}).fetchall()[0][0]]
+
+
+def _format_hint(con, source: str, values: list[str]) -> str:
+    """Which setting would read `values`, in words for the error."""
+    from journey_mining.config import numeric_date_formats
+
+    month, day = (_formats_reading(con, values, numeric_date_formats(first))
+                  for first in (False, True))
+    setting = f"ingest.sources.{source}"
+    if month and day:
+        return (f"they read month first ('{month[0]}') and day first ('{day[0]}'): set "
+                f"{setting}.dayfirst to say which")
+    if month or day:
+        return (f"they read with {setting}.dayfirst: {'true' if day else 'false'} "
+                f"(or timestamp_format '{(day or month)[0]}')")
+    other = _formats_reading(con, values, _OTHER_FORMATS)
+    if other:
+        return f"they read with {setting}.timestamp_format '{other[0]}'"
+    return (f"set {setting}.timestamp_format to their strptime format (e.g. "
+            "'%m/%d/%Y %I:%M %p')")
+
+
+def check_file_timestamps(con, stage: str, file_name: str, source: str,
+                          columns: list[str]) -> None:
+    """Refuse a file whose timestamps mostly fail to read: that is a setting (a date
+    format), not bad rows, and rejecting them all would lose the file quietly."""
+    from journey_mining.errors import IngestError
+
+    for column in columns:
+        prefix = f"unparseable timestamp in {column}: "
+        total, failed, values = con.execute(
+            f"""SELECT count(*), count(*) FILTER (WHERE contains(_reason, $p)),
+                       list(regexp_extract(_reason, $pattern, 1)) FILTER (
+                           WHERE contains(_reason, $p))[1:50]
+                FROM {stage} WHERE _file = $file""",
+            {"p": prefix, "file": file_name,
+             "pattern": prefix + r"(.*?) \(set ingest"}).fetchall()[0]
+        if failed and failed * 2 > total:
+            raise IngestError(
+                f"{file_name}: {column} does not read as a time in {failed:,} of {total:,} "
+                f"rows (e.g. '{values[0]}'); {_format_hint(con, source, values)}")
