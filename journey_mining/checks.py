@@ -123,7 +123,7 @@ def load_gate_breaches(con: duckdb.DuckDBPyConnection, gates) -> list[str]:
         if read and rejected / read > limit:
             breaches.append(f"{source}: {rejected:,} of {read:,} rows rejected "
                             f"({rejected / read:.1%}) in the last load, above "
-                            f"quality.max_rejected_share {limit:.0%}; see rejected_rows")
+                            f"quality.max_rejected_share {limit:.0%}")
     return breaches
 
 

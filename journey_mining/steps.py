@@ -25,7 +25,7 @@ from journey_mining.build import CONFIG_TABLES, LOADED_TABLES
 from journey_mining.config import Config
 from journey_mining.errors import DataQualityError, JourneyError
 from journey_mining.operations import is_stop
-from journey_mining.sql_models import model_tables
+from journey_mining.sql_models import model_tables, read_sql
 
 __all__ = ["STEPS", "ChangeCheck", "ChurnResult", "DataTestResult", "LoadResult",
            "ReportResult", "RunContext", "RunOutcome", "Step", "StepResult", "run_all",
@@ -180,9 +180,23 @@ def _gate(ctx: RunContext) -> StepResult:
 
     with warehouse.connected(ctx.warehouse, read_only=True) as con:
         breaches = checks.load_gate_breaches(con, ctx.config.quality)
+        evidence = _write_rejects(con, ctx.outputs) if breaches else None
     if breaches:
-        raise DataQualityError("data-quality gate: " + "; ".join(breaches), breaches)
+        where = (f"; the rejected rows and why: {evidence}" if evidence else
+                 f"; the rejected rows and why: table rejected_rows in {ctx.warehouse}")
+        raise DataQualityError("data-quality gate: " + "; ".join(breaches) + where, breaches)
     return StepResult()
+
+
+def _write_rejects(con, outputs) -> Path | None:
+    """The last load's rejected rows as a CSV in the outputs folder, so the evidence of a
+    stopped run opens in a spreadsheet (None without an outputs folder)."""
+    if outputs is None:
+        return None
+    path = Path(outputs) / "rejected_rows.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con.sql(read_sql("analysis/last_load_rejects")).df().to_csv(path, index=False)
+    return path
 
 
 def _check(ctx: RunContext) -> ChangeCheck:

@@ -23,10 +23,10 @@ from journey_mining.ingest.staging import _FILE_STRIDE
 from journey_mining.ingest.timestamps import (
     _create_timestamp_macros,
     _split_formats,
-    check_file_timestamps,
     _timestamp_reasons,
     _timestamp_selects,
     _zone_parameters,
+    check_file_timestamps,
 )
 from journey_mining.pseudonyms import PSEUDONYMISED, Pseudonymiser
 from journey_mining.sources import SourceSpec

@@ -164,6 +164,11 @@ def _format_hint(con, source: str, values: list[str]) -> str:
             "'%m/%d/%Y %I:%M %p')")
 
 
+# A file is refused for its timestamps when more than half of its rows, and at least this
+# many, fail to read (fewer are rejected rows, with the setting named in their reason).
+MOSTLY_FAILING_ROWS = 3
+
+
 def check_file_timestamps(con, stage: str, file_name: str, source: str,
                           columns: list[str]) -> None:
     """Refuse a file whose timestamps mostly fail to read: that is a setting (a date
@@ -179,7 +184,7 @@ def check_file_timestamps(con, stage: str, file_name: str, source: str,
                 FROM {stage} WHERE _file = $file""",
             {"p": prefix, "file": file_name,
              "pattern": prefix + r"(.*?) \(set ingest"}).fetchall()[0]
-        if failed and failed * 2 > total:
+        if failed >= MOSTLY_FAILING_ROWS and failed * 2 > total:
             raise IngestError(
                 f"{file_name}: {column} does not read as a time in {failed:,} of {total:,} "
                 f"rows (e.g. '{values[0]}'); {_format_hint(con, source, values)}")

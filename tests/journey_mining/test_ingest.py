@@ -134,7 +134,8 @@ def test_unparseable_timestamp_is_rejected_and_raw_row_kept(con, tmp_path):
     write_csv(tmp_path, "web_events.csv", WEB_HEADER, "w1,2024-02-30 10:00,a1,page_view,")
     ingest.load_exports(con, tmp_path)
     (reason, raw), = con.execute("SELECT reason, raw FROM rejected_rows").fetchall()
-    assert reason == "unparseable timestamp in occurred_at: 2024-02-30 10:00"
+    assert reason.startswith("unparseable timestamp in occurred_at: 2024-02-30 10:00 (set "
+                             "ingest.sources.web_events.timestamp_format")
     assert json.loads(raw) == {"event_id": "w1", "occurred_at": "2024-02-30 10:00",
                                "anonymous_id": "a1", "event_name": "page_view", "email": None}
 

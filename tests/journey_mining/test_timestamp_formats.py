@@ -77,7 +77,8 @@ def test_a_format_with_an_offset_reads_the_offset_written(tmp_path):
 
 
 def test_ambiguous_dates_say_that_day_or_month_first_must_be_set(tmp_path):
-    folder = crm(tmp_path / "in", "x1,04/05/2024 10:00,A1,meeting", "x2,03/02/2024 10:00,A1,demo")
+    folder = crm(tmp_path / "in", "x1,04/05/2024 10:00,A1,meeting", "x2,03/02/2024 10:00,A1,demo",
+                 "x3,01/02/2024 10:00,A2,demo")
     with pytest.raises(IngestError, match="read month first .* and day first .*set "
                                           "ingest.sources.crm_activities.dayfirst"):
         ingest.load_exports(warehouse.connect(), folder)

@@ -8,6 +8,7 @@ import textwrap
 import time
 
 import duckdb
+import pandas as pd
 import pytest
 
 from journey_mining import build, ingest, warehouse
@@ -198,10 +199,15 @@ def test_a_breached_gate_fails_the_run_before_the_build(tmp_path, prefect_harnes
 
     folder = tmp_path / "bad"
     write_csv(folder, "web_events.csv", WEB_HEADER,
-              *(f"w{i},not a time,a,page_view," for i in range(18)))
-    with pytest.raises(DataQualityError, match="web_events: 18 of 18 rows rejected"):
+              *(f"w{i},2025-01-01T00:00:00Z,,page_view," for i in range(18)))
+    with pytest.raises(DataQualityError, match="web_events: 18 of 18 rows rejected") as error:
         journey_pipeline(str(folder), str(tmp_path / "w.duckdb"), outputs=str(tmp_path / "o"),
                          reports_dir=str(tmp_path / "r"), static_images=False)
     con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     assert "rejected_rows" in tables and "account_journeys" not in tables
+    # the evidence opens in a spreadsheet, and the message says where
+    evidence = tmp_path / "o" / "rejected_rows.csv"
+    assert str(evidence) in str(error.value)
+    rows = pd.read_csv(evidence)
+    assert len(rows) == 18 and rows.reason.str.startswith("missing required value").all()
