@@ -70,7 +70,7 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None):
         raise IngestError(f"{input_dir}: input folder not found")
     warehouse.check_writable(warehouse_path)
     files = ingest.discover_files(input_dir, settings.ingest, checksums=False)
-    ingest.check_csv_headers(files, settings.ingest)
+    ingest.check_headers(files, settings.ingest)
     if not warehouse_path.exists() and not files:
         from journey_mining.sources import SOURCES
 

@@ -156,6 +156,10 @@ class IngestConfig(_Strict):
                     "memory (temporary tables), disk (a file beside the warehouse, deleted "
                     "after the load) or auto (disk when the files would take more than "
                     "half of DuckDB's memory limit)")
+    strict: bool = Field(
+        default=False,
+        description="a file in the input folder that matches no source stops the load "
+                    "(default: it is skipped with a warning)")
     pseudonymise: bool = Field(
         default=False,
         description="replace emails' local parts and anonymous ids by keyed hashes at ingest "

@@ -59,7 +59,7 @@ from journey_mining.ingest.apply import _apply
 from journey_mining.ingest.discovery import SourceFile, discover_files
 from journey_mining.ingest.normalise import _normalise
 from journey_mining.ingest.pseudonymise import _load_pseudonymiser
-from journey_mining.ingest.readers import MAX_COLUMNS, _read, check_csv_headers
+from journey_mining.ingest.readers import MAX_COLUMNS, _read, check_headers
 from journey_mining.ingest.reconcile import _reconcile
 from journey_mining.ingest.report import FileCounts, LoadReport
 from journey_mining.ingest.scratch import _drop_scan
@@ -76,7 +76,7 @@ __all__ = [
     "FileCounts",
     "LoadReport",
     "SourceFile",
-    "check_csv_headers",
+    "check_headers",
     "discover_files",
     "load_exports",
     "pseudonymise_value",

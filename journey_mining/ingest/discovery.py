@@ -1,9 +1,11 @@
 """Discovery: which export files a folder holds, and the source each one is of.
 
 Every regular file of the input folder is matched to one source by its name (the
-config's patterns, by default `<source>*`) and to a format by its ending. A file that
-matches no source, several sources or no supported format stops the load here,
-before anything is read: a load is all or nothing, so a stray file must not be half
+config's patterns, by default `<source>*`, in any letter case) and to a format by its
+ending. A file that matches no source (a README.txt beside the exports) is skipped with a
+warning that lists the patterns in force, or stops the load with `ingest.strict: true`.
+A file that matches several sources or is of no supported format stops the load here,
+before anything is read: a load is all or nothing, so an export must not be half
 noticed. Each file's checksum is taken here too, so a file loaded before can be
 skipped.
 """
@@ -61,6 +63,16 @@ def _entry_kind(path: Path) -> str | None:
     return next((kind for test, kind in kinds.items() if test(mode)), "not a regular file")
 
 
+def _matches(name: str, patterns: list[str]) -> bool:
+    """A file name against glob patterns, in any letter case (HubSpot_Activities_Oct.csv
+    is a `hubspot_activities*` file)."""
+    return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns)
+
+
+def _patterns(config: IngestConfig) -> str:
+    return ", ".join(f"{name}: {' '.join(config.patterns_of(name))}" for name in SOURCES)
+
+
 def discover_files(input_dir: str | Path, config: IngestConfig,
                    skipped: list[str] | None = None, checksums: bool = True
                    ) -> list[SourceFile]:
@@ -84,17 +96,21 @@ def discover_files(input_dir: str | Path, config: IngestConfig,
             if skipped is not None:
                 skipped.append(f"{path}: skipped, {kind} is not an export file")
             continue
-        sources = [
-            name
-            for name in SOURCES
-            if any(fnmatch.fnmatchcase(path.name, p) for p in config.patterns_of(name))
-        ]
+        sources = [name for name in SOURCES if _matches(path.name, config.patterns_of(name))]
         if not sources:
-            raise UnknownFileError(
-                str(path), f"file name matches no source (names start with: {', '.join(SOURCES)})"
-            )
+            why = f"file name matches no source (patterns: {_patterns(config)})"
+            if config.strict:
+                raise UnknownFileError(str(path), why)
+            if skipped is not None:
+                skipped.append(f"{path}: skipped, {why}; ingest.strict: true makes this an "
+                               "error")
+            continue
         if len(sources) > 1:
             raise UnknownFileError(str(path), f"file name matches several sources: {sources}")
+        if path.stat().st_size == 0:
+            if skipped is not None:
+                skipped.append(f"{path}: skipped, the file is empty (0 bytes)")
+            continue
         fmt = file_format(path.name)
         if fmt is None:
             raise UnknownFileError(

@@ -16,13 +16,13 @@ import json
 import duckdb
 
 from journey_mining.config import IngestConfig
-from journey_mining.errors import UnreadableFileError
+from journey_mining.errors import MissingColumnError, UnreadableFileError
 from journey_mining.ingest.discovery import SourceFile
 from journey_mining.ingest.lines import _map_logical_lines, _open_bytes, _physical_lines
 from journey_mining.ingest.scratch import _drop, _position, _quote
 from journey_mining.sources import SOURCES, SourceSpec
 
-__all__ = ["MAX_COLUMNS", "check_csv_headers"]
+__all__ = ["MAX_COLUMNS", "check_headers"]
 
 _NESTED_TYPES = ("STRUCT", "MAP", "LIST", "JSON", "UNION")
 
@@ -76,12 +76,46 @@ def _check_header(f: SourceFile, delimiter: str | None) -> None:
                          f"an export of {f.source} can have: is it the right file?")
 
 
-def check_csv_headers(files: list[SourceFile], config: IngestConfig) -> None:
-    """Refuse absurd CSV headers before anything starts (the command's pre-check): only
-    the first line of each file is read."""
-    for f in files:
-        if f.format in (".csv", ".csv.gz"):
-            _check_header(f, config.source(f.source).delimiter)
+def _header_columns(con, f: SourceFile, config: IngestConfig) -> list[str] | None:
+    """The columns a CSV or Parquet file's header names, as its reader will see them
+    (None for JSONL, whose keys can change from line to line)."""
+    source = config.source(f.source)
+    if f.format in (".csv", ".csv.gz"):
+        _check_header(f, source.delimiter)
+        extra, options = _csv_options(f, source.delimiter, source.encoding)
+        query = (f"SELECT * FROM read_csv($path, all_varchar = true, header = true, "
+                 f"ignore_errors = true{extra}) LIMIT 0")
+    elif f.format == ".parquet":
+        query, options = "SELECT * FROM read_parquet($path) LIMIT 0", {"path": str(f.path)}
+    else:
+        return None
+    try:
+        return [c for c in con.execute(query, options).df().columns]
+    except duckdb.Error as exc:
+        raise UnreadableFileError(str(f.path), str(exc).splitlines()[0]) from None
+
+
+def check_headers(files: list[SourceFile], config: IngestConfig) -> None:
+    """The command's pre-check, before anything starts: only each file's header is read.
+    An absurdly wide CSV header and a missing required column (config renames applied)
+    are refused here, in a second, not after the scheduler has started."""
+    con = duckdb.connect()
+    try:
+        for f in files:
+            if f.bytes == 0:
+                continue
+            columns = _header_columns(con, f, config)
+            if columns is None:
+                continue
+            spec, renames = SOURCES[f.source], config.source(f.source).columns
+            mapped = _mapped_columns(spec, columns, renames)
+            for required in spec.required:
+                if required not in mapped:
+                    raise MissingColumnError(
+                        str(f.path), spec.name, required, columns,
+                        next((c for c, t in renames.items() if t == required), None))
+    finally:
+        con.close()
 
 
 def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None,

@@ -186,13 +186,39 @@ def test_missing_required_column_names_file_and_column_and_loads_nothing(con, tm
     assert table_rows(con, "loads") == []
 
 
-@pytest.mark.parametrize("name", ["contacts_2025.csv", "web_events.xlsx"])
-def test_file_that_matches_no_source_or_format_is_an_error(con, tmp_path, name):
+def test_an_export_of_no_supported_format_is_an_error(con, tmp_path):
     write_csv(tmp_path, "crm_accounts.csv", "account_id,name", "acc1,Acme")
-    write_csv(tmp_path, name, "a,b", "1,2")
-    with pytest.raises(UnknownFileError, match=name):
+    write_csv(tmp_path, "web_events.xlsx", "a,b", "1,2")
+    with pytest.raises(UnknownFileError, match="web_events.xlsx: unsupported format"):
         ingest.load_exports(con, tmp_path)
     assert table_rows(con, "raw_crm_accounts") == []
+
+
+def test_a_file_that_matches_no_source_is_skipped_with_the_patterns_in_force(con, tmp_path):
+    write_csv(tmp_path, "crm_accounts.csv", "account_id,name", "acc1,Acme")
+    (tmp_path / "README.txt").write_text("exported from HubSpot on Monday\n")
+    report = ingest.load_exports(con, tmp_path)
+    assert report.rows_loaded == 1 and report.rows_rejected == 0
+    (warning,) = [w for w in report.warnings if "README.txt" in w]
+    assert "skipped, file name matches no source (patterns: crm_accounts: crm_accounts*" in warning
+    assert "ingest.strict: true" in warning
+
+
+def test_strict_discovery_makes_an_unmatched_file_an_error(con, tmp_path):
+    write_csv(tmp_path, "crm_accounts.csv", "account_id,name", "acc1,Acme")
+    write_csv(tmp_path, "contacts_2025.csv", "a,b", "1,2")
+    config = IngestConfig(strict=True, sources={"crm_contacts": {"files": ["people_*"]}})
+    with pytest.raises(UnknownFileError, match=r"contacts_2025.csv: file name matches no "
+                                               r"source \(patterns: .*crm_contacts: people_\*"):
+        ingest.load_exports(con, tmp_path, config)
+    assert table_rows(con, "raw_crm_accounts") == []
+
+
+def test_file_patterns_match_in_any_letter_case(con, tmp_path):
+    write_csv(tmp_path, "HubSpot_Accounts_Oct.CSV", "account_id,name", "acc1,Acme")
+    config = IngestConfig(sources={"crm_accounts": {"files": ["hubspot_accounts*"]}})
+    report = ingest.load_exports(con, tmp_path, config)
+    assert report.rows_loaded == 1 and not report.warnings
 
 
 def test_failure_half_way_leaves_the_warehouse_as_it_was(con, tmp_path, monkeypatch):

@@ -109,3 +109,18 @@ def test_no_function_of_the_library_is_over_80_lines():
                 long.append(f"{path.relative_to(root)}:{node.name} "
                             f"({node.end_lineno - node.lineno + 1} lines)")
     assert long == []
+
+
+def test_the_readme_lists_every_source_with_its_required_and_optional_columns():
+    """The README's table of sources is what a user maps exports to: it must be the
+    contract the loader enforces (journey_mining.sources), not a copy that drifted."""
+    from journey_mining.sources import SOURCES
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for name, spec in SOURCES.items():
+        optional = [c for c in spec.columns if c not in spec.required]
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2] == ", ".join(spec.required), name
+        assert cells[3] == ", ".join(optional), name

@@ -302,6 +302,34 @@ def test_a_settings_path_that_is_not_a_file_is_one_line(tmp_path, small_exports,
     assert "Traceback" not in run.stderr and PREFECT_START not in run.stderr
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_missing_required_column_is_refused_by_the_pre_check(tmp_path, kind):
+    """From the file's header, before Prefect starts, with the mapping that would fix it;
+    a README beside the exports and an empty file do not stop anything."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    frame = pd.DataFrame({"Record ID": ["x1"], "Activity date": ["2024-04-18 10:00"],
+                          "account_id": ["A1"]})
+    if kind == "csv":
+        frame.to_csv(folder / "crm_activities.csv", index=False)
+    else:
+        frame.to_parquet(folder / "crm_activities.parquet")
+    (folder / "README.txt").write_text("exported on Monday\n")
+    (folder / "web_events.csv").write_text("")
+    config = tmp_path / "journey.yml"
+    config.write_text("ingest:\n  sources:\n    crm_activities:\n      columns: "
+                      "{'Record ID': activity_id, 'Activity date': occurred_at}\n")
+    run = journey("run", "--input", str(folder), "--warehouse", str(tmp_path / "w.duckdb"),
+                  "--config", str(config), cwd=tmp_path, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: {folder / ('crm_activities.' + kind)}: required column 'activity_type' of "
+        "source crm_activities is missing (file has: Record ID, Activity date, account_id); "
+        "map it with ingest.sources.crm_activities.columns in the config")
+    assert PREFECT_START not in run.stderr
+    assert not (tmp_path / "w.duckdb").exists()
+
+
 def test_an_absurdly_wide_header_is_refused_in_one_line(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
