@@ -573,6 +573,7 @@ class Section:
     purchase_title: str | None = None  # the title for a purchase log, where it differs
 
     def title_for(self, d: ReportData) -> str:
+        """The section's title for this report (purchase words for a purchase log)."""
         return (self.purchase_title if d.purchases and self.purchase_title else self.title)
 
 
