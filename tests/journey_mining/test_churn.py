@@ -107,6 +107,11 @@ def test_tiny_data_falls_back_with_a_flag_instead_of_crashing(tmp_path):
     # Clients at the as-of date: A04 (open engagement), A05 and A09 (between engagements).
     assert sorted(run.scores.account_id) == ["A04", "A05", "A09"]
     churn.store_churn(con, run)
+    # the fallback's empty probabilities are what the contract says, not a failed test
+    from journey_mining import checks
+
+    failed = [r for r in checks.run_checks(con) if r.model == "churn_scores" and not r.passed]
+    assert failed == []
     churn.store_churn(con, run)
     assert con.execute("SELECT count(*), min(status) FROM model_runs").fetchall() == [
         (2, "fallback")]
