@@ -70,6 +70,7 @@ __all__ = [
     "choose_C",
     "features_at",
     "history_snapshots",
+    "ranking_verdict",
     "risk_band",
     "score_churn",
     "snapshot_dates",
@@ -276,7 +277,10 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         z = np.asarray(scaled[:, at], dtype=float)
         push = z * np.array([coef[f"numeric__{c}"] for c in cols])
         reads_as_risk = np.array([RISK_DIRECTION[c] for c in cols]) * z > 0
-        push = np.where(reads_as_risk & (push > 0.05), push, -np.inf)
+        # a value that reads as the typical one in words ("+0 (typical: 0)") is no reason
+        typical = np.array([self.typical_.get(c, np.nan) for c in cols], dtype=float)
+        as_typical = np.round(X[cols].to_numpy(dtype=float)) == np.round(typical)
+        push = np.where(reads_as_risk & ~as_typical & (push > 0.05), push, -np.inf)
         top = np.argsort(-push, axis=1, kind="stable")[:, :k]  # vectorised: one pass
         values = X[cols].to_numpy(dtype=object)
         texts = []
@@ -457,6 +461,39 @@ def reliability(label, probability, bins: int = 10) -> str:
 RELIABLE_ROC_AUC = 0.6
 
 
+def ranking_verdict(run) -> str | None:
+    """What the backtest says of the model's ranking and probabilities, in one sentence
+    for the run log and the report (None when no model was fitted). Four cases: below
+    the floor; recency alone ranks better; no better than recency (the gain's interval
+    holds zero); better beyond chance. Probabilities no better than the base rate's
+    (Brier) are said too: then the order is worth reading, the percentages are not."""
+    get = run.get
+    if get("status") != "trained" or get("roc_auc") is None:
+        return None
+    auc, recency = get("roc_auc"), get("recency_roc_auc")
+    low, high = get("roc_auc_gain_low"), get("roc_auc_gain_high")
+    last = "purchase" if get("churn_kind") == "non_contractual" else "touchpoint"
+    known = low is not None and high is not None and np.isfinite(low) and np.isfinite(high)
+    if auc < RELIABLE_ROC_AUC:
+        text = (f"the ranking is not reliable (ROC AUC {auc:.2f}, below "
+                f"{RELIABLE_ROC_AUC:.2f}); treat the bands as rough")
+    elif known and high < 0:
+        text = (f"recency alone ranks better (ROC AUC {recency:.2f} vs {auc:.2f}): sort by "
+                f"days since the last {last}")
+    elif not known or low <= 0:
+        gain = f", gain {low:+.3f} to {high:+.3f}" if known else ""
+        text = (f"it ranks no better than recency alone (ROC AUC {auc:.2f} vs "
+                f"{recency:.2f}{gain}): days since the last {last} sorts as well")
+    else:
+        text = (f"it ranks better than recency alone beyond chance (ROC AUC {auc:.2f} vs "
+                f"{recency:.2f})")
+    brier, base = get("brier"), get("base_rate_brier")
+    if brier is not None and base is not None and brier >= base:
+        text += (f"; its probabilities are no better than the base rate's (Brier "
+                 f"{brier:.3f} vs {base:.3f}): read the order, not the percentages")
+    return text
+
+
 def auc_gain_interval(label, model, recency, n_boot: int = 200,
                       random_state: int = 0) -> tuple[float, float]:
     """95 % paired-bootstrap interval of ROC AUC(model) - ROC AUC(recency) on the same
@@ -513,50 +550,96 @@ def _purchase_backtest(purchases: pd.DataFrame, test_dates, horizon_days: int
     pooled = pd.concat(frames, ignore_index=True)
     if pooled.label.nunique() < 2:
         return None
-    pooled["bgnbd"] = cross_fitted_calibration(pooled.bgnbd_raw, pooled.label,
-                                               pooled.as_of, pooled.account_id)
+    pooled["bgnbd"], pooled.attrs["calibrated"] = cross_fitted_calibration(
+        pooled.bgnbd_raw, pooled.label, pooled.as_of)
     return pooled
 
 
 def _logit(p) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p)).reshape(-1, 1)
+    return np.log(p / (1 - p))
 
 
-def fit_calibration(probability, label) -> LogisticRegression:
-    """Platt scaling on the logit: P(label) = sigmoid(a * logit(p) + b). A model that is
-    calibrated already gets a = 1, b = 0 (up to noise); one that overstates churn on this
-    data (BG/NBD's assumptions are one world too) is pulled back to what happened."""
-    return LogisticRegression(C=1e4, max_iter=1000).fit(_logit(probability),
-                                                        np.asarray(label).astype(int))
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling on the logit, P(label) = sigmoid(slope * logit(p) + intercept), that
+    never extrapolates: a probability outside the range it was fitted on is read as the
+    nearest end of that range (a fit on backtest scores near 0.01 says nothing about a
+    score of 0.13)."""
+    slope: float
+    intercept: float
+    low: float
+    high: float
+
+    def __call__(self, probability) -> np.ndarray:
+        z = np.clip(_logit(probability), self.low, self.high)
+        return 1 / (1 + np.exp(-(self.slope * z + self.intercept)))
 
 
-def calibrated(calibration: LogisticRegression, probability) -> np.ndarray:
-    return calibration.predict_proba(_logit(probability))[:, 1]
+def fit_calibration(probability, label) -> Calibration | None:
+    """The calibration of `probability` against what happened. A model that is calibrated
+    already gets slope 1 and intercept 0 (up to noise); one that misstates churn on this
+    data (BG/NBD's assumptions are one world too) is pulled back to what happened. None
+    when the scores do not rank the labels the right way (a slope of 0 or less): then no
+    map of them can be trusted."""
+    z = _logit(probability)
+    fit = LogisticRegression(C=1e4, max_iter=1000).fit(z.reshape(-1, 1),
+                                                      np.asarray(label).astype(int))
+    slope = float(fit.coef_[0, 0])
+    if slope <= 0:
+        return None
+    return Calibration(slope, float(fit.intercept_[0]), float(z.min()), float(z.max()))
 
 
-def cross_fitted_calibration(probability, label, as_of, account_id, folds: int = 5
-                             ) -> np.ndarray:
-    """Calibrated backtest probabilities, each from a calibration fitted without its own
-    rows: by test date when there are several (the calibration of one period judged on
-    another), else by customer (folds of a stable hash of the id). The Brier score and
-    reliability curve of these are what the clients' calibrated scores can be expected
-    to reach."""
+def cross_fitted_calibration(probability, label, as_of) -> tuple[np.ndarray, bool]:
+    """Backtest probabilities calibrated out of period: each test date's by a calibration
+    fitted on the other dates. Used only when that beats the raw scores on Brier over the
+    dates (a calibration that cannot be checked on another period, with one date, or that
+    does not help is not applied). Returns the probabilities the evaluation reports and
+    whether the clients' scores are to be calibrated."""
     probability, label = np.asarray(probability, float), np.asarray(label).astype(int)
     dates = pd.Series(pd.to_datetime(as_of)).to_numpy()
-    if len(np.unique(dates)) >= 2:
-        groups = dates
-    else:
-        groups = pd.util.hash_array(np.asarray(account_id, dtype=object)) % folds
+    if len(np.unique(dates)) < 2:
+        return probability, False
     out = probability.copy()
-    for group in np.unique(groups):
-        held = groups == group
-        rest = ~held
-        if np.unique(label[rest]).size < 2:
-            continue  # nothing to fit on without this group: left as predicted
-        out[held] = calibrated(fit_calibration(probability[rest], label[rest]),
-                               probability[held])
-    return out
+    for date in np.unique(dates):
+        held = dates == date
+        calibration = (fit_calibration(probability[~held], label[~held])
+                       if np.unique(label[~held]).size == 2 else None)
+        if calibration is None:
+            return probability, False
+        out[held] = calibration(probability[held])
+    if brier_score_loss(label, out) >= brier_score_loss(label, probability):
+        return probability, False
+    return out, True
+
+
+def _purchase_signals(purchases: pd.DataFrame, as_of, accounts) -> list[str]:
+    """A purchase log's signals when nothing could be fitted: per customer the days since
+    the last purchase and how often it bought."""
+    from journey_mining.purchase_model import purchase_summary
+
+    summary = purchase_summary(purchases, pd.Timestamp(as_of)).reindex(accounts)
+    words = []
+    for row in summary.itertuples():
+        if pd.isna(row.frequency):
+            words.append("no purchase yet")
+            continue
+        since, n = (row.age - row.recency) * 7, int(row.frequency) + 1
+        words.append(f"no purchase for {since:.0f} days; {n} purchase{'s' if n > 1 else ''}"
+                     + (f", one every {row.recency * 7 / row.frequency:.0f} days"
+                        if row.frequency else ""))
+    return words
+
+
+def _purchase_reason(purchases: pd.DataFrame, as_of, horizon_days: int) -> str:
+    """Why a purchase log could not be scored, in its own words."""
+    from journey_mining.purchase_model import MIN_CUSTOMERS, purchase_summary
+
+    repeat = int((purchase_summary(purchases, pd.Timestamp(as_of)).frequency > 0).sum())
+    return (f"too little purchase history: {repeat:,} customers bought more than once "
+            f"(BG/NBD needs {MIN_CUSTOMERS}), and too few {horizon_days}-day outcomes have "
+            "been seen to learn from")
 
 
 def _purchase_test_dates(purchases: pd.DataFrame, result: Backtest, as_of,
@@ -596,6 +679,22 @@ def _choose(result: Backtest, logistic_ok: bool,
     return ("bgnbd" if bgnbd < logistic else "logistic"), scores
 
 
+# A BG/NBD parameter beyond these is at the edge of what the history can tell (b of 1e13:
+# no dropout seen yet); its probabilities then rest on the purchase-rate part alone.
+_BOUNDARY = (1e-4, 1e5)
+
+
+def _params_text(params) -> str | None:
+    """The fitted (r, alpha, a, b) in words for model_runs, flagged at the boundary."""
+    if params is None:
+        return None
+    text = ", ".join(f"{name} = {value:.4g}" for name, value in
+                     zip(("r", "alpha", "a", "b"), params, strict=True))
+    edge = [n for n, v in zip(("r", "alpha", "a", "b"), params, strict=True)
+            if not _BOUNDARY[0] <= v <= _BOUNDARY[1]]
+    return text + (f" (at the boundary: {', '.join(edge)})" if edge else "")
+
+
 @dataclass
 class ChurnRun:
     """One churn step: the scores of today's clients and the run's evaluation."""
@@ -610,23 +709,26 @@ def _scored_clients(chosen, current, labelled, purchases, purchase, base_rate, a
     the logistic model's chosen C."""
     scores = current[["account_id"]].copy()
     scores["as_of"] = as_of
-    chosen_c = None
+    fit = {}
     if chosen == "bgnbd" and len(current):
         from journey_mining.purchase_model import purchase_reasons, score_purchases
 
         base_rate = float(purchase.label.mean())
         scored = score_purchases(purchases, pd.Timestamp(as_of), horizon_days,
                                  accounts=current.account_id)
-        calibration = fit_calibration(purchase.bgnbd_raw, purchase.label)
-        scores["churn_probability"] = calibrated(
-            calibration, scored.churn_probability.fillna(base_rate).to_numpy())
+        raw = scored.churn_probability.fillna(base_rate).to_numpy()
+        calibration = (fit_calibration(purchase.bgnbd_raw, purchase.label)
+                       if purchase.attrs.get("calibrated") else None)
+        scores["churn_probability"] = calibration(raw) if calibration else raw
+        fit = {"bgnbd_params": _params_text(scored.attrs.get("params")),
+               "bgnbd_calibrated": calibration is not None}
         scores["risk_band"] = [risk_band(p, base_rate) for p in scores.churn_probability]
         scores["top_factors"] = purchase_reasons(scored)
         scores["model"] = "bg_nbd"
     elif chosen == "logistic" and len(current):
         train = _training_rows(labelled, random_state)
-        chosen_c = choose_C(train, horizon_days, random_state)
-        model = ChurnModel(C=chosen_c, random_state=random_state).fit(
+        fit = {"regularisation_c": choose_C(train, horizon_days, random_state)}
+        model = ChurnModel(C=fit["regularisation_c"], random_state=random_state).fit(
             train, train.label.astype(int))
         scores["churn_probability"] = model.predict_proba(current)[:, 1]
         scores["risk_band"] = [risk_band(p, base_rate) for p in scores.churn_probability]
@@ -637,11 +739,13 @@ def _scored_clients(chosen, current, labelled, purchases, purchase, base_rate, a
         # score), only the signals seen; the report and the run log say why.
         scores["churn_probability"] = np.nan
         scores["risk_band"] = None
-        scores["top_factors"] = [_fallback_factors(r) for r in current.itertuples()]
+        scores["top_factors"] = (
+            _purchase_signals(purchases, as_of, current.account_id) if purchases is not None
+            else [_fallback_factors(r) for r in current.itertuples()])
         scores["model"] = "fallback"
     scores = scores.sort_values("churn_probability", ascending=False, kind="stable",
                                 na_position="last")
-    return scores, base_rate, chosen_c
+    return scores, base_rate, fit
 
 
 def _evaluation(chosen, result: Backtest, purchase, random_state: int) -> dict:
@@ -654,6 +758,7 @@ def _evaluation(chosen, result: Backtest, purchase, random_state: int) -> dict:
                    "pr_auc": float(average_precision_score(label, recency_score))}
         dates = sorted({pd.Timestamp(d) for d in purchase.as_of})
         rows, positive = len(purchase), int(label.sum())
+        base_rate_brier = float(brier_score_loss(label, np.full(len(label), label.mean())))
     else:
         evaluated, recency = result.model, result.recency_baseline
         dates, rows, positive = result.test_dates, result.n_test_rows, result.n_test_positive
@@ -661,6 +766,7 @@ def _evaluation(chosen, result: Backtest, purchase, random_state: int) -> dict:
         label, predicted, recency_score = (
             (result.predictions.label, result.predictions.model, result.predictions.recency)
             if scored else (None, None, None))
+        base_rate_brier = result.base_rate_baseline.get("brier")
     gain = (auc_gain_interval(label, predicted, recency_score, random_state=random_state)
             if label is not None else (None, None))
     return {
@@ -671,6 +777,7 @@ def _evaluation(chosen, result: Backtest, purchase, random_state: int) -> dict:
         "recency_pr_auc": recency.get("pr_auc"), "recency_brier": recency.get("brier"),
         "roc_auc_gain_low": gain[0], "roc_auc_gain_high": gain[1],
         "reliability": reliability(label, predicted) if label is not None else None,
+        "base_rate_brier": base_rate_brier,
     }
 
 
@@ -700,7 +807,7 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
             purchases, _purchase_test_dates(purchases, result, as_of, horizon_days),
             horizon_days)
         chosen, compared = _choose(result, enough, purchase)
-    scores, base_rate, chosen_c = _scored_clients(
+    scores, base_rate, fit = _scored_clients(
         chosen, current, labelled, purchases, purchase, base_rate, as_of, horizon_days,
         random_state)
     trained = chosen is not None
@@ -708,7 +815,8 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
     run = {
         "as_of": as_of, "trained_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
         "status": "trained" if trained else "fallback",
-        "reason": "ok" if trained else result.status,
+        "reason": ("ok" if trained else _purchase_reason(purchases, as_of, horizon_days)
+                   if purchases is not None else result.status),
         "model": {"bgnbd": "bg_nbd", "logistic": "calibrated_logistic"}.get(chosen,
                                                                              "fallback"),
         "horizon_days": horizon_days, "step_days": step_days,
@@ -716,15 +824,19 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         "n_labelled_positive": int(labelled.label.sum()) if len(labelled) else 0,
         "base_rate": base_rate, "n_scored": len(scores),
         **quality,
-        "base_rate_brier": result.base_rate_baseline.get("brier"),
         **{k: compared.get(k) for k in (
             "logistic_roc_auc", "logistic_brier", "bgnbd_roc_auc", "bgnbd_brier",
             "compared_rows", "logistic_brier_compared", "bgnbd_brier_compared")},
     }
-    run["beats_recency_baseline"] = (
-        run["roc_auc"] is not None and run["recency_roc_auc"] is not None
-        and run["roc_auc"] > run["recency_roc_auc"])
-    run["regularisation_c"] = chosen_c
+    # Beyond chance: the paired-bootstrap interval of the gain lies above zero.
+    run["beats_recency_baseline"] = bool(
+        run["roc_auc_gain_low"] is not None and np.isfinite(run["roc_auc_gain_low"])
+        and run["roc_auc_gain_low"] > 0)
+    run["regularisation_c"] = fit.get("regularisation_c")
+    run["bgnbd_params"] = fit.get("bgnbd_params")
+    run["bgnbd_calibrated"] = fit.get("bgnbd_calibrated")
+    run["bgnbd_at_boundary"] = bool(fit.get("bgnbd_params") and "boundary" in
+                                    fit["bgnbd_params"])
     # Reliable: good enough to rank on, and better than recency beyond chance.
     gain = run["roc_auc_gain_low"]
     run["ranking_reliable"] = bool(

@@ -53,6 +53,7 @@ class JourneySummary:
     issues: tuple[tuple[str, str], ...] = ()  # optional analyses that failed in this build
     stages: dict | None = None  # how stage states were inferred (stage_inference_parameters)
     purchases: bool = False  # instant engagements: a purchase log, said in purchase words
+    churn: dict | None = None  # the churn step's last run (model_runs, churn_scores)
 
     def to_text(self) -> str:
         """The summary as the lines `journey run` prints."""
@@ -97,12 +98,51 @@ class JourneySummary:
                 line += ("; measured as background, not evidence of their stage: "
                          + (", ".join(st["background"]) or "none"))
             lines.append(line)
+        if self.churn:
+            lines.append(self._churn_line())
         if self.issues:
             lines.append(f"Not in this run ({len(self.issues)} optional "
                          f"analys{'is' if len(self.issues) == 1 else 'es'} failed; "
                          "everything else is complete):")
             lines.extend(f"  - {step}: {problem}" for step, problem in self.issues)
         return "\n".join(lines)
+
+
+    def _churn_line(self) -> str:
+        c = self.churn
+        who = "customers" if self.purchases else "clients"
+        if c["status"] != "trained":
+            return (f"Churn risk: not scored ({c['reason']}); {c['n_scored']:,} {who} are "
+                    "listed with the signals seen, without a probability or band")
+        model = "BG/NBD" if c["model"] == "bg_nbd" else "logistic regression"
+        return (f"Churn risk ({model}, next {c['horizon_days']} days): {c['high']:,} of "
+                f"{c['n_scored']:,} {who} at high risk; {c['verdict']}")
+
+
+def _churn(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The last churn run in the summary's words (None when the step has not run)."""
+    if not {"model_runs", "churn_scores"} <= _table_names(con):
+        return None
+    from journey_mining.churn import ranking_verdict
+
+    runs = con.sql("SELECT * FROM model_runs ORDER BY trained_at DESC LIMIT 1").df()
+    if not len(runs):
+        return None
+    run = {k: (None if _is_missing(v) else v) for k, v in runs.iloc[0].items()}
+    high = con.execute("SELECT count(*) FILTER (WHERE risk_band = 'high') FROM churn_scores"
+                       ).fetchall()[0][0]
+    return {"status": run["status"], "reason": run["reason"], "model": run["model"],
+            "n_scored": int(run["n_scored"]), "high": int(high),
+            "horizon_days": int(run["horizon_days"]), "verdict": ranking_verdict(run)}
+
+
+def _is_missing(value) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -122,7 +162,7 @@ def journey_summary(con: duckdb.DuckDBPyConnection) -> JourneySummary:
     instant = con.execute("SELECT instant_engagements FROM run_parameters").fetchall()[0][0]
     return JourneySummary(*kpis, funnel=funnel, paths=_paths(con),
                           issues=tuple(run_issues(con)), stages=_stages(con),
-                          purchases=bool(instant))
+                          purchases=bool(instant), churn=_churn(con))
 
 
 def _stages(con: duckdb.DuckDBPyConnection) -> dict | None:

@@ -260,7 +260,6 @@ def _reengagement(ctx: RunContext) -> StepResult:
 
 def _churn(ctx: RunContext) -> ChurnResult:
     from journey_mining import churn
-    from journey_mining.churn import RELIABLE_ROC_AUC
 
     analysis = ctx.config.analysis
     with warehouse.connected(ctx.warehouse) as con:
@@ -271,20 +270,19 @@ def _churn(ctx: RunContext) -> ChurnResult:
     if r["status"] == "trained":
         ctx.logger.info(
             "churn model (%s): backtest ROC AUC %.3f vs %.3f for recency alone (PR AUC %.3f vs "
-            "%.3f) on %d client snapshots with %d %s; %s",
+            "%.3f) on %d client snapshots with %d %s",
             "BG/NBD" if r["model"] == "bg_nbd" else "logistic", r["roc_auc"],
             r["recency_roc_auc"], r["pr_auc"], r["recency_pr_auc"], r["n_test_rows"],
             r["n_test_positive"],
             "without a purchase after" if r["churn_kind"] == "non_contractual"
-            else "cancellations",
-            "better than recency beyond chance" if r["ranking_reliable"]
-            else "not reliably better than recency")
-        if not r["ranking_reliable"]:
-            ctx.logger.warning("churn: the ranking is not reliable (ROC AUC below %.2f, or not "
-                               "better than recency beyond chance: gain %s); treat the bands "
-                               "as rough", RELIABLE_ROC_AUC,
-                               "n/a" if r["roc_auc_gain_low"] is None else
-                               f"{r['roc_auc_gain_low']:+.3f} to {r['roc_auc_gain_high']:+.3f}")
+            else "cancellations")
+        (ctx.logger.info if r["ranking_reliable"] else ctx.logger.warning)(
+            "churn: %s", churn.ranking_verdict(r))
+        if r.get("bgnbd_at_boundary"):
+            ctx.logger.warning("churn: BG/NBD's fit is at the edge of what the history can "
+                               "tell (%s): with little history no dropout can be seen yet, "
+                               "and P(no purchase) rests on the buying rate alone",
+                               r["bgnbd_params"])
         if r.get("bgnbd_brier_compared") is not None:
             ctx.logger.info("churn: BG/NBD Brier %.3f vs logistic %.3f on the same %d "
                             "backtest rows: %s scores the clients", r["bgnbd_brier_compared"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from journey_mining.churn import RELIABLE_ROC_AUC
+from journey_mining.churn import ranking_verdict
 from journey_mining.reports.data import ReportData
 from journey_mining.reports.format import FUNNEL, LABEL, missing, pct
 
@@ -152,6 +152,10 @@ def _churn_sentence(d: ReportData) -> str:
         return ("No clients to score at the as-of date: nobody is a client now (none yet, "
                 "or every client has left).")
     horizon = int(d.model_run.horizon_days) if d.model_run is not None else 180
+    if d.model_run is not None and d.model_run.status != "trained" and d.purchases:
+        return (f"{len(d.churn):,} customers. Their risk of making no purchase in the next "
+                f"{horizon} days cannot be scored yet ({d.model_run.reason}): no "
+                "probability or band is shown, only each customer's purchases so far.")
     if d.model_run is not None and d.model_run.status != "trained":
         return (f"{len(d.churn):,} clients now ({int(k.clients_ever):,} became clients; "
                 f"{int(k.former_clients):,} of them have left). Too little history to score "
@@ -208,15 +212,25 @@ def _channel_sentence(mix: pd.DataFrame) -> str:
 def _model_sentence(run: pd.Series, purchases: bool = False) -> str:
     if run.status != "trained":
         return f" Too little history to train a model ({run.reason}): no scores."
-    model = ("BG/NBD, a model of repeat buying," if run.model == "bg_nbd" else "the model")
-    ranked = (f" In the backtest {model} ranks {'customers' if purchases else 'clients'} "
-              f"with ROC AUC {run.roc_auc:.2f}, recency alone {run.recency_roc_auc:.2f}")
-    reliable = run.get("ranking_reliable")
-    if reliable is not None and not pd.isna(reliable) and bool(reliable):
-        return ranked + ": it ranks better than recency beyond chance."
-    return (ranked + ": the ranking is not reliable (below "
-            f"{RELIABLE_ROC_AUC:.2f}, or not better than recency beyond chance); treat the "
-            "bands as rough.")
+    model = ("BG/NBD, a model of repeat buying," if run.model == "bg_nbd"
+             else "a logistic regression on the clients' signals,")
+    compared = run.get("bgnbd_brier_compared")
+    chosen = ""
+    if compared is not None and not pd.isna(compared):
+        chosen = (f" (chosen over the other model by Brier score "
+                  f"{min(compared, run.logistic_brier_compared):.3f} vs "
+                  f"{max(compared, run.logistic_brier_compared):.3f} on "
+                  f"{int(run.compared_rows):,} backtest rows)")
+    who = "customers" if purchases else "clients"
+    verdict = ranking_verdict({k: (None if _missing(v) else v) for k, v in run.items()})
+    return f" In the backtest {model}{chosen} ranks {who}: {verdict}."
+
+
+def _missing(value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 

@@ -62,8 +62,34 @@ def test_the_samples_weak_ranking_is_not_called_reliable(sample_con):
     assert run["status"] == "trained"
     assert run["n_test_positive"] >= 15  # enough cancellations for the AUC to mean something
     assert run["roc_auc_gain_low"] < 0 < run["roc_auc_gain_high"]
-    assert run["ranking_reliable"] is False
+    assert run["ranking_reliable"] is False and run["beats_recency_baseline"] is False
     assert run["brier"] is not None and run["base_rate_brier"] is not None
+    assert churn.ranking_verdict(run).startswith("the ranking is not reliable")
+
+
+@pytest.mark.parametrize("auc, recency, low, high, brier, said", [
+    (0.55, 0.50, -0.1, 0.2, 0.10, "the ranking is not reliable (ROC AUC 0.55, below 0.60); "
+                                  "treat the bands as rough"),
+    (0.75, 0.85, -0.15, -0.05, 0.10, "recency alone ranks better (ROC AUC 0.85 vs 0.75): "
+                                     "sort by days since the last purchase"),
+    (0.917, 0.919, -0.01, 0.006, 0.10, "it ranks no better than recency alone (ROC AUC 0.92 "
+                                       "vs 0.92, gain -0.010 to +0.006): days since the last "
+                                       "purchase sorts as well"),
+    (0.80, 0.65, 0.1, 0.2, 0.10, "it ranks better than recency alone beyond chance (ROC AUC "
+                                 "0.80 vs 0.65)"),
+    (0.80, 0.65, 0.1, 0.2, 0.25, "it ranks better than recency alone beyond chance (ROC AUC "
+                                 "0.80 vs 0.65); its probabilities are no better than the "
+                                 "base rate's (Brier 0.250 vs 0.200): read the order, not "
+                                 "the percentages"),
+])
+def test_the_verdict_on_the_ranking_says_which_of_four_cases(auc, recency, low, high, brier,
+                                                              said):
+    """An excellent ranking that ties recency is not called unreliable (a new user's
+    0.917 vs 0.919), and recency doing better is said as such."""
+    run = {"status": "trained", "churn_kind": "non_contractual", "roc_auc": auc,
+           "recency_roc_auc": recency, "roc_auc_gain_low": low, "roc_auc_gain_high": high,
+           "brier": brier, "base_rate_brier": 0.2}
+    assert churn.ranking_verdict(run) == said
 
 
 @pytest.fixture(scope="module")

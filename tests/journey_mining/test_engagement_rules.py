@@ -103,7 +103,14 @@ def test_non_contractual_churn_scores_every_customer(purchases):
     assert run.run["status"] == "fallback"
     assert run.scores.churn_probability.isna().all()
     assert run.scores.risk_band.isna().all()
-    assert run.scores.top_factors.str.len().gt(0).all()
+    # the signals in purchase words, by hand: C1 bought on days 0, 30 (twice) and 90 of
+    # 2024, so 275 days before 31 Dec and every 45 days; C2 once on day 10
+    assert dict(zip(run.scores.account_id, run.scores.top_factors, strict=True)) == {
+        "C1": "no purchase for 275 days; 3 purchases, one every 45 days",
+        "C2": "no purchase for 355 days; 1 purchase",
+        "C3": "no purchase for 320 days; 2 purchases, one every 40 days"}
+    assert run.run["reason"].startswith("too little purchase history: 2 customers bought "
+                                        "more than once (BG/NBD needs 30)")
 
 
 def test_a_zero_probability_is_never_medium():
@@ -211,6 +218,7 @@ def test_a_purchase_log_gets_bgnbd_through_journey_run(tmp_path):
     assert not scores.top_factors.str.contains("no strong risk signal").any()
     assert scores.top_factors.str.contains("usually buys every|one purchase only").all()
     assert "customers bought again)" in run.stdout  # purchase words, not engagements
+    assert "Churn risk (BG/NBD, next 273 days): " in run.stdout  # the summary says it too
     report = next((tmp_path / "r").rglob("index.html")).read_text()
     assert "How often do customers buy again?" in report
     assert "customers are scored" in report and "BG/NBD, a model of repeat buying" in report
