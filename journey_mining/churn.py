@@ -278,8 +278,10 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         push = z * np.array([coef[f"numeric__{c}"] for c in cols])
         reads_as_risk = np.array([RISK_DIRECTION[c] for c in cols]) * z > 0
         # a value that reads as the typical one in words ("+0 (typical: 0)") is no reason
-        typical = np.array([self.typical_.get(c, np.nan) for c in cols], dtype=float)
-        as_typical = np.round(X[cols].to_numpy(dtype=float)) == np.round(typical)
+        typical = pd.Series([self.typical_.get(c) for c in cols], dtype="Float64").to_numpy(
+            dtype=float, na_value=np.nan)
+        shown = X[cols].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        as_typical = np.round(shown) == np.round(typical)
         push = np.where(reads_as_risk & ~as_typical & (push > 0.05), push, -np.inf)
         top = np.argsort(-push, axis=1, kind="stable")[:, :k]  # vectorised: one pass
         values = X[cols].to_numpy(dtype=object)

@@ -281,3 +281,26 @@ def test_the_regularisation_is_chosen_from_the_grid_on_the_training_history():
     assert churn.choose_C(train, 60) == chosen  # repeatable
     thin = train[train.as_of >= dates[-3]]  # nothing known before the validation dates
     assert churn.choose_C(thin, 60) == churn.C_GRID[0]
+
+
+def test_reasons_survive_a_feature_nobody_has_and_skip_typical_values():
+    """A purchase log has no NPS at all (a nullable column of NA only; a new user's run
+    crashed on it) and many clients whose value is the typical one: no reason then reads
+    "+0 (typical: 0)"."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 400
+    risk = rng.normal(size=n)
+    frame = pd.DataFrame({c: pd.array(rng.normal(size=n), dtype="Float64")
+                          for c in churn.NUMERIC})
+    frame["days_since_last_touch"] = pd.array(np.round(60 + 40 * risk), dtype="Float64")
+    frame["touch_trend"] = pd.array(np.zeros(n), dtype="Float64")
+    frame["last_nps"] = pd.array([pd.NA] * n, dtype="Float64")
+    frame["industry"] = "x"
+    label = (rng.random(n) < 1 / (1 + np.exp(1 - 2 * risk))).astype(int)
+    model = churn.ChurnModel(C=1.0).fit(frame, label)
+    reasons = model.top_factors(frame)
+    assert len(reasons) == n and all(reasons)
+    assert not any("typical: 0)" in r and "+0" in r for r in reasons)
