@@ -58,6 +58,8 @@ __all__ = [
     "C_GRID",
     "RELIABLE_ROC_AUC",
     "FACTOR_TEXT",
+    "ONLY_PURCHASES_FACTOR_TEXT",
+    "PURCHASE_FACTOR_TEXT",
     "MAX_TRAIN_ROWS",
     "NUMERIC",
     "RISK_DIRECTION",
@@ -146,6 +148,23 @@ FACTOR_TEXT = {
     "employees": ("{v} employee", "{v} employees"),
 }
 
+# A purchase log's engagements are its purchases (engagements.instant): the same features
+# in its words.
+PURCHASE_FACTOR_TEXT = {
+    "days_since_deal_won": ("no purchase for {v} day", "no purchase for {v} days"),
+    "deals_won": ("{v} purchase", "{v} purchases"),
+    "tenure_days": ("customer for {v} day", "customer for {v} days"),
+    "days_since_engagement_end": ("no purchase for {v} day", "no purchase for {v} days"),
+}
+# ... and where its touchpoints are nothing but purchases (sql/analysis/purchases_only.sql).
+ONLY_PURCHASES_FACTOR_TEXT = {
+    "days_since_last_touch": ("no purchase for {v} day", "no purchase for {v} days"),
+    "touches_90d": ("{v} purchase in the last 90 days", "{v} purchases in the last 90 days"),
+    "crm_90d": ("{v} purchase in the last 90 days", "{v} purchases in the last 90 days"),
+    "touches_prev_90d": ("{v} purchase 90-180 days ago", "{v} purchases 90-180 days ago"),
+    "touch_trend": ("purchases {v:+d} vs the 90 days before",) * 2,
+}
+
 
 # Which way a feature reads as a risk to a person: +1 more is riskier (tickets, silence),
 # -1 less is riskier (contact, NPS). A factor is shown only when the model's push and this
@@ -223,9 +242,10 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
     """
 
     def __init__(self, C: float = 0.001, features: tuple[str, ...] | None = None,
-                 random_state: int = 0):
+                 random_state: int = 0, purchase_words: str | None = None):
         self.C = C
         self.features = features
+        self.purchase_words = purchase_words
         self.random_state = random_state
 
     def _columns(self):
@@ -253,6 +273,12 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         self.classes_ = self.pipeline_.classes_
         self.typical_ = X[numeric].median(numeric_only=True)
         return self
+
+    def _text(self, feature: str, value) -> str:
+        words = {None: FACTOR_TEXT, "purchases": {**FACTOR_TEXT, **PURCHASE_FACTOR_TEXT},
+                 "only purchases": {**FACTOR_TEXT, **PURCHASE_FACTOR_TEXT,
+                                    **ONLY_PURCHASES_FACTOR_TEXT}}[self.purchase_words]
+        return _factor_text(feature, value, words)
 
     def _typical(self, feature: str) -> str:
         value = self.typical_.get(feature)
@@ -287,9 +313,9 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         values = X[cols].to_numpy(dtype=object)
         texts = []
         for i, row_top in enumerate(top):
-            words = [f"{_factor_text(cols[j], values[i, j])} (typical: {self._typical(cols[j])})"
+            words = [f"{self._text(cols[j], values[i, j])} (typical: {self._typical(cols[j])})"
                      for j in row_top if np.isfinite(push[i, j])]
-            texts.append("; ".join(words))
+            texts.append("; ".join(dict.fromkeys(words)))  # one reading said once
         return self._weaker_reasons(X, scaled, names, coef, texts)
 
     def _weaker_reasons(self, X, scaled, names, coef, texts: list[str]) -> list[str]:
@@ -309,7 +335,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
             name = names[best]
             if name.startswith("numeric__"):
                 feature = name.removeprefix("numeric__")
-                reason = (f"{_factor_text(feature, X[feature].iloc[i])} (typical: "
+                reason = (f"{self._text(feature, X[feature].iloc[i])} (typical: "
                           f"{self._typical(feature)})")
             else:
                 column = next(c for c in categorical if name.startswith(f"categorical__{c}_"))
@@ -347,11 +373,11 @@ def choose_C(train: pd.DataFrame, horizon_days: int, random_state: int = 0) -> f
     return C_GRID[int(np.flatnonzero(mean <= bound)[0])]
 
 
-def _factor_text(feature: str, value) -> str:
+def _factor_text(feature: str, value, words: dict = FACTOR_TEXT) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return {"last_nps": "no NPS reply"}.get(feature, f"no {feature.replace('_', ' ')}")
     v = int(round(float(value)))
-    singular, plural = FACTOR_TEXT.get(feature, (feature.replace("_", " ") + ": {v}",) * 2)
+    singular, plural = words.get(feature, (feature.replace("_", " ") + ": {v}",) * 2)
     if feature in ("in_open_engagement", "advocacy_signals"):
         return (singular if v == 0 else plural).format(v=v)
     return (singular if abs(v) == 1 else plural).format(v=v)
@@ -705,7 +731,7 @@ class ChurnRun:
 
 
 def _scored_clients(chosen, current, labelled, purchases, purchase, base_rate, as_of,
-                    horizon_days: int, random_state: int):
+                    horizon_days: int, random_state: int, words: str | None = None):
     """The clients at the as-of date scored by the chosen model (or listed with their
     signals when none could be fitted); with the base rate the bands are relative to and
     the logistic model's chosen C."""
@@ -730,8 +756,8 @@ def _scored_clients(chosen, current, labelled, purchases, purchase, base_rate, a
     elif chosen == "logistic" and len(current):
         train = _training_rows(labelled, random_state)
         fit = {"regularisation_c": choose_C(train, horizon_days, random_state)}
-        model = ChurnModel(C=fit["regularisation_c"], random_state=random_state).fit(
-            train, train.label.astype(int))
+        model = ChurnModel(C=fit["regularisation_c"], random_state=random_state,
+                           purchase_words=words).fit(train, train.label.astype(int))
         scores["churn_probability"] = model.predict_proba(current)[:, 1]
         scores["risk_band"] = [risk_band(p, base_rate) for p in scores.churn_probability]
         scores["top_factors"] = model.top_factors(current)
@@ -803,15 +829,18 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
     enough = (result.status == "ok" and len(labelled) >= MIN_TRAIN_ROWS
               and labelled.label.sum() >= MIN_TRAIN_POSITIVES)
     purchases, purchase, chosen, compared = None, None, ("logistic" if enough else None), {}
+    words = None
     if kind == "non_contractual":
         purchases = con.execute(read_sql("analysis/purchases")).df()
         purchase = _purchase_backtest(
             purchases, _purchase_test_dates(purchases, result, as_of, horizon_days),
             horizon_days)
         chosen, compared = _choose(result, enough, purchase)
+        words = ("only purchases" if con.execute(read_sql("analysis/purchases_only")
+                                                 ).fetchall()[0][0] else "purchases")
     scores, base_rate, fit = _scored_clients(
         chosen, current, labelled, purchases, purchase, base_rate, as_of, horizon_days,
-        random_state)
+        random_state, words)
     trained = chosen is not None
     quality = _evaluation(chosen, result, purchase, random_state)
     run = {

@@ -228,3 +228,19 @@ def test_a_purchase_log_gets_bgnbd_through_journey_run(tmp_path):
     # a purchase log is no broken journey: every data test passes on it
     assert con.execute("SELECT model, \"check\" FROM data_test_results "
                        "WHERE NOT passed").fetchall() == []
+
+
+def test_a_log_of_purchases_only_gets_reasons_in_purchase_words(purchases):
+    """Where every touchpoint is a purchase, "no touchpoint for 40 days" is "no purchase
+    for 40 days" (a new user's 1,496 reasons said "touchpoint" and "sales contacts")."""
+    from journey_mining.sql_models import read_sql
+
+    con, _ = purchases
+    assert con.execute(read_sql("analysis/purchases_only")).fetchall() == [(True,)]
+    words = churn.ChurnModel(purchase_words="only purchases")
+    assert words._text("days_since_last_touch", 40) == "no purchase for 40 days"
+    assert words._text("deals_won", 3) == "3 purchases"
+    assert churn.ChurnModel(purchase_words="purchases")._text(
+        "days_since_last_touch", 40) == "no touchpoint for 40 days"  # other touchpoints too
+    con.execute("UPDATE engagement_rules SET activity = 'order' WHERE role = 'start'")
+    assert con.execute(read_sql("analysis/purchases_only")).fetchall() == [(False,)]
