@@ -11,15 +11,26 @@ export DO_NOT_TRACK := 1
 export PM4PY_SHOW_PROGRESS_BAR := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: install demo test lint sample clean chromium bench
+.PHONY: install demo test lint sample clean chromium bench constraints notebooks
 
-$(STAMP): pyproject.toml
+# Versions pinned by constraints.txt (reproducible clones); setuptools' notice about
+# editable installs is silenced, errors are not.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+constraints: install  ## re-pin every installed version into constraints.txt
+	head -3 constraints.txt > constraints.new
+	$(BIN)/python -m pip freeze --exclude-editable >> constraints.new
+	mv constraints.new constraints.txt
+
+notebooks: install  ## open the notebooks in JupyterLab (installs the `notebooks` extra)
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,notebooks]'
+	$(BIN)/jupyter lab notebooks/
 
 demo: install  ## load data/sample into warehouse/demo.duckdb and build the journeys
 	$(BIN)/journey demo

@@ -69,14 +69,19 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None):
     if not input_dir.is_dir():
         raise IngestError(f"{input_dir}: input folder not found")
     warehouse.check_writable(warehouse_path)
-    files = ingest.discover_files(input_dir, settings.ingest, checksums=False)
+    skipped: list[str] = []
+    files = ingest.discover_files(input_dir, settings.ingest, skipped=skipped,
+                                  checksums=False)
     ingest.check_headers(files, settings.ingest)
     if not warehouse_path.exists() and not files:
         from journey_mining.sources import SOURCES
 
         patterns = ", ".join(p for name in SOURCES for p in settings.ingest.patterns_of(name))
-        raise NoDataError(f"{input_dir}: no export files (names matching {patterns}) and the "
-                          f"warehouse {warehouse_path} does not exist yet: nothing to analyse")
+        names = [Path(line.split(": skipped")[0]).name for line in skipped]
+        others = f"; skipped: {', '.join(names)}" if names else ""
+        raise NoDataError(f"{input_dir}: no export files (names matching {patterns}{others}) "
+                          f"and the warehouse {warehouse_path} does not exist yet: nothing to "
+                          "analyse")
     return settings
 
 

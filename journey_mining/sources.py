@@ -1,4 +1,4 @@
-"""The five source exports of the data contract (CONTRACT.md section 1).
+"""The five source exports of the data contract (docs/CONTRACT.md, section 1).
 
 One `SourceSpec` per source says which column identifies a row, which columns
 are required, which are timestamps and which are emails. Ingest, staging and

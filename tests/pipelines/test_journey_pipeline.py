@@ -88,6 +88,7 @@ def test_cli_reports_a_bad_folder_in_one_line_and_exits_non_zero(tmp_path):
                                       "--warehouse", str(tmp_path / "w.duckdb")])
     assert result.exit_code == 1
     assert "error:" in result.output and "leads.csv" in result.output
+    assert "no export files" in result.output  # a stray file is skipped, not the error
     assert "Traceback" not in result.output
 
 

@@ -262,7 +262,8 @@ def test_a_failed_first_run_leaves_no_warehouse_and_no_traceback(tmp_path):
     assert "Traceback" not in result.stderr and "leaked" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(
         f"error: {exports / 'web_events.csv'}: required column 'event_id'")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "prefect"]
+    # refused by the pre-check (before Prefect): no warehouse, not even Prefect's home
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
 # -- a model of the user's own -------------------------------------------------------------
