@@ -143,6 +143,13 @@ def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None,
     return [c for c in con.table("_scan").columns if c != "_row_number"]
 
 
+def _encoding_hint(f: SourceFile, encoding: str | None) -> str:
+    """What a row rejected for its encoding says: the setting that would read it."""
+    other = "latin-1" if encoding in (None, "utf-8") else "utf-8"
+    return (f" (the text is not {encoding or 'UTF-8'}: set ingest.sources.{f.source}"
+            f".encoding: {other} in the config if the file is {other.upper()})")
+
+
 def _group_rejects(con, f: SourceFile, encoding: str | None, n_good: int) -> int:
     """Group the reader's errors into one reject per record (`_record_rejects`: logical
     line, reason, raw text) and return how many records were rejected.
@@ -161,10 +168,13 @@ def _group_rejects(con, f: SourceFile, encoding: str | None, n_good: int) -> int
            )
            SELECT line,
                   'unreadable row: ' || string_agg(lower(error_type) || ' (' || message || ')',
-                                                   '; ' ORDER BY column_idx) AS reason,
+                                                   '; ' ORDER BY column_idx)
+                  || CASE WHEN bool_or(error_type = 'INVALID ENCODING')
+                          THEN $encoding_hint ELSE '' END AS reason,
                   trim(any_value(csv_line), e'\r\n') AS raw,
                   bool_or(error_type = 'INVALID ENCODING') AS bad_encoding
-           FROM errors GROUP BY line"""
+           FROM errors GROUP BY line""",
+        {"encoding_hint": _encoding_hint(f, encoding)},
     )
     n_broken, n_encoding = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE bad_encoding) FROM _record_rejects"

@@ -176,6 +176,20 @@ def test_a_file_mostly_in_another_encoding_is_an_error_that_names_the_setting(co
     assert con.execute("SELECT count(*) FROM raw_crm_accounts").fetchall() == [(0,)]
 
 
+def test_a_few_latin1_rows_are_rejected_naming_the_setting_that_reads_them(con, tmp_path):
+    """3 of 12 accounts in Latin-1 were dropped with a reason that did not say what to set
+    (issue 27); the reason names it now."""
+    rows = [f"a{i},Plain {i}".encode() for i in range(9)] + [
+        "b1,Café Müller".encode("latin-1"), "b2,Société Générale".encode("latin-1"),
+        "b3,Ärzte Köln".encode("latin-1")]
+    (tmp_path / "crm_accounts.csv").write_bytes(b"account_id,name\n" + b"\n".join(rows)
+                                                + b"\n")
+    report = ingest.load_exports(con, tmp_path)
+    assert (report.rows_loaded, report.rows_rejected) == (9, 3)
+    reasons = [r[0] for r in con.execute("SELECT reason FROM rejected_rows").fetchall()]
+    assert all("set ingest.sources.crm_accounts.encoding: latin-1" in r for r in reasons)
+
+
 def test_the_encoding_setting_reads_latin1(con, tmp_path):
     latin1_file(tmp_path)
     config = IngestConfig(sources={"crm_accounts": {"encoding": "latin-1"}})
