@@ -13,6 +13,7 @@ Every default lives here, in one place.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from pathlib import Path
@@ -59,6 +60,27 @@ DEFAULT_FREE_MAIL_DOMAINS = (
 )
 
 
+# Upper bounds of settings that count days or hours: beyond them a value is a typo
+# (dormancy_days: 1e23 overflowed the build, .inf hours every timestamp check).
+_MAX_DAYS = 36_500
+_MAX_HOURS = 24 * 366
+_MIN_MEMORY = 128 * 2**20
+
+
+@functools.cache
+def _duckdb_zones() -> frozenset[str]:
+    """The time zone names DuckDB (ICU) reads: a zone Python knows and DuckDB does not
+    (posix/Europe/Berlin) would pass here and fail in the middle of a load."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        return frozenset(r[0] for r in con.execute("SELECT name FROM pg_timezone_names()")
+                         .fetchall())
+    finally:
+        con.close()
+
+
 def _check_timezone(value: str | None) -> str | None:
     if value is None:
         return None
@@ -68,6 +90,9 @@ def _check_timezone(value: str | None) -> str | None:
         raise ValueError(
             f"unknown time zone '{value}' (use an IANA name like 'Europe/Berlin')"
         ) from exc
+    if value not in _duckdb_zones():
+        raise ValueError(f"time zone '{value}' is not one DuckDB reads (use an IANA name "
+                         "like 'Europe/Berlin')")
     return value
 
 
@@ -148,7 +173,7 @@ class IngestConfig(_Strict):
     timezone: str = "UTC"
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     future_tolerance_hours: float = Field(
-        default=24, ge=0,
+        default=24, ge=0, le=_MAX_HOURS, allow_inf_nan=False,
         description="rows timestamped later than the load time plus this are rejected")
     staging: Literal["auto", "memory", "disk"] = Field(
         default="auto",
@@ -216,9 +241,11 @@ class StageInferenceConfig(_Strict):
         default=True, description="between engagements, evaluation and decision signals "
                                   "start a renewal cycle before the next engagement; "
                                   "false where renewals are automatic")
-    window_days: int = Field(default=240, ge=1, description="window: its length")
-    period_days: int = Field(default=7, ge=1, description="hmm: length of one observation")
-    fit_accounts: int = Field(default=2000, ge=10, description="hmm: EM sample size")
+    window_days: int = Field(default=240, ge=1, le=_MAX_DAYS, description="window: its length")
+    period_days: int = Field(default=7, ge=1, le=366,
+                             description="hmm: length of one observation")
+    fit_accounts: int = Field(default=2000, ge=10, le=10_000_000,
+                              description="hmm: EM sample size")
 
     @field_validator("method")
     @classmethod
@@ -244,8 +271,9 @@ class EngagementRules(_Strict):
                             description="activities that close a deal without a sale: the "
                                         "prospect is back to consideration")
     inactivity_days: int | None = Field(
-        default=None, ge=1, description="an engagement also ends after this many days "
-                                        "without a touchpoint of the account")
+        default=None, ge=1, le=_MAX_DAYS,
+        description="an engagement also ends after this many days without a touchpoint of "
+                    "the account")
     instant: bool = Field(default=False, description="each start is a whole engagement (one "
                                                      "per account and day): purchase logs")
 
@@ -274,11 +302,12 @@ class AnalysisParams(_Strict):
     stage_map: str | None = Field(
         default=None, description="path of a stage map YAML; the contract's default if unset"
     )
-    dormancy_days: int = Field(default=90, ge=1)
-    churn_horizon_days: int = Field(default=180, ge=1)
+    dormancy_days: int = Field(default=90, ge=1, le=_MAX_DAYS)
+    churn_horizon_days: int = Field(default=180, ge=1, le=_MAX_DAYS)
     churn_max_snapshots: int = Field(
-        default=36, ge=2, description="the churn model learns from at most this many monthly "
-                                      "snapshots (the newest)")
+        default=36, ge=2, le=1200,
+        description="the churn model learns from at most this many monthly snapshots (the "
+                    "newest)")
     as_of: dt.datetime | None = Field(
         default=None, description="analysis date; the latest occurred_at if unset"
     )
@@ -370,7 +399,8 @@ class ResourceLimits(_Strict):
         default="60%", description="a share of the machine's RAM ('60%') or a size ('8GB')")
     temp_directory: str | None = Field(
         default=None, description="spill folder (default: <warehouse>.tmp beside it)")
-    threads: int | None = Field(default=None, ge=1, description="DuckDB threads (default: all)")
+    threads: int | None = Field(default=None, ge=1, le=1024,
+                                description="DuckDB threads (default: all)")
 
     @field_validator("memory_limit")
     @classmethod
@@ -381,8 +411,13 @@ class ResourceLimits(_Strict):
             if not 0 < share <= 100:
                 raise ValueError("a share of RAM is between 0% and 100%")
             return text
-        if not re.fullmatch(r"\d+(\.\d+)?(KB|MB|GB|TB|KIB|MIB|GIB|TIB)", text):
+        found = re.fullmatch(r"(\d+(?:\.\d+)?)(KB|MB|GB|TB|KIB|MIB|GIB|TIB)", text)
+        if not found:
             raise ValueError(f"'{value}' is not a size ('8GB', '512MB') or a share ('60%')")
+        unit = {"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KIB": 2**10, "MIB": 2**20,
+                "GIB": 2**30, "TIB": 2**40}[found.group(2)]
+        if float(found.group(1)) * unit < _MIN_MEMORY:
+            raise ValueError(f"'{value}' is less than the 128MB a build needs at the least")
         return text
 
     def duckdb_memory_limit(self) -> str:

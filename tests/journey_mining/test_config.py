@@ -35,6 +35,16 @@ def test_defaults_when_no_config_is_given():
         ("analysis:\n  dormacy_days: 30\n",
          "analysis.dormacy_days: unknown setting; did you mean analysis.dormancy_days?"),
         ("ingest: [\n", "not valid YAML"),
+        # values that cannot work pass no more (issue 27: each failed later, in a traceback)
+        ("analysis:\n  dormancy_days: 100000000000000000000000\n",
+         "analysis.dormancy_days: Input should be less than or equal to 36500"),
+        ("ingest:\n  future_tolerance_hours: .inf\n",
+         "ingest.future_tolerance_hours: Input should be a finite number"),
+        ("resources:\n  memory_limit: 1KB\n", "'1KB' is less than the 128MB a build needs"),
+        ("ingest:\n  timezone: posix/Europe/Berlin\n",
+         "time zone 'posix/Europe/Berlin' is not one DuckDB reads"),
+        ("ingest:\n  sources:\n    crm_activities:\n      timestamp_format: '%m/%d'\n",
+         "timestamp_format '%m/%d' names no full date"),
     ],
 )
 def test_invalid_config_is_a_clear_error(tmp_path, text, message):
