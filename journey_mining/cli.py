@@ -54,7 +54,8 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
-def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None):
+def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None,
+               need_files: bool = True):
     """What can be checked before Prefect starts, in a second: config, stage map, the SQL
     models, input folder, a writable warehouse, and whether there is anything at all to
     analyse."""
@@ -73,7 +74,7 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None):
     files = ingest.discover_files(input_dir, settings.ingest, skipped=skipped,
                                   checksums=False)
     ingest.check_headers(files, settings.ingest)
-    if not warehouse_path.exists() and not files:
+    if need_files and not warehouse_path.exists() and not files:
         from journey_mining.sources import SOURCES
 
         patterns = ", ".join(p for name in SOURCES for p in settings.ingest.patterns_of(name))
@@ -290,22 +291,61 @@ def serve(
 ) -> None:
     """Run the pipeline on a schedule (a Prefect deployment served by this process).
 
-    Needs a Prefect API: start one with `prefect server start` and set
-    PREFECT_API_URL=http://127.0.0.1:4200/api (see the README).
+    Uses the Prefect API in PREFECT_API_URL when set (a `prefect server start` of your
+    own, with its UI); else it starts a local one with Prefect's scheduler for as long
+    as it serves. The config, the input folder and the exports' headers are checked
+    first. Ctrl-C or SIGTERM stops it.
     """
     _prefect_environment()
-    from prefect import serve as prefect_serve
-
-    from journey_mining.pipelines.journey_pipeline import deployment
+    from journey_mining.operations import local_prefect_api
 
     try:
-        definition = deployment(str(input), str(warehouse), str(config) if config else None,
-                                cron, name, str(outputs), str(reports))
+        settings = _preflight(input, warehouse, config, need_files=False)
     except JourneyError as exc:
         _fail(exc)
-    schedule = definition.schedules[0].schedule
-    out.print(f"serving '{name}': {schedule.cron} ({schedule.timezone}); Ctrl-C stops")
-    prefect_serve(definition)
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print("starting a local Prefect API with its scheduler (set PREFECT_API_URL "
+                      "to use your own server)", highlight=False)
+    # The API first: Prefect reads its URL when first imported, and the deployment
+    # below imports it (else Prefect starts a server of its own, without a scheduler).
+    with local_prefect_api(services=True) as url:
+        from journey_mining.pipelines.journey_pipeline import deployment
+
+        try:
+            definition = deployment(str(input), str(warehouse),
+                                    str(config) if config else None, cron, name,
+                                    str(outputs), str(reports))
+        except JourneyError as exc:
+            _fail(exc)
+        schedule = definition.schedules[0].schedule
+        out.print(f"serving '{name}': {schedule.cron} ({schedule.timezone}) on {url}, "
+                  f"input {input}, {len(settings.ingest.sources) or 'default'} source "
+                  "settings; each run logs here; Ctrl-C stops", highlight=False)
+        _serve(definition)
+
+
+def _serve(definition) -> None:
+    """Prefect's runner for the deployment until SIGINT or SIGTERM, then a clean stop.
+
+    Prefect's runner answers SIGTERM with a shutdown that never awaits its own stop
+    (a RuntimeWarning, and the process could die by the signal in the middle of a run);
+    SIGTERM is made to take the Ctrl-C path instead, which stops the runner, lets a run
+    in progress roll back and ends with exit status 0."""
+    from prefect import serve as prefect_serve
+    from prefect.runner import Runner
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    Runner.handle_sigterm = stop
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        prefect_serve(definition, print_starting_message=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    out.print("stopped serving", highlight=False)
 
 
 @app.command()

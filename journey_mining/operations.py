@@ -139,11 +139,14 @@ def _free_port() -> int:
 
 
 @contextmanager
-def local_prefect_api(timeout: float = 120.0) -> Iterator[str | None]:
+def local_prefect_api(timeout: float = 120.0, services: bool = False
+                      ) -> Iterator[str | None]:
     """A temporary Prefect API for one run, unless PREFECT_API_URL points at one already.
 
     The same server Prefect would start on its own (uvicorn, UI off), but tied to
-    this process: it ends when we return, raise, or are killed. Yields its URL.
+    this process: it ends when we return, raise, or are killed. Yields its URL. With
+    `services` it also runs Prefect's background services, the scheduler among them
+    (what `journey serve` needs: without it no scheduled run is ever created).
     """
     if os.environ.get("PREFECT_API_URL"):
         yield os.environ["PREFECT_API_URL"]
@@ -160,8 +163,8 @@ def local_prefect_api(timeout: float = 120.0) -> Iterator[str | None]:
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-           "PREFECT__SERVER_FINAL": "1"}
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_FINAL": "1",
+           **({} if services else {"PREFECT__SERVER_EPHEMERAL": "1"})}
     # Prefect reads its settings when first imported: set the URL before that.
     os.environ["PREFECT_API_URL"] = url
     package = Path(importlib.util.find_spec("prefect").origin).parent
