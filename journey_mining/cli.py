@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from journey_mining.errors import JourneyError
 
@@ -24,8 +25,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)  # progress and errors
-out = Console(soft_wrap=True)  # results: never wrapped, so paths can be copied
+# Neither turns `:x:` in a path or a message into an emoji.
+console = Console(stderr=True, emoji=False)  # progress and errors
+out = Console(soft_wrap=True, emoji=False)  # results: never wrapped, so paths can be copied
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
 
@@ -50,7 +52,9 @@ def _parse_date(value: str | None) -> dt.datetime | None:
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    # The message quotes the user's data (a header `[/]`, a value `:x:`): never markup.
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                  soft_wrap=True, emoji=False)
     raise typer.Exit(1)
 
 
@@ -173,9 +177,9 @@ def _print_outputs(result: dict) -> None:
     if result.get("unchanged"):
         out.print("[green]nothing new[/]: every file was loaded before and nothing the build "
                   "depends on changed; the warehouse is as it was")
-        out.print(f"[green]warehouse:[/] {result['warehouse']}")
+        out.print(f"[green]warehouse:[/] {escape(str(result['warehouse']))}")
         if result.get("report"):
-            out.print(f"[bold green]report:[/] {result['report']}")
+            out.print(f"[bold green]report:[/] {escape(str(result['report']))}")
         return
     out.print(
         f"[green]loaded[/] {load['rows_loaded']:,} new rows "
@@ -187,14 +191,14 @@ def _print_outputs(result: dict) -> None:
     out.print()
     if result["failed_checks"]:
         out.print(f"[yellow]{result['failed_checks']} data tests failed; see the log above[/]")
-    out.print(f"[green]warehouse:[/] {result['warehouse']}")
+    out.print(f"[green]warehouse:[/] {escape(str(result['warehouse']))}")
     for name, path in result["files"].items():
-        out.print(f"[green]{name}:[/] {Path(path).resolve()}")
+        out.print(f"[green]{name}:[/] {escape(str(Path(path).resolve()))}")
     marts = [m for m in result["models"] if not m.startswith(("stg_", "int_"))]
     out.print(f"[green]tables:[/] {', '.join(marts)}, loads, rejected_rows "
               "(plus staging stg_* and intermediate int_* models)")
     if result["report"]:
-        out.print(f"[bold green]report:[/] {result['report']}")
+        out.print(f"[bold green]report:[/] {escape(str(result['report']))}")
     else:
         out.print("[bold red]report:[/] not written (see 'Not in this run' above)")
 

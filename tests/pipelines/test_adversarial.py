@@ -330,6 +330,19 @@ def test_a_missing_required_column_is_refused_by_the_pre_check(tmp_path, kind):
     assert not (tmp_path / "w.duckdb").exists()
 
 
+def test_markup_and_emoji_codes_in_a_users_data_are_printed_as_written(tmp_path):
+    """`[/]` in a header crashed the console printer; `:x:` became an emoji."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "crm_accounts.csv").write_text("account_id,[/]name :x:\nA1,Acme\n")
+    run = journey("run", "--input", str(folder), "--warehouse", str(tmp_path / "w[1].duckdb"),
+                  cwd=tmp_path, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].endswith(
+        "(file has: account_id, [/]name :x:); map it with ingest.sources.crm_accounts.columns "
+        "in the config")
+
+
 def test_an_absurdly_wide_header_is_refused_in_one_line(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
