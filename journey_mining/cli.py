@@ -106,7 +106,11 @@ def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.dateti
 def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, reports,
                 static_images, debug, settings) -> dict:
     from journey_mining import operations
+    from journey_mining import warehouse as warehouse_lib
     from journey_mining.operations import local_prefect_api, stop_on_signals
+
+    # No other run can hold it now (our lock): a process that does is a notebook's.
+    warehouse_lib.check_not_open_elsewhere(warehouse)
 
     if not full_reload and operations.nothing_new(warehouse, input_dir, settings, as_of):
         latest = Path(reports) / "latest" / "index.html"

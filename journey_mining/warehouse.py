@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
+import re
 import time
 import weakref
 from collections.abc import Iterator
@@ -61,7 +62,10 @@ def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.Du
     """Open the warehouse with the session settings every query relies on (UTC clock)."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        raise _held_elsewhere(path, exc) from None
     con.execute("SET TimeZone = 'UTC'")
     # DuckDB 2.0's compressed materialization narrows a sum() to the type of its input's
     # statistics before an ORDER BY: per-file row counts of a stored table summed to
@@ -76,6 +80,26 @@ def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.Du
             con.execute("SET temp_directory = $dir", {"dir": str(spill)})
     _OPEN.add(con)
     return con
+
+
+def check_not_open_elsewhere(path: str | Path) -> None:
+    """Fail at once, in one sentence, when another process has the warehouse open (a
+    notebook's connection, even read-only, keeps a run from writing): found before
+    Prefect starts, not after three retries of the load."""
+    if Path(path).exists():
+        connect(path).close()
+
+
+def _held_elsewhere(path, exc: duckdb.IOException) -> Exception:
+    """DuckDB's lock error in one sentence: which process holds the file (a notebook's
+    connection, usually) and what to do; any other I/O error as it was."""
+    found = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", str(exc))
+    if "Could not set lock" not in str(exc):
+        return exc
+    who = f" ({Path(found.group(1)).name}, PID {found.group(2)})" if found else ""
+    return WarehouseLockedError(
+        f"{path}: the warehouse is open in another process{who}, e.g. a notebook's "
+        "connection; close it (con.close()) or wait for it, then run again")
 
 
 @contextmanager
