@@ -12,6 +12,7 @@ has, which `_mapped_columns` maps to the source's contract.
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 
@@ -339,6 +340,49 @@ def _mapped_columns(spec: SourceSpec, columns: list[str], renames: dict[str, str
     return mapped
 
 
+def _first_long_line(f: SourceFile, limit: int) -> tuple[int, int] | None:
+    """(line number, bytes) of the first physical line longer than `limit`."""
+    with _open_bytes(f) as handle:
+        for number, line in enumerate(handle, 1):
+            if len(line) > limit:
+                return number, len(line)
+    return None
+
+
+def _mixed_line_endings(f: SourceFile, sample: int = 1 << 20) -> str | None:
+    """The line endings of the file's first MiB in words when there are several kinds."""
+    with _open_bytes(f) as handle:
+        head = handle.read(sample)
+    crlf = head.count(b"\r\n")
+    kinds = {"\\r\\n": crlf, "\\n": head.count(b"\n") - crlf,
+             "\\r alone": head.count(b"\r") - crlf}
+    found = {k: n for k, n in kinds.items() if n}
+    return (", ".join(f"{n:,} {k}" for k, n in found.items()) if len(found) > 1 else None)
+
+
+def _reader_reason(f: SourceFile, message: str) -> str:
+    """The reader's error in one line with its cause. DuckDB numbers the line of a
+    too-long record within its buffer (a 50 MB line 3 was "Line: 1") and puts the cause
+    lines below the row it quotes: the true line and size are found here."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if "sniffing file" in message:
+        mixed = _mixed_line_endings(f)
+        if mixed:
+            return (f"its lines end in different ways ({mixed}), so no CSV dialect can be "
+                    "detected: save it again with one kind of line ending")
+    limit = re.search(r"Maximum line size of (\d+) bytes exceeded", message)
+    if limit:
+        found = _first_long_line(f, int(limit.group(1)))
+        where = (f"line {found[0]} is {found[1] / 1e6:,.1f} MB long" if found
+                 else "a record is longer than the reader's limit")
+        return (f"{where}, more than the {int(limit.group(1)) / 1e6:.0f} MB a CSV record "
+                "may have: is it the right file?")
+    cause = next((line for line in lines[1:] if not line.startswith(
+        ("Original Line", "Possible Solution", "file =", "LINE "))
+        and "(Auto-Detected)" not in line), None)
+    return lines[0] + (f" ({cause})" if cause and len(cause) < 300 else "")
+
+
 def _read(con, f: SourceFile, config: IngestConfig, warnings: list[str]) -> list[str]:
     """Read one file with the reader of its format into `_scan` and `_broken`; returns the
     file's columns. A reader's failure is an UnreadableFileError naming the file (with
@@ -354,8 +398,9 @@ def _read(con, f: SourceFile, config: IngestConfig, warnings: list[str]) -> list
             [c for c, target in renames.items() if target in spec.columns] + list(spec.columns)))
         return _read_jsonl(con, f, candidates, encoding)
     except duckdb.Error as exc:
-        reason = str(exc).splitlines()[0]
-        if "utf-8" in str(exc).lower() or "unicode" in str(exc).lower():
+        reason = _reader_reason(f, str(exc))
+        if any(w in str(exc).lower() for w in ("invalid unicode", "byte sequence",
+                                                "not valid utf-8")):
             reason += (f"; set ingest.sources.{f.source}.encoding in the config "
                        "(latin-1 or utf-16)")
         raise UnreadableFileError(str(f.path), reason) from exc

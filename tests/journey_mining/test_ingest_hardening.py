@@ -338,3 +338,26 @@ def test_the_zone_written_in_a_timestamp_wins_or_the_row_is_rejected(tmp_path, c
         assert stored == [] and "time zone" in reasons[0][0]
     else:
         assert stored == [(utc,)] and reasons == []
+
+
+def test_a_record_longer_than_the_readers_limit_names_its_true_line(con, tmp_path):
+    """DuckDB said "CSV Error on Line: 1" for a 50 MB line 3 and the cause was cut off."""
+    (tmp_path / "crm_accounts.csv").write_text(
+        "account_id,name\nA1,Acme\nA2," + "x" * 3_000_000 + "\nA3,Beta\n")
+    with pytest.raises(UnreadableFileError) as error:
+        ingest.load_exports(con, tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / 'crm_accounts.csv'}: cannot be read: line 3 is 3.0 MB long, more than "
+        "the 2 MB a CSV record may have: is it the right file?")
+
+
+def test_mixed_line_endings_are_named_not_blamed_on_the_encoding(con, tmp_path):
+    (tmp_path / "crm_accounts.csv").write_bytes(
+        b"account_id,name\r\nA1,Acme\nA2,Beta\r\nA3,Gamma\rA4,Delta\n")
+    with pytest.raises(UnreadableFileError) as error:
+        ingest.load_exports(con, tmp_path)
+    message = str(error.value)
+    assert message.endswith("its lines end in different ways (2 \\r\\n, 2 \\n, 1 \\r alone), "
+                            "so no CSV dialect can be detected: save it again with one kind "
+                            "of line ending")
+    assert "encoding" not in message
