@@ -457,6 +457,9 @@ def run_step(step: Step, ctx: RunContext) -> StepResult:
     except JourneyError:
         raise
     except Exception as exc:
+        full = warehouse.disk_full_error(exc, step.name)
+        if full is not None:
+            raise full from None
         if not step.optional or is_stop(exc):
             raise
         problem = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

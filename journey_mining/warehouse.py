@@ -90,6 +90,22 @@ def check_not_open_elsewhere(path: str | Path) -> None:
         connect(path).close()
 
 
+def disk_full_error(exc: BaseException, step: str) -> WarehouseError | None:
+    """A full disk in one sentence (DuckDB's or the OS's "No space left on device"),
+    naming the file it could not write and what was kept; None for any other error."""
+    import errno
+
+    text = str(exc)
+    if not ("No space left on device" in text or getattr(exc, "errno", None) == errno.ENOSPC):
+        return None
+    found = re.search(r'write (?:to )?file "([^"]+)"', text)
+    where = found.group(1) if found else getattr(exc, "filename", None) or "a file"
+    return WarehouseError(
+        f"{where}: the disk is full (no space left on device) during the step '{step}'; "
+        "the step was rolled back and what earlier steps committed is kept: free space "
+        "there (or set resources.temp_directory elsewhere) and run again")
+
+
 def _held_elsewhere(path, exc: duckdb.IOException) -> Exception:
     """DuckDB's lock error in one sentence: which process holds the file (a notebook's
     connection, usually) and what to do; any other I/O error as it was."""
