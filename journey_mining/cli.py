@@ -305,13 +305,17 @@ def serve(
     first. Ctrl-C or SIGTERM stops it.
     """
     _prefect_environment()
+    from journey_mining import operations
     from journey_mining.operations import local_prefect_api
 
     try:
         settings = _preflight(input, warehouse, config, need_files=False)
+        if cron is not None:
+            settings.schedule.with_cron(cron)  # a bad --cron before the API starts
     except JourneyError as exc:
         _fail(exc)
-    if not os.environ.get("PREFECT_API_URL"):
+    own = not os.environ.get("PREFECT_API_URL")
+    if own:
         console.print("starting a local Prefect API with its scheduler (set PREFECT_API_URL "
                       "to use your own server)", highlight=False)
     # The API first: Prefect reads its URL when first imported, and the deployment
@@ -326,10 +330,20 @@ def serve(
         except JourneyError as exc:
             _fail(exc)
         schedule = definition.schedules[0].schedule
+        if own:
+            stale = operations.crash_stale_runs(name)
+            if stale:
+                console.print(f"{stale} run(s) of '{name}' left running by a serve that was "
+                              "killed are marked crashed (they held its one run slot)",
+                              highlight=False)
         out.print(f"serving '{name}': {schedule.cron} ({schedule.timezone}) on {url}, "
                   f"input {input}, {len(settings.ingest.sources) or 'default'} source "
                   "settings; each run logs here; Ctrl-C stops", highlight=False)
         _serve(definition)
+        stopped = operations.crash_stale_runs(name) if own else 0
+    out.print("stopped serving" + (
+        "; the run in progress was stopped (rolled back, marked crashed): the next "
+        "scheduled run does it again" if stopped else ""), highlight=False)
 
 
 def _serve(definition) -> None:
@@ -343,7 +357,9 @@ def _serve(definition) -> None:
     from prefect.runner import Runner
 
     def stop(*args, **kwargs):
-        raise KeyboardInterrupt
+        # Exactly what Ctrl-C does (a run in progress is stopped and marked crashed, so it
+        # holds no concurrency slot): the runner and its run get SIGINT.
+        os.kill(os.getpid(), signal.SIGINT)
 
     Runner.handle_sigterm = stop
     previous = signal.signal(signal.SIGTERM, stop)
@@ -353,7 +369,6 @@ def _serve(definition) -> None:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-    out.print("stopped serving", highlight=False)
 
 
 @app.command()

@@ -358,6 +358,14 @@ class ScheduleConfig(_Strict):
             raise ValueError(f"'{value}' is not a valid cron line ({exc})") from exc
         return value
 
+    def with_cron(self, cron: str) -> ScheduleConfig:
+        """This schedule on another cron line (`--cron`), checked like the config's."""
+        try:
+            return self.model_validate({**self.model_dump(), "cron": cron})
+        except ValidationError as exc:
+            raise ConfigError(f"--cron: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
+                              ) from None
+
 
 class QualityGates(_Strict):
     """When bad data stops a run instead of flowing into the numbers."""

@@ -201,6 +201,39 @@ def local_prefect_api(timeout: float = 120.0, services: bool = False
 _SERVERS: list[subprocess.Popen] = []
 
 
+def crash_stale_runs(deployment: str) -> int:
+    """Mark the deployment's runs that are still Running or Pending as Crashed; returns
+    how many. Only for the local API `journey serve` starts: nothing can be running
+    there before it serves, so such a run is one whose serve was killed mid-run, and it
+    would hold the deployment's only run slot for ever (no scheduled run would start)."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    async def crash() -> int:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))))
+            for run in runs:
+                await client.set_flow_run_state(
+                    run.id, Crashed(message="its journey serve was stopped mid-run"),
+                    force=True)
+            return len(runs)
+
+    return asyncio.run(crash())
+
+
 def stop_local_apis() -> None:
     """Stop the Prefect API servers this process started (idempotent)."""
     while _SERVERS:

@@ -15,11 +15,10 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import ValidationError
 
 from journey_mining import journeys, steps, warehouse
 from journey_mining.config import load_config, pseudonym_key
-from journey_mining.errors import ConfigError, DataQualityError, JourneyError
+from journey_mining.errors import DataQualityError, JourneyError
 from journey_mining.operations import is_stop
 
 
@@ -139,12 +138,7 @@ def deployment(input_dir: str, warehouse_path: str, config_path: str | None = No
 
     config = load_config(config_path)
     pseudonym_key(config)  # a scheduled run without its key would fail every night
-    schedule = config.schedule
-    if cron is not None:
-        try:
-            schedule = schedule.model_validate({**schedule.model_dump(), "cron": cron})
-        except ValidationError as exc:
-            raise ConfigError(f"--cron: {exc.errors()[0]['msg']}") from exc
+    schedule = config.schedule if cron is None else config.schedule.with_cron(cron)
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
 
     return journey_pipeline.to_deployment(

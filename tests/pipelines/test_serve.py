@@ -35,36 +35,60 @@ def test_a_missing_input_folder_is_refused_before_serving(tmp_path):
     assert time.monotonic() - started < 30 and "Prefect API" not in run.stderr
 
 
-@pytest.mark.slow
-def test_serve_runs_the_flow_on_its_cron_and_stops_on_sigterm(tmp_path):
-    folder = tmp_path / "in"
-    generate_exports(folder, GeneratorSpec(n_accounts=30, seed=41, dirt=False))
-    log = (tmp_path / "serve.err").open("w")
-    serve = subprocess.Popen(
+def _serve(tmp_path: Path, folder: Path, tag: str):
+    log = tmp_path / f"{tag}.err"
+    process = subprocess.Popen(
         [JOURNEY, "serve", "--input", str(folder), "--warehouse", str(tmp_path / "w.duckdb"),
          "--cron", "* * * * *", "--outputs", str(tmp_path / "o"), "--reports",
-         str(tmp_path / "r")], stdout=subprocess.PIPE, stderr=log, text=True, cwd=tmp_path,
-        env=_env(tmp_path))
-    finished = "Flow run 'journeys"
+         str(tmp_path / "r")], stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
+        cwd=tmp_path, env=_env(tmp_path))
+    return process, log
+
+
+def _wait_for(process, log: Path, seen, seconds: float = 200) -> None:
+    deadline = time.monotonic() + seconds  # the next minute, the flow, a busy machine
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        if seen(text):
+            return
+        assert process.poll() is None, text[-3000:]
+        time.sleep(1)
+    process.kill()
+    pytest.fail(f"not seen within {seconds:.0f} s:\n" + log.read_text()[-3000:])
+
+
+def _stop(process) -> str:
+    process.send_signal(signal.SIGTERM)
     try:
-        deadline = time.monotonic() + 200  # the next minute, the flow, a busy machine
-        while time.monotonic() < deadline:
-            text = (tmp_path / "serve.err").read_text()
-            if any(finished in line and "Finished in state Completed()" in line
-                   for line in text.splitlines()):
-                break
-            assert serve.poll() is None, text[-3000:]
-            time.sleep(2)
-        else:
-            pytest.fail("no scheduled run finished within 200 s:\n" + text[-3000:])
-        serve.send_signal(signal.SIGTERM)
-        out, _ = serve.communicate(timeout=90)
+        out, _ = process.communicate(timeout=90)
     finally:
-        if serve.poll() is None:
-            serve.kill()
-        log.close()
-    assert serve.returncode == 0, (tmp_path / "serve.err").read_text()[-3000:]
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    return out
+
+
+@pytest.mark.slow
+def test_serve_runs_on_its_cron_stops_on_sigterm_and_is_not_blocked_by_a_stopped_run(
+        tmp_path):
+    """SIGTERM mid-run (what systemd and Kubernetes send) left the run Running, holding
+    the deployment's one run slot: every later serve ran nothing. Now the run is stopped
+    and marked crashed, and the next serve runs on the minute."""
+    folder = tmp_path / "in"
+    generate_exports(folder, GeneratorSpec(n_accounts=30, seed=41, dirt=False))
+    first, log = _serve(tmp_path, folder, "first")
+    _wait_for(first, log, lambda text: "Beginning flow run 'journeys" in text)
+    out = _stop(first)
     assert out.splitlines()[0].startswith("serving 'daily-journeys': * * * * * (UTC) on http")
-    assert out.strip().splitlines()[-1] == "stopped serving"
+    assert out.strip().splitlines()[-1] == (
+        "stopped serving; the run in progress was stopped (rolled back, marked crashed): "
+        "the next scheduled run does it again")
+    assert "Traceback" not in log.read_text()
+
+    second, log = _serve(tmp_path, folder, "second")
+    _wait_for(second, log, lambda text: any(
+        "Flow run 'journeys" in line and "Finished in state Completed()" in line
+        for line in text.splitlines()))
+    assert _stop(second).strip().splitlines()[-1] == "stopped serving"
     assert (tmp_path / "r" / "latest" / "index.html").exists()
-    assert "Journeys as of" in (tmp_path / "serve.err").read_text()  # the run's summary
+    assert "Journeys as of" in log.read_text()  # the run's summary, in serve's output
