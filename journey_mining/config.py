@@ -110,7 +110,8 @@ class SourceConfig(_Strict):
         default_factory=dict, description="export column name -> contract column name"
     )
     timezone: str | None = Field(default=None, description="zone of timestamps without offset")
-    delimiter: str | None = Field(default=None, description="CSV delimiter; sniffed if unset")
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1,
+                                  description="CSV delimiter, one character; sniffed if unset")
     encoding: Literal["utf-8", "latin-1", "utf-16"] | None = Field(
         default=None, description="text encoding of CSV and JSONL files; UTF-8 if unset")
     timestamp_format: list[str] = Field(
@@ -146,7 +147,9 @@ def numeric_date_formats(dayfirst: bool) -> list[str]:
     or month first, with or without seconds, 24-hour or AM/PM, or a date alone."""
     order = "%d{s}%m{s}%Y" if dayfirst else "%m{s}%d{s}%Y"
     times = (" %H:%M:%S", " %H:%M", " %I:%M:%S %p", " %I:%M %p", "T%H:%M:%S", "")
-    return [order.format(s=sep) + t for sep in "/.-" for t in times]
+    plain = [order.format(s=sep) + t for sep in "/.-" for t in times]
+    # ... and with an offset after the time (08/01/2024 09:00 +0200), read as written
+    return plain + [f + " %z" for f in plain if f[-2:] in ("%M", "%S")]
 
 
 def check_timestamp_format(fmt: str) -> str:

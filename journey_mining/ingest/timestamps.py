@@ -111,8 +111,8 @@ def _timestamp_reasons(column: str, source: str = "") -> list[str]:
                     CASE WHEN _zone_{column} IS NULL
                               OR upper(replace(_zone_{column}, '.', '')) IN ('AM', 'PM')
                              THEN 'unparseable timestamp in {column}: ' || _text_{column}
-                                  || ' (set ingest.sources.{source}.timestamp_format, e.g. '
-                                  || '''%m/%d/%Y %I:%M %p'', or dayfirst)'
+                                  || ' (set ingest.sources.{source}.timestamp_format to '
+                                  || 'its strptime format, or dayfirst)'
                          WHEN map($zone_names, $zone_offsets)[upper(_zone_{column})] = '?'
                              THEN 'ambiguous time zone ' || _zone_{column} || ' in {column}: '
                                   || _text_{column} || ' (it names several zones: write an '
@@ -157,7 +157,8 @@ def _format_hint(con, source: str, values: list[str]) -> str:
     if month or day:
         return (f"they read with {setting}.dayfirst: {'true' if day else 'false'} "
                 f"(or timestamp_format '{(day or month)[0]}')")
-    other = _formats_reading(con, values, _OTHER_FORMATS)
+    other = _formats_reading(con, values, [*_OTHER_FORMATS, *(f + " %z" for f in
+                                                            _OTHER_FORMATS if "%M" in f)])
     if other:
         return f"they read with {setting}.timestamp_format '{other[0]}'"
     return (f"set {setting}.timestamp_format to their strptime format (e.g. "

@@ -188,6 +188,8 @@ def test_a_few_latin1_rows_are_rejected_naming_the_setting_that_reads_them(con, 
     assert (report.rows_loaded, report.rows_rejected) == (9, 3)
     reasons = [r[0] for r in con.execute("SELECT reason FROM rejected_rows").fetchall()]
     assert all("set ingest.sources.crm_accounts.encoding: latin-1" in r for r in reasons)
+    assert f"{tmp_path / 'crm_accounts.csv'}: 3 rows are not valid UTF-8 and were rejected; " \
+           "set ingest.sources.crm_accounts.encoding: latin-1" in " ".join(report.warnings)
 
 
 def test_the_encoding_setting_reads_latin1(con, tmp_path):

@@ -101,3 +101,15 @@ def test_a_few_bad_timestamps_are_rejected_rows_whose_reason_names_the_setting(t
 def test_a_format_that_cannot_read_a_date_is_a_config_error(bad, why):
     with pytest.raises(ValueError, match=why):
         IngestConfig(sources={"crm_activities": {"timestamp_format": bad}})
+
+
+def test_numeric_dates_with_an_offset_read_with_dayfirst_as_the_error_says(tmp_path):
+    folder = crm(tmp_path / "in", *(f"x{i},18/0{i}/2024 09:00 +0200,A1,meeting"
+                                    for i in range(1, 4)))
+    with pytest.raises(IngestError, match="they read with ingest.sources.crm_activities."
+                                          "dayfirst: true"):
+        ingest.load_exports(warehouse.connect(), folder)
+    con = warehouse.connect()
+    ingest.load_exports(con, folder, IngestConfig(sources={"crm_activities": {
+        "dayfirst": True}}))
+    assert times(con)[0] == dt.datetime(2024, 1, 18, 7, 0)  # 09:00 at +02:00

@@ -369,6 +369,21 @@ def test_markup_and_emoji_codes_in_a_users_data_are_printed_as_written(tmp_path)
         "in the config")
 
 
+def test_the_pre_check_names_a_too_long_records_true_line(tmp_path):
+    """Through the command (the pre-check reads each header): the reader's own message
+    said "CSV Error on Line: 1" for line 3."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "crm_accounts.csv").write_text(
+        "account_id,name\nA1,Acme\nA2," + "x" * 3_000_000 + "\nA3,Beta\n")
+    run = journey("run", "--input", str(folder), "--warehouse", str(tmp_path / "w.duckdb"),
+                  cwd=tmp_path, timeout=120)
+    assert run.returncode == 1 and PREFECT_START not in run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: {folder / 'crm_accounts.csv'}: cannot be read: line 3 is 3.0 MB long, more "
+        "than the 2 MB a CSV record may have: is it the right file?")
+
+
 def test_an_absurdly_wide_header_is_refused_in_one_line(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
