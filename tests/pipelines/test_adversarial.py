@@ -256,6 +256,20 @@ def test_a_stop_in_a_query_is_never_retried_nor_recorded(tmp_path, small_exports
 
 # -- the lock -----------------------------------------------------------------------------
 
+def _run_while_held(code: str, tmp_path: Path, *args: str):
+    """`journey run ARGS` while another process runs `code` (which prints "held" once it
+    holds what it holds); returns the run and the holder's PID."""
+    holder = subprocess.Popen([sys.executable, "-c", "import time, duckdb\n"
+                               + textwrap.dedent(code)], stdout=subprocess.PIPE, text=True,
+                              cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        return journey("run", *args, cwd=tmp_path, timeout=120), holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_hard_link_to_a_held_warehouse_is_refused_before_prefect_starts(tmp_path,
                                                                           small_exports):
     warehouse = tmp_path / "w.duckdb"
@@ -263,20 +277,12 @@ def test_a_hard_link_to_a_held_warehouse_is_refused_before_prefect_starts(tmp_pa
     link = tmp_path / "other" / "link.duckdb"
     link.parent.mkdir()
     os.link(warehouse, link)
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import time
+    run, _ = _run_while_held(f"""
         from journey_mining import warehouse
         with warehouse.exclusive({str(warehouse)!r}):
-            print("locked", flush=True)
+            print("held", flush=True)
             time.sleep(120)
-    """)], stdout=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        run = journey("run", "--input", str(small_exports), "--warehouse", str(link),
-                      cwd=tmp_path, timeout=120)
-    finally:
-        holder.kill()
-        holder.wait()
+    """, tmp_path, "--input", str(small_exports), "--warehouse", str(link))
     assert run.returncode == 1
     assert "is in use by another run" in run.stderr
     assert PREFECT_START not in run.stderr
@@ -288,23 +294,15 @@ def test_a_notebooks_read_only_connection_is_one_line_before_prefect(tmp_path,
     retries and 118 lines; now one line naming the process, in about a second."""
     warehouse = tmp_path / "w.duckdb"
     duckdb.connect(str(warehouse)).close()
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import time, duckdb
+    run, pid = _run_while_held(f"""
         con = duckdb.connect({str(warehouse)!r}, read_only=True)
-        print("open", flush=True)
+        print("held", flush=True)
         time.sleep(120)
-    """)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "open"
-        run = journey("run", "--input", str(small_exports), "--warehouse", str(warehouse),
-                      cwd=tmp_path, timeout=120)
-    finally:
-        holder.kill()
-        holder.wait()
+    """, tmp_path, "--input", str(small_exports), "--warehouse", str(warehouse))
     assert run.returncode == 1
     (line,) = run.stderr.strip().splitlines()
     assert line.startswith(f"error: {warehouse}: the warehouse is open in another process (")
-    assert f", PID {holder.pid}), e.g. a notebook's connection; close it" in line
+    assert f", PID {pid}), e.g. a notebook's connection; close it" in line
     assert PREFECT_START not in run.stderr
 
 
