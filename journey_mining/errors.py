@@ -50,6 +50,11 @@ class MissingColumnError(IngestError):
         )
 
 
+class TimestampFormatError(IngestError):
+    """Files whose timestamps mostly do not read: a date-format setting is missing. All
+    such files of a load are named at once, so one fix of the config serves them all."""
+
+
 class UnreadableFileError(IngestError):
     """A file that cannot be read or decoded at all."""
     def __init__(self, file: str, reason: str):

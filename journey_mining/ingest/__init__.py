@@ -55,6 +55,7 @@ from pathlib import Path
 import duckdb
 
 from journey_mining.config import IngestConfig, missing_pseudonym_key
+from journey_mining.errors import TimestampFormatError
 from journey_mining.ingest.apply import _apply
 from journey_mining.ingest.discovery import SourceFile, discover_files
 from journey_mining.ingest.normalise import _normalise
@@ -115,6 +116,7 @@ def load_exports(
     not_after = started + dt.timedelta(hours=config.future_tolerance_hours)
     seen = _loaded_checksums(con)
     staged: list[tuple[SourceSpec, list[SourceFile], list[SourceFile], str]] = []
+    undated: list[str] = []  # files whose timestamps need a format setting
     to_read = [f for f in files if full_reload or f.sha256 not in seen]
     pseudonyms = (_load_pseudonymiser(con, pseudonym_key, to_read, config)
                   if config.pseudonymise else None)
@@ -134,10 +136,14 @@ def load_exports(
                     columns = _read(con, f, config, warnings)
                     warnings += _normalise(con, f, spec, columns, config, order, not_after,
                                            pseudonyms, stage)
+                except TimestampFormatError as exc:
+                    undated.append(str(exc))  # the other files are still looked at
                 finally:
                     _drop_scan(con)
                 read_files.append(f)
             staged.append((spec, source_files, read_files, stage))
+        if undated:
+            raise TimestampFormatError(" | ".join(undated))
         report = _apply(con, input_dir, staged, started, pseudonyms, _reconcile)
     report.warnings = warnings + report.warnings
     return report

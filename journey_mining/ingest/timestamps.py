@@ -174,7 +174,7 @@ def check_file_timestamps(con, stage: str, file_name: str, source: str,
                           columns: list[str]) -> None:
     """Refuse a file whose timestamps mostly fail to read: that is a setting (a date
     format), not bad rows, and rejecting them all would lose the file quietly."""
-    from journey_mining.errors import IngestError
+    from journey_mining.errors import TimestampFormatError
 
     for column in columns:
         prefix = f"unparseable timestamp in {column}: "
@@ -186,6 +186,6 @@ def check_file_timestamps(con, stage: str, file_name: str, source: str,
             {"p": prefix, "file": file_name,
              "pattern": prefix + r"(.*?) \(set ingest"}).fetchall()[0]
         if failed >= MOSTLY_FAILING_ROWS and failed * 2 > total:
-            raise IngestError(
+            raise TimestampFormatError(
                 f"{file_name}: {column} does not read as a time in {failed:,} of {total:,} "
                 f"rows (e.g. '{values[0]}'); {_format_hint(con, source, values)}")

@@ -113,3 +113,16 @@ def test_numeric_dates_with_an_offset_read_with_dayfirst_as_the_error_says(tmp_p
     ingest.load_exports(con, folder, IngestConfig(sources={"crm_activities": {
         "dayfirst": True}}))
     assert times(con)[0] == dt.datetime(2024, 1, 18, 7, 0)  # 09:00 at +02:00
+
+
+def test_every_file_that_needs_a_date_format_is_named_in_one_error(tmp_path):
+    """Five US-dated files took five failing runs (one file named each time)."""
+    folder = crm(tmp_path / "in", *US)
+    write_csv(folder, "web_events.csv", "event_id,occurred_at,anonymous_id,event_name",
+              *(f"w{i},04/2{i}/2024 10:00 AM,v{i},page_view" for i in range(3)))
+    with pytest.raises(IngestError) as error:
+        ingest.load_exports(warehouse.connect(), folder)
+    message = str(error.value)
+    assert message.startswith("crm_activities.csv: occurred_at does not read as a time")
+    assert " | web_events.csv: occurred_at does not read as a time in 3 of 3 rows" in message
+    assert "ingest.sources.web_events.dayfirst: false" in message and "\n" not in message
