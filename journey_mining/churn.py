@@ -495,7 +495,10 @@ def ranking_verdict(run) -> str | None:
     the floor; recency alone ranks better; no better than recency (the gain's interval
     holds zero); better beyond chance. Probabilities no better than the base rate's
     (Brier) are said too: then the order is worth reading, the percentages are not."""
-    get = run.get
+    def get(key):  # a row read back from model_runs has NaN/NA where a value is missing
+        value = run.get(key)
+        return None if value is None or pd.isna(value) else value
+
     if get("status") != "trained" or get("roc_auc") is None:
         return None
     auc, recency = get("roc_auc"), get("recency_roc_auc")

@@ -128,21 +128,12 @@ def _churn(con: duckdb.DuckDBPyConnection) -> dict | None:
     runs = con.sql("SELECT * FROM model_runs ORDER BY trained_at DESC LIMIT 1").df()
     if not len(runs):
         return None
-    run = {k: (None if _is_missing(v) else v) for k, v in runs.iloc[0].items()}
+    run = runs.iloc[0]
     high = con.execute("SELECT count(*) FILTER (WHERE risk_band = 'high') FROM churn_scores"
                        ).fetchall()[0][0]
     return {"status": run["status"], "reason": run["reason"], "model": run["model"],
             "n_scored": int(run["n_scored"]), "high": int(high),
             "horizon_days": int(run["horizon_days"]), "verdict": ranking_verdict(run)}
-
-
-def _is_missing(value) -> bool:
-    import pandas as pd
-
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:

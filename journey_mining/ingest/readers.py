@@ -138,9 +138,7 @@ def _read_csv(con, f: SourceFile, delimiter: str | None, encoding: str | None,
         options,
     )
     n_good = con.execute("SELECT count(*) FROM _scan_raw").fetchall()[0][0]
-    n_broken = _group_rejects(con, f, encoding, n_good)
-    n_encoding = con.execute("SELECT count(*) FILTER (WHERE bad_encoding) FROM _record_rejects"
-                             ).fetchall()[0][0]
+    n_broken, n_encoding = _group_rejects(con, f, encoding, n_good)
     if n_encoding:  # said in the run log too: 3 of 12 accounts went quietly before
         warnings.append(f"{f.path}: {n_encoding:,} rows are not valid {encoding or 'UTF-8'} "
                         f"and were rejected; {_encoding_setting(f, encoding)}")
@@ -161,9 +159,11 @@ def _encoding_hint(f: SourceFile, encoding: str | None) -> str:
     return f" (the text is not {encoding or 'UTF-8'}: {_encoding_setting(f, encoding)})"
 
 
-def _group_rejects(con, f: SourceFile, encoding: str | None, n_good: int) -> int:
+def _group_rejects(con, f: SourceFile, encoding: str | None, n_good: int
+                   ) -> tuple[int, int]:
     """Group the reader's errors into one reject per record (`_record_rejects`: logical
-    line, reason, raw text) and return how many records were rejected.
+    line, reason, raw text) and return how many records were rejected, and how many of
+    them for their encoding.
 
     A file most of whose rows are not in the expected encoding is refused as a whole
     (with the setting to change): rejecting nearly every row would hide the real fault.
@@ -197,7 +197,7 @@ def _group_rejects(con, f: SourceFile, encoding: str | None, n_good: int) -> int
             f"{encoding or 'UTF-8'}; set ingest.sources.{f.source}.encoding in the config "
             "(latin-1 or utf-16)",
         )
-    return n_broken
+    return n_broken, n_encoding
 
 
 def _number_csv_rows(con, f: SourceFile, delimiter: str | None, encoding: str | None,

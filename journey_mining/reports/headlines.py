@@ -222,15 +222,9 @@ def _model_sentence(run: pd.Series, purchases: bool = False) -> str:
                   f"{max(compared, run.logistic_brier_compared):.3f} on "
                   f"{int(run.compared_rows):,} backtest rows)")
     who = "customers" if purchases else "clients"
-    verdict = ranking_verdict({k: (None if _missing(v) else v) for k, v in run.items()})
+    verdict = ranking_verdict(run)
     return f" In the backtest {model}{chosen} ranks {who}: {verdict}."
 
-
-def _missing(value) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 
