@@ -4,7 +4,8 @@ For each goal (reaching consideration, evaluation, decision, client) the journey
 are the accounts that entered the stage before the goal (inferred states): an
 account *converted* when it later entered the goal stage, and its path is its
 touchpoints before that moment; the others' paths run to the as-of date. Credit
-goes to channels, campaigns (campaign_id or utm_campaign) or activities.
+goes to marketing channels, source / medium, recording systems, campaigns (their
+names where the exports have them) or activities.
 
 Rule-based models split each conversion's credit over the touchpoints before it:
 first touch, last touch, linear, position-based (40 % first, 40 % last, 20 % over
@@ -47,8 +48,10 @@ __all__ = ["ATTRIBUTION_COLUMNS", "DIMENSIONS", "GOALS", "MARKOV_ORDERS", "MAX_J
 GOALS = ("consideration", "evaluation", "decision", "client")
 # What each dimension's value is: attribution_journeys.sql computes all three, and
 # attribution_touches.sql picks one by its bound name.
-DIMENSIONS = {"channel": "the touchpoint's channel",
-              "campaign": "its campaign_id",
+DIMENSIONS = {"marketing_channel": "the touchpoint's marketing channel (paid search, ...)",
+              "source_medium": "its source / medium (google / cpc, ...)",
+              "channel": "the system that recorded it (web, email, crm)",
+              "campaign": "its campaign name (or id where the export has no name)",
               "activity": "channel:activity"}
 RULES = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
 HALF_LIFE_DAYS = 7.0
@@ -57,7 +60,8 @@ MAX_JOURNEYS = 50_000  # accounts per goal; above it, a repeatable uniform sampl
 # Second-order chains for channels and campaigns; activities (25 values, some 600 pair
 # states) get the first order only: their second order would need far more journeys
 # than a B2B firm has to estimate, and its intervals would say only "uncertain".
-MARKOV_ORDERS = {"channel": (1, 2), "campaign": (1, 2), "activity": (1,)}
+MARKOV_ORDERS = {"marketing_channel": (1, 2), "source_medium": (1,), "channel": (1, 2),
+                 "campaign": (1, 2), "activity": (1,)}
 ATTRIBUTION_COLUMNS = ["goal", "dimension", "model", "value", "conversions", "credit", "share",
                        "ci_low", "ci_high", "removal_effect", "removal_ci_low",
                        "removal_ci_high", "uncertain", "journeys", "population"]

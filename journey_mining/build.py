@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from journey_mining import stages
+from journey_mining import channels, stages
 from journey_mining.errors import ModelError
 from journey_mining.sources import SOURCES
 from journey_mining.sql_models import SQL_DIR, discover_models, run_models, unknown_reads
@@ -31,7 +31,8 @@ __all__ = ["CONFIG_TABLES", "LOADED_TABLES", "build", "build_fingerprint", "chec
 
 # Written by the build before the models: the ladder, the stage map and the rules they join.
 CONFIG_TABLES = ("stage_ladder", "stage_map", "negative_signals", "observed_stage_changes",
-                 "score_rules", "free_mail_domains", "engagement_rules", "outbound_activities")
+                 "score_rules", "free_mail_domains", "engagement_rules", "outbound_activities",
+                 "marketing_channel_rules")
 
 
 # Written by ingest: what the staging models read.
@@ -85,6 +86,7 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
         stages.register_free_mail_domains(con, params.free_mail_domains)
         stages.register_engagement_rules(con, params.engagements)
         stages.register_outbound_activities(con, params.outbound_activities)
+        channels.register_channel_rules(con, params.marketing_channels)
         reset_run_issues(con)
         return run_models(con, model_parameters(params, as_of), context=params, models=models)
 

@@ -113,7 +113,7 @@ def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, repor
     warehouse_lib.check_not_open_elsewhere(warehouse)
 
     if not full_reload and operations.nothing_new(warehouse, input_dir, settings, as_of):
-        latest = Path(reports) / "latest" / "index.html"
+        latest = warehouse_lib.home_folder(reports, warehouse) / "latest" / "index.html"
         return {"unchanged": True, "load": {}, "warehouse": str(warehouse.resolve()),
                 "report": str(latest.resolve()) if latest.exists() else None}
     new_warehouse = not warehouse.exists()
@@ -257,7 +257,7 @@ def demo(
     warehouse: Annotated[Path, typer.Option(help="DuckDB warehouse file")] =
         Path("warehouse/demo.duckdb"),
     outputs: Annotated[Path, typer.Option(help="folder for process models and log exports")] =
-        Path("outputs/demo"),
+        Path("outputs"),
 ) -> None:
     """Run the whole pipeline on the sample data into a fresh warehouse.
 

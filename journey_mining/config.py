@@ -299,6 +299,71 @@ class EngagementRules(_Strict):
         return self
 
 
+# What a marketing channel rule can read of a touchpoint (channels.py, int_marketing_channels).
+CHANNEL_RULE_FIELDS = ("system", "activity", "utm_source", "utm_medium", "utm_campaign",
+                       "referrer", "campaign")
+_REGEX_META = re.compile(r"([\\.^$|?*+()\[\]{}])")
+
+
+def _check_channel_pattern(pattern: str) -> str:
+    """A rule's pattern, refused when Python or DuckDB (RE2) cannot compile it: RE2 has no
+    look-arounds or back-references, and the rules run in DuckDB."""
+    import duckdb
+
+    try:
+        re.compile(pattern)
+        duckdb.execute("SELECT regexp_full_match('', ?)", [pattern]).fetchall()
+    except (re.error, duckdb.Error) as exc:
+        raise ValueError(f"{pattern!r} is not a regular expression DuckDB reads: "
+                         f"{str(exc).splitlines()[0]}") from None
+    return pattern
+
+
+class ChannelRule(_Strict):
+    """One marketing channel rule: `channel` when every condition of `when` holds.
+
+    A condition is a regular expression the whole value must match (case-insensitive),
+    a list of values to equal (case-insensitive), or null: the field is empty."""
+
+    channel: str = Field(min_length=1)
+    when: dict[Literal[CHANNEL_RULE_FIELDS], str | list[str] | None] = Field(min_length=1)
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        value = " ".join(value.split()).lower()
+        if not value:
+            raise ValueError("a channel needs a name")
+        return value
+
+    @field_validator("when")
+    @classmethod
+    def _conditions(cls, when: dict) -> dict:
+        checked = {}
+        for name, condition in when.items():
+            if isinstance(condition, list):
+                if not condition or not all(isinstance(v, str) and v.strip() for v in condition):
+                    raise ValueError(f"{name}: a list of values needs at least one, none empty")
+                condition = "(" + "|".join(_REGEX_META.sub(r"\\\1", v.strip().lower())
+                                           for v in condition) + ")"
+            elif isinstance(condition, str) and not condition.strip():
+                condition = None
+            if condition is not None:
+                _check_channel_pattern(condition)
+            checked[name] = condition
+        return checked
+
+
+class MarketingChannels(_Strict):
+    """How touchpoints are grouped into marketing channels (docs/CONTRACT.md section 5)."""
+
+    rules: list[ChannelRule] | None = Field(
+        default=None, description="ordered rules, first match wins; the default rules "
+                                  "(journey_mining/config/marketing_channels.yml) if unset")
+    keep_default_rules: bool = Field(
+        default=False, description="try `rules` first, then the default rules")
+
+
 class AnalysisParams(_Strict):
     """How loaded touchpoints are interpreted. Changing these only rebuilds marts."""
 
@@ -321,6 +386,7 @@ class AnalysisParams(_Strict):
         default="contractual",
         description="contractual: churn is a cancel activity within the horizon; "
                     "non_contractual: no new engagement within the horizon")
+    marketing_channels: MarketingChannels = Field(default_factory=MarketingChannels)
     collapse_repeats: bool = Field(
         default=True, description="merge consecutive repeats of one activity in mining logs")
     outbound_activities: dict[str, list[str]] = Field(

@@ -49,10 +49,28 @@ __all__ = [
     "ROLES",
     "SUFFIX",
     "TITLES",
+    "TRAFFIC",
     "WORDS",
     "GeneratorSpec",
     "generate_exports",
 ]
+
+# How visitors arrive (share, referrer, utm_source, utm_medium, utm_campaign template):
+# the mix a B2B site's analytics show, so that channel grouping has something to find.
+TRAFFIC = (
+    (0.22, "https://www.google.com/", None, None, None),                 # organic search
+    (0.03, "https://www.bing.com/", None, None, None),
+    (0.13, "https://www.google.com/", "google", "cpc", "search-brand-{quarter}"),
+    (0.04, "https://www.bing.com/", "bing", "cpc", "search-generic-{quarter}"),
+    (0.07, "https://www.linkedin.com/", None, None, None),               # organic social
+    (0.07, "https://www.linkedin.com/", "linkedin", "paid_social", "abm-{quarter}"),
+    (0.10, None, "newsletter", "email", "newsletter-{month}"),
+    (0.07, "https://partner-network.example/", None, None, None),        # referral
+    (0.04, "https://www.g2.com/", None, None, None),
+    (0.04, "https://ads.example-display.net/", "display", "display", "retargeting-{quarter}"),
+    (0.03, None, "trade_show", "event", "expo-{quarter}"),
+    (0.16, None, None, None, None),                                      # direct
+)
 
 LADDER = (
     "awareness", "consideration", "evaluation", "decision",
@@ -222,6 +240,19 @@ class _Simulation:
         """Signals go missing at random: tracking blockers, unlogged calls, image-less mail."""
         return activity in MISSABLE and self.rng.random() < self.spec.missing
 
+    def _traffic(self, t):
+        """(referrer, utm_source, utm_medium, utm_campaign) of a visit, drawn from a mix
+        like a B2B site's: search, paid search and social, newsletters, partners, review
+        sites, display, events and direct visits; tagged links carry campaign names."""
+        u = int(self.rng.integers(1000)) / 1000  # one bounded draw, as the seeded sample's
+        for share, referrer, source, medium, campaign in TRAFFIC:
+            u -= share
+            if u < 0:
+                break
+        quarter = f"q{(t.month - 1) // 3 + 1}-{t.year}"
+        return (referrer, source, medium,
+                campaign.format(quarter=quarter, month=f"{t:%Y-%m}") if campaign else None)
+
     # -- emitters ----------------------------------------------------------------------
     def web_event(self, t, account, person, activity, stage):
         if t > self.t_end:
@@ -239,12 +270,9 @@ class _Simulation:
             person.identified_devices.add(device)
         page = {"page_view": "/blog/" + self._pick(WORDS), "pricing_view": "/pricing"}.get(
             activity, "/" + activity.replace("_", "-"))
-        source = self._pick(("google", "linkedin", "newsletter", "direct", "partner"))
+        referrer, utm_source, utm_medium, utm_campaign = self._traffic(t)
         self.web.append((sid, t, device, activity, email, "https://example.io" + page,
-                         None if source == "direct" else f"https://{source}.com/",
-                         None if source == "direct" else source,
-                         {"google": "cpc", "linkedin": "social", "newsletter": "email"}.get(source),
-                         None if source == "direct" else f"q{(t.month - 1) // 3 + 1}-{t.year}"))
+                         referrer, utm_source, utm_medium, utm_campaign))
         self.truth.append(("web_events", sid, account.account_id if account else None,
                            person.key, stage))
 

@@ -114,6 +114,16 @@ class RunContext:
     # Prefect's artifacts (the flow sets it; None: nothing to publish)
     publish: Callable[[RunContext, str | None], None] | None = None
 
+    def report_home(self, create: bool = False) -> Path | None:
+        """This warehouse's report folder (`reports_dir/<warehouse>`), None if no report."""
+        return (None if self.reports_dir is None
+                else warehouse.home_folder(self.reports_dir, self.warehouse, create))
+
+    def output_home(self, create: bool = False) -> Path | None:
+        """This warehouse's folder of models and exports (`outputs/<warehouse>`)."""
+        return (None if self.outputs is None
+                else warehouse.home_folder(self.outputs, self.warehouse, create))
+
     @property
     def unchanged(self) -> bool:
         """True when this run's `check for changes` found nothing new."""
@@ -180,7 +190,7 @@ def _gate(ctx: RunContext) -> StepResult:
 
     with warehouse.connected(ctx.warehouse, read_only=True) as con:
         breaches = checks.load_gate_breaches(con, ctx.config.quality)
-        evidence = _write_rejects(con, ctx.outputs) if breaches else None
+        evidence = _write_rejects(con, ctx.output_home(create=True)) if breaches else None
     if breaches:
         where = (f"; the rejected rows and why: {evidence}" if evidence else
                  f"; the rejected rows and why: table rejected_rows in {ctx.warehouse}")
@@ -228,7 +238,7 @@ def _build(ctx: RunContext) -> StepResult:
 def _mine(ctx: RunContext) -> StepResult:
     from journey_mining import mining
 
-    outputs = Path(ctx.outputs) / ctx.report_name() if ctx.outputs else None
+    outputs = ctx.output_home(create=True) / ctx.report_name() if ctx.outputs else None
     with warehouse.connected(ctx.warehouse) as con:
         result = mining.mine(con, outputs, mining.MiningParams(
             collapse_repeats=ctx.config.analysis.collapse_repeats))
@@ -346,7 +356,7 @@ def _report(ctx: RunContext) -> ReportResult:
     if ctx.reports_dir is None:
         return ReportResult(skipped="no reports folder")
     with warehouse.connected(ctx.warehouse, read_only=True) as con:
-        index = reports.write_report(con, Path(ctx.reports_dir), ctx.report_name(),
+        index = reports.write_report(con, ctx.report_home(create=True), ctx.report_name(),
                                      ctx.static_images)
     images = sorted((index.parent / "images").glob("*.png"))
     ctx.logger.info("report: %s (%d static images)", index.resolve(), len(images))
@@ -390,9 +400,9 @@ def _record(ctx: RunContext) -> StepResult:
 def _report_path(ctx: RunContext) -> str | None:
     """This run's report, or when nothing was new the latest one written before."""
     written = ctx.results.get("report")
-    if written is not None and written.report:
+    if getattr(written, "report", None):  # a failed report step has a plain StepResult
         return written.report
-    latest = Path(ctx.reports_dir) / "latest" / "index.html" if ctx.reports_dir else None
+    latest = ctx.report_home() / "latest" / "index.html" if ctx.reports_dir else None
     return str(latest.resolve()) if ctx.unchanged and latest and latest.exists() else None
 
 

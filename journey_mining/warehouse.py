@@ -13,6 +13,7 @@ This module imports nothing of the library above it: every other module may use 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import datetime as dt
 import fcntl
 import os
@@ -29,6 +30,7 @@ from journey_mining.errors import WarehouseError, WarehouseLockedError
 from journey_mining.sources import SOURCES
 
 __all__ = [
+    "WAREHOUSE_MARKER",
     "check_writable",
     "close_all",
     "connect",
@@ -36,6 +38,7 @@ __all__ = [
     "drop_tables",
     "ensure_schema",
     "exclusive",
+    "home_folder",
     "interrupt_all",
     "record_issue",
     "reset_run_issues",
@@ -421,4 +424,26 @@ def run_issues(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         return []
     return con.execute("SELECT step, problem FROM run_issues ORDER BY recorded_at").fetchall()
 
+
+WAREHOUSE_MARKER = ".warehouse"  # in a home folder: the warehouse whose files it holds
+
+
+def home_folder(root: str | Path, warehouse_path: str | Path, create: bool = False) -> Path:
+    """The folder under `root` (reports, outputs) that holds one warehouse's files:
+    `<root>/<warehouse stem>`, or `<stem>-<hash of its path>` when that name is taken by
+    another warehouse (a.duckdb in two folders). Two warehouses never share a folder, so
+    one's `latest` report can never be the other's, whatever their as-of dates.
+    With `create`, the folder is made and marked with the warehouse's path."""
+    path = Path(warehouse_path).resolve()
+    home = Path(root) / path.stem
+    marker = home / WAREHOUSE_MARKER
+    taken = marker.exists() and marker.read_text(encoding="utf-8").strip() != str(path)
+    if taken:
+        digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+        home = Path(root) / f"{path.stem}-{digest}"
+        marker = home / WAREHOUSE_MARKER
+    if create and not marker.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(path) + "\n", encoding="utf-8")
+    return home
 

@@ -1,7 +1,8 @@
 -- Attribution journeys for one goal, into the temp table _attribution_journeys: one row
 -- per touchpoint of the accounts that could reach $goal (they entered the stage before
 -- it on stage_ladder), up to their conversion or the as-of date, with every dimension's
--- value (channel, campaign, activity = channel:activity); an account without any
+-- value (marketing_channel, source_medium, channel = recording system, campaign = its
+-- name where the export gives one, activity = channel:activity); an account without any
 -- touchpoint in its window has one row with no event. Above $max_journeys accounts, the
 -- same hash-ordered sample every run; population = all of them. Read once per goal:
 -- each dimension's paths are cut from it (attribution_touches.sql).
@@ -31,7 +32,9 @@ sampled as (  -- every account up to the cap; above it the same hash-ordered sam
 select p.account_id, p.converted_at is not null as converted, p.path_end, p.population,
        e.occurred_at, e.event_order,
        e.channel as channel,
-       e.campaign_id as campaign,
+       e.marketing_channel,
+       e.source_medium,
+       coalesce(e.campaign_name, e.campaign_id) as campaign,
        e.channel || ':' || e.activity as activity
 from sampled p
 left join int_journey_events e on e.account_id = p.account_id

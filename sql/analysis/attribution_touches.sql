@@ -1,6 +1,7 @@
 -- One dimension's paths of a goal, into the temp table _attribution_touches, cut from
 -- the goal's journeys (_attribution_journeys): one row per touchpoint of each account
--- that carries a value of $dimension (channel, campaign or activity; the column is
+-- that carries a value of $dimension (marketing_channel, source_medium, channel,
+-- campaign or activity; the column is
 -- chosen by the bound name, not formatted in), in event order; an account without any
 -- has one row with no value. Values beyond the $max_values most frequent are pooled as
 -- 'other'.
@@ -8,6 +9,8 @@ create or replace temp table _attribution_touches as
 with touches as (
     select account_id, converted, path_end, population, occurred_at, event_order,
            case $dimension
+               when 'marketing_channel' then marketing_channel
+               when 'source_medium' then source_medium
                when 'channel' then channel
                when 'campaign' then campaign
                when 'activity' then activity

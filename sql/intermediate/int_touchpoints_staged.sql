@@ -1,8 +1,13 @@
 -- Grain: one row per touchpoint, with the stage its activity signals (stage map)
 -- and whether it is a negative signal (the map's list, or a score response at or
--- below its threshold, e.g. an NPS of 0-6).
+-- below its threshold, e.g. an NPS of 0-6), and its marketing channel (the first
+-- matching rule of int_marketing_channels, by the fields the rules read).
 with touchpoints as (
     select * from int_touchpoints_stitched
+),
+
+marketing_channels as (
+    select * from int_marketing_channels
 ),
 
 stage_signals as (
@@ -31,11 +36,21 @@ scored as (
             json_extract_string(t.properties, '$."' || r.property || '"') as double
         ) as score,
         n.activity is not null as is_listed_negative,
-        r.negative_max
+        r.negative_max,
+        mc.marketing_channel,
+        mc.source_medium
     from touchpoints as t
     left join stage_signals as s on t.channel = s.channel and t.activity = s.activity
     left join negatives as n on t.channel = n.channel and t.activity = n.activity
     left join score_fields as r on t.channel = r.channel and t.activity = r.activity
+    left join marketing_channels as mc
+        on t.channel = mc.channel
+        and t.activity = mc.activity
+        and t.utm_source is not distinct from mc.utm_source
+        and t.utm_medium is not distinct from mc.utm_medium
+        and t.utm_campaign is not distinct from mc.utm_campaign
+        and t.referrer_host is not distinct from mc.referrer_host
+        and coalesce(t.campaign_name, t.campaign_id) is not distinct from mc.campaign
 ),
 
 final as (

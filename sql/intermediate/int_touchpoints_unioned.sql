@@ -5,12 +5,21 @@
 -- account and contact, web rows an anonymous_id (and an email on a form fill),
 -- email rows an email address. source_file and source_row say where the row was first
 -- loaded from: events with the same time keep that order (contract v2, event order).
+-- What marketing channels are read from (contract v3): the web event's UTM parameters
+-- and referrer, referrer_host (the referring site without www., empty when the visitor
+-- came from the site itself), and the email campaign's name.
 with crm_activities as (
     select * from stg_crm__activities
 ),
 
 web_events as (
-    select * from stg_web__events
+    select
+        *,
+        regexp_extract(lower(trim(referrer)),
+                       '^(?:[a-z][a-z0-9+.-]*://)?(?:www\.)?([^/:?#\s]+)', 1) as _referrer,
+        regexp_extract(lower(trim(page_url)),
+                       '^(?:[a-z][a-z0-9+.-]*://)?(?:www\.)?([^/:?#\s]+)', 1) as _page
+    from stg_web__events
 ),
 
 email_events as (
@@ -33,6 +42,12 @@ unioned as (
         properties,
         null::varchar as campaign_id,
         null::varchar as url,
+        null::varchar as utm_source,
+        null::varchar as utm_medium,
+        null::varchar as utm_campaign,
+        null::varchar as referrer,
+        null::varchar as referrer_host,
+        null::varchar as campaign_name,
         source_file,
         source_row
     from crm_activities
@@ -54,6 +69,12 @@ unioned as (
         null,
         utm_campaign,
         page_url,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        referrer,
+        case when _referrer <> '' and _referrer is distinct from _page then _referrer end,
+        null,
         source_file,
         source_row
     from web_events
@@ -75,6 +96,12 @@ unioned as (
         null,
         campaign_id,
         url,
+        null,
+        null,
+        null,
+        null,
+        null,
+        campaign_name,
         source_file,
         source_row
     from email_events

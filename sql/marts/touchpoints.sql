@@ -1,6 +1,9 @@
 -- materialized: view (read once, or a plain projection: no copy is written)
 -- Grain: one row per canonical touchpoint (contract section 4), all of them,
 -- whatever the as-of date. account_id is empty where stitching found no account.
+-- channel is the recording system (web, email, crm); marketing_channel the channel
+-- group a marketer reads (int_marketing_channels); campaign the campaign's name where
+-- an export gives one (email campaign_name, web utm_campaign), else its id.
 with touchpoints as (
     select * from int_touchpoints_staged
 ),
@@ -26,7 +29,15 @@ final as (
         score,
         properties,
         campaign_id,
-        url
+        url,
+        marketing_channel,
+        source_medium,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        referrer,
+        campaign_name,
+        coalesce(campaign_name, campaign_id) as campaign
     from touchpoints
 )
 

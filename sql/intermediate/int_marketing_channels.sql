@@ -1,0 +1,107 @@
+-- Grain: one row per distinct combination of the fields marketing channel rules read
+-- (contract v3 section 5), with the channel of the first rule whose conditions all hold
+-- ('other' when none does). The rules are the table marketing_channel_rules, one row per
+-- condition (pattern NULL: the field is empty); they run once per combination, not once
+-- per touchpoint. Values are compared lower-cased and trimmed; empty strings are empty.
+-- source_medium is web analytics' "source / medium" (a visit without UTM tags: its
+-- referring site / referral, or (direct) / (none)); email platform events are
+-- "email platform / email", CRM activities "crm / <activity>".
+with touchpoints as (
+    select * from int_touchpoints_unioned
+),
+
+combinations as (
+    select distinct
+        channel,
+        activity,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        referrer_host,
+        coalesce(campaign_name, campaign_id) as campaign
+    from touchpoints
+),
+
+fields as (
+    select
+        *,
+        nullif(lower(trim(channel)), '') as f_system,
+        nullif(lower(trim(activity)), '') as f_activity,
+        nullif(lower(trim(utm_source)), '') as f_utm_source,
+        nullif(lower(trim(utm_medium)), '') as f_utm_medium,
+        nullif(lower(trim(utm_campaign)), '') as f_utm_campaign,
+        nullif(lower(trim(referrer_host)), '') as f_referrer,
+        nullif(lower(trim(campaign)), '') as f_campaign
+    from combinations
+),
+
+checked as (  -- every condition of every rule against every combination
+    select
+        f.channel, f.activity, f.utm_source, f.utm_medium, f.utm_campaign,
+        f.referrer_host, f.campaign,
+        r.rule_no,
+        r.marketing_channel,
+        case r.field
+            when 'system' then f.f_system
+            when 'activity' then f.f_activity
+            when 'utm_source' then f.f_utm_source
+            when 'utm_medium' then f.f_utm_medium
+            when 'utm_campaign' then f.f_utm_campaign
+            when 'referrer' then f.f_referrer
+            when 'campaign' then f.f_campaign
+        end as value,
+        r.pattern
+    from fields as f
+    cross join marketing_channel_rules as r
+),
+
+matched as (  -- the rules whose conditions all hold, per combination
+    select
+        channel, activity, utm_source, utm_medium, utm_campaign, referrer_host, campaign,
+        rule_no,
+        any_value(marketing_channel) as marketing_channel
+    from checked
+    group by all
+    having bool_and(
+        case
+            when pattern is null then value is null
+            else coalesce(regexp_full_match(value, pattern, 'i'), false)
+        end
+    )
+),
+
+first_match as (
+    select
+        channel, activity, utm_source, utm_medium, utm_campaign, referrer_host, campaign,
+        arg_min(marketing_channel, rule_no) as marketing_channel,
+        min(rule_no) as rule_no
+    from matched
+    group by all
+),
+
+final as (
+    select
+        c.channel, c.activity, c.utm_source, c.utm_medium, c.utm_campaign,
+        c.referrer_host, c.campaign,
+        coalesce(m.marketing_channel, 'other') as marketing_channel,
+        case c.channel
+            when 'web' then
+                coalesce(c.f_utm_source, c.f_referrer, '(direct)') || ' / '
+                || coalesce(c.f_utm_medium,
+                            case when c.f_referrer is not null then 'referral' end, '(none)')
+            when 'email' then 'email platform / email'
+            else c.channel || ' / ' || c.activity
+        end as source_medium,
+        m.rule_no
+    from fields as c
+    left join first_match as m
+        on c.channel = m.channel
+        and c.activity = m.activity
+        and c.utm_source is not distinct from m.utm_source
+        and c.utm_medium is not distinct from m.utm_medium
+        and c.utm_campaign is not distinct from m.utm_campaign
+        and c.referrer_host is not distinct from m.referrer_host
+        and c.campaign is not distinct from m.campaign
+)
+
+select * from final
