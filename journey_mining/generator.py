@@ -245,10 +245,9 @@ class _Simulation:
         like a B2B site's: search, paid search and social, newsletters, partners, review
         sites, display, events and direct visits; tagged links carry campaign names."""
         u = int(self.rng.integers(1000)) / 1000  # one bounded draw, as the seeded sample's
-        for share, referrer, source, medium, campaign in TRAFFIC:
-            u -= share
-            if u < 0:
-                break
+        cumulative = np.cumsum([mix[0] for mix in TRAFFIC])
+        pick = min(int(np.searchsorted(cumulative, u, side="right")), len(TRAFFIC) - 1)
+        _, referrer, source, medium, campaign = TRAFFIC[pick]
         quarter = f"q{(t.month - 1) // 3 + 1}-{t.year}"
         return (referrer, source, medium,
                 campaign.format(quarter=quarter, month=f"{t:%Y-%m}") if campaign else None)

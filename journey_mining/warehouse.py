@@ -13,9 +13,9 @@ This module imports nothing of the library above it: every other module may use 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import datetime as dt
 import fcntl
+import hashlib
 import os
 import re
 import time
