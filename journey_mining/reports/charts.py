@@ -55,7 +55,8 @@ class Chart:
 
 def _attribution_empty(d: ReportData) -> bool:
     return d.attribution is None or d.attribution[
-        (d.attribution.goal == "client") & (d.attribution.dimension == "channel")].empty
+        (d.attribution.goal == "client")
+        & (d.attribution.dimension == "marketing_channel")].empty
 
 
 def _trained(d: ReportData) -> bool:

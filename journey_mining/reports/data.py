@@ -95,7 +95,7 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
         conformance=conformance.iloc[0] if conformance is not None else None,
         cohorts=q("SELECT * FROM cohort_conversion ORDER BY cohort"),
         segments=q("SELECT * FROM segment_conversion ORDER BY client DESC, industry"),
-        channel_mix=q("SELECT * FROM channel_mix ORDER BY stage_order, channel"),
+        channel_mix=q("SELECT * FROM channel_mix ORDER BY stage_order, marketing_channel"),
         stage_timing=optional("stage_timing", "SELECT * FROM stage_timing ORDER BY stage_order"),
         occupancy=q("SELECT * FROM stage_occupancy ORDER BY stage_order"),
         curves=optional("reengagement_curves"),

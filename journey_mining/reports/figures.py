@@ -28,7 +28,36 @@ __all__ = [
 ]
 
 CHANNEL_COLOURS = {"web": "#4C78A8", "email": "#F58518", "crm": "#54A24B"}
+MARKETING_COLOURS = {"organic search": "#4C78A8", "paid search": "#9ECAE9",
+                     "organic social": "#54A24B", "paid social": "#88D27A",
+                     "email": "#F58518", "referral": "#B279A2", "display": "#FF9DA6",
+                     "events/offline": "#9D755D", "direct": "#BAB0AC",
+                     "sales outreach": "#E45756", "account management": "#72B7B2",
+                     "other": "#D3D3D3"}
 BAND_COLOURS = {"high": "#E45756", "medium": "#F2B701", "low": "#72B7B2"}
+SYSTEM_WORDS = {"web": "website", "email": "email", "crm": "CRM"}
+# A ratio axis (lift, odds ratio) on a log scale, labelled "x2" at 1-2-5 steps only: the
+# default minor labels repeat ("2 5 2 5") and read as values.
+_RATIOS = [m * 10.0 ** e for e in range(-3, 4) for m in (1, 2, 5)]
+RATIO_AXIS = dict(type="log", tickvals=_RATIOS, ticktext=[f"x{v:g}" for v in _RATIOS])
+
+
+def touchpoint_words(touchpoint: str) -> str:
+    """'crm:referral' as a reader says it: 'referral (CRM)'."""
+    system, _, activity = touchpoint.partition(":")
+    return f"{activity.replace('_', ' ')} ({SYSTEM_WORDS.get(system, system)})"
+
+
+def count_axis(largest: float, **more) -> dict:
+    """An axis of counts: whole-number ticks only (no 0.5 accounts, no 2, 2, 3, 3 from
+    rounding them), about five of them, thousands separated."""
+    step = 1
+    for candidate in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000,
+                      20000, 50000, 100000):
+        step = candidate
+        if max(largest, 1) / candidate <= 6:
+            break
+    return dict(tickformat=",d", dtick=step, tick0=0, **more)
 LAYOUT = dict(template="plotly_white", height=420, autosize=True,
               margin=dict(l=60, r=30, t=60, b=50), font=dict(size=13),
               legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
@@ -38,9 +67,12 @@ def build_funnel_figure(funnel: pd.DataFrame) -> go.Figure:
     part = funnel[funnel.stage.isin(FUNNEL)]
     fig = go.Figure(go.Funnel(
         y=[LABEL[s] for s in part.stage], x=part.reached.tolist(),
-        textinfo="value+percent previous", marker=dict(color="#4C78A8"),
-        hovertemplate="%{y}: %{x} accounts reached<extra></extra>"))
-    fig.update_layout(**LAYOUT, title="Accounts reaching each stage (or further)")
+        texttemplate=["%{value:,}"] + ["%{value:,} (%{percentPrevious:.1%} of the stage "
+                                       "before)"] * (len(part) - 1),
+        marker=dict(color="#4C78A8"),
+        hovertemplate="%{y}: %{x} accounts reached it or went further<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Accounts reaching each stage or further; in brackets "
+                                      "the share of the stage before that got there")
     return fig
 
 
@@ -52,7 +84,7 @@ def build_dropoff_figure(funnel: pd.DataFrame) -> go.Figure:
         text=part.dropped.tolist(), textposition="outside",
         hovertemplate="%{x}: %{y} accounts went quiet<extra></extra>"))
     fig.update_layout(**LAYOUT, title="Where accounts went quiet (dropped)",
-                      yaxis_title="accounts")
+                      yaxis=count_axis(part.dropped.max() * 1.1, title="accounts"))
     return fig
 
 
@@ -79,7 +111,11 @@ def build_process_map_figure(transitions: pd.DataFrame, occupancy: pd.DataFrame,
                 zip(moves.from_stage, moves.to_stage, strict=True)), default=1)
     reach = (0.5 + 0.45 * (span - 1)) / 2 + 0.25  # the highest arc's peak, and room
     top = max(moves.transitions.max(), 1) if len(moves) else 1
-    with_label = set(moves.nlargest(labelled, "transitions").index)
+    # Every move off the ladder is labelled (they are what the map is for), and the
+    # busiest moves up it.
+    off_ladder = moves[moves.kind.isin(("skip", "back_step", "return", "cancellation"))]
+    with_label = set(moves[moves.kind == "ladder"].nlargest(labelled, "transitions").index) | set(
+        off_ladder.nlargest(labelled + 4, "transitions").index)
     colours = {"ladder": "#4C78A8", "skip": "#9D755D", "back_step": "#E45756",
                "return": "#54A24B", "cancellation": "#79706E"}
     for r in moves.sort_values("transitions").itertuples():
@@ -109,14 +145,17 @@ def build_process_map_figure(transitions: pd.DataFrame, occupancy: pd.DataFrame,
         x=[STAGE_ORDER[s] for s in LADDER], y=[0] * len(LADDER), mode="markers",
         marker=dict(size=[16 + 26 * math.sqrt(entered.get(s, 0) / biggest) for s in LADDER],
                     color="#1f3a5f", line=dict(color="#fff", width=2)),
-        hovertext=[f"{LABEL[s]}: {entered.get(s, 0):,} accounts were in this stage"
+        hovertext=[f"{LABEL[s]}: {entered.get(s, 0):,} accounts were in this stage at some "
+                   "point"
                    for s in LADDER], hoverinfo="text", showlegend=False, name="stages"))
     for name, colour in (("up the ladder", "#4C78A8"), ("skips a stage", "#9D755D"),
-                         ("steps back", "#E45756")):
+                         ("steps back", "#E45756"), ("returns after an engagement", "#54A24B"),
+                         ("cancellation", "#79706E")):
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name,
                                  line=dict(color=colour, width=4)))
     fig.update_layout(**{**LAYOUT, "height": 600, "margin": dict(l=20, r=20, t=70, b=70)},
-                      title="How journeys really move between stages (moves · median time)",
+                      title="How journeys really move between stages: moves · median time; "
+                            "under each stage, the accounts that were in it",
                       xaxis=dict(range=[0.4, 8.6], tickvals=[STAGE_ORDER[s] for s in LADDER],
                                  ticktext=[f"{LABEL[s].replace(' ', '<br>')}<br>"
                                            f"<b>{entered.get(s, 0):,}</b>" for s in LADDER],
@@ -125,9 +164,15 @@ def build_process_map_figure(transitions: pd.DataFrame, occupancy: pd.DataFrame,
     return fig
 
 
+def _activity_words(activity: str) -> str:
+    return activity.replace("_", " ")
+
+
 def build_activity_map_figure(transitions: pd.DataFrame, activities: pd.DataFrame,
-                              top_ns: tuple[int, ...] = (10, 25, 50)) -> go.Figure:
-    """Touchpoint-level map: activities by stage column; a slider shows the top-N moves."""
+                              top_ns: tuple[int, ...] = (10, 25, 50),
+                              labelled: int = 25) -> go.Figure:
+    """Touchpoint-level map: activities by stage column; a slider shows the top-N moves,
+    each with its count (up to `labelled` moves; more would cover each other)."""
     stage_of = dict(zip(activities.activity, activities.stage_order.fillna(0), strict=True))
     freq = dict(zip(activities.activity, activities.touchpoints, strict=True))
     pos = {}
@@ -135,34 +180,48 @@ def build_activity_map_figure(transitions: pd.DataFrame, activities: pd.DataFram
         column = sorted((a for a in stage_of if stage_of[a] == order), key=lambda a: -freq[a])
         for i, activity in enumerate(column):
             pos[activity] = (order, (len(column) - 1) / 2 - i)
-    edges = transitions.sort_values("transitions", ascending=False).reset_index(drop=True)
-    edges = edges[edges.from_activity.isin(pos) & edges.to_activity.isin(pos)]
+    edges = transitions.sort_values(["transitions", "from_activity", "to_activity"],
+                                    ascending=[False, True, True])
+    # Only moves between two placed activities, and none from an activity to itself (a
+    # repeat has no line to draw): the top N are N drawn lines.
+    edges = edges[edges.from_activity.isin(pos) & edges.to_activity.isin(pos)
+                  & (edges.from_activity != edges.to_activity)].reset_index(drop=True)
     top = max(edges.transitions.max(), 1) if len(edges) else 1
     fig = go.Figure()
+    labels = []
     for r in edges.itertuples():
         (x0, y0), (x1, y1) = pos[r.from_activity], pos[r.to_activity]
+        mx, my = (x0 + x1) / 2 + 0.15, (y0 + y1) / 2 + 0.3
+        text = (f"{_activity_words(r.from_activity)} → {_activity_words(r.to_activity)}: "
+                f"{r.transitions:,} moves ({r.accounts:,} accounts), median "
+                f"{duration(r.median_hours)}")
         fig.add_trace(go.Scatter(
-            x=[x0, (x0 + x1) / 2 + 0.15, x1], y=[y0, (y0 + y1) / 2 + 0.3, y1],
+            x=[x0, mx, x1], y=[y0, my, y1],
             mode="lines", line=dict(width=1 + 8 * r.transitions / top, shape="spline",
                                     color="rgba(76,120,168,0.5)"),
-            hoverinfo="text", showlegend=False, visible=r.Index < top_ns[0],
-            hovertext=f"{r.from_activity} → {r.to_activity}: {r.transitions} "
-                      f"({r.accounts} accounts), median {duration(r.median_hours)}"))
+            hoverinfo="text", showlegend=False, visible=r.Index < top_ns[0], hovertext=text))
+        labels.append(dict(x=mx, y=my, text=f"{r.transitions:,}", showarrow=False,
+                           font=dict(size=10, color="#1f3a5f"),
+                           bgcolor="rgba(255,255,255,0.8)", hovertext=text))
     names = list(pos)
     fig.add_trace(go.Scatter(
         x=[pos[a][0] for a in names], y=[pos[a][1] for a in names], mode="markers+text",
-        text=names, textposition="top center", showlegend=False,
+        text=[_activity_words(a) for a in names], textposition="top center",
+        showlegend=False,
         marker=dict(size=[10 + 25 * math.sqrt(freq[a] / max(freq.values())) for a in names],
                     color="#F58518"),
-        hovertext=[f"{a}: {freq[a]} touchpoints" for a in names], hoverinfo="text"))
+        hovertext=[f"{_activity_words(a)}: {freq[a]:,} touchpoints" for a in names],
+        hoverinfo="text"))
     n_edges = len(edges)
-    steps = []
-    for n in [*top_ns, n_edges]:
-        visible = [i < n for i in range(n_edges)] + [True]
-        steps.append(dict(method="update", args=[{"visible": visible}],
-                          label=f"top {min(n, n_edges)}" if n < n_edges else f"all {n_edges}"))
+    shown = sorted({min(n, n_edges) for n in top_ns}) or [0]
+    steps = [dict(method="update",
+                  args=[{"visible": [i < n for i in range(n_edges)] + [True]},
+                        {"annotations": labels[:n] if n <= labelled else []}],
+                  label=f"top {n}") for n in shown]
     fig.update_layout(**{**LAYOUT, "height": 560},
-                      title="Touchpoint map: the most frequent moves between activities",
+                      title="Touchpoint map: the most frequent moves between activities, "
+                            "with their counts",
+                      annotations=labels[:shown[0]] if shown[0] <= labelled else [],
                       xaxis=dict(tickvals=list(range(0, 9)),
                                  ticktext=["no stage"] + [LABEL[s] for s in LADDER]),
                       yaxis=dict(visible=False),
@@ -186,8 +245,15 @@ def build_sankey_figure(variants: pd.DataFrame, top_k: int = 10) -> go.Figure:
                 link = (index[(i - 1, steps[i - 1])], index[key])
                 links[link] = links.get(link, 0) + r.cases
     tail = 1 - top.coverage.sum()
+    # Each node in the column of its step, stages in ladder order down the column: plotly
+    # would otherwise push a node with no way out (a path's end) to the far right.
+    depth = max((i for i, _ in index), default=0)
+    keys = sorted(index, key=index.get)
+    xs = [0.001 + 0.998 * i / max(depth, 1) for i, _ in keys]
+    ys = [0.001 + 0.998 * (STAGE_ORDER[s] - 1) / (len(LADDER) - 1) for _, s in keys]
     fig = go.Figure(go.Sankey(
-        node=dict(label=nodes, pad=12, thickness=14),
+        arrangement="fixed",
+        node=dict(label=nodes, pad=12, thickness=14, x=xs, y=ys),
         link=dict(source=[s for s, _ in links], target=[t for _, t in links],
                   value=list(links.values()))))
     fig.update_layout(**{**LAYOUT, "height": 520},
@@ -198,13 +264,15 @@ def build_sankey_figure(variants: pd.DataFrame, top_k: int = 10) -> go.Figure:
 
 def build_linearity_figure(conformance: pd.Series) -> go.Figure:
     """Share of journeys with skips, back-steps, loops and returns."""
-    labels = ["follow the ladder", "skip a stage", "step back", "loop", "re-engaged"]
+    labels = ["follow the ladder", "skip a stage", "step back", "revisit a stage",
+              "return after an engagement"]
     values = [conformance.linear_share, conformance.share_with_skips,
               conformance.share_with_back_steps, conformance.share_with_loops,
               conformance.share_reengaged]
     fig = go.Figure(go.Bar(x=labels, y=values, text=[pct(v) for v in values],
                            textposition="outside", marker_color="#72B7B2"))
-    fig.update_layout(**LAYOUT, title="Share of journeys with each kind of move",
+    fig.update_layout(**LAYOUT, title="Share of all accounts whose journey has each kind "
+                                      "of move (one journey can have several)",
                       yaxis=dict(tickformat=".0%", range=[0, 1.1]))
     return fig
 
@@ -255,21 +323,27 @@ def build_segment_figure(segments: pd.DataFrame) -> go.Figure:
 
 
 def build_channel_mix_figure(mix: pd.DataFrame) -> go.Figure:
-    """Share of each stage's touchpoints by channel (the `channel_mix` mart), stages in
-    ladder order."""
+    """Share of the touchpoints made while in each stage, by marketing channel (the
+    `channel_mix` mart: the stage the account was in, not the one a touchpoint signals)."""
     order = [LABEL[s] for s in LADDER if s in set(mix.stage)]
     fig = go.Figure()
-    for channel, part in mix.groupby("channel"):
-        fig.add_trace(go.Bar(x=[LABEL[s] for s in part.stage], y=part.share,
-                             name={"crm": "sales & service (CRM)"}.get(channel, channel),
-                             marker_color=CHANNEL_COLOURS.get(channel),
-                             text=[f"{v:.0%}" if v >= 0.05 else "" for v in part.share],
-                             textposition="inside", customdata=part.touchpoints,
-                             hovertemplate="%{x}: %{y:.0%} (%{customdata} touchpoints)"
-                                           "<extra></extra>"))
+    totals = mix.groupby("marketing_channel").touchpoints.sum().sort_values(ascending=False)
+    for channel in totals.index:
+        part = mix[mix.marketing_channel == channel]
+        fig.add_trace(go.Bar(x=[LABEL[s] for s in part.stage], y=part.share, name=channel,
+                             marker_color=MARKETING_COLOURS.get(channel),
+                             text=[f"{v:.0%}" if v >= 0.08 else "" for v in part.share],
+                             textposition="inside",
+                             customdata=np.stack([part.touchpoints, part.accounts,
+                                                  part.accounts_in_stage], axis=1),
+                             hovertemplate=channel + " while in %{x}: %{y:.0%} of the "
+                                           "touchpoints (%{customdata[0]:,}), from "
+                                           "%{customdata[1]:,} of %{customdata[2]:,} "
+                                           "accounts<extra></extra>"))
     fig.update_layout(**LAYOUT, barmode="stack", yaxis=dict(tickformat=".0%"),
                       xaxis=dict(categoryorder="array", categoryarray=order),
-                      title="Self-directed (web, email) vs sales contact, by stage signalled")
+                      title="Which channels accounts use while in each stage (share of "
+                            "their touchpoints)")
     return fig
 
 
@@ -298,10 +372,11 @@ def build_reengagement_curve_figure(curves: pd.DataFrame, segment_type: str = "s
 def build_gap_figure(gaps: pd.DataFrame) -> go.Figure:
     """Histogram of days between engagements for accounts that came back."""
     back = gaps[gaps.returned]
+    counts, _ = np.histogram(back.gap_days.dropna(), bins=20) if len(back) else ([0], None)
     fig = go.Figure(go.Histogram(x=back.gap_days, nbinsx=20, marker_color="#4C78A8",
                                  hovertemplate="%{x} days: %{y} returns<extra></extra>"))
     fig.update_layout(**LAYOUT, title="Time between engagements, for accounts that came back",
-                      xaxis_title="days", yaxis_title="returns")
+                      xaxis_title="days", yaxis=count_axis(max(counts), title="returns"))
     return fig
 
 
@@ -317,7 +392,9 @@ def build_lifecycle_figure(lifecycle: pd.DataFrame) -> go.Figure:
                              marker_color=colours[status], customdata=part.accounts,
                              hovertemplate="%{x|%b %Y}: %{customdata} " + status
                                            + "<extra></extra>"))
-    fig.update_layout(**LAYOUT, barmode="relative", yaxis_title="accounts",
+    fig.update_layout(**LAYOUT, barmode="relative",
+                      yaxis=count_axis(lifecycle.accounts.max() if len(lifecycle) else 1,
+                                       title="accounts"),
                       title="Active accounts per month: new, returning, resurrecting; "
                             "dormant below zero")
     return fig
@@ -335,7 +412,7 @@ def build_lift_figure(lift: pd.DataFrame) -> go.Figure:
     colours = ["#54A24B" if s and v > 1 else "#E45756" if s else "#8c8c8c"
                for s, v in zip(part.significant, part.lift, strict=True)]
     fig = go.Figure(go.Scatter(
-        y=part.touchpoint, x=part.lift, mode="markers",
+        y=[touchpoint_words(t) for t in part.touchpoint], x=part.lift, mode="markers",
         marker=dict(color=colours, size=10),
         error_x=dict(type="data", symmetric=False, array=part.lift_ci_high - part.lift,
                      arrayminus=part.lift - part.lift_ci_low, color="#8c8c8c"),
@@ -347,7 +424,7 @@ def build_lift_figure(lift: pd.DataFrame) -> go.Figure:
     fig.add_vline(x=1, line_dash="dot", annotation_text="no difference",
                   annotation_position="top")
     fig.update_layout(**{**LAYOUT, "height": max(320, 60 + 26 * len(part))},
-                      xaxis_type="log",
+                      xaxis=RATIO_AXIS,
                       title="What returning accounts did in the gap: lift with 95 % interval "
                             "(green: clearly more often)",
                       xaxis_title="times as often back with it as without (log scale)",
@@ -391,20 +468,28 @@ def build_model_quality_figure(run: pd.Series) -> go.Figure:
     return fig
 
 
+SOURCE_WORDS = {"web_events": "website", "email_events": "email platform",
+                "crm_activities": "CRM"}
+METHOD_WORDS = {"crm_record": "recorded in the CRM", "contact_email": "email of a CRM contact",
+                "email_domain": "email domain of an account",
+                "form_fill": "visitor identified by a form fill",
+                "unresolved": "not tied to an account"}
+
+
 def build_quality_figure(resolution: pd.DataFrame) -> go.Figure:
     """Share of touchpoints per source by stitching method."""
     fig = go.Figure()
     for method, part in resolution.groupby("method"):
-        fig.add_trace(go.Bar(x=part.source, y=part.share_of_source, name=method,
+        name = METHOD_WORDS.get(method, str(method).replace("_", " "))
+        fig.add_trace(go.Bar(x=[SOURCE_WORDS.get(s, s) for s in part.source],
+                             y=part.share_of_source, name=name,
                              customdata=part.touchpoints, textposition="inside",
                              text=[f"{v:.0%}" if v >= 0.05 else "" for v in part.share_of_source],
-                             hovertemplate="%{x}: %{y:.0%} (%{customdata} touchpoints) "
-                                           + method + "<extra></extra>"))
+                             hovertemplate="%{x}: %{y:.0%} (%{customdata:,} touchpoints) "
+                                           + name + "<extra></extra>"))
     fig.update_layout(**LAYOUT, barmode="stack", yaxis=dict(tickformat=".0%"),
                       title="How touchpoints were tied to accounts, by source")
     return fig
-
-
 
 
 def build_drivers_figure(drivers: pd.DataFrame, per_step: int = 4) -> go.Figure:
@@ -417,8 +502,10 @@ def build_drivers_figure(drivers: pd.DataFrame, per_step: int = 4) -> go.Figure:
     order = [f"{a} -> {b}" for a, b in zip(FUNNEL[:-1], FUNNEL[1:], strict=True)]
     shown = shown.assign(_o=shown.step.map({s: i for i, s in enumerate(order)})).sort_values(
         ["_o", "odds_ratio"], ascending=[False, True])
-    labels = [f"{LABEL[a]} → {LABEL[b]}: {d.split(':', 1)[1].replace('_', ' ')}"
-              + (" (role)" if k == "role" else "")
+    labels = [f"{LABEL[a]} → {LABEL[b]}: "
+              + (touchpoint_words(d) if k == "touchpoint" else
+                 d.split(':', 1)[1].replace('_', ' ')
+                 + {"role": " (role)", "channel": " (channel)"}.get(k, ""))
               for a, b, d, k in zip(shown.from_stage, shown.to_stage, shown.driver, shown.kind,
                                     strict=True)]
     fig = go.Figure(go.Scatter(
@@ -434,23 +521,33 @@ def build_drivers_figure(drivers: pd.DataFrame, per_step: int = 4) -> go.Figure:
                       "<extra></extra>", showlegend=False))
     fig.add_vline(x=1, line_dash="dot")
     fig.update_layout(**{**LAYOUT, "height": max(320, 80 + 28 * len(shown))},
-                      xaxis_type="log", yaxis=dict(automargin=True),
+                      xaxis=RATIO_AXIS, yaxis=dict(automargin=True),
                       title="What goes with moving on: odds ratio and 95 % interval "
                             "(controlled for time in stage)",
                       xaxis_title="times the odds of moving on, with vs without (log scale)")
     return fig
 
 
+ATTRIBUTION_MODELS = {"first_touch": "first touch", "last_touch": "last touch",
+                      "linear": "linear", "position_based": "position-based",
+                      "time_decay": "time decay", "markov_1": "Markov (data-driven)",
+                      "markov_2": "Markov, 2nd order"}
+DIMENSION_WORDS = {"marketing_channel": "marketing channel", "source_medium": "source / medium",
+                   "channel": "recording system", "campaign": "campaign",
+                   "activity": "touchpoint"}
+
+
 def build_attribution_figure(attribution: pd.DataFrame, goal: str = "client",
-                             dimension: str = "channel") -> go.Figure:
-    """Credit share per value under each model, with 95 % bootstrap intervals."""
+                             dimension: str = "marketing_channel") -> go.Figure:
+    """Credit share per value under each model, with 95 % bootstrap intervals; values by
+    the data-driven share, the pooled "other" last."""
     part = attribution[(attribution.goal == goal) & (attribution.dimension == dimension)]
-    names = {"first_touch": "first touch", "last_touch": "last touch", "linear": "linear",
-             "position_based": "position-based", "time_decay": "time decay",
-             "markov_1": "Markov (data-driven)", "markov_2": "Markov, 2nd order"}
+    markov = part[part.model == "markov_1"].set_index("value").share
+    order = sorted(part.value.unique(), key=lambda v: (v == "other", -markov.get(v, 0.0), v))
     fig = go.Figure()
-    for model, label in names.items():
-        rows = part[part.model == model]
+    for model, label in ATTRIBUTION_MODELS.items():
+        rows = part[part.model == model].set_index("value").reindex(order).dropna(
+            subset=["share"]).reset_index()
         if rows.empty:
             continue
         fig.add_trace(go.Bar(
@@ -459,8 +556,10 @@ def build_attribution_figure(attribution: pd.DataFrame, goal: str = "client",
                          arrayminus=rows.share - rows.ci_low),
             hovertemplate=label + " · %{x}: %{y:.0%} of the credit<extra></extra>"))
     fig.update_layout(**LAYOUT, barmode="group", yaxis=dict(tickformat=".0%"),
-                      title=f"Credit for reaching {LABEL.get(goal, goal)}, by {dimension} and "
-                            "model (95 % bootstrap interval)")
+                      xaxis=dict(categoryorder="array", categoryarray=order),
+                      title=f"Credit for reaching {LABEL.get(goal, goal)}, by "
+                            f"{DIMENSION_WORDS.get(dimension, dimension)} and model (95 % "
+                            "bootstrap interval)")
     return fig
 
 
@@ -479,8 +578,10 @@ def build_representatives_figure(representatives: pd.DataFrame, level: str = "st
                text=[f"{pct(c)} became clients" for c in part.conversion],
                textposition="outside")])
     fig.update_layout(**{**LAYOUT, "height": max(320, 90 + 45 * len(part))},
-                      barmode="stack", yaxis=dict(automargin=True), xaxis_title="accounts",
-                      xaxis=dict(range=[0, 1.45 * max(part.accounts.max(), 1)]),
+                      barmode="stack", yaxis=dict(automargin=True),
+                      xaxis=count_axis(part.accounts.max(),
+                                       title="accounts with this path or a similar one",
+                                       range=[0, 1.45 * max(part.accounts.max(), 1)]),
                       title=f"Representative {level} journeys: who each one stands for")
     return fig
 

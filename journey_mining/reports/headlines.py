@@ -10,7 +10,7 @@ import pandas as pd
 
 from journey_mining.churn import ranking_verdict
 from journey_mining.reports.data import ReportData
-from journey_mining.reports.format import FUNNEL, LABEL, missing, pct
+from journey_mining.reports.format import FUNNEL, LABEL, missing, pct, points
 
 __all__ = ["headlines"]
 
@@ -132,7 +132,8 @@ def _reengagement_sentence(d: ReportData) -> str:
     if len(top):
         name = top.iloc[0].touchpoint.split(":", 1)[1].replace("_", " ")
         text += (f" Accounts with {name} in the gap came back x{top.iloc[0].lift:.1f} as "
-                 "often: worth doing more of.")
+                 "often as those without: an association (it can mark clients already on "
+                 "their way back), worth testing, not proof that it brings them back.")
     return text
 
 
@@ -194,19 +195,25 @@ def _cohort_sentence(cohorts: pd.DataFrame, segments: pd.DataFrame) -> str:
 
 
 def _channel_sentence(mix: pd.DataFrame) -> str:
-    def share(stages, channels):
+    """The channels accounts use while researching alone, and how much of evaluation and
+    decision is the sales team's (channel_mix: by the stage the account was in)."""
+    def shares(stages):
         part = mix[mix.stage.isin(stages)]
         total = part.touchpoints.sum()
-        return part[part.channel.isin(channels)].touchpoints.sum() / total if total else None
+        return (part.groupby("marketing_channel").touchpoints.sum() / total
+                ).sort_values(ascending=False) if total else None
 
-    early, late = share(FUNNEL[:2], ["web", "email"]), share(FUNNEL[2:4], ["crm"])
+    early, late = shares(FUNNEL[:2]), shares(FUNNEL[2:4])
     parts = []
     if early is not None:
-        parts.append(f"At awareness and consideration {pct(early)} of touchpoints are "
-                     "self-directed (website, email).")
+        top = [f"{name} ({pct(share)})" for name, share in early.head(3).items()]
+        parts.append("While in awareness and consideration, accounts' touchpoints come most "
+                     f"from {', '.join(top[:-1])} and {top[-1]}." if len(top) > 1 else
+                     f"While in awareness and consideration, every touchpoint is {top[0]}.")
     if late is not None:
-        parts.append(f"At evaluation and decision {pct(late)} are sales contact.")
-    return " ".join(parts) or "No staged touchpoints yet."
+        parts.append(f"While in evaluation and decision, {pct(late.get('sales outreach', 0))} "
+                     "are sales outreach.")
+    return " ".join(parts) or "No touchpoints in a stage yet."
 
 
 def _model_sentence(run: pd.Series, purchases: bool = False) -> str:
@@ -234,7 +241,8 @@ def _drivers_sentence(drivers: pd.DataFrame | None) -> str:
         return ("Too few accounts in each stage to compare those with and without a "
                 "touchpoint (at least 10 of each are needed).")
     found = drivers[drivers.significant & (drivers.odds_ratio > 1)]
-    text = (f"{int(drivers.significant.sum())} of {len(drivers)} touchpoints and buying roles "
+    text = (f"{int(drivers.significant.sum())} of {len(drivers)} touchpoints, channels and "
+            "buying roles "
             "tested clearly go with moving on or not (false discoveries controlled); the "
             "others cannot be told from chance.")
     if len(found):
@@ -251,22 +259,25 @@ def _drivers_sentence(drivers: pd.DataFrame | None) -> str:
 def _attribution_sentence(attribution: pd.DataFrame | None) -> str:
     if attribution is None or attribution.empty:
         return "No account has reached a stage after a touchpoint yet: nothing to attribute."
-    part = attribution[(attribution.goal == "client") & (attribution.dimension == "channel")]
+    dimension = ("marketing_channel" if (attribution.dimension == "marketing_channel").any()
+                 else "channel")
+    part = attribution[(attribution.goal == "client") & (attribution.dimension == dimension)]
     markov, last = part[part.model == "markov_1"], part[part.model == "last_touch"]
     if markov.empty or last.empty:
         return "Too few clients to attribute by channel yet."
     top = markov.loc[markov.share.idxmax()]
     text = (f"For reaching client, the data-driven model gives {top.value} "
             f"{pct(top.share)} of the credit ({pct(top.ci_low)} to {pct(top.ci_high)}).")
-    gap = last.set_index("value").share - markov.set_index("value").share
-    if len(gap.dropna()):
+    last_share, markov_share = last.set_index("value").share, markov.set_index("value").share
+    gap = (last_share - markov_share).dropna()
+    if len(gap) and gap.max() > 0:
         over = gap.idxmax()
-        text += (f" Last-touch reports give {over} {pct(gap.max())} more than the journeys "
-                 "support.")
-    uncertain = attribution[attribution.uncertain.fillna(False).astype(bool)]
+        text += (f" Last-touch reports give {over} {points(gap.max())} more than the "
+                 f"journeys support ({pct(last_share[over])} vs {pct(markov_share[over])}).")
+    uncertain = part[(part.model == "markov_1") & part.uncertain.fillna(False).astype(bool)]
     if len(uncertain):
-        text += (f" {len(uncertain)} removal effects have intervals reaching zero: "
-                 "marked uncertain, not worth a budget decision.")
+        text += (f" {len(uncertain)} of {len(markov)} channels have a removal effect whose "
+                 "interval reaches zero: marked uncertain, not worth a budget decision.")
     if "journeys" in part and (part.journeys < part.population).any():
         row = part.iloc[0]
         text += (f" Measured on a repeatable sample of {row.journeys:,} of the "

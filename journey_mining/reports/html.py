@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
@@ -24,6 +25,7 @@ from plotly.offline import get_plotlyjs
 from journey_mining.reports import charts as chart_registry
 from journey_mining.reports.charts import STATIC_IMAGES, TOP_PATHS, Chart, static_images
 from journey_mining.reports.data import ReportData, report_data
+from journey_mining.reports.figures import DIMENSION_WORDS
 from journey_mining.reports.format import FUNNEL, LABEL, duration, missing, pct
 from journey_mining.reports.headlines import headlines
 from journey_mining.warehouse import run_issues
@@ -37,14 +39,25 @@ def _table(frame: pd.DataFrame, formats: dict | None = None, empty: str = "None 
     if frame.empty:
         return f"<p class='note'>{html.escape(empty)}</p>"
     formats = formats or {}
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    # Headers in words: a column without a name of its own reads with spaces, not as
+    # the field it came from.
+    head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in frame.columns)
     rows = []
     for _, row in frame.iterrows():
         cells = "".join(
-            f"<td>{html.escape(formats[c](v) if c in formats else ('' if pd.isna(v) else str(v)))}"
-            "</td>" for c, v in row.items())
+            f"<td>{html.escape(formats[c](v) if c in formats else _cell(v))}</td>"
+            for c, v in row.items())
         rows.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _cell(value) -> str:
+    """A table cell: counts with thousands separators, an empty value empty."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return f"{value:,}"
+    return "" if pd.isna(value) else str(value)
 
 
 CSS = """
@@ -113,7 +126,50 @@ GLOSSARY = {
     "ROC AUC": "How well a score ranks the accounts that did churn above those that did "
                "not: 0.5 is a coin toss, 1.0 is perfect.",
     "lift": "How many times more often accounts with this touchpoint in the gap came back "
-            "than accounts without it; 1 means no difference. The bar is a 95 % interval.",
+            "than accounts without it; 1 means no difference. The bar is a 95 % interval. "
+            "An association: a touchpoint can mark clients already on their way back.",
+    "marketing channel": "Where a touchpoint came from, as a marketer groups it: organic or "
+                         "paid search, organic or paid social, email, referral, display, "
+                         "events/offline, direct, sales outreach, account management, other. "
+                         "Read from the UTM tags, the referring site, the campaign and the "
+                         "CRM activity type by ordered rules (analysis.marketing_channels "
+                         "in the config changes them).",
+    "source / medium": "Web analytics' source and medium of a visit (google / cpc); a visit "
+                       "without tags: its referring site / referral, or (direct) / (none).",
+    "recording system": "The system that recorded a touchpoint: the website, the email "
+                        "platform or the CRM.",
+    "reached vs were in": "'Reached' counts accounts whose furthest stage is this one or "
+                          "later (the funnel); 'were in' counts accounts whose inferred stage "
+                          "was this one at some point (the process map). An account can "
+                          "jump past a stage: it reached it without being in it.",
+    "kinds of move": "Up the ladder: to the next stage. Skip: past a funnel stage. Step "
+                     "back: to an earlier stage before a sale. Return: from between "
+                     "engagements, advocacy or former client to an earlier stage (a "
+                     "renewal, a new project). Cancellation: to former client. Revisit: "
+                     "back to a stage the journey was in before.",
+    "long tail": "The accounts whose stage path is not one of the ten most common.",
+    "confidence": "For an inferred stay: the share of its evidence that points to its "
+                  "stage (0-100 %); below 60 % the stay rests on little or mixed evidence.",
+    "removal effect": "The share of conversions that would be lost if every journey "
+                      "through a channel or campaign had failed, from a Markov chain of "
+                      "the real journeys: the data-driven credit.",
+    "bootstrap": "Re-running a measure on many resamples of the accounts (drawn with "
+                 "replacement) to see how much it moves: the 95 % interval is the middle "
+                 "95 % of those re-runs.",
+    "odds ratio": "How many times higher the odds of moving on are with a touchpoint than "
+                  "without, for accounts as long in the stage; 1 means no difference. An "
+                  "association, not proof of cause.",
+    "PR AUC": "How well a score finds the clients who did churn among all: the area under "
+              "precision against recall. Compare it with the share who churned (what a "
+              "random order would give).",
+    "Brier score": "The mean squared gap between predicted churn probabilities and what "
+                   "happened (0 or 1): lower is better; predicting the base rate for "
+                   "everyone is the bar to beat.",
+    "new, returning, resurrecting, dormant": "In a month: new accounts have their first "
+                                             "touchpoint; returning ones were active the "
+                                             "month before too; resurrecting ones come back "
+                                             "after at least a month without; dormant ones "
+                                             "were active the month before and not now.",
 }
 
 
@@ -134,7 +190,7 @@ def _count(n) -> str:
     return "—" if missing(n) else f"{int(n):,}"
 
 
-def _questions(k: pd.Series, purchases: bool = False) -> str:
+def _questions(k: pd.Series, purchases: bool = False, in_advocacy_stage=None) -> str:
     """The three questions a B2B firm asks first, answered from journey_kpis (in purchase
     words for a purchase log: each purchase is an engagement there)."""
     came_back = (
@@ -172,11 +228,20 @@ def _questions(k: pd.Series, purchases: bool = False) -> str:
          f"{_count(k.clients_between_engagements_ever)} clients who were between engagements "
          f"({pct(k.between_engagements_advocacy_rate)})"
          + (f"; {_count(k.advocates_otherwise)} only while prospects or in an engagement"
-            if k.advocates_otherwise else "") + "."),
+            if k.advocates_otherwise else "") + "."
+         + ("" if in_advocacy_stage is None else
+            f" The process map's advocacy stage counts {_count(in_advocacy_stage)}: only "
+            "those who gave one after an engagement was completed.")),
     ]
     return "<div class='questions'>" + "".join(
         f"<div class='question'><h3>{html.escape(q)}</h3><b>{html.escape(v)}</b><p>{t}</p>"
         "</div>" for q, v, t in cards) + "</div>"
+
+
+def _in_stage(d: ReportData, stage: str):
+    """Accounts whose inferred stage was `stage` at some point (stage_occupancy)."""
+    rows = d.occupancy[d.occupancy.stage == stage]
+    return int(rows.accounts_ever_in.iloc[0]) if len(rows) else None
 
 
 def find_chromium() -> str | None:
@@ -224,10 +289,15 @@ def _fit(fig: go.Figure) -> go.Figure:
     title = fig.layout.title.text or ""
     lines = textwrap.wrap(title.replace("<br>", " "), 55) if "<br>" not in title else [title]
     legend = sum(getattr(t, "showlegend", False) is not False for t in fig.data) > 1
-    top = 24 * len(lines) + (75 if legend else 30)
+    space = 75 if legend else 30
+    top = 24 * len(lines) + space
     fig.update_layout(title=dict(text="<br>".join(lines), x=0.01, xanchor="left",
                                  yref="container", y=1, yanchor="top", pad=dict(t=12)),
-                      margin=dict(t=max(fig.layout.margin.t or 0, top)))
+                      margin=dict(t=max(fig.layout.margin.t or 0, top)),
+                      # The page re-wraps the title to the chart's width (REFIT).
+                      meta=dict(title=" ".join(title.replace("<br>", " ").split()),
+                                title_space=max((fig.layout.margin.t or 0) - 24 * len(lines),
+                                                space)))
     if fig.layout.legend.orientation == "h":
         fig.update_layout(legend=dict(y=1.02, yanchor="bottom", x=0, xanchor="left"))
     return fig
@@ -254,8 +324,9 @@ def _drivers_table(drivers: pd.DataFrame | None) -> pd.DataFrame:
     return pd.DataFrame({
         "step": [f"{LABEL[a]} → {LABEL[b]}" for a, b in zip(shown.from_stage, shown.to_stage,
                                                              strict=True)],
-        "touchpoint or role": [v.split(":", 1)[1].replace("_", " ")
-                               + (" (role)" if k == "role" else "")
+        "touchpoint, channel or role": [v.split(":", 1)[1].replace("_", " ")
+                               + {"role": " (role)", "channel": " (any touchpoint from "
+                                  "it)"}.get(k, "")
                                for v, k in zip(shown.driver, shown.kind, strict=True)],
         "accounts with it": shown.accounts_with, "moved on with": shown.conversion_with,
         "without": shown.conversion_without,
@@ -264,19 +335,27 @@ def _drivers_table(drivers: pd.DataFrame | None) -> pd.DataFrame:
         "effect": shown.direction})
 
 
-def _removal_table(attribution: pd.DataFrame | None) -> pd.DataFrame:
+def _removal_table(attribution: pd.DataFrame | None, dimension: str = "marketing_channel",
+                   rows: int = 12) -> pd.DataFrame:
+    """The data-driven credit for reaching client by `dimension`, biggest first and the
+    pooled "other" last (it is many small values, not one)."""
     if attribution is None:
         return pd.DataFrame()
-    part = attribution[(attribution.goal == "client") & (attribution.dimension == "campaign")
-                       & (attribution.model == "markov_1")].sort_values("share", ascending=False)
+    part = attribution[(attribution.goal == "client") & (attribution.dimension == dimension)
+                       & (attribution.model == "markov_1")]
+    part = part.assign(_other=part.value == "other").sort_values(
+        ["_other", "share"], ascending=[True, False])
+    part = pd.concat([part[~part._other].head(rows - 1), part[part._other]])
     return pd.DataFrame({
-        "campaign": part.value, "share": part.share,
-        "interval": [f"{lo:.1%} to {hi:.1%}" for lo, hi in zip(part.ci_low, part.ci_high,
-                                                               strict=True)],
-        "removal effect": [f"{e:.1%} ({lo:.1%} to {hi:.1%})" for e, lo, hi in
-                           zip(part.removal_effect, part.removal_ci_low, part.removal_ci_high,
-                               strict=True)],
-        "reading": ["uncertain" if u else "clear" for u in part.uncertain]}).head(15)
+        DIMENSION_WORDS.get(dimension, dimension): [
+            "other (the rarer ones, pooled)" if v == "other" else v for v in part.value],
+        "share of the credit": part.share.map(pct),
+        "95 % interval": [f"{lo:.1%} to {hi:.1%}" for lo, hi in zip(part.ci_low, part.ci_high,
+                                                                     strict=True)],
+        "conversions lost without it": [
+            f"{e:.1%} ({lo:.1%} to {hi:.1%})" for e, lo, hi in
+            zip(part.removal_effect, part.removal_ci_low, part.removal_ci_high, strict=True)],
+        "reading": ["uncertain" if u else "clear" for u in part.uncertain]})
 
 
 def _representatives_table(representatives: pd.DataFrame | None) -> pd.DataFrame:
@@ -284,9 +363,13 @@ def _representatives_table(representatives: pd.DataFrame | None) -> pd.DataFrame
         return pd.DataFrame()
     part = representatives[representatives.level == "stage"]
     return pd.DataFrame({
-        "#": part.representative, "journey (a real path)": part.medoid_path,
-        "accounts": part.accounts, "coverage": part.coverage,
-        "long-tail share": part.tail_coverage, "became clients": part.conversion})
+        "#": part.representative,
+        "journey (a real path)": [" → ".join(LABEL.get(s, s) for s in p.split(" > "))
+                                  for p in part.medoid_path],
+        "accounts with this path or a similar one": part.accounts,
+        "share of accounts": part.coverage.map(pct),
+        "share of the long tail": part.tail_coverage.map(pct),
+        "became clients": part.conversion.map(pct)})
 
 
 # Where a chart or table of an optional step would be, when that step did not finish.
@@ -341,9 +424,39 @@ def _chart(fig: go.Figure, name: str) -> str:
                        config={"displaylogo": False, "responsive": True})
 
 
-# Plots drawn while the page was still laid out get the final width of their cell.
-REFIT = ("<script>window.addEventListener('load',function(){document.querySelectorAll("
-         "'.js-plotly-plot').forEach(function(d){Plotly.Plots.resize(d);});});</script>")
+# Plots drawn while the page was still laid out get the final width of their cell, and
+# each title is wrapped to the width its chart has on this screen (layout.meta.title
+# holds it unwrapped): a fixed break wraps at a fraction of a wide chart.
+REFIT = """<script>
+function wrapTitles(){
+  var ctx = wrapTitles.ctx || (wrapTitles.ctx = document.createElement('canvas').getContext('2d'));
+  document.querySelectorAll('.js-plotly-plot').forEach(function(d){
+    var m = d.layout && d.layout.meta;
+    if (!m || !m.title || !d._fullLayout) return;
+    var width = d.getBoundingClientRect().width - 40;
+    if (width <= 0) return;
+    var f = d._fullLayout.title.font;
+    ctx.font = f.size + 'px ' + f.family;
+    var lines = [], line = '';
+    m.title.split(' ').forEach(function(word){
+      var next = line ? line + ' ' + word : word;
+      if (line && ctx.measureText(next).width > width) { lines.push(line); line = word; }
+      else line = next;
+    });
+    if (line) lines.push(line);
+    var text = lines.join('<br>');
+    if (text === d.layout.title.text) return;
+    Plotly.relayout(d, {'title.text': text, 'margin.t': 24 * lines.length + m.title_space});
+  });
+}
+window.addEventListener('load', function(){
+  document.querySelectorAll('.js-plotly-plot').forEach(function(d){ Plotly.Plots.resize(d); });
+  wrapTitles();
+});
+window.addEventListener('resize', function(){
+  clearTimeout(wrapTitles.timer); wrapTitles.timer = setTimeout(wrapTitles, 150);
+});
+</script>"""
 
 
 def _missing(sentence: str) -> str:
@@ -416,28 +529,39 @@ def _kpi_tiles(k: pd.Series) -> str:
                                            for value, label in tiles) + "</div>")
 
 
-_FMT_DAYS = {c: (lambda v: duration(None if pd.isna(v) else v * 24))
-             for c in ("median_days", "p75_days", "p90_days")}
-
-
 def _timing_table(stage_timing: pd.DataFrame | None) -> str:
     """Kaplan-Meier time to move on per stage before client (the mining step writes it)."""
     if stage_timing is None:
         return _missing(NOT_IN_THIS_RUN)
     shown = stage_timing[stage_timing.stage.isin(FUNNEL[:-1])
-                         & (stage_timing.accounts_entered > 0)][
-        ["stage", "accounts_entered", "moved_on", "censored", "median_days", "p75_days",
-         "p90_days", "moved_on_within_90d"]]
-    return _table(shown, {**_FMT_DAYS, "moved_on_within_90d": pct},
-                  "No account has entered a stage before client yet.")
+                         & (stage_timing.accounts_entered > 0)]
+    table = pd.DataFrame({
+        "stage": [LABEL[s] for s in shown.stage],
+        "accounts that entered it": shown.accounts_entered,
+        "moved on": shown.moved_on, "still there (censored)": shown.censored,
+        "half had moved on within": shown.median_days.map(_days_or_not_yet),
+        "three in four within": shown.p75_days.map(_days_or_not_yet),
+        "nine in ten within": shown.p90_days.map(_days_or_not_yet),
+        "moved on within 90 days": shown.moved_on_within_90d.map(pct)})
+    return (_table(table, empty="No account has entered a stage before client yet.")
+            + "<p class='note'>'not yet': fewer than that share have moved on so far.</p>")
+
+
+def _days_or_not_yet(days) -> str:
+    """A Kaplan-Meier time, or 'not yet' where too few have moved on to read it."""
+    return "not yet" if missing(days) else duration(days * 24)
 
 
 def _dropped_list(dropped: pd.DataFrame) -> str:
     """The dropped accounts to follow up first, and a link to all of them."""
-    top = dropped.head(15)[["account_id", "account_name", "industry", "dropped_at_stage",
-                            "last_touch_at", "days_silent"]]
     if not len(dropped):
         return "<p class='note'>No account has gone quiet before buying.</p>"
+    head = dropped.head(15)
+    top = pd.DataFrame({
+        "account": head.account_id, "name": head.account_name, "industry": head.industry,
+        "went quiet at": [LABEL.get(s, s) for s in head.dropped_at_stage],
+        "last touchpoint": [f"{t:%d %b %Y}" for t in head.last_touch_at],
+        "days silent": head.days_silent})
     return (f"{_table(top)}<p class='note'>All {len(dropped):,} dropped accounts: "
             f"<a href='dropped_accounts.csv' download>dropped_accounts.csv</a></p>")
 
@@ -468,8 +592,9 @@ def _funnel_section(d: ReportData, charts: list[str]) -> str:
 
 
 _MAP_NOTE = (
-    "<p class='note'>Each circle is a stage; its size is the number of accounts that were in "
-    "it (inferred stage states). Each arrow is a move from one stage to another: blue up the "
+    "<p class='note'>Each circle is a stage; its size and the number under it are the "
+    "accounts that were in it at some point (inferred stage states: not the funnel's "
+    "'reached', see <a href='#glossary'>reached vs were in</a>). Each arrow is a move from one stage to another: blue up the "
     "ladder, brown skipping a stage, red stepping back, green a return after an engagement "
     "(a renewal, a new project), grey a cancellation; its width is the number of moves. A "
     "label reads 'moves · median time between the two stages'; hover for the number of "
@@ -483,11 +608,17 @@ def _map_section(d: ReportData, charts: list[str]) -> str:
 
 
 def _paths_section(d: ReportData, charts: list[str]) -> str:
-    variants = d.variants.head(TOP_PATHS)[["variant_rank", "variant", "cases", "coverage",
-                                           "cumulative_coverage"]]
+    variants = d.variants.head(TOP_PATHS)
     others = len(d.variants) - len(variants)
+    table = pd.DataFrame({
+        "#": variants.variant_rank,
+        "stage path": [" → ".join(LABEL.get(s, s) for s in v.split(" > "))
+                       for v in variants.variant],
+        "accounts on exactly this path": variants.cases,
+        "share of accounts": variants.coverage.map(pct),
+        "running total": variants.cumulative_coverage.map(pct)})
     return ("".join(charts) + "<h3>Most common paths</h3>"
-            + _table(variants, {"coverage": pct, "cumulative_coverage": pct})
+            + _table(table)
             + (f"<p class='note'>The other {others:,} paths cover "
                f"{pct(1 - variants.coverage.sum())} of accounts.</p>" if others > 0 else "")
             + _certainty(d.occupancy))
@@ -505,8 +636,13 @@ def _reengagement_section(d: ReportData, charts: list[str]) -> str:
 
 
 def _advocacy_section(d: ReportData, charts: list[str]) -> str:
-    advocates = d.advocates[["account_id", "first_advocacy_at", "referrals", "case_studies",
-                             "advocated_as"]].head(20)
+    head = d.advocates.head(20)
+    advocates = pd.DataFrame({
+        "account": head.account_id,
+        "name": head.account_name if "account_name" in head else "",
+        "first referral or case study": [f"{t:%d %b %Y}" for t in head.first_advocacy_at],
+        "referrals": head.referrals, "case studies": head.case_studies,
+        "first given as": [LABEL.get(s, s) for s in head.advocated_as]})
     return "".join(charts) + _table(advocates, empty="No referral or case study yet.")
 
 
@@ -518,9 +654,11 @@ def _charts_over_table(charts: list[str], frame: pd.DataFrame, formats: dict, em
 
 
 def _drivers_section(d: ReportData, charts: list[str]) -> str:
+    listed = _drivers_table(d.drivers)
+    if listed.empty:  # the chart's sentence already says nothing clearly goes with it
+        return "".join(charts)
     return _charts_over_table(
-        charts, _drivers_table(d.drivers), {"moved on with": pct, "without": pct},
-        "Nothing to list yet.",
+        charts, listed, {"moved on with": pct, "without": pct}, "",
         "Odds ratio: how many times the odds of moving on are higher with the touchpoint or "
         "role than without, for accounts as long in the stage. Only rows whose "
         "false-discovery-corrected q is below 0.05 are listed; all tests are in the table "
@@ -528,38 +666,60 @@ def _drivers_section(d: ReportData, charts: list[str]) -> str:
 
 
 def _attribution_section(d: ReportData, charts: list[str]) -> str:
-    return _charts_over_table(
-        charts, _removal_table(d.attribution), {"share": pct, "interval": str},
-        "Nothing to attribute yet.",
-        "Removal effect: the share of conversions lost if every journey through that "
-        "campaign had failed (Markov chain of the journeys). 'uncertain' means its 95 % "
-        "interval reaches zero. All goals, dimensions and models are in the table "
-        "attribution.")
+    note = (f"Conversions lost without it (the {_term('removal effect')}): the share of "
+            "conversions lost if every journey through that channel or campaign had failed "
+            "(a Markov chain of the journeys). 'uncertain': its 95 % interval "
+            f"({_term('bootstrap')}) reaches zero. Campaigns carry their names where the "
+            "exports give them (email campaign name, web utm_campaign). Every goal, cut "
+            "(marketing channel, source / medium, campaign, recording system, touchpoint) "
+            "and model is in the table attribution.")
+    return ("".join(charts) + "<h3>By marketing channel</h3>"
+            + _table(_removal_table(d.attribution), empty="Nothing to attribute yet.")
+            + "<h3>By campaign</h3>"
+            + _table(_removal_table(d.attribution, "campaign"),
+                     empty="No campaign on the journeys to client.")
+            + f"<p class='note'>{note}</p>")
 
 
 def _representatives_section(d: ReportData, charts: list[str]) -> str:
     return _charts_over_table(
-        charts, _representatives_table(d.representatives),
-        {"coverage": pct, "long-tail share": pct, "became clients": pct},
-        "Too few distinct paths to summarise.")
+        charts, _representatives_table(d.representatives), {},
+        "Too few distinct paths to summarise.",
+        "Each representative is a real path standing for the accounts whose paths are "
+        "closest to it, so it counts more accounts than the same path does under 'Most "
+        "common paths' (exactly that path). The long tail: the accounts off the ten most "
+        "common paths.")
 
 
 def _churn_section(d: ReportData, charts: list[str]) -> str:
-    top = d.churn.head(20)[["account_id", "account_name", "churn_probability", "risk_band",
-                            "top_factors"]]
+    head = d.churn.head(20)
+    horizon = int(d.model_run.horizon_days) if d.model_run is not None else 180
+    top = pd.DataFrame({
+        "account": head.account_id, "name": head.account_name,
+        (f"chance of no purchase in {horizon} days" if d.purchases
+         else f"risk of leaving within {horizon} days"): head.churn_probability.map(
+             lambda p: "not scored" if missing(p) else pct(p)),
+        "risk band": head.risk_band.fillna("not scored"),
+        "why (strongest signals)": head.top_factors})
     who = "Customers least likely to buy again" if d.purchases else "Clients most at risk"
     return ("".join(charts) + f"<h3>{who}</h3>"
-            + _table(top, {"churn_probability": pct},
+            + _table(top, {},
                      "No customers to score." if d.purchases else "No clients to score.")
             + ("<p class='note'>All scores: <a href='churn_scores.csv' download>"
                "churn_scores.csv</a></p>" if len(d.churn) else ""))
 
 
 def _quality_section(d: ReportData, charts: list[str]) -> str:
-    loads = d.loads[["load_id", "finished_at", "files_seen", "files_read", "rows_read",
-                     "rows_loaded", "rows_duplicate", "rows_rejected"]]
+    loads = pd.DataFrame({
+        "load": d.loads.load_id,
+        "finished": [f"{t:%d %b %Y %H:%M}" for t in d.loads.finished_at],
+        "files found": d.loads.files_seen, "files read": d.loads.files_read,
+        "rows read": d.loads.rows_read, "rows loaded": d.loads.rows_loaded,
+        "duplicates skipped": d.loads.rows_duplicate, "rows rejected": d.loads.rows_rejected})
+    rejects = pd.DataFrame({"source": d.rejects.source, "reason": d.rejects.reason,
+                            "rows": d.rejects.rows})
     return ("".join(charts) + "<h3>Loads</h3>" + _table(loads)
-            + "<h3>Rejected rows by reason</h3>" + _table(d.rejects, empty="No row rejected."))
+            + "<h3>Rejected rows by reason</h3>" + _table(rejects, empty="No row rejected."))
 
 
 @dataclass(frozen=True)
@@ -581,13 +741,14 @@ class Section:
 # the charts registered for it, so none can be registered and then left out.
 SECTIONS: tuple[Section, ...] = (
     Section("questions", "The three questions first",
-            lambda d, charts: _questions(d.kpis, d.purchases) + "".join(charts)),
+            lambda d, charts: _questions(d.kpis, d.purchases, _in_stage(d, "advocacy"))
+            + "".join(charts)),
     Section("funnel", "Funnel and drop-offs", _funnel_section),
     Section("map", "The process map", _map_section),
     Section("paths", "Paths", _paths_section),
     Section("linearity", "How linear are journeys?", _linearity_section),
     Section("cohorts", "Conversion over time and by segment", lambda d, charts: _grid(charts)),
-    Section("channels", "Channel mix per stage"),
+    Section("channels", "Channels accounts use in each stage"),
     Section("reengagement", "Between engagements: who comes back", _reengagement_section,
             purchase_title="Repeat purchases: who buys again"),
     Section("advocacy", "Advocacy: referrals and case studies", _advocacy_section),

@@ -37,7 +37,11 @@ status_at as (
         on a.account_id = s.account_id and a.occurred_at > s.entered_at
 ),
 
-final as (
+names as (
+    select account_id, account_name from stg_crm__accounts
+),
+
+per_account as (
     select
         account_id,
         min(occurred_at) as first_advocacy_at,
@@ -50,6 +54,12 @@ final as (
         bool_or(status = 'client') as while_client
     from status_at
     group by account_id
+),
+
+final as (
+    select p.account_id, n.account_name, p.* exclude (account_id)
+    from per_account as p
+    left join names as n on p.account_id = n.account_id
 )
 
 select * from final

@@ -1,7 +1,9 @@
 -- Deviations from the textbook ladder: one row per account of a stage-level event log
 -- (read as the view event_log: case_id, activity = stage, event_index).
--- n_skipped_stages: ladder stages jumped over beyond the furthest stage reached so far
--- (a journey that starts above the first stage skipped those below it); n_back_steps:
+-- n_skipped_stages: funnel stages (awareness to client) jumped over beyond the furthest
+-- stage reached so far (a journey that starts above the first stage skipped those below
+-- it); a cancellation (a move to former client) skips nothing, nor does a move between
+-- the stages after a sale, which are no ladder to climb; n_back_steps:
 -- moves down the ladder, except a move back from after an engagement (a renewal, a new
 -- engagement: a return); n_loops: returns to a stage already visited. Stage orders come
 -- from stage_ladder, so a return to a lower stage and back is a back-step and a loop,
@@ -22,13 +24,19 @@ steps AS (
     FROM events
 ),
 ladder AS (
-    SELECT min(stage_order) AS first_order FROM stage_ladder
+    SELECT min(stage_order) AS first_order,
+           max(stage_order) FILTER (WHERE stage = 'client') AS client_order
+    FROM stage_ladder
 )
 SELECT
     account_id,
-    sum(CASE WHEN prev_order IS NULL THEN stage_order - (SELECT first_order FROM ladder)
-             WHEN stage_order > prev_max + 1 THEN stage_order - prev_max - 1
-             ELSE 0 END)::INTEGER AS n_skipped_stages,
+    sum(CASE WHEN stage = 'former_client' THEN 0
+             WHEN prev_order IS NULL
+                 THEN greatest(least(stage_order - 1, (SELECT client_order FROM ladder))
+                               - (SELECT first_order FROM ladder) + 1, 0)
+             ELSE greatest(least(stage_order - 1, (SELECT client_order FROM ladder))
+                           - prev_max, 0)
+             END)::INTEGER AS n_skipped_stages,
     count(*) FILTER (WHERE stage_order < prev_order AND NOT prev_after)::INTEGER
         AS n_back_steps,
     count(*) FILTER (WHERE visit_no > 1)::INTEGER AS n_loops

@@ -117,5 +117,49 @@ def test_a_card_that_counts_something_else_says_what_it_counts(stage_counts):
     # ...while "advocates" counts accounts that gave a referral or a case study (in any
     # stage), not accounts inferred to be in the advocacy stage: the card says so.
     assert (f"{int(k.advocates)} accounts gave a referral or a case study") in text
+    # ...and the process map's advocacy stage, which counts fewer, is named beside it.
+    assert (f"The process map's advocacy stage counts {occupancy['advocacy'][0]}: only those "
+            "who gave one after an engagement was completed") in text
     # The funnel counts accounts that got this far or further, and says so.
-    assert "Accounts reaching each stage (or further)" in page
+    assert "Accounts reaching each stage or further" in page
+
+
+def test_two_numbers_of_one_question_that_differ_by_definition_say_which_is_which(
+        stage_counts, sample_warehouse):
+    """Every pair a reader met side by side with no word on why they differ: the funnel's
+    reached against the map's were-in, the step rate against the share of prospects, the
+    exact path against the representative's look-alikes, the re-engagement rate against
+    the share of all accounts that returned, and a difference of shares in points."""
+    marts, _, page, text = stage_counts
+    k, occupancy = marts["kpis"], marts["occupancy"]
+    con = warehouse.connect(sample_warehouse, read_only=True)
+    reached = dict(con.execute("SELECT stage, reached FROM stage_funnel").fetchall())
+    path, exact = con.execute("SELECT variant, cases FROM path_variants WHERE level = 'stage' "
+                              "ORDER BY variant_rank LIMIT 1").fetchall()[0]
+    look_alike = con.execute("SELECT accounts FROM representative_journeys WHERE level = "
+                             "'stage' AND medoid_path = ?", [path]).fetchall()
+    last, markov = (dict(con.execute(
+        "SELECT value, share FROM attribution WHERE goal = 'client' AND dimension = "
+        f"'marketing_channel' AND model = '{m}'").fetchall()) for m in ("last_touch", "markov_1"))
+    con.close()
+    # reached (funnel) vs were in (map): both shown, and the map says which it counts.
+    assert reached["awareness"] != occupancy["awareness"][0]
+    assert "accounts that were in it at some point" in text
+    assert "under each stage, the accounts that were in it" in page
+    # The funnel's step rate is "of the stage before", the headline's share "of prospects".
+    assert "of the stage before" in page
+    assert f"{int(k.clients_ever)} of {int(k.prospects)} prospects became clients" in text
+    # The same path: exactly it in "most common paths", it and its look-alikes above.
+    assert "accounts on exactly this path" in text
+    assert "accounts with this path or a similar one" in text
+    if look_alike:
+        assert look_alike[0][0] >= exact
+    # Re-engagement rate (of ended engagements) vs returns among all accounts.
+    assert f"re-engagement rate {k.re_engagement_rate:.1%}" in text
+    assert "Share of all accounts whose journey has each kind of move" in page
+    # A difference of two shares reads in points, with both shares beside it.
+    over = max(last, key=lambda v: last[v] - markov.get(v, 0))
+    gap = last[over] - markov[over]
+    assert (f"Last-touch reports give {over} {gap * 100:.1f} points more than the journeys "
+            f"support ({last[over]:.1%} vs {markov[over]:.1%})") in text
+    assert not re.search(r"\d % more than the journeys", text)

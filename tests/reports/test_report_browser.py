@@ -28,6 +28,16 @@ def report(sample_warehouse, tmp_path_factory):
     return index, dict(funnel), [r[0] for r in churn]
 
 
+@pytest.fixture(scope="module")
+def placed_charts(sample_warehouse) -> int:
+    """How many charts the report places (each drawn, or a sentence in its place)."""
+    con = warehouse.connect(sample_warehouse, read_only=True)
+    try:
+        return len(reports.html.drawn_charts(reports.report_data(con)))
+    finally:
+        con.close()
+
+
 def test_report_is_self_contained(report):
     index, _, _ = report
     text = index.read_text()
@@ -106,6 +116,26 @@ LAYOUT_JS = """() => {
 }"""
 
 
+READING_JS = """() => ({
+  charts: Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => ({
+    id: d.id,
+    points: (d._fullData || []).reduce((n, t) => n + Math.max(
+        (t.x || []).length, (t.y || []).length, ((t.node || {}).label || []).length), 0),
+    axes: Array.from(d.querySelectorAll('g.xaxislayer-above, g.yaxislayer-above')).map(g => {
+      const cls = Array.from(g.querySelectorAll('g.xtick, g.ytick'))[0];
+      const letter = g.classList.contains('xaxislayer-above') ? 'x' : 'y';
+      const title = d.querySelector('.g-' + letter + 'title');
+      return {title: title ? title.textContent : '',
+              ticks: Array.from(g.querySelectorAll('text')).map(t => t.textContent)};
+    }),
+  })),
+  missing: document.querySelectorAll('p.missing').length,
+  headers: Array.from(document.querySelectorAll('th')).map(th => th.textContent),
+})"""
+# An axis whose title names one of these counts things: its ticks are whole numbers.
+COUNT_WORDS = ("accounts", "returns", "touchpoints", "moves", "clients")
+
+
 def _overlap(a: dict, b: dict, slack: float = 1.0) -> bool:
     return (min(a["r"], b["r"]) - max(a["l"], b["l"]) > slack
             and min(a["b"], b["b"]) - max(a["t"], b["t"]) > slack)
@@ -113,10 +143,11 @@ def _overlap(a: dict, b: dict, slack: float = 1.0) -> bool:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (make test installs it)")
 @pytest.mark.parametrize("width", [1280, 1440, 1920])
-def test_every_chart_fits_its_cell_at_common_screen_widths(report, width):
+def test_every_chart_fits_its_cell_at_common_screen_widths(report, placed_charts, width):
     """No chart wider than its cell, no title cut or under the legend, and no label of
-    the process map over another: at the widths of common laptop and desktop screens.
-    Screenshots are kept in artifacts/ for a person to look at."""
+    the process map over another; every chart with data or a sentence in its place, every
+    table header in plain words, whole-number ticks on count axes: at the widths of common
+    laptop and desktop screens. Screenshots are kept in artifacts/ for a person to look at."""
     from playwright.sync_api import sync_playwright
 
     index, _, _ = report
@@ -131,6 +162,7 @@ def test_every_chart_fits_its_cell_at_common_screen_widths(report, width):
                                ".length >= 14")
         page.wait_for_timeout(300)
         charts = page.evaluate(LAYOUT_JS)
+        reading = page.evaluate(READING_JS)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"report-{width}px.png"), full_page=True)
         browser.close()
@@ -141,6 +173,21 @@ def test_every_chart_fits_its_cell_at_common_screen_widths(report, width):
             assert c["title"]["r"] <= c["svg"]["r"] + 1, (c["id"], "title cut off")
             if c["legend"]:
                 assert not _overlap(c["title"], c["legend"]), (c["id"], "title on legend")
+    # Every chart has data, or a sentence stands in its place.
+    assert len(reading["charts"]) + reading["missing"] >= placed_charts
+    assert all(c["points"] > 0 for c in reading["charts"]), [
+        c["id"] for c in reading["charts"] if not c["points"]]
+    # Table headers in plain words: no field names (snake_case) on the page.
+    assert reading["headers"] and not [h for h in reading["headers"] if "_" in h], [
+        h for h in reading["headers"] if "_" in h]
+    # Count axes have whole-number ticks, and no axis repeats a tick label (what
+    # rounding fractional ticks of a small count gives: 0 1 1 2 2).
+    for chart in reading["charts"]:
+        for axis in chart["axes"]:
+            ticks = [t for t in axis["ticks"] if t.strip()]
+            assert len(ticks) == len(set(ticks)), (chart["id"], axis)
+            if any(word in axis["title"] for word in COUNT_WORDS):
+                assert not [t for t in ticks if re.search(r"\d[.]\d", t)], (chart["id"], axis)
     process_map = next(c for c in charts if c["id"] == "fig-process-map")
     labels = process_map["labels"]
     assert len(labels) >= 8 + 8  # the labelled moves and the eight stage names
