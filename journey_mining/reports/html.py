@@ -594,7 +594,8 @@ def _funnel_section(d: ReportData, charts: list[str]) -> str:
 _MAP_NOTE = (
     "<p class='note'>Each circle is a stage; its size and the number under it are the "
     "accounts that were in it at some point (inferred stage states: not the funnel's "
-    "'reached', see <a href='#glossary'>reached vs were in</a>). Each arrow is a move from one stage to another: blue up the "
+    "'reached', see <a href='#glossary'>reached vs were in</a>). Each arrow is a move "
+    "from one stage to another: blue up the "
     "ladder, brown skipping a stage, red stepping back, green a return after an engagement "
     "(a renewal, a new project), grey a cancellation; its width is the number of moves. A "
     "label reads 'moves · median time between the two stages'; hover for the number of "
