@@ -80,8 +80,9 @@ def _transition_kind(from_stage: str, to_stage: str) -> str:
         return "ladder"
     if STAGE_ORDER[to_stage] > STAGE_ORDER[from_stage]:
         # A skip jumps over a funnel stage; the stages after a sale are no ladder to climb.
-        jumped = [s for s in LADDER[STAGE_ORDER[from_stage]:STAGE_ORDER[to_stage] - 1]
-                  if STAGE_ORDER[s] <= STAGE_ORDER["client"]]
+        jumped = [s for s in LADDER
+                  if STAGE_ORDER[from_stage] < STAGE_ORDER[s] < STAGE_ORDER[to_stage]
+                  and STAGE_ORDER[s] <= STAGE_ORDER["client"]]
         return "skip" if jumped else "ladder"
     return "return" if from_stage in AFTER_ENGAGEMENT else "back_step"
 

@@ -77,5 +77,5 @@ def test_demo_runs_from_the_wheel_in_a_fresh_venv(wheel, tmp_path):
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     assert "generating the sample exports" in demo.stdout
     assert "Journeys as of" in demo.stdout
-    assert list((work / "reports").glob("asof-*/index.html"))
+    assert list((work / "reports").glob("*/asof-*/index.html"))
     assert (work / "warehouse" / "demo.duckdb").exists()

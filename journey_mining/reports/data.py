@@ -30,6 +30,7 @@ class ReportData:
     cohorts: pd.DataFrame
     segments: pd.DataFrame
     channel_mix: pd.DataFrame
+    channel_paths: pd.DataFrame
     stage_timing: pd.DataFrame | None
     occupancy: pd.DataFrame
     curves: pd.DataFrame | None
@@ -96,6 +97,7 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
         cohorts=q("SELECT * FROM cohort_conversion ORDER BY cohort"),
         segments=q("SELECT * FROM segment_conversion ORDER BY client DESC, industry"),
         channel_mix=q("SELECT * FROM channel_mix ORDER BY stage_order, marketing_channel"),
+        channel_paths=q("SELECT * FROM channel_paths ORDER BY dimension, path_rank"),
         stage_timing=optional("stage_timing", "SELECT * FROM stage_timing ORDER BY stage_order"),
         occupancy=q("SELECT * FROM stage_occupancy ORDER BY stage_order"),
         curves=optional("reengagement_curves"),

@@ -250,7 +250,7 @@ def build_sankey_figure(variants: pd.DataFrame, top_k: int = 10) -> go.Figure:
     depth = max((i for i, _ in index), default=0)
     keys = sorted(index, key=index.get)
     xs = [0.001 + 0.998 * i / max(depth, 1) for i, _ in keys]
-    ys = [0.001 + 0.998 * (STAGE_ORDER[s] - 1) / (len(LADDER) - 1) for _, s in keys]
+    ys = [0.001 + 0.998 * LADDER.index(s) / (len(LADDER) - 1) for _, s in keys]
     fig = go.Figure(go.Sankey(
         arrangement="fixed",
         node=dict(label=nodes, pad=12, thickness=14, x=xs, y=ys),

@@ -631,6 +631,26 @@ def _linearity_section(d: ReportData, charts: list[str]) -> str:
                      empty="No step back or skip between two stages."))
 
 
+def _channel_paths_table(paths: pd.DataFrame, rows: int = 10) -> pd.DataFrame:
+    """The most common orders in which accounts met marketing channels, up to becoming a
+    client (the channel_paths mart)."""
+    part = paths[paths.dimension == "marketing_channel"].head(rows)
+    return pd.DataFrame({
+        "channel path (up to becoming a client)": part.path,
+        "accounts": part.accounts, "share of accounts": part.share.map(pct),
+        "became clients": [f"{int(c):,} ({pct(r)})" for c, r in
+                           zip(part.became_clients, part.conversion, strict=True)]})
+
+
+def _channels_section(d: ReportData, charts: list[str]) -> str:
+    return ("".join(charts) + "<h3>Most common channel paths</h3>"
+            + _table(_channel_paths_table(d.channel_paths), empty="No channel paths yet.")
+            + "<p class='note'>Each path is the order in which an account met "
+            f"{_term('marketing channels', 'marketing channel')} (repeats merged), up to "
+            "becoming a client or to the as-of date. By source / medium and by recording "
+            "system: the table channel_paths.</p>")
+
+
 def _reengagement_section(d: ReportData, charts: list[str]) -> str:
     # The curve and the gaps side by side; the lifecycle and the lift full width.
     return _grid(charts[:2]) + "".join(charts[2:])
@@ -749,7 +769,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("paths", "Paths", _paths_section),
     Section("linearity", "How linear are journeys?", _linearity_section),
     Section("cohorts", "Conversion over time and by segment", lambda d, charts: _grid(charts)),
-    Section("channels", "Channels accounts use in each stage"),
+    Section("channels", "Channels accounts use in each stage", _channels_section),
     Section("reengagement", "Between engagements: who comes back", _reengagement_section,
             purchase_title="Repeat purchases: who buys again"),
     Section("advocacy", "Advocacy: referrals and case studies", _advocacy_section),

@@ -45,6 +45,18 @@ def test_defaults_when_no_config_is_given():
          "time zone 'posix/Europe/Berlin' is not one DuckDB reads"),
         ("ingest:\n  sources:\n    crm_activities:\n      timestamp_format: '%m/%d'\n",
          "timestamp_format '%m/%d' names no full date"),
+        # marketing channel rules are checked when read, not when the build runs them
+        ("analysis:\n  marketing_channels:\n    rules:\n      - channel: paid\n"
+         "        when: {utm_mediun: cpc}\n",
+         "rules.0.when.utm_mediun.[key]: Input should be 'system', 'activity', 'utm_source'"),
+        ("analysis:\n  marketing_channels:\n    rules:\n      - channel: paid\n"
+         "        when: {referrer: '(?=x).*'}\n",
+         "'(?=x).*' is not a regular expression DuckDB reads"),
+        ("analysis:\n  marketing_channels:\n    rules:\n      - channel: paid\n"
+         "        when: {referrer: '(unclosed'}\n",
+         "'(unclosed' is not a regular expression DuckDB reads"),
+        ("analysis:\n  marketing_channels:\n    rules:\n      - channel: paid\n"
+         "        when: {}\n", "rules.0.when: Dictionary should have at least 1 item"),
     ],
 )
 def test_invalid_config_is_a_clear_error(tmp_path, text, message):

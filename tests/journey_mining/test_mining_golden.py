@@ -50,6 +50,21 @@ def test_stage_transitions(mined):
     ]
 
 
+@pytest.mark.parametrize(("move", "kind"), [
+    (("client", "former_client"), "cancellation"),        # not a skip of two stages
+    (("between_engagements", "former_client"), "cancellation"),
+    (("advocacy", "evaluation"), "return"),               # a renewal, not a step back
+    (("former_client", "consideration"), "return"),
+    (("client", "advocacy"), "ladder"),                   # no funnel stage jumped over
+    (("decision", "advocacy"), "skip"),                   # jumps over client
+    (("awareness", "evaluation"), "skip"),
+    (("decision", "consideration"), "back_step"),
+    (("evaluation", "evaluation"), "repeat"),
+])
+def test_each_move_has_the_kind_a_reader_would_give_it(move, kind):
+    assert mining._transition_kind(*move) == kind
+
+
 def test_transition_times_are_between_stage_entries(mined):
     # awareness -> consideration: A01 120 h, A02 5 min, A11 24 h.
     # evaluation -> decision: A04 27 and 31 days, A08 31 days.
@@ -78,7 +93,7 @@ def test_conformance_deviations(mined):
         ("A03", 0, 0, 0, 0, True, False),
         ("A04", 2, 1, 2, 0, False, True),   # starts at evaluation: skips 2 stages
         ("A05", 4, 0, 2, 1, False, True),   # re-engaged once: a return, not a step back
-        ("A06", 6, 0, 0, 0, False, True),   # starts at client (4), skips to former (2)
+        ("A06", 4, 0, 0, 0, False, True),   # starts at client (4); a cancellation skips none
         ("A07", 0, 0, 0, 0, True, False),
         ("A08", 2, 0, 0, 0, False, False),
         ("A09", 4, 0, 0, 0, False, True),

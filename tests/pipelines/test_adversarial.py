@@ -107,7 +107,7 @@ def rows(warehouse: Path, sql: str) -> list[tuple]:
 def test_the_trapped_run_finishes_with_its_report(trapped_run):
     run, warehouse, root = trapped_run
     assert run.returncode == 0, run.stderr[-3000:]
-    assert (root / "reports" / "latest" / "index.html").exists()
+    assert (root / "reports" / "w" / "latest" / "index.html").exists()
 
 
 def test_every_record_of_a_csv_with_a_lone_quote_is_loaded_or_rejected(trapped_run):
@@ -157,7 +157,7 @@ def test_exported_lists_neutralise_spreadsheet_formulas(trapped_run):
     _, _, root = trapped_run
     checked = 0
     for name in ("dropped_accounts.csv", "churn_scores.csv"):
-        with (root / "reports" / "latest" / name).open(newline="") as handle:
+        with (root / "reports" / "w" / "latest" / name).open(newline="") as handle:
             for row in csv.DictReader(handle):
                 assert not row["account_name"].startswith(("=", "+", "-", "@")), row
                 assert row["account_name"].startswith("'"), row
@@ -194,7 +194,7 @@ def test_a_failed_optional_step_renders_the_report_and_is_not_a_complete_build(
     run = journey("run", "--input", str(small_exports), "--warehouse", str(warehouse),
                   "--no-static-images", cwd=tmp_path, python=FAIL_REENGAGEMENT)
     assert run.returncode == 0, run.stderr[-3000:]
-    page = (tmp_path / "reports" / "latest" / "index.html").read_text()
+    page = (tmp_path / "reports" / "w" / "latest" / "index.html").read_text()
     assert "re-engagement: RuntimeError: planted failure" in page
     assert "Not in this run" in page
     assert rows(warehouse, "SELECT count(*) FROM duckdb_tables() WHERE table_name = "

@@ -40,17 +40,46 @@ def test_pipeline_flow_loads_and_builds_the_warehouse(exports, tmp_path):
                               reports_dir=str(tmp_path / "reports"), static_images=False)
     assert (result["load"]["rows_loaded"], result["load"]["rows_rejected"]) == (3, 1)
     assert Path(result["report"]).exists()
-    assert (tmp_path / "reports" / "latest" / "index.html").exists()
+    assert (tmp_path / "reports" / "w" / "latest" / "index.html").exists()
     assert {"touchpoints", "stage_transitions", "journey_conformance"} <= set(result["models"])
     assert result["failed_checks"] == 0
-    # outputs and report folders are named by the build's as-of date
-    assert (tmp_path / "out" / "asof-2025-01-11" / "exports" / "account_log.xes").exists()
-    assert Path(result["report"]) == (tmp_path / "reports" / "asof-2025-01-11" /
+    # outputs and report folders are named by the warehouse, then the build's as-of date
+    assert (tmp_path / "out" / "w" / "asof-2025-01-11" / "exports" / "account_log.xes").exists()
+    assert Path(result["report"]) == (tmp_path / "reports" / "w" / "asof-2025-01-11" /
                                       "index.html").resolve()
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT touchpoint_id FROM touchpoints ORDER BY 1").fetchall() == [
         ("web_events:w1",), ("web_events:w2",)]
     assert con.execute("SELECT row_number FROM rejected_rows").fetchall() == [(4,)]
+
+
+def test_warehouses_with_the_same_as_of_date_keep_their_reports_apart(exports, tmp_path):
+    """Two warehouses built from exports with the same last date, one more with the same
+    file name in another folder: each report and its `latest` stay its own."""
+    kwargs = {"outputs": str(tmp_path / "out"), "reports_dir": str(tmp_path / "reports"),
+              "static_images": False}
+    first = journey_pipeline(str(exports), str(tmp_path / "a" / "w.duckdb"), **kwargs)
+    other = tmp_path / "other"
+    write_csv(other, "crm_accounts.csv", "account_id,name,domain", "acc1,Acme,acme.com")
+    write_csv(other, "web_events_2025-01.csv", WEB_HEADER,
+              "w1,2025-01-11T09:00:00Z,anon1,form_submit,ann@acme.com")
+    second = journey_pipeline(str(other), str(tmp_path / "b" / "w.duckdb"), **kwargs)
+    demo = journey_pipeline(str(other), str(tmp_path / "a" / "demo.duckdb"), **kwargs)
+    reports = tmp_path / "reports"
+    homes = {Path(r["report"]).parent.parent.name for r in (first, second, demo)}
+    assert len(homes) == 3 and {"w", "demo"} < homes  # the second w.duckdb: w-<hash>
+    # The first warehouse has two touchpoints, the others one: each latest shows its own.
+    for result, touchpoints, path in ((first, 2, "a/w.duckdb"), (second, 1, "b/w.duckdb"),
+                                      (demo, 1, "a/demo.duckdb")):
+        home = Path(result["report"]).parent.parent
+        assert Path(result["report"]).parent.name == "asof-2025-01-11"
+        assert (f'<div class="kpi"><b>{touchpoints}</b>touchpoints</div>'
+                in (home / "latest" / "index.html").read_text())
+        assert (home / ".warehouse").read_text().strip() == str((tmp_path / path).resolve())
+    # Running the first warehouse again finds its own folder, not the second's.
+    again = journey_pipeline(str(exports), str(tmp_path / "a" / "w.duckdb"), **kwargs,
+                             full_reload=True)
+    assert Path(again["report"]).parent.parent == reports / "w"
 
 
 def test_running_again_on_the_same_folder_adds_nothing(exports, tmp_path):
@@ -99,7 +128,7 @@ def test_each_run_leaves_prefect_artifacts(exports, tmp_path):
                      reports_dir=str(tmp_path / "reports"), static_images=False)
     summary = Artifact.get("journey-summary-asof-2025-01-11")
     assert summary is not None and "Customer journeys" in summary.data
-    report = (tmp_path / "reports" / "asof-2025-01-11" / "index.html").resolve().as_uri()
+    report = (tmp_path / "reports" / "w" / "asof-2025-01-11" / "index.html").resolve().as_uri()
     assert f"[Open the report]({report})" in summary.data
     assert Artifact.get("report-asof-2025-01-11").data.endswith(f"({report})")
     funnel = Artifact.get("funnel-asof-2025-01-11")

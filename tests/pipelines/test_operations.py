@@ -207,7 +207,7 @@ def test_a_breached_gate_fails_the_run_before_the_build(tmp_path, prefect_harnes
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     assert "rejected_rows" in tables and "account_journeys" not in tables
     # the evidence opens in a spreadsheet, and the message says where
-    evidence = tmp_path / "o" / "rejected_rows.csv"
+    evidence = tmp_path / "o" / "w" / "rejected_rows.csv"  # beside this warehouse's outputs
     assert str(evidence) in str(error.value)
     rows = pd.read_csv(evidence)
     assert len(rows) == 18 and rows.reason.str.startswith("missing required value").all()

@@ -20,7 +20,7 @@ from journey_mining.config import AnalysisParams
 from journey_mining.errors import NoDataError, WarehouseError, WarehouseLockedError
 from journey_mining.generator import GeneratorSpec, generate_exports
 from tests.conftest import REPO
-from tests.journeys_fixture import built_journeys
+from tests.journeys_fixture import built_journeys, write_journey_exports
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
 
@@ -328,3 +328,23 @@ def test_a_full_disk_is_one_sentence_even_in_an_optional_step(tmp_path, error):
     assert str(raised.value).startswith(
         f"{file}: the disk is full (no space left on device) during the step 'mining'")
     assert "mining" not in ctx.results  # not recorded as a failed optional analysis
+
+
+def test_a_failed_report_is_said_and_publishing_goes_on_without_it(tmp_path, monkeypatch):
+    """A report that cannot be written is an optional step that failed: the run ends, the
+    publish step publishes without a link (it crashed the flow on the missing link)."""
+    from journey_mining import reports, steps
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planted report failure")
+
+    monkeypatch.setattr(reports, "write_report", broken)
+    published = []
+    ctx = steps.RunContext(warehouse=tmp_path / "w.duckdb", input_dir=write_journey_exports(
+        tmp_path / "in"), reports_dir=tmp_path / "r", static_images=False,
+        publish=lambda ctx, report: published.append(report))
+    with warehouse.exclusive(ctx.warehouse):
+        steps.run_plan(ctx)
+    assert ctx.results["report"].failed == "RuntimeError: planted report failure"
+    assert published == [None]
+    assert ctx.results["publish"].failed is None

@@ -90,5 +90,5 @@ def test_serve_runs_on_its_cron_stops_on_sigterm_and_is_not_blocked_by_a_stopped
         "Flow run 'journeys" in line and "Finished in state Completed()" in line
         for line in text.splitlines()))
     assert _stop(second).strip().splitlines()[-1] == "stopped serving"
-    assert (tmp_path / "r" / "latest" / "index.html").exists()
+    assert (tmp_path / "r" / "w" / "latest" / "index.html").exists()
     assert "Journeys as of" in log.read_text()  # the run's summary, in serve's output

@@ -24,7 +24,8 @@ OPTIONAL = {"stage_transitions": "stage_transitions",
             "drivers": "conversion_drivers", "attribution": "attribution",
             "representatives": "representative_journeys"}
 # Frames emptied for "nothing to show yet" (the funnel is zeroed instead).
-EMPTIED = ("stage_transitions", "activity_transitions", "variants", "channel_mix", "curves",
+EMPTIED = ("stage_transitions", "activity_transitions", "variants", "channel_mix", "channel_paths",
+           "curves",
            "gaps", "lifecycle", "lift", "drivers", "attribution", "representatives",
            "resolution")
 
