@@ -115,7 +115,7 @@ def build_process_map_figure(transitions: pd.DataFrame, occupancy: pd.DataFrame,
     # busiest moves up it.
     off_ladder = moves[moves.kind.isin(("skip", "back_step", "return", "cancellation"))]
     with_label = set(moves[moves.kind == "ladder"].nlargest(labelled, "transitions").index) | set(
-        off_ladder.nlargest(labelled + 4, "transitions").index)
+        off_ladder.nlargest(2 * labelled, "transitions").index)
     colours = {"ladder": "#4C78A8", "skip": "#9D755D", "back_step": "#E45756",
                "return": "#54A24B", "cancellation": "#79706E"}
     for r in moves.sort_values("transitions").itertuples():
@@ -191,7 +191,10 @@ def build_activity_map_figure(transitions: pd.DataFrame, activities: pd.DataFram
     labels = []
     for r in edges.itertuples():
         (x0, y0), (x1, y1) = pos[r.from_activity], pos[r.to_activity]
-        mx, my = (x0 + x1) / 2 + 0.15, (y0 + y1) / 2 + 0.3
+        # A move and its reverse bend to opposite sides, so neither line nor count hides
+        # the other.
+        side = 1 if (x1, y1) > (x0, y0) else -1
+        mx, my = (x0 + x1) / 2 + 0.15 * side, (y0 + y1) / 2 + 0.3 * side
         text = (f"{_activity_words(r.from_activity)} → {_activity_words(r.to_activity)}: "
                 f"{r.transitions:,} moves ({r.accounts:,} accounts), median "
                 f"{duration(r.median_hours)}")
