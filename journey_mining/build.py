@@ -32,7 +32,7 @@ __all__ = ["CONFIG_TABLES", "LOADED_TABLES", "build", "build_fingerprint", "chec
 # Written by the build before the models: the ladder, the stage map and the rules they join.
 CONFIG_TABLES = ("stage_ladder", "stage_map", "negative_signals", "observed_stage_changes",
                  "score_rules", "free_mail_domains", "engagement_rules", "outbound_activities",
-                 "marketing_channel_rules")
+                 "marketing_channel_rules", "marketing_own_domains")
 
 
 # Written by ingest: what the staging models read.

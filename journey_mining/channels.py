@@ -49,7 +49,9 @@ def effective_rules(settings: MarketingChannels) -> tuple[ChannelRule, ...]:
 
 def register_channel_rules(con: duckdb.DuckDBPyConnection, settings: MarketingChannels) -> None:
     """marketing_channel_rules(rule_no, marketing_channel, field, pattern): one row per
-    condition; pattern NULL means the field must be empty. Values bound, not formatted."""
+    condition; pattern NULL means the field must be empty. marketing_own_domains(domain):
+    the user's sites, whose referrals are visits within the site. Values bound, not
+    formatted."""
     con.execute("CREATE OR REPLACE TABLE marketing_channel_rules (rule_no INTEGER NOT NULL, "
                 "marketing_channel VARCHAR NOT NULL, field VARCHAR NOT NULL, pattern VARCHAR)")
     rows = [(no, rule.channel, field, pattern)
@@ -57,3 +59,7 @@ def register_channel_rules(con: duckdb.DuckDBPyConnection, settings: MarketingCh
             for field, pattern in rule.when.items()]
     if rows:
         con.executemany("INSERT INTO marketing_channel_rules VALUES (?, ?, ?, ?)", rows)
+    con.execute("CREATE OR REPLACE TABLE marketing_own_domains (domain VARCHAR PRIMARY KEY)")
+    domains = sorted(set(settings.own_domains))
+    if domains:
+        con.executemany("INSERT INTO marketing_own_domains VALUES (?)", [(d,) for d in domains])

@@ -326,7 +326,7 @@ class ChannelRule(_Strict):
     a list of values to equal (case-insensitive), or null: the field is empty."""
 
     channel: str = Field(min_length=1)
-    when: dict[Literal[CHANNEL_RULE_FIELDS], str | list[str] | None] = Field(min_length=1)
+    when: dict[Literal[CHANNEL_RULE_FIELDS], str | list[str] | None]
 
     @field_validator("channel")
     @classmethod
@@ -339,6 +339,9 @@ class ChannelRule(_Strict):
     @field_validator("when")
     @classmethod
     def _conditions(cls, when: dict) -> dict:
+        if not when:
+            raise ValueError("a rule needs at least one condition (a rule that always "
+                             "holds is written {system: '.*'})")
         checked = {}
         for name, condition in when.items():
             if isinstance(condition, list):
@@ -358,8 +361,23 @@ class MarketingChannels(_Strict):
     """How touchpoints are grouped into marketing channels (docs/CONTRACT.md section 5)."""
 
     rules: list[ChannelRule] | None = Field(
-        default=None, description="ordered rules, first match wins; the default rules "
-                                  "(journey_mining/config/marketing_channels.yml) if unset")
+        default=None, min_length=1,
+        description="ordered rules, first match wins; the default rules "
+                    "(journey_mining/config/marketing_channels.yml) if unset")
+    own_domains: list[str] = Field(
+        default_factory=list,
+        description="your sites' domains: a visit referred by one of them (or a subdomain) "
+                    "is no referral; the page's own host always counts")
+
+    @field_validator("own_domains")
+    @classmethod
+    def _domains(cls, domains: list[str]) -> list[str]:
+        cleaned = [re.sub(r"^(?:[a-z][a-z0-9+.-]*://)?(?:www\.)?", "", d.strip().lower())
+                   .split("/")[0] for d in domains]
+        empty = [d for d, c in zip(domains, cleaned, strict=True) if not c]
+        if empty:
+            raise ValueError(f"{empty[0]!r} is no domain")
+        return cleaned
     keep_default_rules: bool = Field(
         default=False, description="try `rules` first, then the default rules")
 
@@ -553,8 +571,25 @@ def _fields_at(loc: tuple) -> list[str]:
 
 
 def _problem(err: dict) -> str:
-    where = ".".join(str(p) for p in err["loc"])
-    message = f"{where}: {err['msg']}"
+    loc = err["loc"]
+    if "when" in loc and err["type"] == "literal_error" and loc[-1] == "[key]":
+        # A marketing channel rule's condition on a field rules cannot read.
+        import difflib
+
+        where = ".".join(str(p) for p in loc[:-1])
+        close = difflib.get_close_matches(str(err.get("input")), CHANNEL_RULE_FIELDS, n=1)
+        return (f"{where}: a rule cannot read {str(err.get('input'))!r}"
+                + (f"; did you mean {close[0]}?" if close else "")
+                + f" (fields: {', '.join(CHANNEL_RULE_FIELDS)})")
+    if "when" in loc and loc[-1] in ("str", "list[str]"):
+        loc = loc[:-1]  # one line for a condition of the wrong type, not one per type
+        err = {**err, "msg": "a condition is a regular expression, a list of values or "
+                             "null"}
+    if loc[-1:] == ("rules",) and err["type"] == "too_short":
+        err = {**err, "msg": "an empty list would make every touchpoint 'other'; leave "
+                             "rules out to use the default rules"}
+    where = ".".join(str(p) for p in loc)
+    message = f"{where}: {err['msg'].removeprefix('Value error, ')}"
     if err["type"] == "extra_forbidden":
         import difflib
 
@@ -582,7 +617,7 @@ def load_config(path: str | Path | None) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(_problem(err) for err in exc.errors())
+        problems = "; ".join(dict.fromkeys(_problem(err) for err in exc.errors()))
         raise ConfigError(f"{path}: {problems}") from exc
     stage_map = config.analysis.stage_map
     if stage_map and not Path(stage_map).is_absolute():

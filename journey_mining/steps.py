@@ -357,7 +357,7 @@ def _report(ctx: RunContext) -> ReportResult:
         return ReportResult(skipped="no reports folder")
     with warehouse.connected(ctx.warehouse, read_only=True) as con:
         index = reports.write_report(con, ctx.report_home(create=True), ctx.report_name(),
-                                     ctx.static_images)
+                                     ctx.static_images, source=Path(ctx.warehouse).name)
     images = sorted((index.parent / "images").glob("*.png"))
     ctx.logger.info("report: %s (%d static images)", index.resolve(), len(images))
     return ReportResult(report=str(index.resolve()))

@@ -67,8 +67,7 @@ def build_funnel_figure(funnel: pd.DataFrame) -> go.Figure:
     part = funnel[funnel.stage.isin(FUNNEL)]
     fig = go.Figure(go.Funnel(
         y=[LABEL[s] for s in part.stage], x=part.reached.tolist(),
-        texttemplate=["%{value:,}"] + ["%{value:,} (%{percentPrevious:.1%} of the stage "
-                                       "before)"] * (len(part) - 1),
+        texttemplate=["%{value:,}"] + ["%{value:,} (%{percentPrevious:.1%})"] * (len(part) - 1),
         marker=dict(color="#4C78A8"),
         hovertemplate="%{y}: %{x} accounts reached it or went further<extra></extra>"))
     fig.update_layout(**LAYOUT, title="Accounts reaching each stage or further; in brackets "
@@ -203,9 +202,14 @@ def build_activity_map_figure(transitions: pd.DataFrame, activities: pd.DataFram
             mode="lines", line=dict(width=1 + 8 * r.transitions / top, shape="spline",
                                     color="rgba(76,120,168,0.5)"),
             hoverinfo="text", showlegend=False, visible=r.Index < top_ns[0], hovertext=text))
-        labels.append(dict(x=mx, y=my, text=f"{r.transitions:,}", showarrow=False,
-                           font=dict(size=10, color="#1f3a5f"),
-                           bgcolor="rgba(255,255,255,0.8)", hovertext=text))
+        labels.append([
+            # the arrowhead at the move's end, then its count at the bend
+            dict(x=x1, y=y1, ax=(mx + 3 * x1) / 4, ay=(my + 3 * y1) / 4, xref="x", yref="y",
+                 axref="x", ayref="y", showarrow=True, arrowhead=2, arrowsize=1.1,
+                 standoff=9, arrowcolor="rgba(31,58,95,0.7)", text=""),
+            dict(x=mx, y=my, text=f"{r.transitions:,}", showarrow=False,
+                 font=dict(size=10, color="#1f3a5f"), bgcolor="rgba(255,255,255,0.8)",
+                 hovertext=text)])
     names = list(pos)
     fig.add_trace(go.Scatter(
         x=[pos[a][0] for a in names], y=[pos[a][1] for a in names], mode="markers+text",
@@ -217,14 +221,17 @@ def build_activity_map_figure(transitions: pd.DataFrame, activities: pd.DataFram
         hoverinfo="text"))
     n_edges = len(edges)
     shown = sorted({min(n, n_edges) for n in top_ns}) or [0]
+    def marks(n: int) -> list[dict]:  # arrowheads always, counts up to `labelled` moves
+        return [a for pair in labels[:n] for a in (pair if n <= labelled else pair[:1])]
+
     steps = [dict(method="update",
                   args=[{"visible": [i < n for i in range(n_edges)] + [True]},
-                        {"annotations": labels[:n] if n <= labelled else []}],
+                        {"annotations": marks(n)}],
                   label=f"top {n}") for n in shown]
     fig.update_layout(**{**LAYOUT, "height": 560},
                       title="Touchpoint map: the most frequent moves between activities, "
                             "with their counts",
-                      annotations=labels[:shown[0]] if shown[0] <= labelled else [],
+                      annotations=marks(shown[0]),
                       xaxis=dict(tickvals=list(range(0, 9)),
                                  ticktext=["no stage"] + [LABEL[s] for s in LADDER]),
                       yaxis=dict(visible=False),
@@ -253,7 +260,7 @@ def build_sankey_figure(variants: pd.DataFrame, top_k: int = 10) -> go.Figure:
     depth = max((i for i, _ in index), default=0)
     keys = sorted(index, key=index.get)
     xs = [0.001 + 0.998 * i / max(depth, 1) for i, _ in keys]
-    ys = [0.001 + 0.998 * LADDER.index(s) / (len(LADDER) - 1) for _, s in keys]
+    ys = _stacked_centres(keys, links, index)
     fig = go.Figure(go.Sankey(
         arrangement="fixed",
         node=dict(label=nodes, pad=12, thickness=14, x=xs, y=ys),
@@ -263,6 +270,32 @@ def build_sankey_figure(variants: pd.DataFrame, top_k: int = 10) -> go.Figure:
                       title=f"The {len(top)} most common paths ({pct(top.coverage.sum())} of "
                             f"accounts); the other {pct(tail)} take rarer paths")
     return fig
+
+
+def _stacked_centres(keys: list, links: dict, index: dict) -> list[float]:
+    """Each Sankey node's vertical centre (0 top, 1 bottom): the nodes of one step stacked
+    in ladder order, each as tall as the accounts through it, the tallest step filling the
+    height: fixed positions that keep a node in its step's column without overlapping."""
+    out, into = {}, {}
+    for (source, target), value in links.items():
+        out[source] = out.get(source, 0) + value
+        into[target] = into.get(target, 0) + value
+    # plotly draws a node as tall as the larger of what flows in and out
+    size = {key: max(out.get(index[key], 0), into.get(index[key], 0)) for key in keys}
+    columns: dict[int, list] = {}
+    for key in sorted(keys, key=lambda k: (k[0], LADDER.index(k[1]))):
+        columns.setdefault(key[0], []).append(key)
+    gap = 0.04
+    tallest = max((sum(size[k] for k in column) for column in columns.values()), default=1)
+    room = 1 - gap * (max(len(c) for c in columns.values()) - 1) if columns else 1
+    centre = {}
+    for column in columns.values():
+        top = 0.0
+        for key in column:
+            height = room * size[key] / max(tallest, 1e-9)
+            centre[key] = min(max(top + height / 2, 0.001), 0.999)
+            top += height + gap
+    return [centre[k] for k in keys]
 
 
 def build_linearity_figure(conformance: pd.Series) -> go.Figure:
@@ -429,7 +462,8 @@ def build_lift_figure(lift: pd.DataFrame) -> go.Figure:
     fig.update_layout(**{**LAYOUT, "height": max(320, 60 + 26 * len(part))},
                       xaxis=RATIO_AXIS,
                       title="What returning accounts did in the gap: lift with 95 % interval "
-                            "(green: clearly more often)",
+                            "(green: back clearly more often with it, red: clearly less "
+                            "often, grey: no clear difference)",
                       xaxis_title="times as often back with it as without (log scale)",
                       yaxis=dict(automargin=True))
     return fig

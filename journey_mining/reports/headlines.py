@@ -41,7 +41,7 @@ def headlines(d: ReportData) -> dict[str, str]:
 
 def _trend_sentence(history: pd.DataFrame | None) -> str:
     if history is None or len(history) < 2:
-        return "Each build adds a point here (kpi_history)."
+        return "Each build at a new as-of date adds a point here."
     first, last = history.iloc[0], history.iloc[-1]
     return (f"{len(history)} as-of dates from {first.as_of:%d %b %Y} to {last.as_of:%d %b %Y}: "
             f"prospects who became clients went from {pct(first.prospect_to_client_rate)} to "
@@ -211,8 +211,8 @@ def _channel_sentence(mix: pd.DataFrame) -> str:
                      f"from {', '.join(top[:-1])} and {top[-1]}." if len(top) > 1 else
                      f"While in awareness and consideration, every touchpoint is {top[0]}.")
     if late is not None:
-        parts.append(f"While in evaluation and decision, {pct(late.get('sales outreach', 0))} "
-                     "are sales outreach.")
+        parts.append(f"While in evaluation and decision, the most are {late.index[0]} "
+                     f"({pct(late.iloc[0])}).")
     return " ".join(parts) or "No touchpoints in a stage yet."
 
 

@@ -25,7 +25,7 @@ from plotly.offline import get_plotlyjs
 from journey_mining.reports import charts as chart_registry
 from journey_mining.reports.charts import STATIC_IMAGES, TOP_PATHS, Chart, static_images
 from journey_mining.reports.data import ReportData, report_data
-from journey_mining.reports.figures import DIMENSION_WORDS
+from journey_mining.reports.figures import DIMENSION_WORDS, SOURCE_WORDS
 from journey_mining.reports.format import FUNNEL, LABEL, duration, missing, pct
 from journey_mining.reports.headlines import headlines
 from journey_mining.warehouse import run_issues
@@ -165,6 +165,16 @@ GLOSSARY = {
     "Brier score": "The mean squared gap between predicted churn probabilities and what "
                    "happened (0 or 1): lower is better; predicting the base rate for "
                    "everyone is the bar to beat.",
+    "q-value": "A p-value corrected for testing many candidates at once "
+               "(Benjamini-Hochberg): below 0.05, fewer than one in twenty of the listed "
+               "findings is expected to be chance.",
+    "attribution models": "How the credit for a conversion is split over the touchpoints "
+                          "before it. First touch: all to the first; last touch: all to the "
+                          "last; linear: equal shares; position-based: 40 % first, 40 % last, "
+                          "20 % over the middle; time decay: more to recent ones (half-life "
+                          "7 days); Markov (data-driven): by removal effect, from the real "
+                          "journeys; Markov 2nd order: the same with the two touchpoints "
+                          "before each step as the state.",
     "new, returning, resurrecting, dormant": "In a month: new accounts have their first "
                                              "touchpoint; returning ones were active the "
                                              "month before too; resurrecting ones come back "
@@ -330,9 +340,17 @@ def _drivers_table(drivers: pd.DataFrame | None) -> pd.DataFrame:
                                for v, k in zip(shown.driver, shown.kind, strict=True)],
         "accounts with it": shown.accounts_with, "moved on with": shown.conversion_with,
         "without": shown.conversion_without,
-        "odds ratio (95 %)": [f"x{o:.1f} ({lo:.1f}-{hi:.1f})" for o, lo, hi in
+        "odds ratio (95 %)": [_odds(o, lo, hi) for o, lo, hi in
                               zip(shown.odds_ratio, shown.ci_low, shown.ci_high, strict=True)],
         "effect": shown.direction})
+
+
+def _odds(ratio: float, low: float, high: float) -> str:
+    """An odds ratio as a reader can use it; one whose interval spans more than a factor
+    of 100 says only its direction (a handful of accounts on one side decide it)."""
+    if high / max(low, 1e-12) > 100:
+        return f"{'above' if low > 1 else 'below'} 1, size unclear (too few accounts)"
+    return f"x{ratio:.1f} ({low:.1f}-{high:.1f})"
 
 
 def _removal_table(attribution: pd.DataFrame | None, dimension: str = "marketing_channel",
@@ -346,13 +364,15 @@ def _removal_table(attribution: pd.DataFrame | None, dimension: str = "marketing
     part = part.assign(_other=part.value == "other").sort_values(
         ["_other", "share"], ascending=[True, False])
     part = pd.concat([part[~part._other].head(rows - 1), part[part._other]])
+    other = ("other (no channel rule matched)" if dimension == "marketing_channel"
+             else "other (the rarer ones, pooled)")
     return pd.DataFrame({
         DIMENSION_WORDS.get(dimension, dimension): [
-            "other (the rarer ones, pooled)" if v == "other" else v for v in part.value],
+            other if v == "other" else v for v in part.value],
         "share of the credit": part.share.map(pct),
         "95 % interval": [f"{lo:.1%} to {hi:.1%}" for lo, hi in zip(part.ci_low, part.ci_high,
                                                                      strict=True)],
-        "conversions lost without it": [
+        "model's conversions lost without it": [
             f"{e:.1%} ({lo:.1%} to {hi:.1%})" for e, lo, hi in
             zip(part.removal_effect, part.removal_ci_low, part.removal_ci_high, strict=True)],
         "reading": ["uncertain" if u else "clear" for u in part.uncertain]})
@@ -653,7 +673,11 @@ def _channels_section(d: ReportData, charts: list[str]) -> str:
 
 def _reengagement_section(d: ReportData, charts: list[str]) -> str:
     # The curve and the gaps side by side; the lifecycle and the lift full width.
-    return _grid(charts[:2]) + "".join(charts[2:])
+    return (_grid(charts[:2])
+            + "<p class='note'>The curve can end above the rate in the headline: the rate "
+              "counts an account still in its gap as not back, the curve (Kaplan-Meier) "
+              "as not back <i>yet</i>, and estimates how many come back in the end.</p>"
+            + "".join(charts[2:]))
 
 
 def _advocacy_section(d: ReportData, charts: list[str]) -> str:
@@ -680,16 +704,20 @@ def _drivers_section(d: ReportData, charts: list[str]) -> str:
         return "".join(charts)
     return _charts_over_table(
         charts, listed, {"moved on with": pct, "without": pct}, "",
-        "Odds ratio: how many times the odds of moving on are higher with the touchpoint or "
-        "role than without, for accounts as long in the stage. Only rows whose "
-        "false-discovery-corrected q is below 0.05 are listed; all tests are in the table "
-        "conversion_drivers.")
+        f"{_term('Odds ratio', 'odds ratio')}: how many times the odds of moving on are higher "
+        "with the touchpoint, channel or role than without, for accounts as long in the "
+        "stage. 'Moved on with' and 'without' are the plain shares, not adjusted for time "
+        "in the stage, so they can point the other way (accounts that stay long collect "
+        "more touchpoints). Only rows whose false-discovery-corrected "
+        f"{_term('q-value')} is below 0.05 are listed; every test is in the warehouse "
+        "table conversion_drivers.")
 
 
 def _attribution_section(d: ReportData, charts: list[str]) -> str:
-    note = (f"Conversions lost without it (the {_term('removal effect')}): the share of "
-            "conversions lost if every journey through that channel or campaign had failed "
-            "(a Markov chain of the journeys). 'uncertain': its 95 % interval "
+    note = (f"The model's conversions lost without it (the {_term('removal effect')}): the "
+            "share of conversions the Markov chain of the journeys loses if every journey "
+            "through that channel or campaign fails; a model's credit, not a measured loss "
+            "(it says nothing of what a cut budget would do). 'uncertain': its 95 % interval "
             f"({_term('bootstrap')}) reaches zero. Campaigns carry their names where the "
             "exports give them (email campaign name, web utm_campaign). Every goal, cut "
             "(marketing channel, source / medium, campaign, recording system, touchpoint) "
@@ -737,7 +765,8 @@ def _quality_section(d: ReportData, charts: list[str]) -> str:
         "files found": d.loads.files_seen, "files read": d.loads.files_read,
         "rows read": d.loads.rows_read, "rows loaded": d.loads.rows_loaded,
         "duplicates skipped": d.loads.rows_duplicate, "rows rejected": d.loads.rows_rejected})
-    rejects = pd.DataFrame({"source": d.rejects.source, "reason": d.rejects.reason,
+    rejects = pd.DataFrame({"source": [SOURCE_WORDS.get(s, s) for s in d.rejects.source],
+                            "reason": d.rejects.reason,
                             "rows": d.rejects.rows})
     return ("".join(charts) + "<h3>Loads</h3>" + _table(loads)
             + "<h3>Rejected rows by reason</h3>" + _table(rejects, empty="No row rejected."))
@@ -826,7 +855,7 @@ def _issues_html(issues: list[tuple[str, str]]) -> str:
 
 
 def _page(d: ReportData, drawn: list[Drawn], issues: list[tuple[str, str]],
-          run_name: str) -> str:
+          run_name: str, source: str | None = None) -> str:
     """The whole self-contained page (plotly.js inline, so it works offline)."""
     placed, heads = _charts_by_section(drawn), headlines(d)
     body = "".join(_section_html(s, d, placed.get(s.id, []), heads) for s in SECTIONS)
@@ -838,6 +867,7 @@ def _page(d: ReportData, drawn: list[Drawn], issues: list[tuple[str, str]],
         f"<title>Customer journeys as of {as_of:%Y-%m-%d}</title><style>{CSS}</style>"
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
         f"<header><h1>Customer journeys</h1><p>As of {as_of:%d %B %Y} · report {run_name}"
+        + (f" · warehouse {html.escape(source)}" if source else "") +
         f"</p><p class='dq'>{_quality_line(d)}</p>{_issues_html(issues)}</header>"
         f"<nav>{nav}</nav><main>{body}</main>{REFIT}</body></html>")
 
@@ -858,8 +888,11 @@ def _refresh_latest(out: Path, reports_dir: Path) -> None:
 
 
 def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
-                 run_name: str | None = None, static_images: bool = True) -> Path:
-    """Write reports/<run>/index.html (+ CSV lists, PNGs) and refresh reports/latest/."""
+                 run_name: str | None = None, static_images: bool = True,
+                 source: str | None = None) -> Path:
+    """Write reports/<run>/index.html (+ CSV lists, PNGs) and refresh reports/latest/.
+    `source` names the warehouse in the header: two tabs of two warehouses' reports are
+    told apart at a glance."""
     d = report_data(con)
     run_name = run_name or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(reports_dir) / run_name
@@ -868,7 +901,7 @@ def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     drawn = drawn_charts(d)
     issues = [*run_issues(con), *_chart_issues(drawn)]
     index = out / "index.html"
-    index.write_text(_page(d, drawn, issues, run_name), encoding="utf-8")
+    index.write_text(_page(d, drawn, issues, run_name, source), encoding="utf-8")
     if static_images:
         write_static_images({c.chart.name: c.figure for c in drawn if c.figure is not None},
                             out)

@@ -87,8 +87,16 @@ final as (
         case c.channel
             when 'web' then
                 coalesce(c.f_utm_source, c.f_referrer, '(direct)') || ' / '
-                || coalesce(c.f_utm_medium,
-                            case when c.f_referrer is not null then 'referral' end, '(none)')
+                || coalesce(
+                    c.f_utm_medium,
+                    case  -- an untagged visit's medium, as web analytics names it
+                        when c.f_referrer is null then '(none)'
+                        when m.marketing_channel = 'organic search' then 'organic'
+                        when m.marketing_channel = 'organic social' then 'social'
+                        when m.marketing_channel = 'email' then 'email'
+                        else 'referral'
+                    end
+                )
             when 'email' then 'email platform / email'
             else c.channel || ' / ' || c.activity
         end as source_medium,

@@ -6,20 +6,47 @@
 -- email rows an email address. source_file and source_row say where the row was first
 -- loaded from: events with the same time keep that order (contract v2, event order).
 -- What marketing channels are read from (contract v3): the web event's UTM parameters
+-- (from the page URL's query where the export has no UTM columns or leaves them empty)
 -- and referrer, referrer_host (the referring site without www., empty when the visitor
--- came from the site itself), and the email campaign's name.
+-- came from the site itself: the page's host, a subdomain of it or it of the referrer,
+-- or one of marketing_own_domains), and the email campaign's name.
 with crm_activities as (
     select * from stg_crm__activities
 ),
 
 web_events as (
     select
-        *,
+        * replace (
+            coalesce(nullif(trim(utm_source), ''), url_decode(nullif(regexp_extract(
+                page_url, '[?&]utm_source=([^&#]*)', 1), ''))) as utm_source,
+            coalesce(nullif(trim(utm_medium), ''), url_decode(nullif(regexp_extract(
+                page_url, '[?&]utm_medium=([^&#]*)', 1), ''))) as utm_medium,
+            coalesce(nullif(trim(utm_campaign), ''), url_decode(nullif(regexp_extract(
+                page_url, '[?&]utm_campaign=([^&#]*)', 1), ''))) as utm_campaign
+        ),
         regexp_extract(lower(trim(referrer)),
                        '^(?:[a-z][a-z0-9+.-]*://)?(?:www\.)?([^/:?#\s]+)', 1) as _referrer,
         regexp_extract(lower(trim(page_url)),
                        '^(?:[a-z][a-z0-9+.-]*://)?(?:www\.)?([^/:?#\s]+)', 1) as _page
     from stg_web__events
+),
+
+web_referrers as (
+    select
+        w.*,
+        case
+            when w._referrer = '' then null
+            when w._referrer = w._page
+                or w._referrer like '%.' || w._page
+                or (w._page <> '' and w._page like '%.' || w._referrer)
+                or exists (
+                    select 1 from marketing_own_domains as d
+                    where w._referrer = d.domain or w._referrer like '%.' || d.domain
+                )
+                then null
+            else w._referrer
+        end as _referrer_host
+    from web_events as w
 ),
 
 email_events as (
@@ -73,11 +100,11 @@ unioned as (
         utm_medium,
         utm_campaign,
         referrer,
-        case when _referrer <> '' and _referrer is distinct from _page then _referrer end,
+        _referrer_host,
         null,
         source_file,
         source_row
-    from web_events
+    from web_referrers
 
     union all
 

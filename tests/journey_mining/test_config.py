@@ -48,7 +48,7 @@ def test_defaults_when_no_config_is_given():
         # marketing channel rules are checked when read, not when the build runs them
         ("analysis:\n  marketing_channels:\n    rules:\n      - channel: paid\n"
          "        when: {utm_mediun: cpc}\n",
-         "rules.0.when.utm_mediun.[key]: Input should be 'system', 'activity', 'utm_source'"),
+         "rules.0.when.utm_mediun: a rule cannot read 'utm_mediun'; did you mean utm_medium?"),
         ("analysis:\n  marketing_channels:\n    rules:\n      - channel: paid\n"
          "        when: {referrer: '(?=x).*'}\n",
          "'(?=x).*' is not a regular expression DuckDB reads"),
@@ -56,7 +56,12 @@ def test_defaults_when_no_config_is_given():
          "        when: {referrer: '(unclosed'}\n",
          "'(unclosed' is not a regular expression DuckDB reads"),
         ("analysis:\n  marketing_channels:\n    rules:\n      - channel: paid\n"
-         "        when: {}\n", "rules.0.when: Dictionary should have at least 1 item"),
+         "        when: {}\n", "rules.0.when: a rule needs at least one condition"),
+        ("analysis:\n  marketing_channels:\n    rules: []\n",
+         "rules: an empty list would make every touchpoint 'other'"),
+        ("analysis:\n  marketing_channels:\n    rules:\n      - channel: paid\n"
+         "        when: {utm_medium: 123}\n",
+         "when.utm_medium: a condition is a regular expression, a list of values or null"),
     ],
 )
 def test_invalid_config_is_a_clear_error(tmp_path, text, message):

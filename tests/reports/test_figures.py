@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from journey_mining import reports
@@ -59,3 +60,21 @@ def test_headlines_quote_the_warehouse(data):
     assert f"{int(data.funnel.reached.iloc[0]):,} accounts" in text["funnel"]
     assert reports.pct(k.resolved_share) in text["quality"]
     assert f"{len(data.churn)} clients now are scored" in text["churn"]
+
+
+def test_the_paths_diagram_keeps_each_step_in_its_column_without_overlaps():
+    """A path's k-th stage stands in column k (plotly would push a path's end to the far
+    right), and the nodes of one column are stacked in ladder order, apart."""
+    variants = pd.DataFrame({
+        "variant": ["awareness > consideration", "awareness > evaluation > decision",
+                    "awareness > consideration > evaluation > decision > client",
+                    "awareness"],
+        "cases": [50, 20, 10, 5], "coverage": [50 / 85, 20 / 85, 10 / 85, 5 / 85]})
+    fig = reports.build_sankey_figure(variants, top_k=4)
+    node = fig.data[0].node
+    placed = {label: (x, y) for label, x, y in zip(node.label, node.x, node.y, strict=True)}
+    assert placed["2. evaluation"][0] == placed["2. consideration"][0] < placed[
+        "3. decision"][0] < placed["5. client"][0]
+    assert placed["3. decision"][0] == placed["3. evaluation"][0]
+    assert placed["2. consideration"][1] < placed["2. evaluation"][1]  # ladder order, down
+    assert fig.data[0].arrangement == "fixed"

@@ -19,9 +19,9 @@ PAGE = "https://example.io/blog/a"
 VISITS = {
     "w01": (("", "google", "cpc", "brand"), "paid search", "google / cpc"),
     "w02": (("https://www.google.de/search?q=crm", "", "", ""), "organic search",
-            "google.de / referral"),
+            "google.de / organic"),
     "w03": (("https://www.linkedin.com/feed/", "", "", ""), "organic social",
-            "linkedin.com / referral"),
+            "linkedin.com / social"),
     "w04": (("", "linkedin", "paid_social", "abm"), "paid social", "linkedin / paid_social"),
     "w05": (("", "facebook", "cpc", ""), "paid social", "facebook / cpc"),
     "w06": (("", "Newsletter", " Email ", "june"), "email", "newsletter / email"),
@@ -33,20 +33,32 @@ VISITS = {
     "w11": (("", "expo", "event", ""), "events/offline", "expo / event"),
     "w12": (("", "foo", "", ""), "other", "foo / (none)"),
     "w13": (("", "bing", "organic", ""), "organic search", "bing / organic"),
+    # a link clicked in a webmail is email, not a search engine's referral
+    "w14": (("https://mail.google.com/mail/u/0/", "", "", ""), "email", "mail.google.com / email"),
+    # the site's own subdomain and a domain of the user's (own_domains) are no referrals
+    "w15": (("https://blog.example.io/post", "", "", ""), "direct", "(direct) / (none)"),
+    "w16": (("https://shop.example-store.com/", "", "", ""), "direct", "(direct) / (none)"),
+    # web analytics' own "(direct)", and a source tag without a medium
+    "w17": (("", "(direct)", "(none)", ""), "direct", "(direct) / (none)"),
+    "w18": (("", "linkedin", "", ""), "organic social", "linkedin / (none)"),
 }
+# UTM tags that only the landing page's URL carries
+TAGGED_PAGE = "https://example.io/lp?x=1&utm_source=google&utm_medium=cpc&utm_campaign=spring%20sale"
 CRM = {"a1": ("Meeting", "sales outreach"), "a2": ("Trade Show Visit", "events/offline"),
-       "a3": ("Support Ticket", "account management")}
+       "a3": ("Support Ticket", "account management"), "a4": ("Email", "sales outreach"),
+       "a5": ("Webinar", "events/offline")}
 
 
 def _exports(folder):
     write_csv(folder, "crm_accounts.csv", "account_id,name,domain", "A1,Acme,acme.com")
     write_csv(folder, "crm_contacts.csv", "contact_id,account_id,email", "C1,A1,ann@acme.com")
     write_csv(folder, "crm_activities.csv", "activity_id,occurred_at,account_id,contact_id,"
-              "activity_type", *(f"{i},2025-02-0{n + 1}T09:00:00Z,A1,C1,{kind}"
+              "activity_type", *(f"{i},2025-02-{n + 1:02d}T09:00:00Z,A1,C1,{kind}"
                                  for n, (i, (kind, _)) in enumerate(CRM.items())))
     write_csv(folder, "web_events.csv", WEB, *(
         f"{i},2025-01-{n + 1:02d}T09:00:00Z,v1,page_view,,{PAGE},{','.join(fields)}"
-        for n, (i, (fields, _, _)) in enumerate(VISITS.items())))
+        for n, (i, (fields, _, _)) in enumerate(VISITS.items())),
+        f"w90,2025-01-30T09:00:00Z,v1,page_view,,{TAGGED_PAGE},,,,")
     write_csv(folder, "email_events.csv", "event_id,occurred_at,email,event_type,campaign_id,"
               "campaign_name", "m1,2025-03-01T09:00:00Z,ann@acme.com,open,c-7,June news")
     return folder
@@ -55,7 +67,8 @@ def _exports(folder):
 def _channels(tmp_path, settings: MarketingChannels | None = None) -> dict:
     con = warehouse.connect()
     ingest.load_exports(con, _exports(tmp_path / "exports"))
-    build.build(con, AnalysisParams(marketing_channels=settings or MarketingChannels()),
+    build.build(con, AnalysisParams(marketing_channels=settings or MarketingChannels(
+        own_domains=["https://www.Example-Store.com/"])),
                 as_of=dt.datetime(2025, 6, 30))
     rows = con.execute("SELECT source_id, marketing_channel, source_medium, campaign "
                        "FROM touchpoints").fetchall()
@@ -73,6 +86,7 @@ def test_the_default_rules_group_every_kind_of_visit_as_web_analytics_does(tmp_p
     # The email platform's events are email; the campaign carries its name, not its id.
     assert got["m1"] == ("email", "email platform / email", "June news")
     assert got["w01"][2] == "brand"
+    assert got["w90"] == ("paid search", "google / cpc", "spring sale")
 
 
 @pytest.mark.parametrize("keep", [True, False])
