@@ -48,17 +48,23 @@ def effective_rules(settings: MarketingChannels) -> tuple[ChannelRule, ...]:
 
 
 def register_channel_rules(con: duckdb.DuckDBPyConnection, settings: MarketingChannels) -> None:
-    """marketing_channel_rules(rule_no, marketing_channel, field, pattern): one row per
-    condition; pattern NULL means the field must be empty. marketing_own_domains(domain):
+    """marketing_channel_rules(rule_set, rule_no, marketing_channel, field, pattern): one
+    row per condition of the rules in use and of the default rules; pattern NULL means
+    the field must be empty. marketing_own_domains(domain):
     the user's sites, whose referrals are visits within the site. Values bound, not
     formatted."""
-    con.execute("CREATE OR REPLACE TABLE marketing_channel_rules (rule_no INTEGER NOT NULL, "
-                "marketing_channel VARCHAR NOT NULL, field VARCHAR NOT NULL, pattern VARCHAR)")
-    rows = [(no, rule.channel, field, pattern)
-            for no, rule in enumerate(effective_rules(settings), start=1)
+    con.execute("CREATE OR REPLACE TABLE marketing_channel_rules (rule_set VARCHAR NOT NULL, "
+                "rule_no INTEGER NOT NULL, marketing_channel VARCHAR NOT NULL, "
+                "field VARCHAR NOT NULL, pattern VARCHAR)")
+    # 'in use' decides marketing_channel; 'default' names an untagged visit's medium in
+    # source_medium, which is web analytics' reading and does not follow a user's rules.
+    sets = {"in use": effective_rules(settings), "default": default_rules()}
+    rows = [(name, no, rule.channel, field, pattern)
+            for name, rules in sets.items()
+            for no, rule in enumerate(rules, start=1)
             for field, pattern in rule.when.items()]
     if rows:
-        con.executemany("INSERT INTO marketing_channel_rules VALUES (?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO marketing_channel_rules VALUES (?, ?, ?, ?, ?)", rows)
     con.execute("CREATE OR REPLACE TABLE marketing_own_domains (domain VARCHAR PRIMARY KEY)")
     domains = sorted(set(settings.own_domains))
     if domains:

@@ -314,8 +314,9 @@ def _check_channel_pattern(pattern: str) -> str:
         re.compile(pattern)
         duckdb.execute("SELECT regexp_full_match('', ?)", [pattern]).fetchall()
     except (re.error, duckdb.Error) as exc:
-        raise ValueError(f"{pattern!r} is not a regular expression DuckDB reads: "
-                         f"{str(exc).splitlines()[0]}") from None
+        why = str(exc).splitlines()[0].removeprefix("Invalid Input Error: ")
+        raise ValueError(f"'{pattern}' is not a regular expression DuckDB reads: "
+                         f"{why}") from None
     return pattern
 
 
@@ -581,8 +582,9 @@ def _problem(err: dict) -> str:
         return (f"{where}: a rule cannot read {str(err.get('input'))!r}"
                 + (f"; did you mean {close[0]}?" if close else "")
                 + f" (fields: {', '.join(CHANNEL_RULE_FIELDS)})")
-    if "when" in loc and loc[-1] in ("str", "list[str]"):
-        loc = loc[:-1]  # one line for a condition of the wrong type, not one per type
+    typed = [i for i, part in enumerate(loc) if part in ("str", "list[str]")]
+    if "when" in loc and typed:
+        loc = loc[:typed[0]]  # one line for a condition of the wrong type, not one per type
         err = {**err, "msg": "a condition is a regular expression, a list of values or "
                              "null"}
     if loc[-1:] == ("rules",) and err["type"] == "too_short":

@@ -36,6 +36,13 @@ MARKETING_COLOURS = {"organic search": "#4C78A8", "paid search": "#9ECAE9",
                      "other": "#D3D3D3"}
 BAND_COLOURS = {"high": "#E45756", "medium": "#F2B701", "low": "#72B7B2"}
 SYSTEM_WORDS = {"web": "website", "email": "email", "crm": "CRM"}
+UNMATCHED = "other (no channel rule matched)"
+
+
+def channel_words(channel: str) -> str:
+    """A marketing channel as the report names it: 'other' says it is what no rule
+    matched, not a channel of its own."""
+    return UNMATCHED if channel == "other" else channel
 # A ratio axis (lift, odds ratio) on a log scale, labelled "x2" at 1-2-5 steps only: the
 # default minor labels repeat ("2 5 2 5") and read as values.
 _RATIOS = [m * 10.0 ** e for e in range(-3, 4) for m in (1, 2, 5)]
@@ -167,6 +174,24 @@ def _activity_words(activity: str) -> str:
     return activity.replace("_", " ")
 
 
+def _free_spot(start, bend, end, taken) -> tuple[float, float]:
+    """A point near the line drawn through start, bend and end for a count, the first of a
+    few along it whose box (about 0.2 x 0.12 axis units) meets no box in `taken` (x, y,
+    half width, half height); the bend if none. (A quadratic through the three points:
+    its control point is 2 bend - mean.)"""
+    control = tuple(2 * b - (a + c) / 2 for a, b, c in zip(start, bend, end, strict=True))
+
+    def at(t):
+        return tuple((1 - t) ** 2 * a + 2 * (1 - t) * t * b + t ** 2 * c
+                     for a, b, c in zip(start, control, end, strict=True))
+
+    for t in (0.5, 0.38, 0.62, 0.28, 0.72, 0.2, 0.8):
+        x, y = at(t)
+        if all(abs(x - tx) > 0.2 + w or abs(y - ty) > 0.12 + h for tx, ty, w, h in taken):
+            return x, y
+    return at(0.5)
+
+
 def build_activity_map_figure(transitions: pd.DataFrame, activities: pd.DataFrame,
                               top_ns: tuple[int, ...] = (10, 25, 50),
                               labelled: int = 25) -> go.Figure:
@@ -188,6 +213,10 @@ def build_activity_map_figure(transitions: pd.DataFrame, activities: pd.DataFram
     top = max(edges.transitions.max(), 1) if len(edges) else 1
     fig = go.Figure()
     labels = []
+    # Counts go where no count and no activity name is (names sit just above their node).
+    taken = [box for a, (x, y) in pos.items()
+             for box in ((x, y, 0.1, 0.12),                                     # the node
+                         (x, y + 0.28, 0.045 * len(_activity_words(a)), 0.1))]  # its name
     for r in edges.itertuples():
         (x0, y0), (x1, y1) = pos[r.from_activity], pos[r.to_activity]
         # A move and its reverse bend to opposite sides, so neither line nor count hides
@@ -202,12 +231,15 @@ def build_activity_map_figure(transitions: pd.DataFrame, activities: pd.DataFram
             mode="lines", line=dict(width=1 + 8 * r.transitions / top, shape="spline",
                                     color="rgba(76,120,168,0.5)"),
             hoverinfo="text", showlegend=False, visible=r.Index < top_ns[0], hovertext=text))
+        lx, ly = _free_spot((x0, y0), (mx, my), (x1, y1), taken)
+        taken.append((lx, ly, 0.2, 0.12))
         labels.append([
-            # the arrowhead at the move's end, then its count at the bend
+            # the arrowhead at the move's end, then its count on the line, where no other
+            # count or stage name is
             dict(x=x1, y=y1, ax=(mx + 3 * x1) / 4, ay=(my + 3 * y1) / 4, xref="x", yref="y",
                  axref="x", ayref="y", showarrow=True, arrowhead=2, arrowsize=1.1,
                  standoff=9, arrowcolor="rgba(31,58,95,0.7)", text=""),
-            dict(x=mx, y=my, text=f"{r.transitions:,}", showarrow=False,
+            dict(x=lx, y=ly, text=f"{r.transitions:,}", showarrow=False,
                  font=dict(size=10, color="#1f3a5f"), bgcolor="rgba(255,255,255,0.8)",
                  hovertext=text)])
     names = list(pos)
@@ -366,13 +398,15 @@ def build_channel_mix_figure(mix: pd.DataFrame) -> go.Figure:
     totals = mix.groupby("marketing_channel").touchpoints.sum().sort_values(ascending=False)
     for channel in totals.index:
         part = mix[mix.marketing_channel == channel]
-        fig.add_trace(go.Bar(x=[LABEL[s] for s in part.stage], y=part.share, name=channel,
+        fig.add_trace(go.Bar(x=[LABEL[s] for s in part.stage], y=part.share,
+                             name=channel_words(channel),
                              marker_color=MARKETING_COLOURS.get(channel),
                              text=[f"{v:.0%}" if v >= 0.08 else "" for v in part.share],
                              textposition="inside",
                              customdata=np.stack([part.touchpoints, part.accounts,
                                                   part.accounts_in_stage], axis=1),
-                             hovertemplate=channel + " while in %{x}: %{y:.0%} of the "
+                             hovertemplate=channel_words(channel)
+                                           + " while in %{x}: %{y:.0%} of the "
                                            "touchpoints (%{customdata[0]:,}), from "
                                            "%{customdata[1]:,} of %{customdata[2]:,} "
                                            "accounts<extra></extra>"))

@@ -10,6 +10,7 @@ import pandas as pd
 
 from journey_mining.churn import ranking_verdict
 from journey_mining.reports.data import ReportData
+from journey_mining.reports.figures import channel_words
 from journey_mining.reports.format import FUNNEL, LABEL, missing, pct, points
 
 __all__ = ["headlines"]
@@ -206,12 +207,13 @@ def _channel_sentence(mix: pd.DataFrame) -> str:
     early, late = shares(FUNNEL[:2]), shares(FUNNEL[2:4])
     parts = []
     if early is not None:
-        top = [f"{name} ({pct(share)})" for name, share in early.head(3).items()]
+        top = [f"{channel_words(name)} ({pct(share)})" for name, share in early.head(3).items()]
         parts.append("While in awareness and consideration, accounts' touchpoints come most "
                      f"from {', '.join(top[:-1])} and {top[-1]}." if len(top) > 1 else
                      f"While in awareness and consideration, every touchpoint is {top[0]}.")
     if late is not None:
-        parts.append(f"While in evaluation and decision, the most are {late.index[0]} "
+        parts.append(f"While in evaluation and decision, the most are "
+                     f"{channel_words(late.index[0])} "
                      f"({pct(late.iloc[0])}).")
     return " ".join(parts) or "No touchpoints in a stage yet."
 
@@ -276,7 +278,8 @@ def _attribution_sentence(attribution: pd.DataFrame | None) -> str:
                  f"journeys support ({pct(last_share[over])} vs {pct(markov_share[over])}).")
     uncertain = part[(part.model == "markov_1") & part.uncertain.fillna(False).astype(bool)]
     if len(uncertain):
-        text += (f" {len(uncertain)} of {len(markov)} channels have a removal effect whose "
+        text += (f" {len(uncertain)} of {len(markov)} channels "
+                 f"{'has' if len(uncertain) == 1 else 'have'} a removal effect whose "
                  "interval reaches zero: marked uncertain, not worth a budget decision.")
     if "journeys" in part and (part.journeys < part.population).any():
         row = part.iloc[0]

@@ -128,14 +128,18 @@ GLOSSARY = {
     "lift": "How many times more often accounts with this touchpoint in the gap came back "
             "than accounts without it; 1 means no difference. The bar is a 95 % interval. "
             "An association: a touchpoint can mark clients already on their way back.",
-    "marketing channel": "Where a touchpoint came from, as a marketer groups it: organic or "
-                         "paid search, organic or paid social, email, referral, display, "
-                         "events/offline, direct, sales outreach, account management, other. "
+    "marketing channel": "Where a touchpoint came from, as a marketer groups it. The "
+                         "default groups: organic or paid search, organic or paid social, "
+                         "email, referral, display, events/offline, direct, sales outreach, "
+                         "account management, and other (no rule matched); a config's own "
+                         "rules may name others. "
                          "Read from the UTM tags, the referring site, the campaign and the "
                          "CRM activity type by ordered rules (analysis.marketing_channels "
                          "in the config changes them).",
     "source / medium": "Web analytics' source and medium of a visit (google / cpc); a visit "
-                       "without tags: its referring site / referral, or (direct) / (none).",
+                       "without tags: its referring site / organic (a search engine), / "
+                       "social (a social network), / email (a webmail) or / referral, or "
+                       "(direct) / (none).",
     "recording system": "The system that recorded a touchpoint: the website, the email "
                         "platform or the CRM.",
     "reached vs were in": "'Reached' counts accounts whose furthest stage is this one or "

@@ -4,8 +4,10 @@
 -- condition (pattern NULL: the field is empty); they run once per combination, not once
 -- per touchpoint. Values are compared lower-cased and trimmed; empty strings are empty.
 -- source_medium is web analytics' "source / medium" (a visit without UTM tags: its
--- referring site / referral, or (direct) / (none)); email platform events are
--- "email platform / email", CRM activities "crm / <activity>".
+-- referring site / organic, social, email or referral as the *default* rules group it,
+-- whatever rules the user runs, or (direct) / (none)); email platform events are
+-- "email platform / email", CRM activities "crm / <activity>". The rules table holds two
+-- rule sets: 'in use' (what marketing_channel follows) and 'default'.
 with touchpoints as (
     select * from int_touchpoints_unioned
 ),
@@ -39,6 +41,7 @@ checked as (  -- every condition of every rule against every combination
     select
         f.channel, f.activity, f.utm_source, f.utm_medium, f.utm_campaign,
         f.referrer_host, f.campaign,
+        r.rule_set,
         r.rule_no,
         r.marketing_channel,
         case r.field
@@ -58,6 +61,7 @@ checked as (  -- every condition of every rule against every combination
 matched as (  -- the rules whose conditions all hold, per combination
     select
         channel, activity, utm_source, utm_medium, utm_campaign, referrer_host, campaign,
+        rule_set,
         rule_no,
         any_value(marketing_channel) as marketing_channel
     from checked
@@ -73,8 +77,11 @@ matched as (  -- the rules whose conditions all hold, per combination
 first_match as (
     select
         channel, activity, utm_source, utm_medium, utm_campaign, referrer_host, campaign,
-        arg_min(marketing_channel, rule_no) as marketing_channel,
-        min(rule_no) as rule_no
+        arg_min(marketing_channel, rule_no) filter (where rule_set = 'in use')
+            as marketing_channel,
+        min(rule_no) filter (where rule_set = 'in use') as rule_no,
+        arg_min(marketing_channel, rule_no) filter (where rule_set = 'default')
+            as default_channel
     from matched
     group by all
 ),
@@ -91,9 +98,9 @@ final as (
                     c.f_utm_medium,
                     case  -- an untagged visit's medium, as web analytics names it
                         when c.f_referrer is null then '(none)'
-                        when m.marketing_channel = 'organic search' then 'organic'
-                        when m.marketing_channel = 'organic social' then 'social'
-                        when m.marketing_channel = 'email' then 'email'
+                        when m.default_channel = 'organic search' then 'organic'
+                        when m.default_channel = 'organic social' then 'social'
+                        when m.default_channel = 'email' then 'email'
                         else 'referral'
                     end
                 )

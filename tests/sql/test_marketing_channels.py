@@ -102,3 +102,5 @@ def test_a_users_rules_come_first_and_replace_or_extend_the_defaults(tmp_path, k
     # The rest: the defaults when kept, else "other" (no rule of the user's matched).
     assert got["w03"][0] == ("organic social" if keep else "other")
     assert got["a1"][0] == ("sales outreach" if keep else "other")
+    # source / medium is web analytics' reading, not the user's grouping
+    assert got["w02"][1] == "google.de / organic" and got["w14"][1] == "mail.google.com / email"
