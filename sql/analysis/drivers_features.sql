@@ -6,29 +6,30 @@
 -- the window). Activities that signal $to_stage or a later stage are left
 -- out: they are the step, not a lever (stages not on the ladder count as before it).
 with windows as (select * from _driver_windows),
+in_window as (  -- each window's touchpoints: one join, read by every kind of driver
+    select w._row, e.channel, e.activity, e.marketing_channel, e.contact_id, e.stage
+    from windows w
+    join int_journey_events e on e.account_id = w.account_id
+        and e.occurred_at < w.window_end
+),
+before_step as (
+    select i.*
+    from in_window i
+    left join stage_ladder l on l.stage = i.stage
+    where l.stage is null
+        or l.stage_order < (select stage_order from stage_ladder where stage = $to_stage)
+),
 events as (
-    select w._row, e.channel || ':' || e.activity as driver, 'touchpoint' as kind
-    from windows w
-    join int_journey_events e on e.account_id = w.account_id
-        and e.occurred_at < w.window_end
-    left join stage_ladder l on l.stage = e.stage
-    where l.stage is null
-        or l.stage_order < (select stage_order from stage_ladder where stage = $to_stage)
+    select _row, channel || ':' || activity as driver, 'touchpoint' as kind
+    from before_step
     union all
-    select w._row, 'channel:' || e.marketing_channel, 'channel'
-    from windows w
-    join int_journey_events e on e.account_id = w.account_id
-        and e.occurred_at < w.window_end
-    left join stage_ladder l on l.stage = e.stage
-    where l.stage is null
-        or l.stage_order < (select stage_order from stage_ladder where stage = $to_stage)
+    select _row, 'channel:' || marketing_channel, 'channel'
+    from before_step
     union all
-    select w._row, 'role:' || lower(c.role), 'role'
-    from windows w
-    join int_journey_events e on e.account_id = w.account_id
-        and e.occurred_at < w.window_end
-    join stg_crm__contacts c on c.contact_id = e.contact_id
-    where c.role is not null and e.channel = 'crm'
+    select i._row, 'role:' || lower(c.role), 'role'
+    from in_window i
+    join stg_crm__contacts c on c.contact_id = i.contact_id
+    where c.role is not null and i.channel = 'crm'
 )
 select driver, kind, list(distinct _row) as rows from events group by driver, kind
 order by driver, kind

@@ -1,5 +1,5 @@
--- Grain: one row per distinct combination of the fields marketing channel rules read
--- (contract v3 section 5), with the channel of the first rule whose conditions all hold
+-- Grain: one row per channel_key: a distinct combination of the fields marketing channel
+-- rules read (contract v3 section 5; int_touchpoints_unioned makes the key), with the channel of the first rule whose conditions all hold
 -- ('other' when none does). The rules are the table marketing_channel_rules, one row per
 -- condition (pattern NULL: the field is empty); they run once per combination, not once
 -- per touchpoint. Values are compared lower-cased and trimmed; empty strings are empty.
@@ -12,16 +12,18 @@ with touchpoints as (
     select * from int_touchpoints_unioned
 ),
 
-combinations as (
-    select distinct
-        channel,
-        activity,
-        utm_source,
-        utm_medium,
-        utm_campaign,
-        referrer_host,
-        coalesce(campaign_name, campaign_id) as campaign
+combinations as (  -- one row per channel_key (int_touchpoints_unioned)
+    select
+        channel_key,
+        any_value(channel) as channel,
+        any_value(activity) as activity,
+        any_value(utm_source) as utm_source,
+        any_value(utm_medium) as utm_medium,
+        any_value(utm_campaign) as utm_campaign,
+        any_value(referrer_host) as referrer_host,
+        any_value(coalesce(campaign_name, campaign_id)) as campaign
     from touchpoints
+    group by channel_key
 ),
 
 fields as (
@@ -39,8 +41,7 @@ fields as (
 
 checked as (  -- every condition of every rule against every combination
     select
-        f.channel, f.activity, f.utm_source, f.utm_medium, f.utm_campaign,
-        f.referrer_host, f.campaign,
+        f.channel_key,
         r.rule_set,
         r.rule_no,
         r.marketing_channel,
@@ -60,12 +61,12 @@ checked as (  -- every condition of every rule against every combination
 
 matched as (  -- the rules whose conditions all hold, per combination
     select
-        channel, activity, utm_source, utm_medium, utm_campaign, referrer_host, campaign,
+        channel_key,
         rule_set,
         rule_no,
         any_value(marketing_channel) as marketing_channel
     from checked
-    group by all
+    group by channel_key, rule_set, rule_no
     having bool_and(
         case
             when pattern is null then value is null
@@ -76,20 +77,19 @@ matched as (  -- the rules whose conditions all hold, per combination
 
 first_match as (
     select
-        channel, activity, utm_source, utm_medium, utm_campaign, referrer_host, campaign,
+        channel_key,
         arg_min(marketing_channel, rule_no) filter (where rule_set = 'in use')
             as marketing_channel,
         min(rule_no) filter (where rule_set = 'in use') as rule_no,
         arg_min(marketing_channel, rule_no) filter (where rule_set = 'default')
             as default_channel
     from matched
-    group by all
+    group by channel_key
 ),
 
 final as (
     select
-        c.channel, c.activity, c.utm_source, c.utm_medium, c.utm_campaign,
-        c.referrer_host, c.campaign,
+        c.channel_key,
         coalesce(m.marketing_channel, 'other') as marketing_channel,
         case c.channel
             when 'web' then
@@ -109,14 +109,7 @@ final as (
         end as source_medium,
         m.rule_no
     from fields as c
-    left join first_match as m
-        on c.channel = m.channel
-        and c.activity = m.activity
-        and c.utm_source is not distinct from m.utm_source
-        and c.utm_medium is not distinct from m.utm_medium
-        and c.utm_campaign is not distinct from m.utm_campaign
-        and c.referrer_host is not distinct from m.referrer_host
-        and c.campaign is not distinct from m.campaign
+    left join first_match as m on c.channel_key = m.channel_key
 )
 
 select * from final

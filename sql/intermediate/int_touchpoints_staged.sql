@@ -1,7 +1,8 @@
 -- Grain: one row per touchpoint, with the stage its activity signals (stage map)
 -- and whether it is a negative signal (the map's list, or a score response at or
 -- below its threshold, e.g. an NPS of 0-6), and its marketing channel (the first
--- matching rule of int_marketing_channels, by the fields the rules read).
+-- matching rule of int_marketing_channels, by the combination key of the fields the
+-- rules read).
 with touchpoints as (
     select * from int_touchpoints_stitched
 ),
@@ -43,14 +44,7 @@ scored as (
     left join stage_signals as s on t.channel = s.channel and t.activity = s.activity
     left join negatives as n on t.channel = n.channel and t.activity = n.activity
     left join score_fields as r on t.channel = r.channel and t.activity = r.activity
-    left join marketing_channels as mc
-        on t.channel = mc.channel
-        and t.activity = mc.activity
-        and t.utm_source is not distinct from mc.utm_source
-        and t.utm_medium is not distinct from mc.utm_medium
-        and t.utm_campaign is not distinct from mc.utm_campaign
-        and t.referrer_host is not distinct from mc.referrer_host
-        and coalesce(t.campaign_name, t.campaign_id) is not distinct from mc.campaign
+    left join marketing_channels as mc on t.channel_key = mc.channel_key
 ),
 
 final as (

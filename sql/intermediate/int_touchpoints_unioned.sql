@@ -137,7 +137,12 @@ unioned as (
 final as (
     select
         source || ':' || source_id as touchpoint_id,
-        *
+        *,
+        -- the combination of what marketing channel rules read (int_marketing_channels)
+        concat_ws(chr(31), channel, activity, coalesce(utm_source, ''),
+                  coalesce(utm_medium, ''), coalesce(utm_campaign, ''),
+                  coalesce(referrer_host, ''), coalesce(campaign_name, campaign_id, ''))
+            as channel_key
     from unioned
 )
 
