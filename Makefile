@@ -63,4 +63,5 @@ clean:
 
 bench: install  ## the benchmark on 1 M events and the command timings; results in BENCHMARKS.md
 	$(BIN)/python benchmarks/run.py --events 1000000
+	$(BIN)/python benchmarks/run.py --events 1000000 --command
 	$(BIN)/python benchmarks/operations.py

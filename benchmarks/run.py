@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                  # 1 M events (make bench)
     python benchmarks/run.py --events 10000000
+    python benchmarks/run.py --command        # `journey run` itself, as a subprocess
 
 Prints per-step wall time and peak memory (resident set of this process, which
 includes DuckDB's memory: it runs in-process), the ratios against pm4py and
@@ -19,12 +20,13 @@ import platform
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psutil
@@ -198,6 +200,97 @@ def bare_copy(folder: Path, db: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+STEP_DONE = re.compile(r"step (?P<step>.+?) done in (?P<seconds>[\d.]+) s")
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Resident memory of a process and all its children (the command's Prefect server,
+    DuckDB threads are in the process itself), bytes; a child gone mid-read counts 0."""
+    total = 0
+    for p in [process, *process.children(recursive=True)]:
+        with suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def time_command(args: list[str], env: dict, log_path: Path) -> dict:
+    """Run a command as a user does (a subprocess), sampling the resident memory of its
+    whole process tree every 50 ms; its per-step times come from its own log lines
+    ("step build done in 9.5 s"). Returns wall time, peak MB, steps and exit code."""
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        child = psutil.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        peak = 0
+        while child.poll() is None:
+            peak = max(peak, tree_rss(child))
+            time.sleep(0.05)
+    wall = time.perf_counter() - started
+    text = log_path.read_text(errors="replace")
+    steps = [(m["step"], float(m["seconds"])) for m in STEP_DONE.finditer(text)]
+    return {"wall": wall, "peak_mb": peak / 2**20, "steps": steps,
+            "returncode": child.returncode, "log": text}
+
+
+def command_benchmark(exports: Path, work: Path, target: int, events: int,
+                      memory_limit: str | None, write: bool) -> None:
+    """`journey run` with the outputs a user gets by default (process models, XES and
+    OCEL exports, the report with its static images), against DuckDB's bare copy of the
+    same files; BENCHMARKS.md gets a section "journey run, N events"."""
+    db = work / "command.duckdb"
+    for stale in (db, Path(f"{db}.wal")):
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(work / "command", ignore_errors=True)
+    (work / "command").mkdir(parents=True)
+    copy_started = time.perf_counter()
+    bare_copy(exports, work / "bare.duckdb")
+    copy_time = time.perf_counter() - copy_started
+    args = [str(Path(sys.executable).parent / "journey"), "run", "--input", str(exports),
+            "--warehouse", str(db), "--outputs", str(work / "command" / "outputs"),
+            "--reports", str(work / "command" / "reports")]
+    if memory_limit:
+        config = work / "command" / "config.yml"
+        config.write_text(f"resources:\n  memory_limit: {memory_limit}\n")
+        args += ["--config", str(config)]
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_HOME": str(work / "command" / "prefect")}
+    result = time_command(args, env, work / "command" / "run.log")
+    if result["returncode"] != 0:
+        raise SystemExit(f"journey run failed ({result['returncode']}):\n"
+                         + result["log"][-3000:])
+    print(f"  journey run: {result['wall']:.1f} s, peak {result['peak_mb']:.0f} MB (process "
+          f"tree); bare copy {copy_time:.1f} s: x{result['wall'] / copy_time:.1f}")
+    for step, seconds in result["steps"]:
+        print(f"    {step:<28}{seconds:>9.1f} s")
+    if write:
+        label = f"{target / 1e6:g} M"
+        lines = [f"## journey run, {label} events", "",
+                 f"{events:,} generated events.", "",
+                 f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; the command as a user "
+                 "runs it (a subprocess, default outputs: process models, XES and OCEL "
+                 "exports, report with static images"
+                 + (f"; config resources.memory_limit {memory_limit}" if memory_limit else "")
+                 + "). Peak memory is the resident set of the whole process tree (the "
+                 "command, its local Prefect server), sampled every 50 ms; step times are "
+                 "the command's own log lines.", "",
+                 "| step | wall time (s) |", "|---|---:|"]
+        lines += [f"| {step} | {seconds:.1f} |" for step, seconds in result["steps"]]
+        lines += [f"| **journey run, start to exit** | **{result['wall']:.1f}** |", "",
+                  "| measure | value |", "|---|---:|",
+                  f"| peak resident memory, process tree | {result['peak_mb']:,.0f} MB |",
+                  f"| DuckDB's bare copy of the same files into a database file | "
+                  f"{copy_time:.1f} s |",
+                  f"| journey run / bare copy | x{result['wall'] / copy_time:.1f} |", ""]
+        path = REPO / "BENCHMARKS.md"
+        text = path.read_text()
+        pattern = re.compile(rf"## journey run, {re.escape(label)} events\n.*?(?=\n## |\Z)",
+                             re.S)
+        section = "\n".join(lines)
+        text = (pattern.sub(section, text) if pattern.search(text)
+                else text.rstrip() + "\n\n" + section)
+        path.write_text(text.strip() + "\n")
+        print(f"  wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -214,6 +307,9 @@ def main() -> None:
                              "about 25 GB at 100 M events)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="times each side of the pm4py comparison runs (median kept)")
+    parser.add_argument("--command", action="store_true",
+                        help="time `journey run` itself (a subprocess with the default "
+                             "outputs) against the bare copy, instead of the steps in-process")
     parser.add_argument("--from-step", default=None,
                         help="keep the warehouse of an earlier run in --work and run the steps "
                              "from this one on (e.g. build after a load that took 12 minutes); "
@@ -247,6 +343,12 @@ def main() -> None:
     size = sum(p.stat().st_size for p in exports.iterdir() if p.is_file())
     print(f"  generated {events:,} events, {sum(counts.values()):,} rows, {size / 2**20:.0f} MB")
 
+    if args.command:
+        command_benchmark(exports, work, args.events, events, args.memory_limit,
+                          not args.no_write)
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     steps: list = []
     if args.from_step is None:
         with measured(steps, "bare DuckDB read of the files"):
