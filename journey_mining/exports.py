@@ -1,19 +1,20 @@
-"""Logs an analyst can open in other process-mining tools, written with pm4py.
+"""Logs an analyst can open in other process-mining tools.
 
 * XES: the account-level log at touchpoint (activity) level, every event, with
-  its stage, channel and contact as event attributes.
+  its stage, channel and contact as event attributes; written by DuckDB, streamed.
 * OCEL 2.0: the object-centric view: each touchpoint is an event related to its
   account, contact, opportunity and campaign objects; contacts and opportunities
-  are related to their account (object-to-object "belongs to").
+  are related to their account (object-to-object "belongs to"); written with pm4py.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+
+from journey_mining.sql_models import read_sql
 
 __all__ = [
     "account_log_frame",
@@ -34,15 +35,18 @@ def account_log_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return frame
 
 
-def write_xes(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
-    """The account-level activity log as an XES file pm4py and ProM read."""
-    import pm4py
-
+def write_xes(con: duckdb.DuckDBPyConnection, path: Path, batch_rows: int = 100_000) -> Path:
+    """The account-level activity log as an XES file pm4py and ProM read, written from
+    the warehouse as DuckDB makes its lines (sql/analysis/xes_lines.sql), a batch at a
+    time: bounded memory at any size, microseconds kept (pm4py's writer, fed a pandas
+    frame of the whole log, took 23 s and its memory at 500 k events and cut timestamps
+    to the second)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # pm4py suggests an optional faster writer (r4pm); the bundled one is fine.
-        warnings.filterwarnings("ignore", message=".*r4pm.*")
-        pm4py.write_xes(account_log_frame(con), str(path))
+    reader = con.sql(read_sql("analysis/xes_lines")).to_arrow_reader(batch_rows)
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        for batch in reader:
+            out.write("\n".join(batch.column(0).to_pylist()))
+            out.write("\n")
     return path
 
 
