@@ -39,6 +39,14 @@ SYSTEM_WORDS = {"web": "website", "email": "email", "crm": "CRM"}
 UNMATCHED = "other (no channel rule matched)"
 
 
+def driver_words(driver: str, kind: str) -> str:
+    """A conversion driver as a reader says it: 'webinar attended (website)', 'paid
+    search (channel)', 'decider (role)' (one definition for chart, table and headline)."""
+    if kind == "touchpoint":
+        return touchpoint_words(driver)
+    return f"{driver.split(':', 1)[1].replace('_', ' ')} ({kind})"
+
+
 def channel_words(channel: str) -> str:
     """A marketing channel as the report names it: 'other' says it is what no rule
     matched, not a channel of its own."""
@@ -574,9 +582,7 @@ def build_drivers_figure(drivers: pd.DataFrame, per_step: int = 4) -> go.Figure:
     shown = shown.assign(_o=shown.step.map({s: i for i, s in enumerate(order)})).sort_values(
         ["_o", "odds_ratio"], ascending=[False, True])
     labels = [f"{LABEL[a]} → {LABEL[b]}: "
-              + (touchpoint_words(d) if k == "touchpoint" else
-                 d.split(':', 1)[1].replace('_', ' ')
-                 + {"role": " (role)", "channel": " (channel)"}.get(k, ""))
+              + driver_words(d, k)
               for a, b, d, k in zip(shown.from_stage, shown.to_stage, shown.driver, shown.kind,
                                     strict=True)]
     fig = go.Figure(go.Scatter(

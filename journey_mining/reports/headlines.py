@@ -10,7 +10,7 @@ import pandas as pd
 
 from journey_mining.churn import ranking_verdict
 from journey_mining.reports.data import ReportData
-from journey_mining.reports.figures import channel_words
+from journey_mining.reports.figures import channel_words, driver_words, touchpoint_words
 from journey_mining.reports.format import FUNNEL, LABEL, missing, pct, points
 
 __all__ = ["headlines"]
@@ -131,7 +131,7 @@ def _reengagement_sentence(d: ReportData) -> str:
     lift = d.lift[~d.lift.defines_return]
     top = lift[lift.significant & (lift.lift > 1)].head(1)
     if len(top):
-        name = top.iloc[0].touchpoint.split(":", 1)[1].replace("_", " ")
+        name = touchpoint_words(top.iloc[0].touchpoint)
         text += (f" Accounts with {name} in the gap came back x{top.iloc[0].lift:.1f} as "
                  "often as those without: an association (it can mark clients already on "
                  "their way back), worth testing, not proof that it brings them back.")
@@ -249,9 +249,8 @@ def _drivers_sentence(drivers: pd.DataFrame | None) -> str:
             "others cannot be told from chance.")
     if len(found):
         top = found.loc[(found.conversion_with - found.conversion_without).idxmax()]
-        name = top.driver.split(":", 1)[1].replace("_", " ")
         text += (f" Strongest: at {LABEL[top.from_stage]} → {LABEL[top.to_stage]}, accounts "
-                 f"with {name}{' engaged' if top.kind == 'role' else ''} moved on "
+                 f"with {driver_words(top.driver, top.kind)} moved on "
                  f"{pct(top.conversion_with)} of the time against "
                  f"{pct(top.conversion_without)} without (odds x{top.odds_ratio:.1f}, "
                  "controlled for time in stage).")

@@ -25,7 +25,12 @@ from plotly.offline import get_plotlyjs
 from journey_mining.reports import charts as chart_registry
 from journey_mining.reports.charts import STATIC_IMAGES, TOP_PATHS, Chart, static_images
 from journey_mining.reports.data import ReportData, report_data
-from journey_mining.reports.figures import DIMENSION_WORDS, SOURCE_WORDS
+from journey_mining.reports.figures import (
+    DIMENSION_WORDS,
+    SOURCE_WORDS,
+    UNMATCHED,
+    driver_words,
+)
 from journey_mining.reports.format import FUNNEL, LABEL, duration, missing, pct
 from journey_mining.reports.headlines import headlines
 from journey_mining.warehouse import run_issues
@@ -338,10 +343,8 @@ def _drivers_table(drivers: pd.DataFrame | None) -> pd.DataFrame:
     return pd.DataFrame({
         "step": [f"{LABEL[a]} → {LABEL[b]}" for a, b in zip(shown.from_stage, shown.to_stage,
                                                              strict=True)],
-        "touchpoint, channel or role": [v.split(":", 1)[1].replace("_", " ")
-                               + {"role": " (role)", "channel": " (any touchpoint from "
-                                  "it)"}.get(k, "")
-                               for v, k in zip(shown.driver, shown.kind, strict=True)],
+        "touchpoint, channel or role": [driver_words(v, k) for v, k in
+                                        zip(shown.driver, shown.kind, strict=True)],
         "accounts with it": shown.accounts_with, "moved on with": shown.conversion_with,
         "without": shown.conversion_without,
         "odds ratio (95 %)": [_odds(o, lo, hi) for o, lo, hi in
@@ -368,7 +371,7 @@ def _removal_table(attribution: pd.DataFrame | None, dimension: str = "marketing
     part = part.assign(_other=part.value == "other").sort_values(
         ["_other", "share"], ascending=[True, False])
     part = pd.concat([part[~part._other].head(rows - 1), part[part._other]])
-    other = ("other (no channel rule matched)" if dimension == "marketing_channel"
+    other = (UNMATCHED if dimension == "marketing_channel"
              else "other (the rarer ones, pooled)")
     return pd.DataFrame({
         DIMENSION_WORDS.get(dimension, dimension): [
