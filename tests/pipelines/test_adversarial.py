@@ -80,7 +80,11 @@ def trapped_exports(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def trapped_run(tmp_path_factory):
     return run_once(tmp_path_factory.mktemp("adversarial"), trapped_exports,
-                    "ingest:\n  timezone: America/New_York\n  staging: disk\n",
+                    "ingest:\n  timezone: America/New_York\n  staging: disk\n"
+                    # a user's own channel rule, tried before the defaults
+                    "analysis:\n  marketing_channels:\n    keep_default_rules: true\n"
+                    "    rules:\n      - channel: Video Calls\n"
+                    "        when: {system: crm, activity: 'zoom_.*'}\n",
                     Path("it's here") / "w.duckdb")
 
 
@@ -151,6 +155,19 @@ def test_an_unmapped_activity_type_is_named_and_breaks_nothing(trapped_run):
     assert rows(warehouse, "SELECT count(*) FROM gap_touchpoint_lift "
                            "WHERE touchpoint = 'crm:zoom_meeting'") == [(1,)]
     assert operations.nothing_new(warehouse, root / "in", load_config(root / "config.yml"))
+
+
+def test_a_users_channel_rule_from_the_config_reaches_the_touchpoints(trapped_run):
+    """Through `journey run --config`: the renamed CRM activity gets the user's channel,
+    every other touchpoint still the defaults'."""
+    _, warehouse, _ = trapped_run
+    got = dict(rows(warehouse, "SELECT activity || '/' || channel, any_value(marketing_channel) "
+                               "FROM touchpoints GROUP BY ALL"))
+    assert got["zoom_meeting/crm"] == "video calls"
+    assert got["deal_won/crm"] == "sales outreach" and got["open/email"] == "email"
+    assert got["page_view/web"] in {"organic search", "paid search", "direct", "referral",
+                                    "organic social", "paid social", "email", "display",
+                                    "events/offline"}
 
 
 def test_exported_lists_neutralise_spreadsheet_formulas(trapped_run):
