@@ -524,10 +524,22 @@ class ResourceLimits(_Strict):
         return self.memory_limit
 
 
+class OutputFiles(_Strict):
+    """Which files `journey run` writes to its outputs folder (`--outputs`) beside the
+    warehouse tables, which are always built: a user who never opens the logs in another
+    process-mining tool turns the exports off and saves their time and disk."""
+
+    process_models: bool = Field(
+        default=True, description="pm4py's process models of both levels (PNML, BPMN, SVG)")
+    xes: bool = Field(default=True, description="account_log.xes, the activity-level log")
+    ocel: bool = Field(default=True, description="journeys.jsonocel, the OCEL 2.0 log")
+
+
 class Config(_Strict):
-    """The whole YAML config: ingest, analysis, quality gates and schedule."""
+    """The whole YAML config: ingest, analysis, outputs, quality gates and schedule."""
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     analysis: AnalysisParams = Field(default_factory=AnalysisParams)
+    outputs: OutputFiles = Field(default_factory=OutputFiles)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     quality: QualityGates = Field(default_factory=QualityGates)
     resources: ResourceLimits = Field(default_factory=ResourceLimits)

@@ -52,6 +52,10 @@ class MiningParams:
     # pm4py replays one trace per variant; beyond this many variants (the rare ones,
     # most followed by one account each) replay is skipped and fitness left empty.
     max_replayed_variants: int = 2000
+    # which files go to the outputs folder (config `outputs`)
+    process_models: bool = True
+    xes: bool = True
+    ocel: bool = True
 
 
 @dataclass
@@ -233,7 +237,7 @@ def _write_models_and_exports(con, out_dir: Path, dfgs, endpoints, variants,
     """Process models (pm4py's inductive miner) and XES/OCEL exports, each optional:
     one that fails is noted in `result.issues` and the others are still written."""
     for level in ("stage", "activity"):
-        if dfgs[level].empty:
+        if dfgs[level].empty or not params.process_models:
             continue
         try:
             model = discovery.discover_process_model(dfgs[level], endpoints[level],
@@ -249,6 +253,8 @@ def _write_models_and_exports(con, out_dir: Path, dfgs, endpoints, variants,
                             con, out_dir / "exports" / "account_log.xes")),
                         ("ocel", lambda: exports.write_ocel(
                             con, out_dir / "exports" / "journeys.jsonocel"))):
+        if not getattr(params, name):
+            continue
         try:
             result.files[name] = write()
         except Exception as exc:  # noqa: BLE001

@@ -241,7 +241,8 @@ def _mine(ctx: RunContext) -> StepResult:
     outputs = ctx.output_home(create=True) / ctx.report_name() if ctx.outputs else None
     with warehouse.connected(ctx.warehouse) as con:
         result = mining.mine(con, outputs, mining.MiningParams(
-            collapse_repeats=ctx.config.analysis.collapse_repeats))
+            collapse_repeats=ctx.config.analysis.collapse_repeats,
+            **ctx.config.outputs.model_dump()))
     for level, summary in result.summary.items():
         ctx.logger.info(
             "%s level: %d variants over %d accounts; the top %d cover %.1f%%, the long tail "

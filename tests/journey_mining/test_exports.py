@@ -57,3 +57,83 @@ def test_an_empty_log_is_a_valid_file(tmp_path):
     text = exports.write_xes(con, tmp_path / "empty.xes").read_text()
     assert text.startswith("<?xml") and text.rstrip().endswith("</log>")
     assert "<trace>" not in text
+
+
+# -- OCEL 2.0 ------------------------------------------------------------------------
+
+def test_pm4py_reads_the_streamed_ocel_with_every_event_relation_and_object(tmp_path):
+    con = built_journeys(tmp_path / "in")
+    mining.mine(con)
+    ocel = pm4py.read_ocel2(str(exports.write_ocel(con, tmp_path / "j.jsonocel",
+                                                   batch_rows=5)))
+    events = con.sql("SELECT * FROM int_journey_events").df()
+    assert sorted(ocel.events["ocel:eid"]) == sorted(events["touchpoint_id"])
+    relations = {(r["ocel:eid"], r["ocel:oid"], r["ocel:qualifier"])
+                 for _, r in ocel.relations.iterrows()}
+    expected = set()
+    for _, e in events.iterrows():
+        expected.add((e.touchpoint_id, f"account:{e.account_id}", "of account"))
+        for column, kind, qualifier in (("contact_id", "contact", "by contact"),
+                                        ("opportunity_id", "opportunity", "on opportunity"),
+                                        ("campaign_id", "campaign", "from campaign")):
+            if e[column] is not None and e[column] == e[column]:
+                expected.add((e.touchpoint_id, f"{kind}:{e[column]}", qualifier))
+    assert relations == expected
+    assert set(ocel.objects["ocel:oid"]) == {oid for _, oid, _ in expected}
+    belongs = {(r["ocel:oid"], r["ocel:oid_2"]) for _, r in ocel.o2o.iterrows()}
+    contacts = events.dropna(subset=["contact_id"])
+    assert belongs >= {(f"contact:{c}", f"account:{a}")
+                       for c, a in zip(contacts.contact_id, contacts.account_id, strict=True)}
+    # the account log read off the OCEL has the journeys' directly-follows graph
+    flat = pm4py.ocel_flattening(ocel, "account")
+    frame = exports.account_log_frame(con)
+    frame["case:concept:name"] = "account:" + frame["case:concept:name"]
+    assert pm4py.discover_dfg(flat)[0] == pm4py.discover_dfg(frame)[0]
+
+
+def test_ocel_objects_carry_their_attributes_and_times_their_microseconds(tmp_path):
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE int_journey_events AS SELECT * FROM (VALUES
+        ('crm_activities:a"1', 'A1', 'C1', 'O1', NULL, NULL, 'sales outreach',
+         'demo <booked>', TIMESTAMP '2025-03-01 09:00:00.123456', 'evaluation', 'crm', 1),
+        ('web_events:w1', 'A1', NULL, NULL, 'K1', 'Spring & "Summer"', 'paid search',
+         'pricing_page', TIMESTAMP '2025-03-01 09:00:00.5', NULL, 'web', 2))
+        AS t(touchpoint_id, account_id, contact_id, opportunity_id, campaign_id,
+             campaign_name, marketing_channel, activity, occurred_at, stage, channel,
+             event_order)""")
+    con.execute("""CREATE TABLE stg_crm__accounts AS SELECT 'A1' AS account_id,
+        'Acme & Sons' AS account_name, 'Manufacturing' AS industry, 250 AS employees,
+        NULL AS country""")
+    con.execute("""CREATE TABLE stg_crm__contacts AS SELECT 'C1' AS contact_id,
+        'A1' AS account_id, 'decider' AS role, 'Head of "Ops"' AS title""")
+    ocel = pm4py.read_ocel2(str(exports.write_ocel(con, tmp_path / "odd.jsonocel")))
+    objects = ocel.objects.set_index("ocel:oid")
+    assert objects.loc["account:A1", "industry"] == "Manufacturing"
+    assert objects.loc["account:A1", "account_name"] == "Acme & Sons"
+    assert objects.loc["account:A1", "employees"] == 250
+    assert objects.loc["contact:C1", "role"] == "decider"
+    assert objects.loc["contact:C1", "title"] == 'Head of "Ops"'
+    assert objects.loc["campaign:K1", "campaign_name"] == 'Spring & "Summer"'
+    assert objects.loc["campaign:K1", "marketing_channel"] == "paid search"
+    events = ocel.events.set_index("ocel:eid")
+    assert events.loc['crm_activities:a"1', "ocel:activity"] == "demo <booked>"
+    assert [t.to_pydatetime().replace(tzinfo=None) for t in events["ocel:timestamp"]] == [
+        dt.datetime(2025, 3, 1, 9, 0, 0, 123456), dt.datetime(2025, 3, 1, 9, 0, 0, 500000)]
+    assert events.loc["web_events:w1", "marketing_channel"] == "paid search"
+    assert events.loc['crm_activities:a"1', "stage"] == "evaluation"
+
+
+def test_an_empty_ocel_is_valid_json(tmp_path):
+    import json
+
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE int_journey_events (touchpoint_id VARCHAR, account_id VARCHAR,
+        contact_id VARCHAR, opportunity_id VARCHAR, campaign_id VARCHAR,
+        campaign_name VARCHAR, marketing_channel VARCHAR, activity VARCHAR,
+        occurred_at TIMESTAMP, stage VARCHAR, channel VARCHAR, event_order BIGINT)""")
+    con.execute("CREATE TABLE stg_crm__accounts (account_id VARCHAR, account_name VARCHAR, "
+                "industry VARCHAR, employees INTEGER, country VARCHAR)")
+    con.execute("CREATE TABLE stg_crm__contacts (contact_id VARCHAR, account_id VARCHAR, "
+                "role VARCHAR, title VARCHAR)")
+    doc = json.loads(exports.write_ocel(con, tmp_path / "empty.jsonocel").read_text())
+    assert doc == {"objectTypes": [], "eventTypes": [], "objects": [], "events": []}

@@ -84,7 +84,9 @@ def trapped_run(tmp_path_factory):
                     # a user's own channel rule, tried before the defaults
                     "analysis:\n  marketing_channels:\n    keep_default_rules: true\n"
                     "    rules:\n      - channel: Video Calls\n"
-                    "        when: {system: crm, activity: 'zoom_.*'}\n",
+                    "        when: {system: crm, activity: 'zoom_.*'}\n"
+                    # a user who never opens the logs in another tool
+                    "outputs:\n  xes: false\n  ocel: false\n",
                     Path("it's here") / "w.duckdb")
 
 
@@ -168,6 +170,13 @@ def test_a_users_channel_rule_from_the_config_reaches_the_touchpoints(trapped_ru
     assert got["page_view/web"] in {"organic search", "paid search", "direct", "referral",
                                     "organic social", "paid social", "email", "display",
                                     "events/offline"}
+
+
+def test_exports_turned_off_in_the_config_are_not_written_and_the_models_are(trapped_run):
+    _, _, root = trapped_run
+    written = {p.name for p in (root / "outputs").rglob("*") if p.is_file()}
+    assert not any(name.endswith((".xes", ".jsonocel")) for name in written), written
+    assert {"stage_process.pnml", "activity_process.bpmn"} <= written, written
 
 
 def test_exported_lists_neutralise_spreadsheet_formulas(trapped_run):
