@@ -231,64 +231,132 @@ def time_command(args: list[str], env: dict, log_path: Path) -> dict:
             "returncode": child.returncode, "log": text}
 
 
-def command_benchmark(exports: Path, work: Path, target: int, events: int,
-                      memory_limit: str | None, write: bool) -> None:
-    """`journey run` with the outputs a user gets by default (process models, XES and
-    OCEL exports, the report with its static images), against DuckDB's bare copy of the
-    same files; BENCHMARKS.md gets a section "journey run, N events"."""
-    db = work / "command.duckdb"
-    for stale in (db, Path(f"{db}.wal")):
-        stale.unlink(missing_ok=True)
-    shutil.rmtree(work / "command", ignore_errors=True)
-    (work / "command").mkdir(parents=True)
-    copy_started = time.perf_counter()
-    bare_copy(exports, work / "bare.duckdb")
-    copy_time = time.perf_counter() - copy_started
+def write_increment(exports: Path, events: int, share: float = 0.003) -> tuple[Path, int]:
+    """A night's new web events: `share` of all events, drawn from the latest 2 % of the
+    web exports (the same visitors, so form fills among them tie more of a visitor's
+    earlier events to an account: late-arriving identities), new ids, a day later."""
+    import duckdb
+
+    csvs = sorted(str(p) for p in exports.glob("web_events_*.csv*"))
+    parquets = sorted(str(p) for p in exports.glob("web_events_*.parquet"))
+    web = f"SELECT * FROM read_csv({csvs}, all_varchar = true, union_by_name = true)"
+    if parquets:
+        web += (f" UNION ALL BY NAME SELECT COLUMNS(*)::VARCHAR FROM read_parquet({parquets}, "
+                "union_by_name = true)")
+    rows = max(1, round(events * share))
+    path = exports / "web_events_increment.csv"
+    con = duckdb.connect()
+    con.execute(f"""COPY (
+        WITH latest AS (
+            SELECT * FROM ({web})
+            WHERE event_id IS NOT NULL AND try_cast(occurred_at AS TIMESTAMPTZ) IS NOT NULL
+            QUALIFY try_cast(occurred_at AS TIMESTAMPTZ)  -- the latest 2 % of the web events
+                    >= quantile_disc(try_cast(occurred_at AS TIMESTAMPTZ), 0.98) OVER ()
+        )
+        SELECT * REPLACE ('inc-' || event_id AS event_id,
+                          strftime(try_cast(occurred_at AS TIMESTAMPTZ) AT TIME ZONE 'UTC'
+                                   + INTERVAL 1 DAY, '%Y-%m-%dT%H:%M:%SZ') AS occurred_at)
+        FROM latest USING SAMPLE {rows} ROWS (reservoir, 42)
+    ) TO '{path}' (HEADER)""")
+    con.close()
+    return path, rows
+
+
+def _command_args(exports: Path, work: Path, memory_limit: str | None) -> list[str]:
     args = [str(Path(sys.executable).parent / "journey"), "run", "--input", str(exports),
-            "--warehouse", str(db), "--outputs", str(work / "command" / "outputs"),
+            "--warehouse", str(work / "command.duckdb"),
+            "--outputs", str(work / "command" / "outputs"),
             "--reports", str(work / "command" / "reports")]
     if memory_limit:
         config = work / "command" / "config.yml"
         config.write_text(f"resources:\n  memory_limit: {memory_limit}\n")
         args += ["--config", str(config)]
+    return args
+
+
+def _run_command(args: list[str], work: Path, name: str) -> dict:
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_HOME": str(work / "command" / "prefect")}
-    result = time_command(args, env, work / "command" / "run.log")
+    result = time_command(args, env, work / "command" / f"{name}.log")
     if result["returncode"] != 0:
-        raise SystemExit(f"journey run failed ({result['returncode']}):\n"
+        raise SystemExit(f"journey run ({name}) failed ({result['returncode']}):\n"
                          + result["log"][-3000:])
-    print(f"  journey run: {result['wall']:.1f} s, peak {result['peak_mb']:.0f} MB (process "
-          f"tree); bare copy {copy_time:.1f} s: x{result['wall'] / copy_time:.1f}")
+    print(f"  journey run ({name}): {result['wall']:.1f} s, peak {result['peak_mb']:.0f} MB "
+          "(process tree)")
     for step, seconds in result["steps"]:
         print(f"    {step:<28}{seconds:>9.1f} s")
-    if write:
-        label = f"{target / 1e6:g} M"
-        lines = [f"## journey run, {label} events", "",
-                 f"{events:,} generated events.", "",
-                 f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; the command as a user "
-                 "runs it (a subprocess, default outputs: process models, XES and OCEL "
-                 "exports, report with static images"
-                 + (f"; config resources.memory_limit {memory_limit}" if memory_limit else "")
-                 + "). Peak memory is the resident set of the whole process tree (the "
-                 "command, its local Prefect server), sampled every 50 ms; step times are "
-                 "the command's own log lines.", "",
-                 "| step | wall time (s) |", "|---|---:|"]
-        lines += [f"| {step} | {seconds:.1f} |" for step, seconds in result["steps"]]
-        lines += [f"| **journey run, start to exit** | **{result['wall']:.1f}** |", "",
-                  "| measure | value |", "|---|---:|",
-                  f"| peak resident memory, process tree | {result['peak_mb']:,.0f} MB |",
-                  f"| DuckDB's bare copy of the same files into a database file | "
-                  f"{copy_time:.1f} s |",
-                  f"| journey run / bare copy | x{result['wall'] / copy_time:.1f} |", ""]
-        path = REPO / "BENCHMARKS.md"
-        text = path.read_text()
-        pattern = re.compile(rf"## journey run, {re.escape(label)} events\n.*?(?=\n## |\Z)",
-                             re.S)
-        section = "\n".join(lines)
-        text = (pattern.sub(section, text) if pattern.search(text)
-                else text.rstrip() + "\n\n" + section)
-        path.write_text(text.strip() + "\n")
-        print(f"  wrote {path}")
+    return result
+
+
+def command_benchmark(exports: Path, work: Path, target: int, events: int,
+                      memory_limit: str | None, write: bool, increment: bool = True) -> None:
+    """`journey run` with the outputs a user gets by default (process models, XES and
+    OCEL exports, the report with its static images), against DuckDB's bare copy of the
+    same files; then (`increment`) the next night's run after 0.3 % new web events, as a
+    ratio of the full run measured in the same hour. BENCHMARKS.md gets a section
+    "journey run, N events"."""
+    db = work / "command.duckdb"
+    for stale in (db, Path(f"{db}.wal")):
+        stale.unlink(missing_ok=True)
+    (exports / "web_events_increment.csv").unlink(missing_ok=True)
+    shutil.rmtree(work / "command", ignore_errors=True)
+    (work / "command").mkdir(parents=True)
+    copy_started = time.perf_counter()
+    bare_copy(exports, work / "bare.duckdb")
+    copy_time = time.perf_counter() - copy_started
+    args = _command_args(exports, work, memory_limit)
+    result = _run_command(args, work, "full")
+    print(f"  bare copy {copy_time:.1f} s: x{result['wall'] / copy_time:.1f}")
+    nightly = None
+    if increment:
+        path, added = write_increment(exports, events)
+        try:
+            nightly = _run_command(args, work, "increment")
+        finally:
+            path.unlink(missing_ok=True)
+        print(f"  increment of {added:,} web events: {nightly['wall']:.1f} s, "
+              f"{100 * nightly['wall'] / result['wall']:.0f} % of the full run")
+    if not write:
+        return
+    label = f"{target / 1e6:g} M"
+    full, night = dict(result["steps"]), dict(nightly["steps"]) if nightly else {}
+    lines = [f"## journey run, {label} events", "",
+             f"{events:,} generated events.", "",
+             f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; the command as a user "
+             "runs it (a subprocess, default outputs: process models, XES and OCEL "
+             "exports, report with static images"
+             + (f"; config resources.memory_limit {memory_limit}" if memory_limit else "")
+             + "). Peak memory is the resident set of the whole process tree (the "
+             "command, its local Prefect server), sampled every 50 ms; step times are "
+             "the command's own log lines."
+             + (f" The increment is the next run on the same warehouse after "
+                f"{added:,} new web events (0.3 %) in one new file." if nightly else ""), "",
+             "| step | full run (s) |" + (" increment (s) |" if nightly else ""),
+             "|---|---:|" + ("---:|" if nightly else "")]
+    for step in dict.fromkeys([*full, *night]):
+        cells = [f"{full[step]:.1f}" if step in full else "-"]
+        if nightly:
+            cells.append(f"{night[step]:.1f}" if step in night else "-")
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    lines.append("| **journey run, start to exit** | " + " | ".join(
+        f"**{r['wall']:.1f}**" for r in (result, nightly) if r) + " |")
+    lines += ["", "| measure | value |", "|---|---:|",
+              f"| peak resident memory, process tree | {result['peak_mb']:,.0f} MB |",
+              f"| DuckDB's bare copy of the same files into a database file | "
+              f"{copy_time:.1f} s |",
+              f"| journey run / bare copy | x{result['wall'] / copy_time:.1f} |"]
+    if nightly:
+        lines += [f"| increment / full run | {100 * nightly['wall'] / result['wall']:.0f} % |",
+                  f"| peak resident memory, increment | {nightly['peak_mb']:,.0f} MB |"]
+    path = REPO / "BENCHMARKS.md"
+    text = path.read_text()
+    pattern = re.compile(rf"## journey run, {re.escape(label)} events\n.*?(?=\n## |\Z)",
+                         re.S)
+    section = "\n".join(lines) + "\n"
+    text = (pattern.sub(section, text) if pattern.search(text)
+            else text.rstrip() + "\n\n" + section)
+    path.write_text(text.strip() + "\n")
+    print(f"  wrote {path}")
 
 
 def main() -> None:

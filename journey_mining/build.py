@@ -26,6 +26,7 @@ from journey_mining.warehouse import (
 )
 
 __all__ = ["CONFIG_TABLES", "LOADED_TABLES", "build", "build_fingerprint", "checked_models",
+           "code_fingerprint",
            "is_up_to_date",
            "last_build_fingerprint", "model_parameters", "record_build"]
 
@@ -91,6 +92,15 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
         return run_models(con, model_parameters(params, as_of), context=params, models=models)
 
 
+def code_fingerprint() -> str:
+    """The SQL models, their declarations and the library's code, as one hash."""
+    code = hashlib.sha256()
+    for path in sorted(SQL_DIR.rglob("*.sql")) + sorted(SQL_DIR.rglob("*.yml")) + \
+            sorted(Path(__file__).parent.rglob("*.py")):
+        code.update(path.read_bytes())
+    return code.hexdigest()
+
+
 def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None) -> str:
     """What a build depends on: loaded data, analysis parameters, SQL and library code."""
     from journey_mining import __version__
@@ -98,12 +108,8 @@ def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None) -> str
     last_load = con.execute(
         "SELECT coalesce(max(load_id), 0) FROM loads WHERE rows_loaded > 0 OR rows_rejected > 0"
     ).fetchall()[0][0]
-    code = hashlib.sha256()
-    for path in sorted(SQL_DIR.rglob("*.sql")) + sorted(SQL_DIR.rglob("*.yml")) + \
-            sorted(Path(__file__).parent.rglob("*.py")):
-        code.update(path.read_bytes())
     payload = {"load": last_load, "params": params.model_dump(mode="json"),
-               "as_of": str(as_of), "code": code.hexdigest(), "version": __version__}
+               "as_of": str(as_of), "code": code_fingerprint(), "version": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -727,56 +727,82 @@ def _params_text(params) -> str | None:
 
 
 @dataclass
+class ChurnScorer:
+    """What scores the clients: the model chosen at the last fit, as fitted then. Kept
+    between fits (fits.store_fit) so a nightly run scores today's clients with last
+    week's fit instead of fitting again."""
+    chosen: str | None               # "logistic", "bgnbd", or None (nothing could fit)
+    base_rate: float                 # what the risk bands are relative to
+    model: ChurnModel | None = None  # the logistic model
+    bgnbd: object | None = None      # purchase_model.BetaGeoModel
+    calibration: Calibration | None = None   # of BG/NBD's raw probabilities
+    fit: dict = field(default_factory=dict)  # regularisation_c, bgnbd_params, calibrated
+
+    def score(self, current: pd.DataFrame, purchases, as_of, horizon_days: int
+              ) -> pd.DataFrame:
+        """The clients of `current` (features at `as_of`) scored, riskiest first."""
+        scores = current[["account_id"]].copy()
+        scores["as_of"] = as_of
+        if self.chosen == "bgnbd" and len(current):
+            from journey_mining.purchase_model import purchase_reasons, score_purchases
+
+            scored = score_purchases(purchases, pd.Timestamp(as_of), horizon_days,
+                                     accounts=current.account_id, model=self.bgnbd)
+            raw = scored.churn_probability.fillna(self.base_rate).to_numpy()
+            scores["churn_probability"] = self.calibration(raw) if self.calibration else raw
+            scores["risk_band"] = [risk_band(p, self.base_rate)
+                                   for p in scores.churn_probability]
+            scores["top_factors"] = purchase_reasons(scored)
+            scores["model"] = "bg_nbd"
+        elif self.chosen == "logistic" and len(current):
+            scores["churn_probability"] = self.model.predict_proba(current)[:, 1]
+            scores["risk_band"] = [risk_band(p, self.base_rate)
+                                   for p in scores.churn_probability]
+            scores["top_factors"] = self.model.top_factors(current)
+            scores["model"] = "calibrated_logistic"
+        else:
+            # Nothing could be fitted: no probability and no band (a constant would look
+            # like a score), only the signals seen; the report and the run log say why.
+            scores["churn_probability"] = np.nan
+            scores["risk_band"] = None
+            scores["top_factors"] = (
+                _purchase_signals(purchases, as_of, current.account_id)
+                if purchases is not None else [_fallback_factors(r) for r in current.itertuples()])
+            scores["model"] = "fallback"
+        return scores.sort_values("churn_probability", ascending=False, kind="stable",
+                                  na_position="last")
+
+
+@dataclass
 class ChurnRun:
-    """One churn step: the scores of today's clients and the run's evaluation."""
+    """One churn step: the scores of today's clients, the run's evaluation (a model_runs
+    row) and the scorer that made them."""
     scores: pd.DataFrame
     run: dict
+    scorer: ChurnScorer | None = None
 
 
-def _scored_clients(chosen, current, labelled, purchases, purchase, base_rate, as_of,
-                    horizon_days: int, random_state: int, words: str | None = None):
-    """The clients at the as-of date scored by the chosen model (or listed with their
-    signals when none could be fitted); with the base rate the bands are relative to and
-    the logistic model's chosen C."""
-    scores = current[["account_id"]].copy()
-    scores["as_of"] = as_of
-    fit = {}
-    if chosen == "bgnbd" and len(current):
-        from journey_mining.purchase_model import purchase_reasons, score_purchases
+def _fit_scorer(chosen, labelled, purchases, purchase, base_rate, as_of, horizon_days: int,
+                random_state: int, words: str | None = None) -> ChurnScorer:
+    """Fit the chosen model on all labelled history up to the as-of date."""
+    if chosen == "bgnbd":
+        from journey_mining.purchase_model import score_purchases
 
-        base_rate = float(purchase.label.mean())
-        scored = score_purchases(purchases, pd.Timestamp(as_of), horizon_days,
-                                 accounts=current.account_id)
-        raw = scored.churn_probability.fillna(base_rate).to_numpy()
+        fitted = score_purchases(purchases, pd.Timestamp(as_of), horizon_days)
         calibration = (fit_calibration(purchase.bgnbd_raw, purchase.label)
                        if purchase.attrs.get("calibrated") else None)
-        scores["churn_probability"] = calibration(raw) if calibration else raw
-        fit = {"bgnbd_params": _params_text(scored.attrs.get("params")),
-               "bgnbd_calibrated": calibration is not None}
-        scores["risk_band"] = [risk_band(p, base_rate) for p in scores.churn_probability]
-        scores["top_factors"] = purchase_reasons(scored)
-        scores["model"] = "bg_nbd"
-    elif chosen == "logistic" and len(current):
+        return ChurnScorer(
+            "bgnbd", float(purchase.label.mean()), bgnbd=fitted.attrs["model"],
+            calibration=calibration,
+            fit={"bgnbd_params": _params_text(fitted.attrs.get("params")),
+                 "bgnbd_calibrated": calibration is not None})
+    if chosen == "logistic":
         train = _training_rows(labelled, random_state)
-        fit = {"regularisation_c": choose_C(train, horizon_days, random_state)}
-        model = ChurnModel(C=fit["regularisation_c"], random_state=random_state,
+        c = choose_C(train, horizon_days, random_state)
+        model = ChurnModel(C=c, random_state=random_state,
                            purchase_words=words).fit(train, train.label.astype(int))
-        scores["churn_probability"] = model.predict_proba(current)[:, 1]
-        scores["risk_band"] = [risk_band(p, base_rate) for p in scores.churn_probability]
-        scores["top_factors"] = model.top_factors(current)
-        scores["model"] = "calibrated_logistic"
-    else:
-        # Nothing could be fitted: no probability and no band (a constant would look like a
-        # score), only the signals seen; the report and the run log say why.
-        scores["churn_probability"] = np.nan
-        scores["risk_band"] = None
-        scores["top_factors"] = (
-            _purchase_signals(purchases, as_of, current.account_id) if purchases is not None
-            else [_fallback_factors(r) for r in current.itertuples()])
-        scores["model"] = "fallback"
-    scores = scores.sort_values("churn_probability", ascending=False, kind="stable",
-                                na_position="last")
-    return scores, base_rate, fit
+        return ChurnScorer("logistic", base_rate, model=model, fit={"regularisation_c": c})
+    return ChurnScorer(None, base_rate)
 
 
 def _evaluation(chosen, result: Backtest, purchase, random_state: int) -> dict:
@@ -841,9 +867,10 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
         chosen, compared = _choose(result, enough, purchase)
         words = ("only purchases" if con.execute(read_sql("analysis/purchases_only")
                                                  ).fetchall()[0][0] else "purchases")
-    scores, base_rate, fit = _scored_clients(
-        chosen, current, labelled, purchases, purchase, base_rate, as_of, horizon_days,
-        random_state, words)
+    scorer = _fit_scorer(chosen, labelled, purchases, purchase, base_rate, as_of,
+                         horizon_days, random_state, words)
+    scores, base_rate, fit = (scorer.score(current, purchases, as_of, horizon_days),
+                              scorer.base_rate, scorer.fit)
     trained = chosen is not None
     quality = _evaluation(chosen, result, purchase, random_state)
     run = {
@@ -876,7 +903,24 @@ def score_churn(con: duckdb.DuckDBPyConnection, horizon_days: int = 180, step_da
     run["ranking_reliable"] = bool(
         run["roc_auc"] is not None and run["roc_auc"] >= RELIABLE_ROC_AUC
         and gain is not None and np.isfinite(gain) and gain > 0)
-    return ChurnRun(scores.reset_index(drop=True), run)
+    run["fitted_at"], run["fit_as_of"] = run["trained_at"], as_of
+    return ChurnRun(scores.reset_index(drop=True), run, scorer)
+
+
+@threadpool_limits.wrap(limits=1)
+def rescore_churn(con: duckdb.DuckDBPyConnection, scorer: ChurnScorer, fitted: dict,
+                  horizon_days: int = 180) -> ChurnRun:
+    """Score the clients at the build's as-of date with a scorer fitted before (the
+    runs between two fits): no backtest, no fit. The run's evaluation is the fit's
+    (`fitted`, its model_runs row), with this run's date and count of clients."""
+    as_of, kind = con.execute("SELECT as_of, churn_kind FROM run_parameters").fetchall()[0]
+    current = features_at(con, [as_of], horizon_days, kind)
+    purchases = (con.execute(read_sql("analysis/purchases")).df()
+                 if kind == "non_contractual" else None)
+    scores = scorer.score(current, purchases, as_of, horizon_days)
+    run = {**fitted, "as_of": as_of, "n_scored": len(scores),
+           "trained_at": dt.datetime.now(dt.UTC).replace(tzinfo=None)}
+    return ChurnRun(scores.reset_index(drop=True), run, scorer)
 
 
 def store_churn(con: duckdb.DuckDBPyConnection, run: ChurnRun) -> None:

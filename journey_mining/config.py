@@ -535,11 +535,24 @@ class OutputFiles(_Strict):
     ocel: bool = Field(default=True, description="journeys.jsonocel, the OCEL 2.0 log")
 
 
+class FitCadence(_Strict):
+    """How often the heavy fits run: the churn model, the conversion drivers, the
+    attribution bootstraps and the representative journeys (journey_mining.fits). In
+    between, runs score and report with the last fit and say its date."""
+
+    every_days: int = Field(
+        default=7, ge=0, le=_MAX_DAYS,
+        description="fit again once the data or the clock moved on this many days since "
+                    "the last fit (0: every run); a changed setting or code, an earlier "
+                    "as-of date, --refit and --full-rebuild fit at once")
+
+
 class Config(_Strict):
     """The whole YAML config: ingest, analysis, outputs, quality gates and schedule."""
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     analysis: AnalysisParams = Field(default_factory=AnalysisParams)
     outputs: OutputFiles = Field(default_factory=OutputFiles)
+    fits: FitCadence = Field(default_factory=FitCadence)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     quality: QualityGates = Field(default_factory=QualityGates)
     resources: ResourceLimits = Field(default_factory=ResourceLimits)

@@ -138,17 +138,20 @@ class BetaGeoModel:
 
 
 def score_purchases(purchases: pd.DataFrame, as_of, horizon_days: float,
-                    accounts=None) -> pd.DataFrame | None:
-    """Fit BG/NBD on the purchases up to `as_of` and give, per customer (or per account
-    of `accounts`, those without a purchase get none), P(no purchase in the next
-    `horizon_days`), P(alive), the expected purchases and its history in days.
-    None when the history is too thin to fit (fewer than MIN_CUSTOMERS repeat buyers)."""
+                    accounts=None, model: BetaGeoModel | None = None) -> pd.DataFrame | None:
+    """Fit BG/NBD on the purchases up to `as_of` (or use the `model` fitted before, on
+    the runs between two fits) and give, per customer (or per account of `accounts`,
+    those without a purchase get none), P(no purchase in the next `horizon_days`),
+    P(alive), the expected purchases and its history in days; `attrs["model"]` is the
+    fit. None when the history is too thin to fit (fewer than MIN_CUSTOMERS repeat
+    buyers)."""
     summary = purchase_summary(purchases, as_of)
-    if (summary.frequency > 0).sum() < MIN_CUSTOMERS:
-        return None
-    model = BetaGeoModel().fit(summary.frequency, summary.recency, summary.age)
-    if not model.converged_:
-        return None
+    if model is None:
+        if (summary.frequency > 0).sum() < MIN_CUSTOMERS:
+            return None
+        model = BetaGeoModel().fit(summary.frequency, summary.recency, summary.age)
+        if not model.converged_:
+            return None
     horizon = horizon_days / 7.0
     frame = summary.assign(
         churn_probability=model.p_no_purchase(horizon, summary.frequency, summary.recency,
@@ -157,6 +160,7 @@ def score_purchases(purchases: pd.DataFrame, as_of, horizon_days: float,
         expected_purchases=model.expected_purchases(horizon, summary.frequency,
                                                     summary.recency, summary.age))
     frame.attrs["params"] = model.params_
+    frame.attrs["model"] = model
     if accounts is not None:
         frame = frame.reindex(pd.Index(accounts, name="account_id"))
     return frame

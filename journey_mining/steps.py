@@ -104,6 +104,7 @@ class RunContext:
     input_dir: str | Path | None = None
     as_of: dt.datetime | None = None
     full_reload: bool = False
+    refit: bool = False                      # fit churn, drivers and the rest now
     outputs: str | Path | None = None       # process models and log exports (None: not written)
     reports_dir: str | Path | None = None   # the HTML report (None: not written)
     run_name: str | None = None              # report folder name (default: asof-<date>)
@@ -214,6 +215,7 @@ def _check(ctx: RunContext) -> ChangeCheck:
 
     with warehouse.connected(ctx.warehouse, read_only=True) as con:
         unchanged, current = build.is_up_to_date(con, ctx.config.analysis, ctx.as_of)
+    unchanged = unchanged and not ctx.refit
     if unchanged:
         ctx.logger.info("nothing new since the last run: warehouse left as it was")
     return ChangeCheck(fingerprint=current, unchanged=unchanged)
@@ -269,16 +271,52 @@ def _reengagement(ctx: RunContext) -> StepResult:
     return StepResult(tables=list(tables))
 
 
+def _fit_due(ctx: RunContext, con, analysis: str, tables: tuple[str, ...]):
+    """(why this run fits `analysis` again or None, its last fit, this fingerprint), the
+    one cadence decision of the heavy steps (journey_mining.fits)."""
+    from journey_mining import fits
+
+    fingerprint = fits.fit_fingerprint(ctx.config.analysis)
+    last = fits.last_fit(con, analysis)
+    as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
+    asked = ("asked for (--refit)" if ctx.refit else
+             "a full reload" if ctx.full_reload else None)
+    reason = fits.refit_reason(
+        last, fingerprint, as_of, ctx.config.fits.every_days,
+        dt.datetime.now(dt.UTC).replace(tzinfo=None), asked,
+        tables_present=all(warehouse.table_exists(con, t) for t in tables))
+    return reason, last, fingerprint
+
+
+def _kept_fit(ctx: RunContext, what: str, last) -> None:
+    ctx.logger.info("%s: the fit of %s (data up to %s) stands; next fit when the data or "
+                    "the clock moved on %d days from it (fits.every_days), or with --refit",
+                    what, f"{last.fitted_at:%Y-%m-%d %H:%M}", f"{last.data_as_of:%Y-%m-%d}",
+                    ctx.config.fits.every_days)
+
+
 def _churn(ctx: RunContext) -> ChurnResult:
-    from journey_mining import churn
+    from journey_mining import churn, fits
 
     analysis = ctx.config.analysis
     with warehouse.connected(ctx.warehouse) as con:
-        run = churn.score_churn(con, horizon_days=analysis.churn_horizon_days,
-                                max_snapshots=analysis.churn_max_snapshots)
-        churn.store_churn(con, run)
+        reason, last, fingerprint = _fit_due(ctx, con, "churn", ("churn_scores", "model_runs"))
+        if reason is None:
+            _kept_fit(ctx, "churn", last)
+            run = churn.rescore_churn(con, last.payload["scorer"], last.payload["run"],
+                                      analysis.churn_horizon_days)
+            churn.store_churn(con, run)
+        else:
+            ctx.logger.info("churn: fitting the model (%s)", reason)
+            run = churn.score_churn(con, horizon_days=analysis.churn_horizon_days,
+                                    max_snapshots=analysis.churn_max_snapshots)
+            churn.store_churn(con, run)
+            fits.store_fit(con, "churn", run.run["as_of"], fingerprint,
+                           {"scorer": run.scorer, "run": run.run}, now=run.run["trained_at"])
     r = run.run
-    if r["status"] == "trained":
+    if reason is None:
+        pass  # the fit's evaluation was logged when it was fitted
+    elif r["status"] == "trained":
         ctx.logger.info(
             "churn model (%s): backtest ROC AUC %.3f vs %.3f for recency alone (PR AUC %.3f vs "
             "%.3f) on %d client snapshots with %d %s",
@@ -307,16 +345,25 @@ def _churn(ctx: RunContext) -> ChurnResult:
 
 
 def _drivers(ctx: RunContext) -> StepResult:
-    from journey_mining import attribution, drivers, representatives
+    from journey_mining import attribution, drivers, fits, representatives
 
     tables = {}
     with warehouse.connected(ctx.warehouse) as con:
+        reason, last, fingerprint = _fit_due(ctx, con, "drivers", DRIVER_TABLES)
+        if reason is None:
+            _kept_fit(ctx, "conversion drivers, attribution and representative journeys",
+                      last)
+            return StepResult()
+        ctx.logger.info("conversion drivers, attribution and representative journeys: "
+                        "fitting (%s)", reason)
+        as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
         tables["conversion_drivers"] = drivers.conversion_drivers(con)
         tables["attribution"] = attribution.attribution(con)
         tables["representative_journeys"] = representatives.representative_journeys(con)
         with warehouse.transaction(con):
             for name, frame in tables.items():
                 warehouse.store_frame(con, name, frame)
+            fits.store_fit(con, "drivers", as_of, fingerprint)
     found = tables["conversion_drivers"]
     ctx.logger.info("conversion drivers: %d of %d tested touchpoints and roles go with moving "
                     "on or not (Benjamini-Hochberg q < 0.05); %d representative journeys",
@@ -408,6 +455,8 @@ def _report_path(ctx: RunContext) -> str | None:
 
 
 
+DRIVER_TABLES = ("conversion_drivers", "attribution", "representative_journeys")
+
 STEPS: tuple[Step, ...] = (
     Step("load", _load, reads=(), retries=3,
          writes=(*LOADED_TABLES, "loads", "load_files", "visitor_digests")),
@@ -431,7 +480,7 @@ STEPS: tuple[Step, ...] = (
     Step("drivers", _drivers, optional=True, on_change=True,
          reads=("account_stage_history", "int_journey_events", "stg_crm__contacts",
                 "stage_log", "activity_log", "account_journeys"),
-         writes=("conversion_drivers", "attribution", "representative_journeys")),
+         writes=DRIVER_TABLES),
     Step("data tests", _data_tests, on_change=True, reads=(), writes=("data_test_results",)),
     Step("kpi history", _kpi_history, on_change=True,
          reads=("journey_kpis", "stage_funnel", "loads"), writes=("kpi_history",)),

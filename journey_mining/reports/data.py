@@ -7,7 +7,7 @@ metric. A new number goes into a mart first, then here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
@@ -50,6 +50,8 @@ class ReportData:
     representatives: pd.DataFrame | None = None
     absent: tuple[str, ...] = ()   # tables of optional steps that are not in the warehouse
     purchases: bool = False  # instant engagements: a purchase log, said in purchase words
+    # analysis ("churn", "drivers") -> (fitted at, data up to, fitted by this build?)
+    fits: dict = field(default_factory=dict)
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -122,4 +124,8 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
                       ORDER BY as_of""") if _exists(con, "kpi_history") else None),
         absent=tuple(absent),
         purchases=bool(q("SELECT instant_engagements FROM run_parameters").iloc[0, 0]),
+        fits=({r.analysis: (r.fitted_at, r.data_as_of, r.this_build) for r in q(
+                  "SELECT analysis, fitted_at, data_as_of, fitted_at >= (SELECT built_at "
+                  "FROM run_parameters) AS this_build FROM model_fits").itertuples()}
+              if _exists(con, "model_fits") else {}),
     )

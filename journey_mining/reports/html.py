@@ -705,11 +705,32 @@ def _charts_over_table(charts: list[str], frame: pd.DataFrame, formats: dict, em
             + (f"<p class='note'>{note}</p>" if note else ""))
 
 
+def _fit_note(d: ReportData, analysis: str, what: str) -> str:
+    """Which fit a section shows: this run's, or the last one, kept between fits (the
+    heavy fits are redone on their cadence, journey_mining.fits)."""
+    fit = d.fits.get(analysis)
+    if fit is None:
+        return ""
+    fitted_at, data_as_of, this_build = fit
+    if this_build:
+        text = f"{what}: fitted in this run, on the data up to {data_as_of:%d %b %Y}."
+    else:
+        days = (d.kpis.as_of - data_as_of).days
+        text = (f"{what}: the fit of {fitted_at:%d %b %Y}, on the data up to "
+                f"{data_as_of:%d %b %Y}"
+                + (f" ({days} day{'' if days == 1 else 's'} before this report's)"
+                   if days > 0 else "")
+                + ". Heavy fits are redone weekly (setting fits.every_days) or with "
+                "journey run --refit.")
+    return f"<p class='note fit'>{text}</p>"
+
+
 def _drivers_section(d: ReportData, charts: list[str]) -> str:
     listed = _drivers_table(d.drivers)
+    note = _fit_note(d, "drivers", "Conversion drivers")
     if listed.empty:  # the chart's sentence already says nothing clearly goes with it
-        return "".join(charts)
-    return _charts_over_table(
+        return "".join(charts) + note
+    return note + _charts_over_table(
         charts, listed, {"moved on with": pct, "without": pct}, "",
         f"{_term('Odds ratio', 'odds ratio')}: how many times the odds of moving on are higher "
         "with the touchpoint, channel or role than without, for accounts as long in the "
@@ -734,11 +755,11 @@ def _attribution_section(d: ReportData, charts: list[str]) -> str:
             + "<h3>By campaign</h3>"
             + _table(_removal_table(d.attribution, "campaign"),
                      empty="No campaign on the journeys to client.")
-            + f"<p class='note'>{note}</p>")
+            + f"<p class='note'>{note}</p>" + _fit_note(d, "drivers", "Attribution"))
 
 
 def _representatives_section(d: ReportData, charts: list[str]) -> str:
-    return _charts_over_table(
+    return _fit_note(d, "drivers", "Representative journeys") + _charts_over_table(
         charts, _representatives_table(d.representatives), {},
         "Too few distinct paths to summarise.",
         "Each representative is a real path standing for the accounts whose paths are "
@@ -762,7 +783,8 @@ def _churn_section(d: ReportData, charts: list[str]) -> str:
             + _table(top, {},
                      "No customers to score." if d.purchases else "No clients to score.")
             + ("<p class='note'>All scores: <a href='churn_scores.csv' download>"
-               "churn_scores.csv</a></p>" if len(d.churn) else ""))
+               "churn_scores.csv</a></p>" if len(d.churn) else "")
+            + _fit_note(d, "churn", "Churn model (today's clients are scored with it)"))
 
 
 def _quality_section(d: ReportData, charts: list[str]) -> str:

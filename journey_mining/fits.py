@@ -1,0 +1,106 @@
+"""Heavy model fits and their cadence: the churn model, the conversion drivers, the
+attribution bootstraps and the representative journeys re-fit once a week (config
+`fits.every_days`), not every night.
+
+A night's new events barely move a model fitted on years of history, yet fitting is
+most of what those steps cost (backtests over dozens of snapshots, hundreds of
+bootstrap resamples). Between fits a run scores today's clients with the last fit and
+keeps the last drivers, attribution and representatives; the report says the date of
+the fit. A fit is redone when it is due by age (the data's as-of date or the clock
+moved on `every_days` since it), when anything that decides its result other than the
+data changed (the analysis settings, the SQL or the library: the fingerprint), when
+the data went back before it (an earlier as-of), when its tables are missing, and when
+asked (`journey run --refit`, `--full-rebuild`, a full reload).
+
+The fit of a scoring model is kept as a pickle in the warehouse table `model_fits`: a
+warehouse is trusted like the code that reads it (whoever can write it can already
+change every number in it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import pickle
+from dataclasses import dataclass
+
+import duckdb
+
+from journey_mining.warehouse import table_exists
+
+__all__ = ["FITS_TABLE", "Fit", "fit_fingerprint", "last_fit", "refit_reason", "store_fit"]
+
+FITS_TABLE = "model_fits"
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The last fit of one analysis: when, on data up to which date, under which
+    fingerprint, and what scores with it (None where the tables are the fit)."""
+
+    analysis: str
+    fitted_at: dt.datetime
+    data_as_of: dt.datetime
+    fingerprint: str
+    payload: object | None = None
+
+
+def fit_fingerprint(params) -> str:
+    """What decides a fit besides the data: the analysis settings (`AnalysisParams`),
+    the SQL models and the library's code, and its version."""
+    from journey_mining import __version__
+    from journey_mining.build import code_fingerprint
+
+    payload = {"params": params.model_dump(mode="json"), "code": code_fingerprint(),
+               "version": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def last_fit(con: duckdb.DuckDBPyConnection, analysis: str) -> Fit | None:
+    """The last fit of `analysis`, or None (none yet, or one this version cannot read)."""
+    if not table_exists(con, FITS_TABLE):
+        return None
+    rows = con.execute(f"SELECT fitted_at, data_as_of, fingerprint, payload FROM {FITS_TABLE} "
+                       "WHERE analysis = $a", {"a": analysis}).fetchall()
+    if not rows:
+        return None
+    fitted_at, data_as_of, fingerprint, blob = rows[0]
+    try:
+        payload = pickle.loads(blob) if blob is not None else None  # noqa: S301 - see module
+    except Exception:  # noqa: BLE001 - a fit an older version wrote: fit again
+        return None
+    return Fit(analysis, fitted_at, data_as_of, fingerprint, payload)
+
+
+def refit_reason(last: Fit | None, fingerprint: str, as_of: dt.datetime, every_days: int,
+                 now: dt.datetime, asked: str | None = None,
+                 tables_present: bool = True) -> str | None:
+    """Why this run fits again, in words for the log; None when the last fit stands."""
+    if asked:
+        return asked
+    if last is None:
+        return "no fit yet"
+    if not tables_present:
+        return "the tables of the last fit are missing"
+    if last.fingerprint != fingerprint:
+        return "the analysis settings or the code changed since the last fit"
+    if as_of < last.data_as_of:
+        return (f"the as-of date {as_of:%Y-%m-%d} is before the last fit's data "
+                f"({last.data_as_of:%Y-%m-%d})")
+    days = max((as_of - last.data_as_of).days, (now - last.fitted_at).days)
+    if days >= every_days:
+        return f"the last fit is {days} days old (refit every {every_days})"
+    return None
+
+
+def store_fit(con: duckdb.DuckDBPyConnection, analysis: str, data_as_of: dt.datetime,
+              fingerprint: str, payload: object | None = None,
+              now: dt.datetime | None = None) -> None:
+    """Record `analysis` as fitted now on data up to `data_as_of` (replaces its last fit)."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {FITS_TABLE} (analysis VARCHAR PRIMARY KEY, "
+                "fitted_at TIMESTAMP, data_as_of TIMESTAMP, fingerprint VARCHAR, payload BLOB)")
+    blob = pickle.dumps(payload) if payload is not None else None
+    con.execute(f"INSERT OR REPLACE INTO {FITS_TABLE} VALUES ($a, $t, $d, $f, $p)",
+                {"a": analysis, "t": now or dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                 "d": data_as_of, "f": fingerprint, "p": blob})
