@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 import textwrap
@@ -211,3 +212,50 @@ def test_a_breached_gate_fails_the_run_before_the_build(tmp_path, prefect_harnes
     assert str(evidence) in str(error.value)
     rows = pd.read_csv(evidence)
     assert len(rows) == 18 and rows.reason.str.startswith("missing required value").all()
+
+
+def test_heavy_fits_wait_for_their_cadence_and_refit_fits_now(tmp_path, exports):
+    """Through `journey run`: the next night's run keeps the churn and drivers fits (and
+    the report says their date); `--refit` fits them at once."""
+    import os
+    from pathlib import Path
+
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    db = tmp_path / "w.duckdb"
+
+    def journey(*extra):
+        run = subprocess.run(
+            [str(Path(sys.executable).parent / "journey"), "run", "--input", str(exports),
+             "--warehouse", str(db), "--reports", str(tmp_path / "r"),
+             "--outputs", str(tmp_path / "o"), "--no-static-images", *extra],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run.stdout + run.stderr
+
+    def fitted():
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            return dict(con.execute("SELECT analysis, fitted_at FROM model_fits").fetchall())
+        finally:
+            con.close()
+
+    journey()
+    first = fitted()
+    assert set(first) == {"churn", "drivers"}
+    write_csv(exports, "web_events_next.csv", WEB_HEADER,
+              "w3,2025-01-12T09:00:00Z,anon1,page_view,")
+    log = journey()
+    assert fitted() == first
+    assert "churn: the fit of" in log and "stands" in log
+    con = duckdb.connect(str(db), read_only=True)
+    runs = con.execute("SELECT as_of::DATE, fitted_at FROM model_runs ORDER BY trained_at"
+                       ).fetchall()
+    con.close()
+    assert [r[1] for r in runs] == [first["churn"]] * 2  # scored twice, fitted once
+    assert runs[1][0] == dt.date(2025, 1, 12)             # today's clients, today's date
+    report = (tmp_path / "r" / "w" / "latest" / "index.html").read_text()
+    assert f"the fit of {first['churn']:%d %b %Y}" in report
+    log = journey("--refit")
+    assert "fitting the model (asked for (--refit))" in log
+    assert all(fitted()[name] > first[name] for name in first)
