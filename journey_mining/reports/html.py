@@ -20,6 +20,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from journey_mining.reports import charts as chart_registry
@@ -283,13 +284,12 @@ def write_static_images(figures: dict[str, go.Figure], out: Path) -> list[Path]:
     previous = os.environ.get("BROWSER_PATH")
     os.environ["BROWSER_PATH"] = browser  # kaleido's browser lookup reads this
     try:
-        paths = []
         (out / "images").mkdir(exist_ok=True)
-        for name in static_images(chart_registry.CHARTS):
-            if name in figures:
-                path = out / "images" / f"{name}.png"
-                figures[name].write_image(path, width=1200, height=650, scale=1)
-                paths.append(path)
+        names = [n for n in static_images(chart_registry.CHARTS) if n in figures]
+        paths = [out / "images" / f"{name}.png" for name in names]
+        if names:  # one browser for all of them (write_image starts one per image)
+            pio.write_images([figures[n] for n in names], paths, width=1200, height=650,
+                             scale=1)
         return paths
     finally:
         if previous is None:
