@@ -26,7 +26,7 @@ from journey_mining.warehouse import (
 )
 
 __all__ = ["CONFIG_TABLES", "LOADED_TABLES", "build", "build_fingerprint", "checked_models",
-           "code_fingerprint",
+           "code_fingerprint", "settings_fingerprint",
            "is_up_to_date",
            "last_build_fingerprint", "model_parameters", "record_build"]
 
@@ -101,6 +101,15 @@ def code_fingerprint() -> str:
     return code.hexdigest()
 
 
+def settings_fingerprint(params) -> dict:
+    """The analysis settings as a build or fit depends on them: the parameters and the
+    content of the user's stage map file (edited in place, its path stays the same)."""
+    stage_map = Path(params.stage_map) if params.stage_map else None
+    return {"params": params.model_dump(mode="json"),
+            "stage_map": (hashlib.sha256(stage_map.read_bytes()).hexdigest()
+                          if stage_map is not None and stage_map.is_file() else None)}
+
+
 def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None) -> str:
     """What a build depends on: loaded data, analysis parameters, SQL and library code."""
     from journey_mining import __version__
@@ -108,7 +117,7 @@ def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None) -> str
     last_load = con.execute(
         "SELECT coalesce(max(load_id), 0) FROM loads WHERE rows_loaded > 0 OR rows_rejected > 0"
     ).fetchall()[0][0]
-    payload = {"load": last_load, "params": params.model_dump(mode="json"),
+    payload = {"load": last_load, **settings_fingerprint(params),
                "as_of": str(as_of), "code": code_fingerprint(), "version": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

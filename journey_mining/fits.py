@@ -47,12 +47,12 @@ class Fit:
 
 
 def fit_fingerprint(params) -> str:
-    """What decides a fit besides the data: the analysis settings (`AnalysisParams`),
-    the SQL models and the library's code, and its version."""
+    """What decides a fit besides the data: the analysis settings (`AnalysisParams`,
+    the stage map file's content), the SQL models and the library's code, its version."""
     from journey_mining import __version__
-    from journey_mining.build import code_fingerprint
+    from journey_mining.build import code_fingerprint, settings_fingerprint
 
-    payload = {"params": params.model_dump(mode="json"), "code": code_fingerprint(),
+    payload = {**settings_fingerprint(params), "code": code_fingerprint(),
                "version": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

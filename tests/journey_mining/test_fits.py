@@ -73,3 +73,18 @@ def test_a_fit_this_version_cannot_read_is_fitted_again(tmp_path):
     fits.store_fit(con, "churn", FIT.data_as_of, "f", {"scorer": 1})
     con.execute("UPDATE model_fits SET payload = 'not a pickle'::BLOB")
     assert fits.last_fit(con, "churn") is None
+
+
+def test_a_stage_map_edited_in_place_changes_the_fingerprints(tmp_path):
+    from importlib import resources
+
+    from journey_mining import build
+
+    stage_map = tmp_path / "stage_map.yml"
+    stage_map.write_text(
+        resources.files("journey_mining").joinpath("config/stage_map.yml").read_text())
+    params = AnalysisParams(stage_map=str(stage_map))
+    before = (fits.fit_fingerprint(params), build.settings_fingerprint(params))
+    stage_map.write_text(stage_map.read_text() + "\n# moved a signal\n")
+    after = (fits.fit_fingerprint(params), build.settings_fingerprint(params))
+    assert before[0] != after[0] and before[1] != after[1]
