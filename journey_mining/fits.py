@@ -31,7 +31,7 @@ from journey_mining.warehouse import table_exists
 
 __all__ = ["FITS_TABLE", "Fit", "fit_fingerprint", "last_fit", "refit_reason", "store_fit"]
 
-FITS_TABLE = "model_fits"
+FITS_TABLE = "model_fits"  # (the SQL below names it: no SQL is built by formatting)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def last_fit(con: duckdb.DuckDBPyConnection, analysis: str) -> Fit | None:
     """The last fit of `analysis`, or None (none yet, or one this version cannot read)."""
     if not table_exists(con, FITS_TABLE):
         return None
-    rows = con.execute(f"SELECT fitted_at, data_as_of, fingerprint, payload FROM {FITS_TABLE} "
+    rows = con.execute("SELECT fitted_at, data_as_of, fingerprint, payload FROM model_fits "
                        "WHERE analysis = $a", {"a": analysis}).fetchall()
     if not rows:
         return None
@@ -98,9 +98,9 @@ def store_fit(con: duckdb.DuckDBPyConnection, analysis: str, data_as_of: dt.date
               fingerprint: str, payload: object | None = None,
               now: dt.datetime | None = None) -> None:
     """Record `analysis` as fitted now on data up to `data_as_of` (replaces its last fit)."""
-    con.execute(f"CREATE TABLE IF NOT EXISTS {FITS_TABLE} (analysis VARCHAR PRIMARY KEY, "
+    con.execute("CREATE TABLE IF NOT EXISTS model_fits (analysis VARCHAR PRIMARY KEY, "
                 "fitted_at TIMESTAMP, data_as_of TIMESTAMP, fingerprint VARCHAR, payload BLOB)")
     blob = pickle.dumps(payload) if payload is not None else None
-    con.execute(f"INSERT OR REPLACE INTO {FITS_TABLE} VALUES ($a, $t, $d, $f, $p)",
+    con.execute("INSERT OR REPLACE INTO model_fits VALUES ($a, $t, $d, $f, $p)",
                 {"a": analysis, "t": now or dt.datetime.now(dt.UTC).replace(tzinfo=None),
                  "d": data_as_of, "f": fingerprint, "p": blob})
