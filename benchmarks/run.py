@@ -321,6 +321,8 @@ def command_benchmark(exports: Path, work: Path, target: int, events: int,
             print(f"  increment of {added:,} web events: {nightly['wall']:.1f} s, "
                   f"{100 * nightly['wall'] / result['wall']:.0f} % of the full run")
             # The next night as `journey serve` runs it: its Prefect API is up already.
+            os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                              PREFECT_HOME=str(work / "command" / "prefect"))
             with local_prefect_api():
                 written.append(write_increment(exports, events, night=2)[0])
                 served = _run_command(args, work, "increment, Prefect API running")
