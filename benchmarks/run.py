@@ -397,6 +397,9 @@ def main() -> None:
     parser.add_argument("--command", action="store_true",
                         help="time `journey run` itself (a subprocess with the default "
                              "outputs) against the bare copy, instead of the steps in-process")
+    parser.add_argument("--no-increment", action="store_true",
+                        help="with --command: the full run only, not the next nights' "
+                             "0.3 %% increments")
     parser.add_argument("--from-step", default=None,
                         help="keep the warehouse of an earlier run in --work and run the steps "
                              "from this one on (e.g. build after a load that took 12 minutes); "
@@ -432,7 +435,7 @@ def main() -> None:
 
     if args.command:
         command_benchmark(exports, work, args.events, events, args.memory_limit,
-                          not args.no_write)
+                          not args.no_write, increment=not args.no_increment)
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
         return

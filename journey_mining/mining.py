@@ -19,6 +19,7 @@ aggregated DFG (discovery) and one trace per variant (conformance).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -66,6 +67,7 @@ class MiningResult:
     summary: dict = field(default_factory=dict)
     # (step, exception) of the optional parts that failed: pm4py models and exports
     issues: list[tuple[str, BaseException]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # export name -> time to write
 
 
 # After an engagement ended: a move from here to an earlier stage is a return (a renewal
@@ -255,8 +257,10 @@ def _write_models_and_exports(con, out_dir: Path, dfgs, endpoints, variants,
                             con, out_dir / "exports" / "journeys.jsonocel"))):
         if not getattr(params, name):
             continue
+        started = time.perf_counter()
         try:
             result.files[name] = write()
+            result.seconds[name] = time.perf_counter() - started
         except Exception as exc:  # noqa: BLE001
             if is_stop(exc):
                 raise

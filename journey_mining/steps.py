@@ -251,7 +251,9 @@ def _mine(ctx: RunContext) -> StepResult:
             "%.1f%%", level, summary["variants"], summary["cases"], summary["top_k"],
             100 * summary["top_k_coverage"], 100 * summary["long_tail_share"])
     for name, path in result.files.items():
-        ctx.logger.info("wrote %s: %s", name, path)
+        took = (f" in {result.seconds[name]:.1f} s ({Path(path).stat().st_size / 2**20:,.0f} MB)"
+                if name in result.seconds else "")
+        ctx.logger.info("wrote %s%s: %s", name, took, path)
     for step, exc in result.issues:
         ctx.logger.error("%s failed, the rest of the mining is stored: %s", step, exc)
     return StepResult(tables=list(result.tables),
