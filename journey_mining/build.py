@@ -110,15 +110,18 @@ def settings_fingerprint(params) -> dict:
                           if stage_map is not None and stage_map.is_file() else None)}
 
 
-def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None) -> str:
-    """What a build depends on: loaded data, analysis parameters, SQL and library code."""
+def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None, outputs=None) -> str:
+    """What a run depends on: loaded data, analysis parameters, SQL and library code, and
+    which files it writes (`outputs`: exports turned back on are written by the next run
+    even when nothing else changed)."""
     from journey_mining import __version__
 
     last_load = con.execute(
         "SELECT coalesce(max(load_id), 0) FROM loads WHERE rows_loaded > 0 OR rows_rejected > 0"
     ).fetchall()[0][0]
     payload = {"load": last_load, **settings_fingerprint(params),
-               "as_of": str(as_of), "code": code_fingerprint(), "version": __version__}
+               "as_of": str(as_of), "code": code_fingerprint(), "version": __version__,
+               "outputs": outputs.model_dump(mode="json") if outputs is not None else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -130,10 +133,11 @@ def last_build_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
     return rows[0][0] if rows else None
 
 
-def is_up_to_date(con: duckdb.DuckDBPyConnection, params, as_of=None) -> tuple[bool, str]:
+def is_up_to_date(con: duckdb.DuckDBPyConnection, params, as_of=None, outputs=None
+                  ) -> tuple[bool, str]:
     """(nothing new?, this build's fingerprint): the one "nothing new" decision, taken by
     the plan's `check for changes` step and by `journey run` before Prefect starts."""
-    current = build_fingerprint(con, params, as_of)
+    current = build_fingerprint(con, params, as_of, outputs)
     return last_build_fingerprint(con) == current, current
 
 

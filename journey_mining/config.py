@@ -543,8 +543,13 @@ class FitCadence(_Strict):
     every_days: int = Field(
         default=7, ge=0, le=_MAX_DAYS,
         description="fit again once the data or the clock moved on this many days since "
-                    "the last fit (0: every run); a changed setting or code, an earlier "
-                    "as-of date, --refit and --full-rebuild fit at once")
+                    "the last fit (0: every build); a changed setting or code, an earlier "
+                    "as-of date, a full reload and --refit fit at once")
+    max_late_share: float = Field(
+        default=0.01, ge=0, le=1,
+        description="fit at once when touchpoints dated by the last fit's data end that "
+                    "arrived late, or were tied to accounts late, exceed this share of the "
+                    "history it learnt from (0: any)")
 
 
 class Config(_Strict):

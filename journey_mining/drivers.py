@@ -93,7 +93,8 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     q = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
     out = np.empty_like(q)
     out[order] = q
-    return out
+    # Never below its p-value: m * p / rank rounds to one ulp under p for the last rank.
+    return np.maximum(out, p)
 
 
 def conversion_drivers(con: duckdb.DuckDBPyConnection, fdr: float = 0.05,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+import pandas as pd
 
 from journey_mining.errors import NoDataError
 from journey_mining.sql_models import read_sql
@@ -115,7 +116,9 @@ class JourneySummary:
             return (f"Churn risk: not scored ({c['reason']}); {c['n_scored']:,} {who} are "
                     "listed with the signals seen, without a probability or band")
         model = "BG/NBD" if c["model"] == "bg_nbd" else "logistic regression"
-        return (f"Churn risk ({model}, next {c['horizon_days']} days): {c['high']:,} of "
+        kept = (f", the fit of {c['fitted_at']:%d %b %Y}" if c.get("fitted_at") is not None
+                and c["fitted_at"] != c["trained_at"] else "")
+        return (f"Churn risk ({model}{kept}, next {c['horizon_days']} days): {c['high']:,} of "
                 f"{c['n_scored']:,} {who} at high risk; {c['verdict']}")
 
 
@@ -133,7 +136,10 @@ def _churn(con: duckdb.DuckDBPyConnection) -> dict | None:
                        ).fetchall()[0][0]
     return {"status": run["status"], "reason": run["reason"], "model": run["model"],
             "n_scored": int(run["n_scored"]), "high": int(high),
-            "horizon_days": int(run["horizon_days"]), "verdict": ranking_verdict(run)}
+            "horizon_days": int(run["horizon_days"]), "verdict": ranking_verdict(run),
+            "trained_at": run["trained_at"],
+            "fitted_at": run["fitted_at"] if "fitted_at" in run and pd.notna(run["fitted_at"])
+            else None}
 
 
 def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -214,7 +214,8 @@ def _check(ctx: RunContext) -> ChangeCheck:
     from journey_mining import build
 
     with warehouse.connected(ctx.warehouse, read_only=True) as con:
-        unchanged, current = build.is_up_to_date(con, ctx.config.analysis, ctx.as_of)
+        unchanged, current = build.is_up_to_date(con, ctx.config.analysis, ctx.as_of,
+                                                 ctx.config.outputs)
     unchanged = unchanged and not ctx.refit
     if unchanged:
         ctx.logger.info("nothing new since the last run: warehouse left as it was")
@@ -281,12 +282,15 @@ def _fit_due(ctx: RunContext, con, analysis: str, tables: tuple[str, ...]):
     fingerprint = fits.fit_fingerprint(ctx.config.analysis)
     last = fits.last_fit(con, analysis)
     as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
-    asked = ("asked for (--refit)" if ctx.refit else
+    asked = ("asked for with --refit" if ctx.refit else
              "a full reload" if ctx.full_reload else None)
+    cadence = ctx.config.fits
     reason = fits.refit_reason(
-        last, fingerprint, as_of, ctx.config.fits.every_days,
+        last, fingerprint, as_of, cadence.every_days,
         dt.datetime.now(dt.UTC).replace(tzinfo=None), asked,
-        tables_present=all(warehouse.table_exists(con, t) for t in tables))
+        tables_present=all(warehouse.table_exists(con, t) for t in tables),
+        history_now=fits.history_rows(con, last.data_as_of) if last else None,
+        max_late_share=cadence.max_late_share)
     return reason, last, fingerprint
 
 

@@ -257,5 +257,5 @@ def test_heavy_fits_wait_for_their_cadence_and_refit_fits_now(tmp_path, exports)
     report = (tmp_path / "r" / "w" / "latest" / "index.html").read_text()
     assert f"the fit of {first['churn']:%d %b %Y}" in report
     log = journey("--refit")
-    assert "fitting the model (asked for (--refit))" in log
+    assert "fitting the model (asked for with --refit)" in log
     assert all(fitted()[name] > first[name] for name in first)
