@@ -41,6 +41,19 @@ def _prefect_environment() -> None:
     os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "false")
     # The local API can take a while to start on a busy machine (default: 20 s).
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    _accept_stop_signals()
+
+
+def _accept_stop_signals() -> None:
+    """SIGTERM and SIGINT reach us whatever started us. A blocked mask or an ignored
+    disposition is inherited through fork and exec: a non-interactive shell starts a
+    background job (`journey serve ... &` in a script) with SIGINT ignored, and serve's
+    SIGTERM, which takes the Ctrl-C path, then never stopped it."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(stop) == signal.SIG_IGN:
+            signal.signal(stop, signal.SIG_DFL if stop == signal.SIGTERM
+                          else signal.default_int_handler)
 
 
 def _parse_date(value: str | None) -> dt.datetime | None:

@@ -35,13 +35,19 @@ def test_a_missing_input_folder_is_refused_before_serving(tmp_path):
     assert time.monotonic() - started < 30 and "Prefect API" not in run.stderr
 
 
+def _as_a_background_job() -> None:
+    """What `journey serve ... &` in a script gets: a non-interactive shell starts a
+    background job with SIGINT ignored (serve once never stopped on SIGTERM that way)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _serve(tmp_path: Path, folder: Path, tag: str):
     log = tmp_path / f"{tag}.err"
     process = subprocess.Popen(
         [JOURNEY, "serve", "--input", str(folder), "--warehouse", str(tmp_path / "w.duckdb"),
          "--cron", "* * * * *", "--outputs", str(tmp_path / "o"), "--reports",
          str(tmp_path / "r")], stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
-        cwd=tmp_path, env=_env(tmp_path))
+        cwd=tmp_path, env=_env(tmp_path), preexec_fn=_as_a_background_job)
     return process, log
 
 
