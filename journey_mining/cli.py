@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -374,22 +373,10 @@ def _serve(definition) -> None:
     from prefect import serve as prefect_serve
     from prefect.runner import Runner
 
-    stopped = threading.Event()
-
-    def interrupt_until_stopped() -> None:
-        # A SIGINT that lands while the runner is between two awaits can be lost (seen in
-        # a loaded test suite: the run went on and the next one began): sent again every
-        # 15 s until the runner has stopped, as a user presses Ctrl-C again.
-        for _ in range(6):
-            os.kill(os.getpid(), signal.SIGINT)
-            if stopped.wait(15):
-                return
-
     def stop(*args, **kwargs):
         # Exactly what Ctrl-C does (a run in progress is stopped and marked crashed, so it
         # holds no concurrency slot): the runner and its run get SIGINT.
-        threading.Thread(target=interrupt_until_stopped, name="journey-stop",
-                         daemon=True).start()
+        os.kill(os.getpid(), signal.SIGINT)
 
     Runner.handle_sigterm = stop
     previous = signal.signal(signal.SIGTERM, stop)
@@ -398,7 +385,6 @@ def _serve(definition) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        stopped.set()
         signal.signal(signal.SIGTERM, previous)
 
 

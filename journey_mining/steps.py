@@ -320,9 +320,10 @@ def _churn(ctx: RunContext) -> ChurnResult:
             fits.store_fit(con, "churn", run.run["as_of"], fingerprint,
                            {"scorer": run.scorer, "run": run.run}, now=run.run["trained_at"])
     r = run.run
-    if reason is None:
-        pass  # the fit's evaluation was logged when it was fitted
-    elif r["status"] == "trained":
+    if reason is None:  # the fit's evaluation was logged when it was fitted
+        return ChurnResult(tables=["churn_scores", "model_runs"], status=r["status"],
+                           scored=r["n_scored"])
+    if r["status"] == "trained":
         ctx.logger.info(
             "churn model (%s): backtest ROC AUC %.3f vs %.3f for recency alone (PR AUC %.3f vs "
             "%.3f) on %d client snapshots with %d %s",
