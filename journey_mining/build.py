@@ -26,7 +26,7 @@ from journey_mining.warehouse import (
 )
 
 __all__ = ["CONFIG_TABLES", "LOADED_TABLES", "build", "build_fingerprint", "checked_models",
-           "code_fingerprint", "settings_fingerprint",
+           "code_fingerprint", "incremental_fingerprint", "settings_fingerprint",
            "is_up_to_date",
            "last_build_fingerprint", "model_parameters", "record_build"]
 
@@ -66,7 +66,8 @@ def checked_models() -> list:
     return models
 
 
-def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
+def build(con: duckdb.DuckDBPyConnection, params, as_of=None, full: bool = False
+          ) -> list[str]:
     """Rebuild all models with the analysis parameters (`AnalysisParams`), all or nothing.
 
     Writes the configuration tables the models join (stage ladder and map, free-mail
@@ -74,12 +75,16 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
     states included (their Python model infers the stays), in one transaction: a
     build that fails anywhere leaves the previous build's tables as they were.
     `as_of` overrides `params.as_of`; when both are unset the models use the latest
-    occurred_at in the warehouse. Returns the names of the tables written.
+    occurred_at in the warehouse. The incremental models (`sql_models.Incremental`)
+    are built in part when the last build made them with the same code and settings,
+    unless `full` (`journey run --full-rebuild`). Returns the names of the tables written.
     """
     stage_map = stages.load_stage_map(params.stage_map)
     models = checked_models()
     ensure_schema(con)
+    state = incremental_fingerprint(params)
     with transaction(con):
+        increments = {} if full else _increments(con, models, state)
         # Until the plan records this build complete, no earlier fingerprint stands for
         # what the warehouse holds (a partial run_all must not look like nothing new).
         con.execute("DROP TABLE IF EXISTS build_state")
@@ -89,7 +94,37 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None) -> list[str]:
         stages.register_outbound_activities(con, params.outbound_activities)
         channels.register_channel_rules(con, params.marketing_channels)
         reset_run_issues(con)
-        return run_models(con, model_parameters(params, as_of), context=params, models=models)
+        built = run_models(con, model_parameters(params, as_of), context=params,
+                           models=models, increments=increments)
+        _record_increments(con, [m.name for m in models if m.incremental], state)
+        return built
+
+
+def incremental_fingerprint(params) -> str:
+    """What an incremental model's rows are made with besides the data: the SQL and
+    library code, the settings and the stage map file. A table left by a build with
+    another fingerprint is rebuilt in full."""
+    payload = {"code": code_fingerprint(), **settings_fingerprint(params)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _increments(con: duckdb.DuckDBPyConnection, models: list, state: str) -> dict[str, int]:
+    """The incremental models the last build made with this fingerprint, each with the
+    last load that build included (`model_state`)."""
+    if not table_exists(con, "model_state"):
+        return {}
+    recorded = dict(con.execute("SELECT model, load_id FROM model_state WHERE fingerprint = $f",
+                                {"f": state}).fetchall())
+    return {m.name: recorded[m.name] for m in models
+            if m.incremental is not None and m.name in recorded}
+
+
+def _record_increments(con: duckdb.DuckDBPyConnection, names: list[str], state: str) -> None:
+    """`model_state`: per incremental model, the fingerprint and the last load its table
+    holds, written in the build's transaction (it commits with the tables it describes)."""
+    con.execute("CREATE OR REPLACE TABLE model_state AS SELECT unnest($names) AS model, "
+                "$f AS fingerprint, (SELECT coalesce(max(load_id), 0) FROM loads) AS load_id, "
+                "now()::TIMESTAMP AS built_at", {"names": names, "f": state})
 
 
 def code_fingerprint() -> str:

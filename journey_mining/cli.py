@@ -105,7 +105,8 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None,
 
 def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.datetime | None,
          full_reload: bool, outputs: Path, reports: Path = Path("reports"),
-         static_images: bool = True, debug: bool = False, refit: bool = False) -> dict:
+         static_images: bool = True, debug: bool = False, refit: bool = False,
+         full_rebuild: bool = False) -> dict:
     _prefect_environment()
     from journey_mining import warehouse as warehouse_lib
 
@@ -113,11 +114,11 @@ def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.dateti
     # Held from here to the end: a second run is refused in a second, before Prefect.
     with warehouse_lib.exclusive(warehouse, share_in_process=True):
         return _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, reports,
-                           static_images, debug, settings, refit)
+                           static_images, debug, settings, refit, full_rebuild)
 
 
 def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, reports,
-                static_images, debug, settings, refit=False) -> dict:
+                static_images, debug, settings, refit=False, full_rebuild=False) -> dict:
     from journey_mining import operations
     from journey_mining import warehouse as warehouse_lib
     from journey_mining.operations import local_prefect_api, stop_on_signals
@@ -125,8 +126,8 @@ def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, repor
     # No other run can hold it now (our lock): a process that does is a notebook's.
     warehouse_lib.check_not_open_elsewhere(warehouse)
 
-    if not (full_reload or refit) and operations.nothing_new(warehouse, input_dir, settings,
-                                                              as_of):
+    forced = full_reload or refit or full_rebuild
+    if not forced and operations.nothing_new(warehouse, input_dir, settings, as_of):
         latest = warehouse_lib.home_folder(reports, warehouse) / "latest" / "index.html"
         return {"unchanged": True, "load": {}, "warehouse": str(warehouse.resolve()),
                 "report": str(latest.resolve()) if latest.exists() else None}
@@ -143,6 +144,7 @@ def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, repor
             return journey_pipeline(
                 str(input_dir), str(warehouse), str(config) if config else None, as_of,
                 full_reload, str(outputs), str(reports), static_images, refit=refit,
+                full_rebuild=full_rebuild,
             )
     except BaseException:
         if new_warehouse:
@@ -256,11 +258,13 @@ def run(
     refit: Annotated[bool, typer.Option(
         help="fit churn, drivers, attribution and representatives now, not on their "
              "cadence (config fits.every_days)")] = False,
+    full_rebuild: Annotated[bool, typer.Option(
+        help="build every model in full, none in part from the last build")] = False,
 ) -> None:
     """Load the exports in INPUT into the warehouse, rebuild and mine the journeys."""
     try:
         result = _run(input, warehouse, config, _parse_date(as_of), full_reload, outputs,
-                      reports, static_images, debug, refit)
+                      reports, static_images, debug, refit, full_rebuild)
     except JourneyError as exc:
         _fail(exc)
     except BaseException as exc:

@@ -10,6 +10,10 @@ Every SELECT that makes a table lives in a file under `sql/`:
   library function computes (the stage-inference methods, which are not SQL). Its
   yml declares `reads:`, the tables the function reads; the runner puts it in the
   graph like any model and stores the frame it returns.
+* `sql/<layer>/<name>.yml` beside a SQL model may declare it `incremental:` (see
+  `Incremental`): between builds with the same code and settings, the runner rebuilds
+  only the rows that can have changed and keeps the others, which a full build would
+  give unchanged.
 * every other `.sql` under `sql/` (`analysis/`, `mining/`, `states/methods/`) is a
   query a library function runs with bound `$parameters` (`read_sql`), never a
   template: identifiers are fixed in the file, values are bound.
@@ -35,8 +39,8 @@ from journey_mining.warehouse import store_frame
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["LAYERS", "SQL_DIR", "Model", "discover_models", "model_tables", "read_sql",
-           "reads_of", "run_models", "unknown_reads"]
+__all__ = ["LAYERS", "SQL_DIR", "Incremental", "Model", "discover_models", "model_tables",
+           "read_sql", "reads_of", "run_models", "unknown_reads"]
 
 
 def _sql_dir() -> Path:
@@ -67,6 +71,37 @@ def read_sql(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class Incremental:
+    """How a model is rebuilt in part (its yml's `incremental:`).
+
+    The promise the yml makes, and the equality test of both ways checks: the row of
+    each `unique_key` is made from the rows of `rows_from` with that key alone, and from
+    the rows of each `lookups` table whose column (the same name on both sides) matches
+    theirs. Loaded tables only grow, so a row can differ from the last build's only when
+    its input row is new (`new_rows`: rows_from's column holding the load that brought
+    it, later than the last build's) or when a lookup row it matches was added, removed
+    or changed. The lookups are rebuilt in full before it; their previous rows are kept
+    until it is built to tell which changed.
+    """
+
+    unique_key: str
+    rows_from: str
+    new_rows: str
+    lookups: tuple[tuple[str, str], ...] = ()   # (column, table)
+
+    @classmethod
+    def from_spec(cls, spec: dict, path: Path) -> Incremental:
+        try:
+            return cls(spec["unique_key"], spec["rows_from"], spec["new_rows"],
+                       tuple((column, table) for column, table in
+                             (spec.get("lookups") or {}).items()))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ModelError(f"{path.parent.name}/{path.name}: incremental needs unique_key, "
+                             f"rows_from, new_rows and optional lookups (column: table); "
+                             f"{exc!r} is wrong") from None
+
+
+@dataclass(frozen=True)
 class Model:
     """One model: a SQL file, or a Python function declared in a yml (`python:`).
 
@@ -81,6 +116,7 @@ class Model:
     python: str | None = None            # "module:function" of a Python model
     declared_reads: tuple[str, ...] = field(default=())
     also_writes: tuple[str, ...] = field(default=())   # a Python model's other tables
+    incremental: Incremental | None = None
 
     @property
     def materialized(self) -> str:
@@ -137,6 +173,27 @@ def _python_models(sql_dir: Path, layer: str) -> list[Model]:
     return models
 
 
+def _incremental_spec(sql_path: Path) -> Incremental | None:
+    spec_path = sql_path.with_suffix(".yml")
+    if not spec_path.is_file():
+        return None
+    spec = (yaml.safe_load(spec_path.read_text()) or {}).get("incremental")
+    if spec is None:
+        return None
+    if "run_parameters" in reads_of(sql_path.read_text(), sql_path):
+        # Its rows would change with the as-of date, which moves with every load.
+        raise ModelError(f"{sql_path.parent.name}/{sql_path.name} reads run_parameters, so "
+                         "it cannot be incremental: remove incremental from its yml")
+    return Incremental.from_spec(spec, spec_path)
+
+
+def _incremental_inputs(model: Model) -> set[str]:
+    """What an incremental model's partial build reads besides its SQL: it runs after them."""
+    if model.incremental is None:
+        return set()
+    return {model.incremental.rows_from, *(t for _, t in model.incremental.lookups)}
+
+
 def model_tables(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -> list[str]:
     """The names of the tables the models write, from their files alone (no parsing):
     what a step that builds them declares it writes."""
@@ -167,13 +224,15 @@ def discover_models(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -
     models = {}
     for layer in layers:
         for path in sorted((sql_dir / layer).glob("*.sql")):
-            models[path.stem] = Model(path.stem, layer, path, path.read_text())
+            models[path.stem] = Model(path.stem, layer, path, path.read_text(),
+                                      incremental=_incremental_spec(path))
         for model in _python_models(sql_dir, layer):
             models[model.name] = model
     writer = {table: model.name for model in models.values() for table in model.tables}
     graph = {}
     for model in models.values():
-        graph[model.name] = {writer[n] for n in model.reads() if n in writer} - {model.name}
+        inputs = model.reads() | _incremental_inputs(model)
+        graph[model.name] = {writer[n] for n in inputs if n in writer} - {model.name}
     order = graphlib.TopologicalSorter(graph).static_order()
     return [models[name] for name in order]
 
@@ -192,36 +251,124 @@ def _replace_other_kind(con: duckdb.DuckDBPyConnection, name: str, kind: str) ->
 def run_models(
     con: duckdb.DuckDBPyConnection, parameters: dict | None = None, sql_dir: Path = SQL_DIR,
     layers: tuple[str, ...] = LAYERS, context=None, models: list[Model] | None = None,
+    increments: dict[str, int] | None = None,
 ) -> list[str]:
     """Rebuild every model table; returns the model names in run order.
 
     `parameters` are bound as `$name` placeholders in the model SQL, never formatted
     in; a Python model is called with the connection and `context` (the build's
-    analysis parameters); `models` (in run order) when already discovered. Call inside
-    `warehouse.transaction` for all or nothing.
+    analysis parameters); `models` (in run order) when already discovered.
+    `increments`: the incremental models whose table the last build left with the same
+    code and settings, each with the last load that build included; they are rebuilt in
+    part (`Incremental`). Call inside `warehouse.transaction` for all or nothing.
     """
     parameters = parameters or {}
+    models = models if models is not None else discover_models(sql_dir, layers)
+    increments = dict(increments or {})
+    kept = _keep_previous_lookups(con, models, increments)
     built = []
-    for model in models if models is not None else discover_models(sql_dir, layers):
-        kind = model.materialized.upper()
-        started = time.perf_counter()
-        try:
-            _replace_other_kind(con, model.name, kind)
-            if model.sql is None:
-                _store_python_model(con, model, _call(model, con, context))
-            else:
-                used = {k: v for k, v in parameters.items() if f"${k}" in model.sql}
-                con.execute(f'CREATE OR REPLACE {kind} "{model.name}" AS\n{model.sql}', used)
-        except duckdb.InterruptException:
-            raise  # a stop, not a failure of the model
-        except duckdb.Error as exc:
-            raise ModelError(f"model {model.layer}/{model.path.name} failed: "
-                             f"{str(exc).splitlines()[0]}") from exc
-        seconds = time.perf_counter() - started
-        _log.debug("model %s/%s (%s) built in %.2f s", model.layer, model.name,
-                   kind.lower(), seconds, extra={"model": model.name, "seconds": seconds})
-        built.extend(model.tables)
+    try:
+        for model in models:
+            started = time.perf_counter()
+            how = _run_model(con, model, parameters, context, increments.get(model.name))
+            seconds = time.perf_counter() - started
+            _log.debug("model %s/%s (%s) built in %.2f s", model.layer, model.name, how,
+                       seconds, extra={"model": model.name, "seconds": seconds})
+            built.extend(model.tables)
+    finally:
+        for name in kept:
+            con.execute(f'DROP TABLE IF EXISTS "{_previous(name)}"')
     return built
+
+
+def _run_model(con, model: Model, parameters: dict, context, since: int | None) -> str:
+    """Build one model (in part when `since`, the last build's load, is given); returns
+    how, for the log."""
+    kind = model.materialized.upper()
+    try:
+        if since is not None:
+            return _build_increment(con, model, _used(parameters, model.sql), since)
+        _replace_other_kind(con, model.name, kind)
+        if model.sql is None:
+            _store_python_model(con, model, _call(model, con, context))
+        else:
+            con.execute(f'CREATE OR REPLACE {kind} "{model.name}" AS\n{model.sql}',
+                        _used(parameters, model.sql))
+        return kind.lower()
+    except duckdb.InterruptException:
+        raise  # a stop, not a failure of the model
+    except duckdb.Error as exc:
+        raise ModelError(f"model {model.layer}/{model.path.name} failed: "
+                         f"{str(exc).splitlines()[0]}") from exc
+
+
+def _used(parameters: dict, sql: str | None) -> dict:
+    return {k: v for k, v in parameters.items() if sql and f"${k}" in sql}
+
+
+def _previous(name: str) -> str:
+    return f"{name}__previous"
+
+
+def _keep_previous_lookups(con, models: list[Model], increments: dict[str, int]) -> list[str]:
+    """Rename the last build's lookup tables of the models in `increments` to
+    `<name>__previous` (a catalog change, nothing copied), so the partial build can tell
+    which of their rows changed once they are rebuilt. A model whose lookup is not a
+    table left by the last build is removed from `increments`: it is built in full."""
+    by_name = {model.name: model for model in models}
+    tables = {row[0] for row in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+        "AND database_name = current_database()").fetchall()}
+    for name in list(increments):
+        lookups = {t for _, t in by_name[name].incremental.lookups}
+        if name not in tables or not lookups <= tables:
+            del increments[name]
+    kept = sorted({t for name in increments for _, t in by_name[name].incremental.lookups})
+    for name in kept:
+        con.execute(f'DROP TABLE IF EXISTS "{_previous(name)}"')
+        con.execute(f'ALTER TABLE "{name}" RENAME TO "{_previous(name)}"')
+    return kept
+
+
+def _build_increment(con, model: Model, parameters: dict, since: int) -> str:
+    """Rebuild the rows of an incremental model that can have changed since the last
+    build (its load `since`), and keep the others.
+
+    The keys to rebuild: those of the input rows loaded after `since`, and of the input
+    rows whose lookup column matches a row added, removed or changed in that lookup.
+    The model's own SQL runs on those input rows alone (a temporary view of the same
+    name shadows the input while it runs), and its rows replace theirs.
+    """
+    spec = model.incremental
+    key, source = spec.unique_key, spec.rows_from
+    changed = "".join(
+        f' OR "{column}" IN (SELECT "{column}" FROM (FROM "{table}" EXCEPT '
+        f'FROM "{_previous(table)}") UNION ALL SELECT "{column}" FROM (FROM '
+        f'"{_previous(table)}" EXCEPT FROM "{table}"))'
+        for column, table in spec.lookups)
+    con.execute(
+        f'CREATE OR REPLACE TEMP TABLE _rebuild_keys AS SELECT "{key}" AS key, '
+        f'bool_or("{spec.new_rows}" > $since) AS is_new FROM "{source}" '
+        f'WHERE "{spec.new_rows}" > $since{changed} GROUP BY ALL', {"since": since})
+    database = con.execute("SELECT current_database()").fetchall()[0][0]
+    con.execute(f'CREATE TEMP VIEW "{source}" AS SELECT * FROM "{database}".main."{source}" '
+                f'WHERE "{key}" IN (SELECT key FROM _rebuild_keys)')
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _rebuilt AS\n{model.sql}", parameters)
+    finally:
+        con.execute(f'DROP VIEW IF EXISTS temp.main."{source}"')
+    target = f'"{database}".main."{model.name}"'
+    con.execute(f'DELETE FROM {target} WHERE "{key}" IN (SELECT key FROM _rebuild_keys)')
+    con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _rebuilt")
+    new, rebuilt = con.execute(
+        "SELECT count(*) FILTER (WHERE is_new), count(*) FROM _rebuild_keys").fetchall()[0]
+    con.execute("DROP TABLE _rebuild_keys")
+    con.execute("DROP TABLE _rebuilt")
+    _log.info("%s built in part: %s new rows, %s rebuilt because a row they match in %s "
+              "changed; the others kept from the last build", model.name, f"{new:,}",
+              f"{rebuilt - new:,}", ", ".join(t for _, t in spec.lookups) or "no lookup",
+              extra={"model": model.name, "new_rows": new, "rebuilt_rows": rebuilt})
+    return "in part"
 
 
 def _call(model: Model, con: duckdb.DuckDBPyConnection, context):

@@ -105,6 +105,7 @@ class RunContext:
     as_of: dt.datetime | None = None
     full_reload: bool = False
     refit: bool = False                      # fit churn, drivers and the rest now
+    full_rebuild: bool = False               # every model in full, none in part
     outputs: str | Path | None = None       # process models and log exports (None: not written)
     reports_dir: str | Path | None = None   # the HTML report (None: not written)
     run_name: str | None = None              # report folder name (default: asof-<date>)
@@ -216,7 +217,7 @@ def _check(ctx: RunContext) -> ChangeCheck:
     with warehouse.connected(ctx.warehouse, read_only=True) as con:
         unchanged, current = build.is_up_to_date(con, ctx.config.analysis, ctx.as_of,
                                                  ctx.config.outputs)
-    unchanged = unchanged and not ctx.refit
+    unchanged = unchanged and not (ctx.refit or ctx.full_rebuild)
     if unchanged:
         ctx.logger.info("nothing new since the last run: warehouse left as it was")
     return ChangeCheck(fingerprint=current, unchanged=unchanged)
@@ -226,7 +227,8 @@ def _build(ctx: RunContext) -> StepResult:
     from journey_mining import build, journeys
 
     with warehouse.connected(ctx.warehouse) as con:
-        built = build.build(con, ctx.config.analysis, as_of=ctx.as_of)
+        built = build.build(con, ctx.config.analysis, as_of=ctx.as_of,
+                            full=ctx.full_rebuild or ctx.full_reload)
         journeys.require_touchpoints(con)
         unmapped = journeys.unmapped_activities(con)
     ctx.logger.info("rebuilt %d models: %s", len(built), ", ".join(built))
@@ -470,7 +472,7 @@ STEPS: tuple[Step, ...] = (
     Step("quality gate", _gate, reads=("loads", "load_files"), writes=()),
     Step("check for changes", _check, reads=("loads",), writes=()),
     Step("build", _build, on_change=True, reads=LOADED_TABLES,
-         writes=(*CONFIG_TABLES, *model_tables(), "run_issues")),
+         writes=(*CONFIG_TABLES, *model_tables(), "model_state", "run_issues")),
     Step("mining", _mine, optional=True, on_change=True,
          reads=("int_journey_events", "account_stage_history"),
          writes=("stage_log", "activity_log", "stage_transitions", "activity_transitions",

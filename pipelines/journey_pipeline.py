@@ -113,20 +113,21 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
                      as_of: dt.datetime | None = None, full_reload: bool = False,
                      outputs: str = "outputs", reports_dir: str = "reports",
                      static_images: bool = True, wait_for_lock_seconds: float = 0,
-                     refit: bool = False) -> dict:
+                     refit: bool = False, full_rebuild: bool = False) -> dict:
     """Load the exports; if anything changed, run every declared step and publish.
 
     Holds the warehouse for the whole run: a second run against it is refused, or
     waits up to `wait_for_lock_seconds` (the scheduled deployment waits an hour).
     Report folder, outputs and artifact keys are named by the build's as-of date.
-    `refit` fits the heavy analyses now instead of on their cadence (config `fits`).
+    `refit` fits the heavy analyses now instead of on their cadence (config `fits`);
+    `full_rebuild` builds every model in full, none of them in part.
     """
     config = load_config(config_path)
     # The key comes from the environment, never a parameter: Prefect stores parameters.
     ctx = steps.RunContext(warehouse_path, config, input_dir, as_of=as_of,
                            full_reload=full_reload, outputs=outputs, reports_dir=reports_dir,
                            static_images=static_images, pseudonym_key=pseudonym_key(config),
-                           refit=refit)
+                           refit=refit, full_rebuild=full_rebuild)
     ctx.publish = publish_artifacts
     with warehouse.exclusive(warehouse_path, wait_for_lock_seconds):
         outcome = steps.run_plan(ctx, _execute)

@@ -5,6 +5,8 @@
 -- account and contact, web rows an anonymous_id (and an email on a form fill),
 -- email rows an email address. source_file and source_row say where the row was first
 -- loaded from: events with the same time keep that order (contract v2, event order).
+-- load_id: the load that brought the row (raw tables only grow), which is how an
+-- incremental build finds the rows that are new since the last one.
 -- What marketing channels are read from (contract v3): the web event's UTM parameters
 -- (from the page URL's query where the export has no UTM columns or leaves them empty)
 -- and referrer, referrer_host (the referring site without www., empty when the visitor
@@ -76,7 +78,8 @@ unioned as (
         null::varchar as referrer_host,
         null::varchar as campaign_name,
         source_file,
-        source_row
+        source_row,
+        load_id
     from crm_activities
 
     union all
@@ -103,7 +106,8 @@ unioned as (
         _referrer_host,
         null,
         source_file,
-        source_row
+        source_row,
+        load_id
     from web_referrers
 
     union all
@@ -130,7 +134,8 @@ unioned as (
         null,
         campaign_name,
         source_file,
-        source_row
+        source_row,
+        load_id
     from email_events
 ),
 

@@ -16,7 +16,8 @@ final as (
         try_cast(amount as double) as amount,
         try_cast(properties as json) as properties,
         _file as source_file,
-        _row_number as source_row
+        _row_number as source_row,
+        _load_id as load_id
     from source
 )
 

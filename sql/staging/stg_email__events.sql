@@ -14,7 +14,8 @@ final as (
         campaign_name,
         url,
         _file as source_file,
-        _row_number as source_row
+        _row_number as source_row,
+        _load_id as load_id
     from source
 )
 

@@ -17,7 +17,8 @@ final as (
         utm_medium,
         utm_campaign,
         _file as source_file,
-        _row_number as source_row
+        _row_number as source_row,
+        _load_id as load_id
     from source
 )
 
