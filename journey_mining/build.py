@@ -66,8 +66,8 @@ def checked_models() -> list:
     return models
 
 
-def build(con: duckdb.DuckDBPyConnection, params, as_of=None, full: bool = False
-          ) -> list[str]:
+def build(con: duckdb.DuckDBPyConnection, params, as_of=None, full: bool = False,
+          in_part: dict | None = None) -> list[str]:
     """Rebuild all models with the analysis parameters (`AnalysisParams`), all or nothing.
 
     Writes the configuration tables the models join (stage ladder and map, free-mail
@@ -77,7 +77,8 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None, full: bool = False
     `as_of` overrides `params.as_of`; when both are unset the models use the latest
     occurred_at in the warehouse. The incremental models (`sql_models.Incremental`)
     are built in part when the last build made them with the same code and settings,
-    unless `full` (`journey run --full-rebuild`). Returns the names of the tables written.
+    unless `full` (`journey run --full-rebuild`); `in_part` receives, per model built in
+    part, (new rows, rows rebuilt). Returns the names of the tables written.
     """
     stage_map = stages.load_stage_map(params.stage_map)
     models = checked_models()
@@ -95,7 +96,7 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None, full: bool = False
         channels.register_channel_rules(con, params.marketing_channels)
         reset_run_issues(con)
         built = run_models(con, model_parameters(params, as_of), context=params,
-                           models=models, increments=increments)
+                           models=models, increments=increments, in_part=in_part)
         _record_increments(con, [m.name for m in models if m.incremental], state)
         return built
 

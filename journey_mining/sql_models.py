@@ -251,7 +251,7 @@ def _replace_other_kind(con: duckdb.DuckDBPyConnection, name: str, kind: str) ->
 def run_models(
     con: duckdb.DuckDBPyConnection, parameters: dict | None = None, sql_dir: Path = SQL_DIR,
     layers: tuple[str, ...] = LAYERS, context=None, models: list[Model] | None = None,
-    increments: dict[str, int] | None = None,
+    increments: dict[str, int] | None = None, in_part: dict | None = None,
 ) -> list[str]:
     """Rebuild every model table; returns the model names in run order.
 
@@ -260,7 +260,8 @@ def run_models(
     analysis parameters); `models` (in run order) when already discovered.
     `increments`: the incremental models whose table the last build left with the same
     code and settings, each with the last load that build included; they are rebuilt in
-    part (`Incremental`). Call inside `warehouse.transaction` for all or nothing.
+    part (`Incremental`), and `in_part` (when given) receives, per model built in part,
+    (new rows, rows rebuilt). Call inside `warehouse.transaction` for all or nothing.
     """
     parameters = parameters or {}
     models = models if models is not None else discover_models(sql_dir, layers)
@@ -271,6 +272,10 @@ def run_models(
         for model in models:
             started = time.perf_counter()
             how = _run_model(con, model, parameters, context, increments.get(model.name))
+            if isinstance(how, tuple):
+                if in_part is not None:
+                    in_part[model.name] = how
+                how = "in part"
             seconds = time.perf_counter() - started
             _log.debug("model %s/%s (%s) built in %.2f s", model.layer, model.name, how,
                        seconds, extra={"model": model.name, "seconds": seconds})
@@ -281,9 +286,10 @@ def run_models(
     return built
 
 
-def _run_model(con, model: Model, parameters: dict, context, since: int | None) -> str:
+def _run_model(con, model: Model, parameters: dict, context, since: int | None
+               ) -> str | tuple[int, int]:
     """Build one model (in part when `since`, the last build's load, is given); returns
-    how, for the log."""
+    how, for the log, or for a partial build (new rows, rows rebuilt)."""
     kind = model.materialized.upper()
     try:
         if since is not None:
@@ -330,7 +336,7 @@ def _keep_previous_lookups(con, models: list[Model], increments: dict[str, int])
     return kept
 
 
-def _build_increment(con, model: Model, parameters: dict, since: int) -> str:
+def _build_increment(con, model: Model, parameters: dict, since: int) -> tuple[int, int]:
     """Rebuild the rows of an incremental model that can have changed since the last
     build (its load `since`), and keep the others.
 
@@ -364,11 +370,7 @@ def _build_increment(con, model: Model, parameters: dict, since: int) -> str:
         "SELECT count(*) FILTER (WHERE is_new), count(*) FROM _rebuild_keys").fetchall()[0]
     con.execute("DROP TABLE _rebuild_keys")
     con.execute("DROP TABLE _rebuilt")
-    _log.info("%s built in part: %s new rows, %s rebuilt because a row they match in %s "
-              "changed; the others kept from the last build", model.name, f"{new:,}",
-              f"{rebuilt - new:,}", ", ".join(t for _, t in spec.lookups) or "no lookup",
-              extra={"model": model.name, "new_rows": new, "rebuilt_rows": rebuilt})
-    return "in part"
+    return new, rebuilt
 
 
 def _call(model: Model, con: duckdb.DuckDBPyConnection, context):

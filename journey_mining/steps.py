@@ -227,11 +227,17 @@ def _build(ctx: RunContext) -> StepResult:
     from journey_mining import build, journeys
 
     with warehouse.connected(ctx.warehouse) as con:
+        in_part: dict = {}
         built = build.build(con, ctx.config.analysis, as_of=ctx.as_of,
-                            full=ctx.full_rebuild or ctx.full_reload)
+                            full=ctx.full_rebuild or ctx.full_reload, in_part=in_part)
         journeys.require_touchpoints(con)
         unmapped = journeys.unmapped_activities(con)
     ctx.logger.info("rebuilt %d models: %s", len(built), ", ".join(built))
+    for name, (new, rebuilt) in in_part.items():
+        ctx.logger.info("%s built in part: %s new rows, %s rebuilt because the identity or "
+                        "channel they match changed; the other rows kept from the last build "
+                        "(journey run --full-rebuild builds it in full)", name, f"{new:,}",
+                        f"{rebuilt - new:,}")
     for activity, touchpoints in unmapped:
         ctx.logger.warning("activity '%s' (%s touchpoint%s) is in no stage of the stage map, "
                            "so it moves no account; map it in a copy of the stage map "

@@ -214,48 +214,74 @@ def test_a_breached_gate_fails_the_run_before_the_build(tmp_path, prefect_harnes
     assert len(rows) == 18 and rows.reason.str.startswith("missing required value").all()
 
 
-def test_heavy_fits_wait_for_their_cadence_and_refit_fits_now(tmp_path, exports):
+def test_the_next_night_keeps_the_fits_and_builds_in_part_refit_and_full_rebuild_redo(
+        tmp_path, exports):
     """Through `journey run`: the next night's run keeps the churn and drivers fits (and
-    the report says their date); `--refit` fits them at once."""
+    the report says their date) and rebuilds the touchpoints in part, a form fill tying
+    a visitor's two earlier visits included; on a copy of that warehouse `--refit` fits
+    again at once and `--full-rebuild` builds every model in full, to the same tables."""
     import os
+    import shutil
     from pathlib import Path
+
+    from tests.journey_mining.test_incremental_build import _differences
 
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
     env.pop("PREFECT_API_URL", None)
-    db = tmp_path / "w.duckdb"
+    db, copy = tmp_path / "w.duckdb", tmp_path / "copy.duckdb"
 
-    def journey(*extra):
+    # Two of the four touchpoints tied later would be late history above 1 % and fit
+    # again (test_fits): allowed here (100 %), the night keeps its fits.
+    config = tmp_path / "config.yml"
+    config.write_text("fits:\n  max_late_share: 1.0\n")
+
+    def journey(*extra, warehouse=db):
         run = subprocess.run(
             [str(Path(sys.executable).parent / "journey"), "run", "--input", str(exports),
-             "--warehouse", str(db), "--reports", str(tmp_path / "r"),
-             "--outputs", str(tmp_path / "o"), "--no-static-images", *extra],
+             "--warehouse", str(warehouse), "--reports", str(tmp_path / "r"),
+             "--outputs", str(tmp_path / "o"), "--no-static-images",
+             "--config", str(config), *extra],
             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
         assert run.returncode == 0, run.stderr[-2000:]
         return run.stdout + run.stderr
 
-    def fitted():
-        con = duckdb.connect(str(db), read_only=True)
+    def fitted(warehouse=db):
+        con = duckdb.connect(str(warehouse), read_only=True)
         try:
             return dict(con.execute("SELECT analysis, fitted_at FROM model_fits").fetchall())
         finally:
             con.close()
 
-    journey()
+    write_csv(exports, "web_events_anonymous.csv", WEB_HEADER,
+              "w10,2025-01-10T10:00:00Z,anon2,page_view,",
+              "w11,2025-01-11T10:00:00Z,anon2,pricing_view,")
+    assert "built in part" not in journey()
     first = fitted()
     assert set(first) == {"churn", "drivers"}
     write_csv(exports, "web_events_next.csv", WEB_HEADER,
-              "w3,2025-01-12T09:00:00Z,anon1,page_view,")
+              "w3,2025-01-12T09:00:00Z,anon1,page_view,",
+              "w12,2025-01-12T10:00:00Z,anon2,form_submit,bob@acme.com")
     log = journey()
+    # Rebuilt: anon2's two visits (now tied) and anon1's two rows (its visitor row's
+    # last_seen moved with w3: a lookup row that changed, so its rows are rebuilt too).
+    assert "int_touchpoints_staged built in part: 2 new rows, 4 rebuilt" in log
     assert fitted() == first
     assert "churn: the fit of" in log and "stands" in log
     con = duckdb.connect(str(db), read_only=True)
     runs = con.execute("SELECT as_of::DATE, fitted_at FROM model_runs ORDER BY trained_at"
                        ).fetchall()
+    tied = con.execute("SELECT touchpoint_id, account_id FROM int_touchpoints_staged "
+                       "WHERE anonymous_id = 'anon2' ORDER BY 1").fetchall()
     con.close()
+    assert tied == [("web_events:w10", "acc1"), ("web_events:w11", "acc1"),
+                    ("web_events:w12", "acc1")]
     assert [r[1] for r in runs] == [first["churn"]] * 2  # scored twice, fitted once
     assert runs[1][0] == dt.date(2025, 1, 12)             # today's clients, today's date
     report = (tmp_path / "r" / "w" / "latest" / "index.html").read_text()
     assert f"the fit of {first['churn']:%d %b %Y}" in report
-    log = journey("--refit")
+    shutil.copy(db, copy)
+    log = journey("--refit", "--full-rebuild", warehouse=copy)
     assert "fitting the model (asked for with --refit)" in log
-    assert all(fitted()[name] > first[name] for name in first)
+    assert "built in part" not in log
+    assert all(fitted(copy)[name] > first[name] for name in first)
+    assert _differences(db, copy) == {}
