@@ -129,10 +129,13 @@ def _record_increments(con: duckdb.DuckDBPyConnection, names: list[str], state: 
 
 
 def code_fingerprint() -> str:
-    """The SQL models, their declarations and the library's code, as one hash."""
+    """The SQL models, their declarations and the library's code and default settings
+    files (the stage map and marketing channel rules a config does not replace), as one
+    hash."""
     code = hashlib.sha256()
+    library = Path(__file__).parent
     for path in sorted(SQL_DIR.rglob("*.sql")) + sorted(SQL_DIR.rglob("*.yml")) + \
-            sorted(Path(__file__).parent.rglob("*.py")):
+            sorted(library.rglob("*.py")) + sorted(library.rglob("*.yml")):
         code.update(path.read_bytes())
     return code.hexdigest()
 
