@@ -17,7 +17,13 @@ import duckdb
 from journey_mining import channels, stages
 from journey_mining.errors import ModelError
 from journey_mining.sources import SOURCES
-from journey_mining.sql_models import SQL_DIR, discover_models, run_models, unknown_reads
+from journey_mining.sql_models import (
+    SQL_DIR,
+    discover_models,
+    model_tables,
+    run_models,
+    unknown_reads,
+)
 from journey_mining.warehouse import (
     ensure_schema,
     reset_run_issues,
@@ -28,7 +34,7 @@ from journey_mining.warehouse import (
 __all__ = ["CONFIG_TABLES", "LOADED_TABLES", "build", "build_fingerprint", "checked_models",
            "code_fingerprint", "incremental_fingerprint", "settings_fingerprint",
            "is_up_to_date",
-           "last_build_fingerprint", "model_parameters", "record_build"]
+           "last_build_fingerprint", "missing_models", "model_parameters", "record_build"]
 
 # Written by the build before the models: the ladder, the stage map and the rules they join.
 CONFIG_TABLES = ("stage_ladder", "stage_map", "negative_signals", "observed_stage_changes",
@@ -77,15 +83,16 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None, full: bool = False
     `as_of` overrides `params.as_of`; when both are unset the models use the latest
     occurred_at in the warehouse. The incremental models (`sql_models.Incremental`)
     are built in part when the last build made them with the same code and settings,
-    unless `full` (`journey run --full-rebuild`); `in_part` receives, per model built in
-    part, (new rows, rows rebuilt). Returns the names of the tables written.
+    unless `full` (`journey run --full-rebuild`); `in_part` receives, per incremental
+    model, (new rows, rows rebuilt) when built in part, else why it was built in full.
+    Returns the names of the tables written.
     """
     stage_map = stages.load_stage_map(params.stage_map)
     models = checked_models()
     ensure_schema(con)
     state = incremental_fingerprint(params)
     with transaction(con):
-        increments = {} if full else _increments(con, models, state)
+        increments, reasons = _increments(con, models, state, full)
         # Until the plan records this build complete, no earlier fingerprint stands for
         # what the warehouse holds (a partial run_all must not look like nothing new).
         con.execute("DROP TABLE IF EXISTS build_state")
@@ -95,8 +102,13 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None, full: bool = False
         stages.register_outbound_activities(con, params.outbound_activities)
         channels.register_channel_rules(con, params.marketing_channels)
         reset_run_issues(con)
+        done: dict = {}
         built = run_models(con, model_parameters(params, as_of), context=params,
-                           models=models, increments=increments, in_part=in_part)
+                           models=models, increments=increments, in_part=done)
+        if in_part is not None:
+            in_part.update({name: done.get(name, reasons.get(
+                name, "a table it matches rows against is missing")) for name in
+                [m.name for m in models if m.incremental]})
         _record_increments(con, [m.name for m in models if m.incremental], state)
         return built
 
@@ -109,15 +121,30 @@ def incremental_fingerprint(params) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _increments(con: duckdb.DuckDBPyConnection, models: list, state: str) -> dict[str, int]:
+def _increments(con: duckdb.DuckDBPyConnection, models: list, state: str, full: bool
+                ) -> tuple[dict[str, int], dict[str, str]]:
     """The incremental models the last build made with this fingerprint, each with the
-    last load that build included (`model_state`)."""
+    last load that build included (`model_state`), and why each other one is built in
+    full (a sentence for the log)."""
+    names = [m.name for m in models if m.incremental is not None]
+    if full:
+        return {}, dict.fromkeys(names, "asked for (--full-rebuild or a full reload)")
     if not table_exists(con, "model_state"):
-        return {}
+        return {}, dict.fromkeys(names, "no earlier build recorded in model_state")
     recorded = dict(con.execute("SELECT model, load_id FROM model_state WHERE fingerprint = $f",
                                 {"f": state}).fetchall())
-    return {m.name: recorded[m.name] for m in models
-            if m.incremental is not None and m.name in recorded}
+    known = {row[0] for row in con.execute("SELECT model FROM model_state").fetchall()}
+    increments, reasons = {}, {}
+    for name in names:
+        if name in recorded and table_exists(con, name):
+            increments[name] = recorded[name]
+        elif name in recorded:
+            reasons[name] = "its table is missing"
+        elif name in known:
+            reasons[name] = "the settings, the stage map file, the SQL or the code changed"
+        else:
+            reasons[name] = "no earlier build recorded in model_state"
+    return increments, reasons
 
 
 def _record_increments(con: duckdb.DuckDBPyConnection, names: list[str], state: str) -> None:
@@ -175,9 +202,19 @@ def last_build_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
 def is_up_to_date(con: duckdb.DuckDBPyConnection, params, as_of=None, outputs=None
                   ) -> tuple[bool, str]:
     """(nothing new?, this build's fingerprint): the one "nothing new" decision, taken by
-    the plan's `check for changes` step and by `journey run` before Prefect starts."""
+    the plan's `check for changes` step and by `journey run` before Prefect starts. A
+    model's table dropped since (by hand, by a tool) is something new: the run builds it."""
     current = build_fingerprint(con, params, as_of, outputs)
-    return last_build_fingerprint(con) == current, current
+    return last_build_fingerprint(con) == current and not missing_models(con), current
+
+
+def missing_models(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The tables and views of the models that the warehouse does not hold."""
+    present = {row[0] for row in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+        "UNION SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' "
+        "AND NOT internal").fetchall()}
+    return [name for name in model_tables() if name not in present]
 
 
 def record_build(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:

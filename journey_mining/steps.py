@@ -233,17 +233,25 @@ def _build(ctx: RunContext) -> StepResult:
         journeys.require_touchpoints(con)
         unmapped = journeys.unmapped_activities(con)
     ctx.logger.info("rebuilt %d models: %s", len(built), ", ".join(built))
-    for name, (new, rebuilt) in in_part.items():
-        ctx.logger.info("%s built in part: %s new rows, %s rebuilt because the identity or "
-                        "channel they match changed; the other rows kept from the last build "
-                        "(journey run --full-rebuild builds it in full)", name, f"{new:,}",
-                        f"{rebuilt - new:,}")
+    for name, how in in_part.items():
+        ctx.logger.info("%s %s", name, _built_how(how))
     for activity, touchpoints in unmapped:
         ctx.logger.warning("activity '%s' (%s touchpoint%s) is in no stage of the stage map, "
                            "so it moves no account; map it in a copy of the stage map "
                            "(analysis.stage_map) if it should", activity, f"{touchpoints:,}",
                            "" if touchpoints == 1 else "s")
     return StepResult(tables=built)
+
+
+def _built_how(how: tuple[int, int] | str) -> str:
+    """The log's words for how an incremental model was built."""
+    if isinstance(how, str):
+        return f"built in full: {how}"
+    new, again = how[0], how[1] - how[0]
+    return (f"built in part: {new:,} new row{'' if new == 1 else 's'}, {again:,} "
+            f"row{'' if again == 1 else 's'} made again because an identity, channel or "
+            "date of the visitor, email or channel they match changed; the other rows kept "
+            "from the last build (--full-rebuild builds it in full)")
 
 
 def _mine(ctx: RunContext) -> StepResult:

@@ -116,16 +116,36 @@ def test_the_second_build_is_partial_and_full_rebuild_is_not(tmp_path):
         build.build(con, options.pop("params", params), in_part=in_part, **options)
         return in_part
 
+    staged = "int_touchpoints_staged"
     with warehouse.connected(tmp_path / "w.duckdb") as con:
         ingest.load_exports(con, exports)
-        assert parts(con) == {}  # nothing to build on yet
+        assert parts(con) == {staged: "no earlier build recorded in model_state"}
         ingest.load_exports(con, later)
         new_rows = con.execute("SELECT count(*) FROM raw_web_events WHERE _load_id = 2"
                                ).fetchall()[0][0] + con.execute(
             "SELECT count(*) FROM raw_email_events WHERE _load_id = 2").fetchall()[0][0]
-        new, rebuilt = parts(con)["int_touchpoints_staged"]
+        new, rebuilt = parts(con)[staged]
         assert new == new_rows and rebuilt > new  # the fills tie visits loaded before
-        assert parts(con) == {"int_touchpoints_staged": (0, 0)}  # nothing new: none
-        assert parts(con, full=True) == {}
+        assert parts(con) == {staged: (0, 0)}  # nothing new: none
+        assert parts(con, full=True) == {staged: "asked for (--full-rebuild or a full reload)"}
         # Other settings: the last build's rows were made with others, so in full.
-        assert parts(con, params=AnalysisParams(dormancy_days=200)) == {}
+        assert parts(con, params=AnalysisParams(dormancy_days=200)) == {
+            staged: "the settings, the stage map file, the SQL or the code changed"}
+        con.execute(f"DROP TABLE {staged}")
+        assert parts(con, params=AnalysisParams(dormancy_days=200)) == {
+            staged: "its table is missing"}
+
+
+def test_a_dropped_model_table_is_something_new(sample_warehouse, tmp_path):
+    """A run on an unchanged folder builds again when a model's table was dropped since
+    (by hand, by a tool), instead of "nothing new" over a warehouse that lacks it."""
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(sample_warehouse, copy)
+    params = AnalysisParams()
+    with warehouse.connected(copy) as con:
+        _, fingerprint = build.is_up_to_date(con, params)
+        build.record_build(con, fingerprint)
+        assert build.is_up_to_date(con, params)[0]
+        con.execute("DROP TABLE int_touchpoints_staged")
+        assert build.missing_models(con) == ["int_touchpoints_staged"]
+        assert not build.is_up_to_date(con, params)[0]
