@@ -105,11 +105,12 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None, full: bool = False
         done: dict = {}
         built = run_models(con, model_parameters(params, as_of), context=params,
                            models=models, increments=increments, in_part=done)
-        if in_part is not None:
-            in_part.update({name: done.get(name, reasons.get(
-                name, "a table it matches rows against is missing")) for name in
-                [m.name for m in models if m.incremental]})
-        _record_increments(con, [m.name for m in models if m.incremental], state)
+        incremental = [m.name for m in models if m.incremental]
+        for name in incremental if in_part is not None else ():
+            # The runner builds in full a model whose lookup table is missing.
+            in_part[name] = done.get(name) or reasons.get(
+                name, "a table it matches rows against is missing")
+        _record_increments(con, incremental, state)
         return built
 
 
