@@ -132,16 +132,15 @@ def _increments(con: duckdb.DuckDBPyConnection, models: list, state: str, full: 
         return {}, dict.fromkeys(names, "asked for (--full-rebuild or a full reload)")
     if not table_exists(con, "model_state"):
         return {}, dict.fromkeys(names, "no earlier build recorded in model_state")
-    recorded = dict(con.execute("SELECT model, load_id FROM model_state WHERE fingerprint = $f",
-                                {"f": state}).fetchall())
-    known = {row[0] for row in con.execute("SELECT model FROM model_state").fetchall()}
+    rows = con.execute("SELECT model, load_id, fingerprint FROM model_state").fetchall()
+    recorded = {model: load for model, load, fingerprint in rows if fingerprint == state}
     increments, reasons = {}, {}
     for name in names:
         if name in recorded and table_exists(con, name):
             increments[name] = recorded[name]
         elif name in recorded:
             reasons[name] = "its table is missing"
-        elif name in known:
+        elif name in {row[0] for row in rows}:
             reasons[name] = "the settings, the stage map file, the SQL or the code changed"
         else:
             reasons[name] = "no earlier build recorded in model_state"
