@@ -14,7 +14,7 @@ Every SELECT that makes a table lives in a file under `sql/`:
   `Incremental`): between builds with the same code and settings, the runner rebuilds
   only the rows that can have changed and keeps the others, which a full build would
   give unchanged.
-* every other `.sql` under `sql/` (`analysis/`, `mining/`, `states/methods/`) is a
+* every other `.sql` under `sql/` (`analysis/`, `exports/`, `mining/`, `states/methods/`) is a
   query a library function runs with bound `$parameters` (`read_sql`), never a
   template: identifiers are fixed in the file, values are bound.
 """

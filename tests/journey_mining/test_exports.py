@@ -7,6 +7,7 @@ import datetime as dt
 
 import duckdb
 import pm4py
+import pytest
 
 from journey_mining import exports, mining
 from tests.journeys_fixture import built_journeys
@@ -19,7 +20,7 @@ def _read(path):
 def test_pm4py_reads_the_streamed_xes_as_the_journeys_log(tmp_path):
     con = built_journeys(tmp_path / "in")
     mining.mine(con)
-    path = exports.write_xes(con, tmp_path / "log.xes", batch_rows=7)  # many batches
+    path = exports.write_xes(con, tmp_path / "log.xes", batch_events=7)  # many batches
     log = _read(path)
     frame = exports.account_log_frame(con)
     assert len(log) == len(frame) == con.execute(
@@ -65,7 +66,7 @@ def test_pm4py_reads_the_streamed_ocel_with_every_event_relation_and_object(tmp_
     con = built_journeys(tmp_path / "in")
     mining.mine(con)
     ocel = pm4py.read_ocel2(str(exports.write_ocel(con, tmp_path / "j.jsonocel",
-                                                   batch_rows=5)))
+                                                   batch_events=5)))
     events = con.sql("SELECT * FROM int_journey_events").df()
     assert sorted(ocel.events["ocel:eid"]) == sorted(events["touchpoint_id"])
     relations = {(r["ocel:eid"], r["ocel:oid"], r["ocel:qualifier"])
@@ -137,3 +138,68 @@ def test_an_empty_ocel_is_valid_json(tmp_path):
                 "role VARCHAR, title VARCHAR)")
     doc = json.loads(exports.write_ocel(con, tmp_path / "empty.jsonocel").read_text())
     assert doc == {"objectTypes": [], "eventTypes": [], "objects": [], "events": []}
+
+
+# -- written a range at a time -------------------------------------------------------
+
+def test_the_xes_is_the_same_file_whatever_the_size_of_a_range(tmp_path):
+    con = built_journeys(tmp_path / "in")
+    whole = exports.write_xes(con, tmp_path / "whole.xes").read_text()
+    ranged = exports.write_xes(con, tmp_path / "ranged.xes", batch_events=1).read_text()
+    assert ranged == whole
+
+
+def _spanning_log(con):
+    """Contact C1 and opportunity O1 on accounts A1 and B1, which one-event ranges put
+    in different ranges; a campaign on the second account only."""
+    con.execute("""CREATE TABLE int_journey_events AS SELECT * FROM (VALUES
+        ('t1', 'A1', 'C1', 'O1', NULL, NULL, NULL, 'meeting',
+         TIMESTAMP '2025-03-01 09:00:00', 'evaluation', 'crm', 1),
+        ('t2', 'B1', 'C1', 'O1', 'K1', 'Spring', 'paid search', 'pricing_page',
+         TIMESTAMP '2025-02-01 09:00:00', NULL, 'web', 2),
+        ('t3', 'B1', NULL, NULL, NULL, NULL, NULL, 'pricing_page',
+         TIMESTAMP '2025-03-02 09:00:00', NULL, 'web', 3))
+        AS t(touchpoint_id, account_id, contact_id, opportunity_id, campaign_id,
+             campaign_name, marketing_channel, activity, occurred_at, stage, channel,
+             event_order)""")
+    con.execute("CREATE TABLE stg_crm__accounts AS SELECT 'A1' AS account_id, "
+                "'Acme' AS account_name, 'Retail' AS industry, 5 AS employees, "
+                "'FR' AS country")
+    con.execute("CREATE TABLE stg_crm__contacts AS SELECT 'C1' AS contact_id, "
+                "'A1' AS account_id, 'buyer' AS role, 'CFO' AS title")
+
+
+def test_an_object_on_accounts_in_two_ranges_is_written_once_with_both(tmp_path):
+    import json
+
+    con = duckdb.connect()
+    _spanning_log(con)
+    docs = [json.loads(exports.write_ocel(con, tmp_path / f"{n}.jsonocel",
+                                          batch_events=n).read_text()) for n in (1, 1000)]
+    ranged, whole = docs
+    ids = [o["id"] for o in ranged["objects"]]
+    assert sorted(ids) == ["account:A1", "account:B1", "campaign:K1", "contact:C1",
+                           "opportunity:O1"]
+    objects = {o["id"]: o for o in ranged["objects"]}
+    for oid in ("contact:C1", "opportunity:O1"):
+        assert [r["objectId"] for r in objects[oid]["relationships"]] == [
+            "account:A1", "account:B1"]
+    assert objects["opportunity:O1"]["attributes"][0]["value"].startswith("2025-02-01")
+    assert [e["id"] for e in ranged["events"]] == ["t1", "t2", "t3"]
+    key = {part: sorted(json.dumps(item, sort_keys=True) for item in items)
+           for part, items in whole.items()}
+    assert {part: sorted(json.dumps(item, sort_keys=True) for item in items)
+            for part, items in ranged.items()} == key
+    assert len(pm4py.read_ocel2(str(tmp_path / "1.jsonocel")).objects) == 5
+
+
+def test_an_export_that_fails_leaves_the_previous_file_and_no_partial_one(tmp_path):
+    con = duckdb.connect()
+    _spanning_log(con)
+    path = exports.write_ocel(con, tmp_path / "j.jsonocel")
+    before = path.read_text()
+    con.execute("DROP TABLE stg_crm__contacts")  # the objects' query now fails
+    with pytest.raises(duckdb.CatalogException):
+        exports.write_ocel(con, path, batch_events=1)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["j.jsonocel"]

@@ -1,12 +1,13 @@
--- The account-level activity log as the lines of an XES file (IEEE 1849-2016), in file
--- order: the header, then per account a <trace> with its events in event order, then
--- the footer. Every value is XML-escaped here; timestamps keep their microseconds (UTC).
--- Read in batches and written as they come (exports.write_xes): memory stays bounded by
--- a batch whatever the size of the log, and no pandas frame of the log is ever built.
+-- The <trace> elements of an XES file (IEEE 1849-2016) for the accounts from
+-- $first_account to $last_account, in account order, each trace's events in event
+-- order; exports.write_xes writes the header and footer around them, a range of
+-- accounts at a time (sql/exports/account_batches.sql). Every value is XML-escaped here;
+-- timestamps keep their microseconds (UTC).
 with events as (
     select account_id, event_order, activity, occurred_at, stage, channel, contact_id,
            touchpoint_id
     from int_journey_events
+    where account_id between $first_account and $last_account
 ),
 
 escaped as (  -- & first, then < > " ', and line breaks, which an attribute may not hold
@@ -24,22 +25,13 @@ escaped as (  -- & first, then < > " ', and line breaks, which an attribute may 
 ),
 
 lines as (
-    select 0 as part, null::varchar as account_id, 0::bigint as line_order,
-           '<?xml version="1.0" encoding="utf-8" ?>' || chr(10)
-           || '<log xes.version="1849-2016" xes.features="nested-attributes" '
-           || 'xmlns="http://www.xes-standard.org/">' || chr(10)
-           || chr(9) || '<extension name="Time" prefix="time" '
-           || 'uri="http://www.xes-standard.org/time.xesext" />' || chr(10)
-           || chr(9) || '<extension name="Concept" prefix="concept" '
-           || 'uri="http://www.xes-standard.org/concept.xesext" />' as line
-    union all
-    select 1, account_id, -1,
+    select account_id, -1::bigint as line_order,
            chr(9) || '<trace>' || chr(10) || chr(9) || chr(9)
-           || '<string key="concept:name" value="' || any_value(v[1]) || '" />'
+           || '<string key="concept:name" value="' || any_value(v[1]) || '" />' as line
     from escaped
     group by account_id
     union all
-    select 1, account_id, event_order,
+    select account_id, event_order,
            chr(9) || chr(9) || '<event>' || chr(10)
            || chr(9) || chr(9) || chr(9) || '<string key="concept:name" value="' || v[2]
            || '" />' || chr(10)
@@ -56,12 +48,10 @@ lines as (
            || chr(9) || chr(9) || '</event>'
     from escaped
     union all
-    select 1, account_id, 9223372036854775807, chr(9) || '</trace>'
+    select account_id, 9223372036854775807, chr(9) || '</trace>'
     from escaped
     group by account_id
-    union all
-    select 2, null, 0, '</log>'
 )
 
 select line from lines
-order by part, account_id, line_order
+order by account_id, line_order
