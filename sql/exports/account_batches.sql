@@ -1,8 +1,9 @@
 -- The accounts of the journeys cut into consecutive ranges (in account order) of about
 -- $batch_events events each: the exports write one range at a time, so what DuckDB sorts
 -- and holds at once is one range's lines, never the whole log (one ORDER BY over every
--- line of 44 M events ran out of memory at memory_limit 8GB, BENCHMARKS.md). An account
--- with more events than a batch is a range of its own.
+-- line of 44 M events ran out of memory at memory_limit 8GB, BENCHMARKS.md). A range
+-- closes where the running count of events crosses a multiple of $batch_events, so an
+-- account with more events than that makes its range larger, never split.
 with per_account as (
     select account_id, count(*) as events
     from int_journey_events
