@@ -90,12 +90,16 @@ def write_ocel(con: duckdb.DuckDBPyConnection, path: Path,
         out.write('], "eventTypes": [')
         _write_items(out, [[body for part, _, body in types if part == "eventTypes"]])
         out.write('], "objects": [')
-        first_item = True
-        for number, (first, last) in enumerate(_account_ranges(con, batch_events)):
-            first_item = _write_items(out, _rows(
-                con, "exports/ocel_objects",
-                {"first_account": first, "last_account": last,
-                 "with_campaigns": number == 0}), first_item)
+        con.execute(read_sql("exports/ocel_object_accounts"))
+        try:
+            first_item = True
+            for number, (first, last) in enumerate(_account_ranges(con, batch_events)):
+                first_item = _write_items(out, _rows(
+                    con, "exports/ocel_objects",
+                    {"first_account": first, "last_account": last,
+                     "with_campaigns": number == 0}), first_item)
+        finally:
+            con.execute("DROP TABLE IF EXISTS temp.main.ocel_object_accounts")
         out.write('], "events": [')
         first_item = True
         for first, last in con.execute(read_sql("exports/event_batches"),

@@ -5,9 +5,9 @@
 -- and, when $with_campaigns (the first range), every campaign. exports.write_ocel
 -- writes one range at a time (sql/exports/account_batches.sql). A contact or
 -- opportunity seen on several accounts is written once, with all of its accounts and
--- all of its events.
+-- all of its events (sql/exports/ocel_object_accounts.sql).
 with batch_events as (
-    select account_id, contact_id, opportunity_id
+    select account_id
     from int_journey_events
     where account_id between $first_account and $last_account
 ),
@@ -24,43 +24,34 @@ accounts as (
     group by e.account_id
 ),
 
-contact_accounts as (  -- every account of the range's contacts, also outside the range
-    select e.contact_id, e.account_id
-    from int_journey_events as e
-    semi join (select distinct contact_id from batch_events) as b using (contact_id)
-    group by e.contact_id, e.account_id
+range_objects as (  -- from sql/exports/ocel_object_accounts.sql, computed once
+    select otype, object_id, account_id, first_at
+    from ocel_object_accounts
+    where home_account between $first_account and $last_account
 ),
 
 contacts as (
-    select 'contact:' || e.contact_id as oid, 'contact' as otype,
+    select 'contact:' || e.object_id as oid, 'contact' as otype,
            [{'name': 'role', 'value': any_value(c.role)},
             {'name': 'title', 'value': any_value(c.title)}] as attributes,
            list({'objectId': 'account:' || e.account_id, 'qualifier': 'belongs to'}
                 order by e.account_id) as relationships
-    from contact_accounts as e
-    left join stg_crm__contacts as c using (contact_id)
-    group by e.contact_id
-    having min(e.account_id) >= $first_account
-),
-
-opportunity_accounts as (  -- every account of the range's opportunities, and when
-    select e.opportunity_id, e.account_id, min(e.occurred_at) as first_at
-    from int_journey_events as e
-    semi join (select distinct opportunity_id from batch_events) as b
-        using (opportunity_id)
-    group by e.opportunity_id, e.account_id
+    from range_objects as e
+    left join stg_crm__contacts as c on c.contact_id = e.object_id
+    where e.otype = 'contact'
+    group by e.object_id
 ),
 
 opportunities as (
-    select 'opportunity:' || opportunity_id as oid, 'opportunity' as otype,
+    select 'opportunity:' || object_id as oid, 'opportunity' as otype,
            [{'name': 'opened_at', 'value': strftime(min(first_at),
                                                     '%Y-%m-%dT%H:%M:%S.%f+00:00')}]
                as attributes,
            list({'objectId': 'account:' || account_id, 'qualifier': 'belongs to'}
                 order by account_id) as relationships
-    from opportunity_accounts
-    group by opportunity_id
-    having min(account_id) >= $first_account
+    from range_objects
+    where otype = 'opportunity'
+    group by object_id
 ),
 
 campaigns as (
