@@ -18,14 +18,22 @@ with crm_activities as (
 
 web_events as (
     select
-        * replace (
-            coalesce(nullif(trim(utm_source), ''), url_decode(nullif(regexp_extract(
-                page_url, '[?&]utm_source=([^&#]*)', 1), ''))) as utm_source,
-            coalesce(nullif(trim(utm_medium), ''), url_decode(nullif(regexp_extract(
-                page_url, '[?&]utm_medium=([^&#]*)', 1), ''))) as utm_medium,
-            coalesce(nullif(trim(utm_campaign), ''), url_decode(nullif(regexp_extract(
-                page_url, '[?&]utm_campaign=([^&#]*)', 1), ''))) as utm_campaign
-        ),
+        event_id,
+        occurred_at,
+        anonymous_id,
+        activity,
+        email,
+        page_url,
+        referrer,
+        coalesce(nullif(trim(utm_source), ''), url_decode(nullif(regexp_extract(
+            page_url, '[?&]utm_source=([^&#]*)', 1), ''))) as utm_source,
+        coalesce(nullif(trim(utm_medium), ''), url_decode(nullif(regexp_extract(
+            page_url, '[?&]utm_medium=([^&#]*)', 1), ''))) as utm_medium,
+        coalesce(nullif(trim(utm_campaign), ''), url_decode(nullif(regexp_extract(
+            page_url, '[?&]utm_campaign=([^&#]*)', 1), ''))) as utm_campaign,
+        source_file,
+        source_row,
+        load_id,
         regexp_extract(lower(trim(referrer)),
                        '^(?:[a-z][a-z0-9+.-]*://)?(?:www\.)?([^/:?#\s]+)', 1) as _referrer,
         regexp_extract(lower(trim(page_url)),

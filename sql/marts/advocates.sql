@@ -21,20 +21,42 @@ stays as (
     inner join stage_ladder as l on h.stage = l.stage
 ),
 
+-- Each advocacy touchpoint with the last stay entered before it: a join and row_number
+-- rather than an ASOF join, which Spark has not (sql/README.md, the portable subset).
 status_at as (
     select
-        a.account_id,
-        a.occurred_at,
-        a.activity,
+        account_id,
+        occurred_at,
+        activity,
         case
-            when s.account_id is null or (s.phase = 'prospect' and not s.is_renewal)
+            when stay_account is null or (phase = 'prospect' and not is_renewal)
                 then 'prospect'
-            when s.stage in ('client', 'former_client') then s.stage
+            when stage in ('client', 'former_client') then stage
             else 'between_engagements'
         end as status
-    from advocacy as a
-    asof left join stays as s
-        on a.account_id = s.account_id and a.occurred_at > s.entered_at
+    from (
+        select
+            a.account_id,
+            a.occurred_at,
+            a.activity,
+            s.account_id as stay_account,
+            s.phase,
+            s.is_renewal,
+            s.stage,
+            row_number() over (
+                partition by a.account_id, a.touch_no
+                order by s.entered_at desc, s.stage
+            ) as nth_stay
+        from (
+            select
+                *,
+                row_number() over (partition by account_id order by occurred_at) as touch_no
+            from advocacy
+        ) as a
+        left join stays as s
+            on a.account_id = s.account_id and a.occurred_at > s.entered_at
+    ) as matched
+    where nth_stay = 1
 ),
 
 names as (

@@ -67,7 +67,7 @@ paths as (
         dimension,
         became_client,
         case
-            when len(steps) > 3 then array_to_string(list_slice(steps, 1, 3), ' > ') || ' > …'
+            when array_length(steps) > 3 then array_to_string(list_slice(steps, 1, 3), ' > ') || ' > …'
             else array_to_string(steps, ' > ')
         end as path
     from journeys

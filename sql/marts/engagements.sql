@@ -30,7 +30,12 @@ milestones as (
 ),
 
 wins as (
-    select account_id, occurred_at as won_at, amount, activity
+    select
+        account_id,
+        occurred_at as won_at,
+        amount,
+        activity,
+        row_number() over (partition by account_id order by occurred_at) as win_no
     from milestones
     where role = 'start'
 ),
@@ -72,11 +77,28 @@ ends as (
     select * from silences
 ),
 
+-- Each win with the first end after it: a join and row_number rather than an ASOF
+-- join, which Spark has not (sql/README.md, the portable subset); an account has few
+-- wins and ends. Ends at the same time are taken in a fixed order.
 wins_with_end as (
-    select w.account_id, w.won_at, w.amount, e.ended_at, e.ended_by, e.end_kind
-    from wins as w
-    asof left join ends as e
-        on w.account_id = e.account_id and w.won_at < e.ended_at
+    select account_id, won_at, amount, ended_at, ended_by, end_kind
+    from (
+        select
+            w.account_id,
+            w.won_at,
+            w.amount,
+            e.ended_at,
+            e.ended_by,
+            e.end_kind,
+            row_number() over (
+                partition by w.account_id, w.win_no
+                order by e.ended_at, e.end_kind, e.ended_by
+            ) as nth_end
+        from wins as w
+        left join ends as e
+            on w.account_id = e.account_id and w.won_at < e.ended_at
+    ) as matched
+    where nth_end = 1
 ),
 
 flagged as (

@@ -19,7 +19,7 @@ accounts as (
 ),
 
 journeys as (
-    select account_id, len(roles_engaged) as n_roles_engaged from account_journeys
+    select account_id, array_length(roles_engaged) as n_roles_engaged from account_journeys
 ),
 
 final as (
