@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export PM4PY_SHOW_PROGRESS_BAR := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: install demo test lint sample clean chromium bench constraints notebooks
+.PHONY: install demo test lint sample clean chromium java bench constraints notebooks
 
 # Versions pinned by constraints.txt (reproducible clones); setuptools' notice about
 # editable installs is silenced, errors are not.
@@ -48,7 +48,21 @@ ifeq ($(CHROMIUM),)
 	fi
 endif
 
-test: install chromium  ## lint, then the whole test suite (2 workers)
+JAVA := $(shell command -v java)
+
+java:  ## a Java runtime for the Spark tests and engine.kind spark (needs root and apt)
+ifeq ($(JAVA),)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's openjdk-17-jre-headless with apt (Spark needs Java)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			openjdk-17-jre-headless; \
+	else \
+		echo "java is not installed, and installing it needs root and apt"; \
+		echo "(sudo apt-get install openjdk-17-jre-headless): the Spark tests are skipped"; \
+	fi
+endif
+
+test: install chromium java  ## lint, then the whole test suite (2 workers)
 	$(BIN)/ruff check journey_mining pipelines tests scripts benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 

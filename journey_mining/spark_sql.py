@@ -61,6 +61,11 @@ def _problems_of(tree: exp.Expression) -> list[str]:
         if order is not None and any(o.args.get("desc") for o in order.expressions):
             problems.append("list(... ORDER BY ... DESC): the rule sorts ascending only; "
                             "order by the negated key")
+    for frame in tree.find_all(exp.WindowSpec):
+        for bound in (frame.args.get("start"), frame.args.get("end")):
+            if isinstance(bound, exp.Expression) and not isinstance(bound, exp.Literal | exp.Var):
+                problems.append("a window frame bounded by an expression: Spark needs a "
+                                "literal bound")
     for call in tree.find_all(exp.Anonymous):
         name = call.name.lower()
         if name in _NOT_PORTABLE:
@@ -74,9 +79,6 @@ def _problems_of(tree: exp.Expression) -> list[str]:
             problems.append("regexp_replace() without 'g' replaces the first match in "
                             "DuckDB and every match in Spark: anchor the pattern with ^ or "
                             "pass 'g'")
-    for quantile in tree.find_all(exp.PercentileCont, exp.Quantile):
-        if isinstance(quantile.expression, exp.Array):
-            problems.append("quantile_cont(x, [...]): Spark takes one fraction per call")
     return problems
 
 
@@ -91,11 +93,10 @@ _NOT_PORTABLE = {
 def to_spark(sql: str) -> str:
     """The Spark SQL of one DuckDB statement of the portable subset (a model's SELECT,
     or any query the library runs on the engine)."""
-    tree = sqlglot.parse_one(sql, read="duckdb")
-    problems = _problems_of(tree)
+    problems = portability_problems(sql)
     if problems:
-        raise ValueError("not portable SQL: " + "; ".join(dict.fromkeys(problems)))
-    tree = tree.transform(_rule)
+        raise ValueError("not portable SQL: " + "; ".join(problems))
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(_rule)
     return tree.sql(dialect="spark")
 
 
@@ -203,6 +204,16 @@ def _list_slice(node: exp.Anonymous) -> exp.Expression | None:
     return _spark("slice(l__, b__, e__ - b__ + 1)", l__=items, b__=begin, e__=end)
 
 
+def _quantiles(node: exp.PercentileCont) -> exp.Expression:
+    # quantile_cont(x, q) and quantile_cont(x, [q, ...]): Spark's percentile() is the
+    # same interpolated quantile and takes one fraction or an array of them.
+    fractions = node.expression
+    if isinstance(fractions, exp.Array):
+        fractions = exp.Anonymous(this="array", expressions=[
+            f.copy() for f in fractions.expressions])
+    return exp.Anonymous(this="percentile", expressions=[node.this.copy(), fractions.copy()])
+
+
 def _replacement(node: exp.RegexpReplace) -> exp.Expression:
     # Back-references: \1 in DuckDB (RE2), $1 in Spark (Java).
     replacement = node.args.get("replacement")
@@ -225,4 +236,5 @@ _RULES = (
     (exp.JSONExtractScalar, _json_field),
     (exp.Anonymous, _list_slice),
     (exp.RegexpReplace, _replacement),
+    (exp.PercentileCont, _quantiles),
 )

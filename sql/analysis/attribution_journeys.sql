@@ -4,8 +4,9 @@
 -- value (marketing_channel, source_medium, channel = recording system, campaign = its
 -- name where the export gives one, activity = channel:activity); an account without any
 -- touchpoint in its window has one row with no event. Above $max_journeys accounts, the
--- same hash-ordered sample every run; population = all of them. Read once per goal:
--- each dimension's paths are cut from it (attribution_touches.sql).
+-- same sample every run, in md5 order of the account id (DuckDB and Spark agree on md5,
+-- not on hash()); population = all of them. Read once per goal: each dimension's paths
+-- are cut from it (attribution_touches.sql).
 create or replace temp table _attribution_journeys as
 with ladder as (  -- the stage before $goal, by ladder order: no stage number written here
     select stage, lag(stage) over (order by stage_order) as before
@@ -23,10 +24,10 @@ population as (
         and g.entered_at > p.entered_at
     where p.stage = (select before from ladder where stage = $goal)
 ),
-sampled as (  -- every account up to the cap; above it the same hash-ordered sample each run
+sampled as (  -- every account up to the cap; above it the same md5-ordered sample each run
     select *, count(*) over () as population
     from population
-    order by hash(account_id), account_id
+    order by md5(account_id), account_id
     limit $max_journeys
 )
 select p.account_id, p.converted_at is not null as converted, p.path_end, p.population,

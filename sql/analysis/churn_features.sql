@@ -118,13 +118,6 @@ engagement_marks as (  -- starts, ends and cancels, in time order per account
     where role in ('start', 'end', 'cancel')
 ),
 
-own_tagged as (  -- in_project: the latest mark at or before the touchpoint is a start
-    select o.*, coalesce(mk.role = 'start', false) as in_project
-    from own as o
-    asof left join engagement_marks as mk
-        on o.account_id = mk.account_id and o.occurred_at >= mk.occurred_at
-),
-
 project_spans as (  -- from each mark to the next: a span after a start is time in a project
     select
         account_id,
@@ -132,6 +125,19 @@ project_spans as (  -- from each mark to the next: a span after a start is time 
         occurred_at as started_at,
         lead(occurred_at) over (partition by account_id order by occurred_at) as next_mark_at
     from engagement_marks
+),
+
+-- in_project: the latest mark at or before the touchpoint is a start, i.e. the touchpoint
+-- falls in a span from a start to the next mark (spans do not overlap). A range join
+-- rather than an ASOF join, which Spark has not (sql/README.md, the portable subset).
+own_tagged as (
+    select o.*, ps.account_id is not null as in_project
+    from own as o
+    left join project_spans as ps
+        on o.account_id = ps.account_id
+        and ps.role = 'start'
+        and o.occurred_at >= ps.started_at
+        and (ps.next_mark_at is null or o.occurred_at < ps.next_mark_at)
 ),
 
 project_time as (  -- weeks in projects up to each date (an open project runs to the date)
