@@ -73,7 +73,7 @@ def checked_models() -> list:
 
 
 def build(con: duckdb.DuckDBPyConnection, params, as_of=None, full: bool = False,
-          in_part: dict | None = None) -> list[str]:
+          in_part: dict | None = None, spark=None) -> list[str]:
     """Rebuild all models with the analysis parameters (`AnalysisParams`), all or nothing.
 
     Writes the configuration tables the models join (stage ladder and map, free-mail
@@ -85,14 +85,32 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None, full: bool = False
     are built in part when the last build made them with the same code and settings,
     unless `full` (`journey run --full-rebuild`); `in_part` receives, per incremental
     model, (new rows, rows rebuilt) when built in part, else why it was built in full.
+    With `spark` (a `spark_engine.SparkBuild`, engine.kind spark) the SQL models run on
+    Spark into that build's Parquet tables, every one in full, and the warehouse gets
+    views over them in the same transaction: a failed build removes its tables and
+    leaves the views on the previous build's.
     Returns the names of the tables written.
     """
     stage_map = stages.load_stage_map(params.stage_map)
     models = checked_models()
     ensure_schema(con)
+    if spark is None:
+        return _build(con, params, models, stage_map, as_of, full, in_part, None)
+    try:
+        built = _build(con, params, models, stage_map, as_of, True, in_part, spark)
+    except BaseException:
+        spark.discard()
+        raise
+    spark.keep_only_this()
+    return built
+
+
+def _build(con, params, models, stage_map, as_of, full, in_part, spark) -> list[str]:
     state = incremental_fingerprint(params)
     with transaction(con):
         increments, reasons = _increments(con, models, state, full)
+        if spark is not None:
+            reasons = dict.fromkeys(reasons, "engine.kind spark builds every model in full")
         # Until the plan records this build complete, no earlier fingerprint stands for
         # what the warehouse holds (a partial run_all must not look like nothing new).
         con.execute("DROP TABLE IF EXISTS build_state")
@@ -102,9 +120,11 @@ def build(con: duckdb.DuckDBPyConnection, params, as_of=None, full: bool = False
         stages.register_outbound_activities(con, params.outbound_activities)
         channels.register_channel_rules(con, params.marketing_channels)
         reset_run_issues(con)
+        for name in (*CONFIG_TABLES, *LOADED_TABLES) if spark is not None else ():
+            spark.share(con, name)
         done: dict = {}
         built = run_models(con, model_parameters(params, as_of), context=params,
-                           models=models, increments=increments, in_part=done)
+                           models=models, increments=increments, in_part=done, spark=spark)
         incremental = [m.name for m in models if m.incremental]
         for name in incremental if in_part is not None else ():
             # The runner builds in full a model whose lookup table is missing.

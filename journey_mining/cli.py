@@ -103,6 +103,22 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None,
     return settings
 
 
+def _engine_warehouse(warehouse: Path, config: Path | None) -> Path:
+    """The DuckDB file a run opens: `--warehouse` itself, or with engine.kind spark the
+    catalog of the warehouse folder (spark_engine.catalog_path), once Spark is known to
+    be able to start here (pyspark, a Java runtime)."""
+    from journey_mining.config import load_config
+
+    if load_config(config).engine.kind != "spark":
+        return warehouse
+    from journey_mining import spark_engine
+
+    spark_engine.check_available()
+    catalog = spark_engine.catalog_path(warehouse)
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    return catalog
+
+
 def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.datetime | None,
          full_reload: bool, outputs: Path, reports: Path = Path("reports"),
          static_images: bool = True, debug: bool = False, refit: bool = False,
@@ -110,6 +126,7 @@ def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.dateti
     _prefect_environment()
     from journey_mining import warehouse as warehouse_lib
 
+    warehouse = _engine_warehouse(warehouse, config)
     settings = _preflight(input_dir, warehouse, config)
     # Held from here to the end: a second run is refused in a second, before Prefect.
     with warehouse_lib.exclusive(warehouse, share_in_process=True):
@@ -241,7 +258,9 @@ def _main(version: Annotated[bool, typer.Option(
 @app.command()
 def run(
     input: Annotated[Path, typer.Option("--input", "-i", help="folder of source exports")],
-    warehouse: Annotated[Path, typer.Option(help="DuckDB warehouse file (created if absent)")] =
+    warehouse: Annotated[Path, typer.Option(
+        help="DuckDB warehouse file (created if absent); with engine.kind spark, the "
+             "warehouse folder (its journeys.duckdb and journeys.tables/)")] =
         Path("warehouse/journeys.duckdb"),
     config: Annotated[Path | None, typer.Option(help="YAML config (column maps, stage map, ...)")] =
         None,
@@ -330,6 +349,7 @@ def serve(
     from journey_mining.operations import local_prefect_api
 
     try:
+        warehouse = _engine_warehouse(warehouse, config)
         settings = _preflight(input, warehouse, config, need_files=False)
         if cron is not None:
             settings.schedule.with_cron(cron)  # a bad --cron before the API starts

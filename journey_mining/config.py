@@ -552,6 +552,28 @@ class FitCadence(_Strict):
                     "history it learnt from (0: any)")
 
 
+class EngineConfig(_Strict):
+    """Where the SQL models run (contract v3, section 5). DuckDB by default, in the
+    warehouse file; Spark when one machine is not enough (journey_mining/spark_engine.py:
+    ingest and the steps after the build stay on DuckDB, the models run on Spark and are
+    stored as Parquet under the warehouse folder)."""
+
+    kind: Literal["duckdb", "spark"] = "duckdb"
+    master: str = Field(default="local[2]",
+                        description="Spark master: local[N], spark://host:7077, k8s://...")
+    conf: dict[str, str] = Field(default_factory=dict,
+                                 description="Spark settings, e.g. spark.driver.memory: 4g")
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _as_text(cls, value):
+        """YAML reads `4` and `true` as numbers and booleans; Spark settings are text."""
+        if isinstance(value, dict):
+            return {str(k): str(v).lower() if isinstance(v, bool) else str(v)
+                    for k, v in value.items()}
+        return value
+
+
 class Config(_Strict):
     """The whole YAML config: ingest, analysis, outputs, quality gates and schedule."""
     ingest: IngestConfig = Field(default_factory=IngestConfig)
@@ -561,6 +583,7 @@ class Config(_Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     quality: QualityGates = Field(default_factory=QualityGates)
     resources: ResourceLimits = Field(default_factory=ResourceLimits)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
 
 
 PSEUDONYM_KEY_VARIABLE = "JOURNEY_PSEUDONYM_KEY"

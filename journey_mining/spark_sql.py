@@ -120,7 +120,8 @@ def _spark(text: str, **nodes: exp.Expression) -> exp.Expression:
 
 def _epoch(node: exp.TimeToUnix) -> exp.Expression:
     # DuckDB's epoch() keeps the fraction of a second; UNIX_TIMESTAMP drops it.
-    return _spark("unix_micros(cast(x__ as timestamp)) / 1000000.0", x__=node.this)
+    return _spark("cast(unix_micros(cast(x__ as timestamp)) as double) / 1000000",
+                  x__=node.this)
 
 
 def _date_diff(node: exp.DateDiff) -> exp.Expression | None:
@@ -129,7 +130,7 @@ def _date_diff(node: exp.DateDiff) -> exp.Expression | None:
     unit = (node.args.get("unit").name if node.args.get("unit") else "day").lower()
     if unit != "day":
         return None
-    return _spark("datediff(cast(b__ as date), cast(a__ as date))",
+    return _spark("cast(datediff(cast(b__ as date), cast(a__ as date)) as bigint)",
                   a__=node.expression, b__=node.this)
 
 
@@ -214,6 +215,16 @@ def _quantiles(node: exp.PercentileCont) -> exp.Expression:
     return exp.Anonymous(this="percentile", expressions=[node.this.copy(), fractions.copy()])
 
 
+def _bigint_rank(node: exp.Window) -> exp.Expression | None:
+    # row_number(), rank() and dense_rank() are BIGINT in DuckDB, INT in Spark: a model's
+    # column keeps DuckDB's type on both.
+    if not isinstance(node.this, exp.RowNumber | exp.Rank | exp.DenseRank):
+        return None
+    if isinstance(node.parent, exp.Cast):
+        return None
+    return exp.Cast(this=node.copy(), to=exp.DataType.build("bigint"))
+
+
 def _replacement(node: exp.RegexpReplace) -> exp.Expression:
     # Back-references: \1 in DuckDB (RE2), $1 in Spark (Java).
     replacement = node.args.get("replacement")
@@ -237,4 +248,5 @@ _RULES = (
     (exp.Anonymous, _list_slice),
     (exp.RegexpReplace, _replacement),
     (exp.PercentileCont, _quantiles),
+    (exp.Window, _bigint_rank),
 )

@@ -251,7 +251,7 @@ def _replace_other_kind(con: duckdb.DuckDBPyConnection, name: str, kind: str) ->
 def run_models(
     con: duckdb.DuckDBPyConnection, parameters: dict | None = None, sql_dir: Path = SQL_DIR,
     layers: tuple[str, ...] = LAYERS, context=None, models: list[Model] | None = None,
-    increments: dict[str, int] | None = None, in_part: dict | None = None,
+    increments: dict[str, int] | None = None, in_part: dict | None = None, spark=None,
 ) -> list[str]:
     """Rebuild every model table; returns the model names in run order.
 
@@ -261,7 +261,9 @@ def run_models(
     `increments`: the incremental models whose table the last build left with the same
     code and settings, each with the last load that build included; they are rebuilt in
     part (`Incremental`), and `in_part` (when given) receives, per model built in part,
-    (new rows, rows rebuilt). Call inside `warehouse.transaction` for all or nothing.
+    (new rows, rows rebuilt). `spark` (a `spark_engine.SparkBuild`): the SQL models run
+    on Spark, and the Python models' tables are shared with it. Call inside
+    `warehouse.transaction` for all or nothing.
     """
     parameters = parameters or {}
     models = models if models is not None else discover_models(sql_dir, layers)
@@ -271,7 +273,8 @@ def run_models(
     try:
         for model in models:
             started = time.perf_counter()
-            how = _run_model(con, model, parameters, context, increments.get(model.name))
+            how = _run_model(con, model, parameters, context, increments.get(model.name),
+                             spark)
             if isinstance(how, tuple):
                 if in_part is not None:
                     in_part[model.name] = how
@@ -286,12 +289,21 @@ def run_models(
     return built
 
 
-def _run_model(con, model: Model, parameters: dict, context, since: int | None
-               ) -> str | tuple[int, int]:
+def _run_model(con, model: Model, parameters: dict, context, since: int | None,
+               spark=None) -> str | tuple[int, int]:
     """Build one model (in part when `since`, the last build's load, is given); returns
     how, for the log, or for a partial build (new rows, rows rebuilt)."""
     kind = model.materialized.upper()
     try:
+        if spark is not None and model.sql is not None:
+            spark.run_sql_model(con, model, _used(parameters, model.sql))
+            return "on spark"
+        if spark is not None:
+            _replace_other_kind(con, model.name, "TABLE")
+            _store_python_model(con, model, _call(model, con, context))
+            for table in model.tables:
+                spark.share(con, table)
+            return "table, shared with spark"
         if since is not None:
             return _build_increment(con, model, _used(parameters, model.sql), since)
         _replace_other_kind(con, model.name, kind)

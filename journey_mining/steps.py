@@ -229,7 +229,8 @@ def _build(ctx: RunContext) -> StepResult:
     with warehouse.connected(ctx.warehouse) as con:
         in_part: dict = {}
         built = build.build(con, ctx.config.analysis, as_of=ctx.as_of,
-                            full=ctx.full_rebuild or ctx.full_reload, in_part=in_part)
+                            full=ctx.full_rebuild or ctx.full_reload, in_part=in_part,
+                            spark=_spark_build(ctx))
         journeys.require_touchpoints(con)
         unmapped = journeys.unmapped_activities(con)
     ctx.logger.info("rebuilt %d models: %s", len(built), ", ".join(built))
@@ -241,6 +242,19 @@ def _build(ctx: RunContext) -> StepResult:
                            "(analysis.stage_map) if it should", activity, f"{touchpoints:,}",
                            "" if touchpoints == 1 else "s")
     return StepResult(tables=built)
+
+
+def _spark_build(ctx: RunContext):
+    """This build's tables on Spark with engine.kind spark (None: on DuckDB)."""
+    engine = ctx.config.engine
+    if engine.kind != "spark":
+        return None
+    from journey_mining import spark_engine
+
+    ctx.logger.info("engine: spark (%s); the models' tables go to %s", engine.master,
+                    spark_engine.tables_root(ctx.warehouse))
+    spark = spark_engine.session(engine.master, tuple(sorted(engine.conf.items())))
+    return spark_engine.SparkBuild(spark, ctx.warehouse)
 
 
 def _built_how(how: tuple[int, int] | str) -> str:
