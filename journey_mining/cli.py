@@ -412,6 +412,37 @@ def _serve(definition) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+@app.command("export-marts")
+def export_marts(
+    to: Annotated[Path, typer.Option("--to", help="folder for the Parquet files")],
+    warehouse: Annotated[Path, typer.Option(
+        help="DuckDB warehouse file; with engine.kind spark, the warehouse folder")] =
+        Path("warehouse/journeys.duckdb"),
+    config: Annotated[Path | None, typer.Option(help="YAML config (engine.kind)")] = None,
+) -> None:
+    """Write every mart and account_stage_history as Parquet (one file per table), from
+    a warehouse of either engine: for BI tools, or another engine to read."""
+    from journey_mining import exports
+    from journey_mining import warehouse as warehouse_lib
+    from journey_mining.errors import NoDataError
+
+    try:
+        path = _engine_warehouse(warehouse, config)
+        if not path.exists():
+            raise NoDataError(f"{path}: no warehouse there yet; run `journey run` first")
+        with warehouse_lib.connected(path, read_only=True) as con:
+            written, absent = exports.export_marts(con, to)
+    except JourneyError as exc:
+        _fail(exc)
+    if not written:
+        _fail(NoDataError(f"{path}: holds none of the marts yet; run `journey run` first"))
+    out.print(f"[green]wrote {len(written)} tables[/] to {escape(str(to.resolve()))}: "
+              f"{', '.join(written)}", highlight=False)
+    if absent:
+        out.print(f"not in this warehouse (their step did not write them): "
+                  f"{', '.join(absent)}", highlight=False)
+
+
 @app.command()
 def generate(
     folder: Annotated[Path, typer.Option("--out", help="folder to write the exports into")],

@@ -123,7 +123,7 @@ class SparkBuild:
         written as Parquet into this build and read there under its name."""
         path = self.folder / name
         path.mkdir(parents=True, exist_ok=True)
-        con.execute(f"COPY (FROM \"{name}\") TO '{path / 'part-0.parquet'}' (FORMAT parquet)")
+        con.table(name).to_parquet(str(path / "part-0.parquet"))
         self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
 
     def run_sql_model(self, con: duckdb.DuckDBPyConnection, model, parameters: dict) -> None:
@@ -147,10 +147,11 @@ class SparkBuild:
         name), in the caller's transaction. Timestamps with a time zone (Spark's
         current_timestamp) are read back as DuckDB's naive UTC timestamps."""
         files = str(self.folder / name / "*.parquet")
-        kinds = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{files}')").fetchall()
+        stored = con.read_parquet(files)
         columns = ", ".join(
-            f'"{column}"::TIMESTAMP AS "{column}"' if kind == "TIMESTAMP WITH TIME ZONE"
-            else f'"{column}"' for column, kind, *_ in kinds)
+            f'"{column}"::TIMESTAMP AS "{column}"' if str(kind) == "TIMESTAMP WITH TIME ZONE"
+            else f'"{column}"' for column, kind in zip(stored.columns, stored.types,
+                                                       strict=True))
         for kind in ("TABLE", "VIEW"):
             exists = con.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE table_name = $n AND $k = 'TABLE' "
