@@ -1,0 +1,165 @@
+"""`journey run` with `engine.kind: spark`, as a user runs it (issue 30): the report is
+written, every model's table equals the default engine's on the same exports, `journey
+export-marts` writes the same Parquet from both, and a build that fails on Spark
+changes nothing a reader sees.
+
+One small generated world with a seed and settings of its own (not the sample's). The
+commands run as subprocesses, each with its own Spark session (~8 s to start) and
+Prefect API; the module shares one xdist group with the other Spark tests.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from journey_mining.generator import GeneratorSpec, generate_exports
+from tests.pipelines.test_adversarial import journey
+from tests.sql.test_spark_portability import _spark_missing
+
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark"), pytest.mark.slow]
+
+SPARK_CONFIG = """\
+engine:
+  kind: spark
+  master: local[2]
+  conf:
+    spark.sql.shuffle.partitions: 2
+"""
+
+# Columns a clock or the run's own fingerprint fills, not the data.
+CLOCK_COLUMNS = {"built_at", "loaded_at", "trained_at", "fitted_at", "finished_at",
+                 "started_at_run", "recorded_at", "fingerprint"}
+# Tables about the run itself (when, with which settings), not the journeys.
+BOOKKEEPING = {"build_state", "loads", "load_files", "model_state", "model_fits",
+               "model_runs", "kpi_history", "run_issues", "data_test_results"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    missing = _spark_missing()
+    if missing:
+        pytest.skip(missing)
+    work = tmp_path_factory.mktemp("spark_engine")
+    generate_exports(work / "exports", GeneratorSpec(n_accounts=50, seed=67, regress=0.3,
+                                                     skip=0.2))
+    (work / "spark.yml").write_text(SPARK_CONFIG)
+    spark = journey("run", "--input", "exports", "--warehouse", "spark_wh", "--config",
+                    "spark.yml", "--outputs", "out_spark", "--reports", "rep_spark",
+                    "--no-static-images", cwd=work)
+    duck = journey("run", "--input", "exports", "--warehouse", "duck.duckdb",
+                   "--outputs", "out_duck", "--reports", "rep_duck", "--no-static-images",
+                   cwd=work)
+    return work, spark, duck
+
+
+def test_journey_run_on_spark_writes_the_report(runs):
+    work, spark, _ = runs
+    assert spark.returncode == 0, spark.stderr[-3000:]
+    assert "engine: spark (local[2])" in spark.stderr
+    assert (work / "spark_wh" / "journeys.duckdb").is_file()
+    builds = list((work / "spark_wh" / "journeys.tables").iterdir())
+    assert len(builds) == 1, builds
+    report = next((work / "rep_spark").rglob("index.html"))
+    assert "report:" in spark.stdout and report.stat().st_size > 100_000
+
+
+def test_every_table_equals_the_default_engines(runs):
+    work, spark, duck = runs
+    assert spark.returncode == 0 and duck.returncode == 0, (spark.stderr[-2000:],
+                                                            duck.stderr[-2000:])
+    con = duckdb.connect(str(work / "spark_wh" / "journeys.duckdb"), read_only=True)
+    con.execute(f"ATTACH '{work / 'duck.duckdb'}' AS duck (READ_ONLY)")
+    names = [row[0] for row in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'journeys' "
+        "AND schema_name = 'main' UNION ALL SELECT view_name FROM duckdb_views() "
+        "WHERE database_name = 'journeys' AND schema_name = 'main' AND NOT internal"
+    ).fetchall()]
+    views = {row[0] for row in con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE database_name = 'journeys' "
+        "AND NOT internal").fetchall()}
+    assert {"touchpoints", "account_journeys", "engagements", "stage_funnel"} <= views
+    differing = {}
+    for name in sorted(set(names) - BOOKKEEPING):
+        found = _difference(con, f'journeys.main."{name}"', f'duck.main."{name}"')
+        if found:
+            differing[name] = found
+    assert differing == {}
+    assert len(names) > 60
+
+
+def test_export_marts_writes_the_same_parquet_from_both_engines(runs):
+    work, _, _ = runs
+    spark = journey("export-marts", "--warehouse", "spark_wh", "--config", "spark.yml",
+                    "--to", "marts_spark", cwd=work)
+    duck = journey("export-marts", "--warehouse", "duck.duckdb", "--to", "marts_duck",
+                   cwd=work)
+    assert spark.returncode == 0 and duck.returncode == 0, (spark.stderr, duck.stderr)
+    files = sorted(p.name for p in (work / "marts_spark").glob("*.parquet"))
+    assert files == sorted(p.name for p in (work / "marts_duck").glob("*.parquet"))
+    assert {"account_journeys.parquet", "account_stage_history.parquet",
+            "stage_funnel.parquet", "engagements.parquet"} <= set(files)
+    con = duckdb.connect()
+    differing = {}
+    for name in files:
+        if name.removesuffix(".parquet") in BOOKKEEPING:
+            continue
+        found = _difference(con, f"'{work / 'marts_spark' / name}'",
+                            f"'{work / 'marts_duck' / name}'")
+        if found:
+            differing[name] = found
+    assert differing == {}
+
+
+def test_a_build_that_fails_on_spark_changes_nothing_readers_see(runs):
+    work, spark, _ = runs
+    assert spark.returncode == 0
+    catalog = work / "spark_wh" / "journeys.duckdb"
+    before = _snapshot(catalog)
+    (build,) = (work / "spark_wh" / "journeys.tables").iterdir()
+    planted = (
+        "import journey_mining.spark_engine as se\n"
+        "from journey_mining.errors import ModelError\n"
+        "run = se.SparkBuild.run_sql_model\n"
+        "def failing(self, con, model, parameters):\n"
+        "    if model.name == 'int_touchpoints_stitched':\n"
+        "        raise ModelError('model intermediate/int_touchpoints_stitched.sql failed "
+        "on Spark: planted')\n"
+        "    return run(self, con, model, parameters)\n"
+        "se.SparkBuild.run_sql_model = failing\n")
+    failed = journey("run", "--input", "exports", "--warehouse", "spark_wh", "--config",
+                     "spark.yml", "--outputs", "out_spark", "--reports", "rep_spark",
+                     "--no-static-images", "--full-rebuild", cwd=work, python=planted)
+    assert failed.returncode != 0
+    assert "int_touchpoints_stitched" in failed.stdout + failed.stderr
+    assert [p.name for p in (work / "spark_wh" / "journeys.tables").iterdir()] == [build.name]
+    assert _snapshot(catalog) == before
+
+
+def _snapshot(catalog) -> dict[str, int]:
+    """What a reader sees: every mart's row count and a checksum of its rows."""
+    con = duckdb.connect(str(catalog), read_only=True)
+    try:
+        return {name: con.execute(
+            f'SELECT count(*), sum(hash(columns(*))) FROM (FROM "{name}")').fetchall()[0]
+            for name in ("touchpoints", "account_journeys", "engagements", "stage_funnel",
+                         "account_stage_history")}
+    finally:
+        con.close()
+
+
+def _difference(con, left: str, right: str) -> str | None:
+    """None when the two relations hold the same rows (a multiset) with the same column
+    names, floats to 1e-9 relative; else what differs."""
+    kinds = con.execute(f"DESCRIBE SELECT * FROM {left}").fetchall()
+    other = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {right}").fetchall()]
+    if [k[0] for k in kinds] != other:
+        return f"columns {[k[0] for k in kinds]} against {other}"
+    compared = ", ".join(
+        f"printf('%.9e', \"{c}\"::DOUBLE)" if t in ("DOUBLE", "FLOAT")
+        else f'"{c}"::VARCHAR' for c, t, *_ in kinds if c not in CLOCK_COLUMNS)
+    one = con.execute(f"SELECT count(*) FROM (SELECT {compared} FROM {left} EXCEPT ALL "
+                      f"SELECT {compared} FROM {right})").fetchall()[0][0]
+    two = con.execute(f"SELECT count(*) FROM (SELECT {compared} FROM {right} EXCEPT ALL "
+                      f"SELECT {compared} FROM {left})").fetchall()[0][0]
+    return f"{one} rows only on the left, {two} only on the right" if one or two else None
