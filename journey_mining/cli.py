@@ -422,7 +422,7 @@ def export_marts(
 ) -> None:
     """Write every mart and account_stage_history as Parquet (one file per table), from
     a warehouse of either engine: for BI tools, or another engine to read."""
-    from journey_mining import exports
+    from journey_mining import exports, steps
     from journey_mining import warehouse as warehouse_lib
     from journey_mining.errors import NoDataError
 
@@ -431,7 +431,7 @@ def export_marts(
         if not path.exists():
             raise NoDataError(f"{path}: no warehouse there yet; run `journey run` first")
         with warehouse_lib.connected(path, read_only=True) as con:
-            written, absent = exports.export_marts(con, to)
+            written, absent = exports.export_marts(con, to, steps.mart_tables())
     except JourneyError as exc:
         _fail(exc)
     if not written:

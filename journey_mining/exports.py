@@ -25,7 +25,6 @@ __all__ = [
     "BATCH_EVENTS",
     "account_log_frame",
     "export_marts",
-    "mart_tables",
     "write_ocel",
     "write_xes",
 ]
@@ -163,39 +162,19 @@ def _replaced_whole(path: Path):
         partial.unlink(missing_ok=True)
 
 
-# Written by the steps after the build but kept for the pipeline itself, not readers.
-_BOOKKEEPING = {"model_fits", "build_state", "data_test_results", "model_state", "run_issues"}
-
-
-def mart_tables() -> list[str]:
-    """What `journey export-marts` writes, in this order: every mart (sql/marts), the
-    stays (`account_stage_history`), the tables the steps after the build write for
-    readers (mining, re-engagement, churn, drivers, kpi history) and `rejected_rows`.
-    Loaded, staging, intermediate and bookkeeping tables are left out."""
-    from journey_mining import steps
-    from journey_mining.sql_models import model_tables
-
-    names = [*model_tables(layers=("marts",)), "account_stage_history"]
-    after_build = False
-    for step in steps.STEPS:
-        if after_build:
-            names += [t for t in step.writes if t not in _BOOKKEEPING]
-        after_build = after_build or step.name == "build"
-    return list(dict.fromkeys([*names, "rejected_rows"]))
-
-
-def export_marts(con: duckdb.DuckDBPyConnection, folder: Path) -> tuple[dict[str, Path],
-                                                                        list[str]]:
-    """Every table of `mart_tables` the warehouse holds, as `<folder>/<table>.parquet`
-    (each appears whole or not at all); returns (table -> file, tables not in the
-    warehouse: a step that did not write them, e.g. churn scores without clients)."""
+def export_marts(con: duckdb.DuckDBPyConnection, folder: Path, names: list[str]
+                 ) -> tuple[dict[str, Path], list[str]]:
+    """Every table of `names` (`steps.mart_tables()` for `journey export-marts`) the
+    warehouse holds, as `<folder>/<table>.parquet`, each appearing whole or not at all;
+    returns (table -> file, tables not in the warehouse: a step that did not write them,
+    e.g. churn scores without clients)."""
     present = {row[0] for row in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
         "UNION SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' "
         "AND NOT internal").fetchall()}
     folder.mkdir(parents=True, exist_ok=True)
     written, absent = {}, []
-    for name in mart_tables():
+    for name in names:
         if name not in present:
             absent.append(name)
             continue

@@ -29,7 +29,7 @@ from journey_mining.sql_models import model_tables, read_sql
 
 __all__ = ["STEPS", "ChangeCheck", "ChurnResult", "DataTestResult", "LoadResult",
            "ReportResult", "RunContext", "RunOutcome", "Step", "StepResult", "run_all",
-           "run_plan", "run_step", "step_named", "with_logger"]
+           "mart_tables", "run_plan", "run_step", "step_named", "with_logger"]
 
 log = logging.getLogger("journey_mining")
 
@@ -649,3 +649,23 @@ def run_all(warehouse_path: str | Path, input_dir: str | Path | None = None,
 def with_logger(ctx: RunContext, logger) -> RunContext:
     """The same context logging to `logger` (the flow gives each task Prefect's logger)."""
     return replace(ctx, logger=logger)
+
+
+# Written by the steps after the build but kept for the pipeline itself, not readers.
+_BOOKKEEPING = {"model_fits", "build_state", "data_test_results", "model_state", "run_issues"}
+
+
+def mart_tables() -> list[str]:
+    """What `journey export-marts` writes, in this order: every mart (sql/marts), the
+    stays (`account_stage_history`), the tables the steps after the build write for
+    readers (mining, re-engagement, churn, drivers, kpi history) and `rejected_rows`.
+    Loaded, staging, intermediate and bookkeeping tables are left out."""
+    from journey_mining.sql_models import model_tables
+
+    names = [*model_tables(layers=("marts",)), "account_stage_history"]
+    after_build = False
+    for step in STEPS:
+        if after_build:
+            names += [t for t in step.writes if t not in _BOOKKEEPING]
+        after_build = after_build or step.name == "build"
+    return list(dict.fromkeys([*names, "rejected_rows"]))

@@ -49,6 +49,28 @@ with_cycle as (
     left join cycles as c on t.touchpoint_id = c.touchpoint_id
 ),
 
+-- event_order numbered per day, then offset by the events of the days before: the same
+-- total order as one row_number() over every event, without a window over the whole
+-- table (on Spark that is one task for all events: sql/README.md).
+numbered as (
+    select
+        *,
+        row_number() over (
+            partition by cast(occurred_at as date)
+            order by occurred_at, source_file, source_row, touchpoint_id
+        ) as order_in_day
+    from with_cycle
+),
+
+days as (
+    select
+        cast(occurred_at as date) as day,
+        sum(count(*)) over (order by cast(occurred_at as date) rows unbounded preceding)
+            - count(*) as events_before
+    from with_cycle
+    group by cast(occurred_at as date)
+),
+
 final as (
     select
         touchpoint_id,
@@ -69,10 +91,12 @@ final as (
         is_negative,
         source_file,
         source_row,
-        row_number() over (
-            order by occurred_at, source_file, source_row, touchpoint_id
-        ) as event_order
-    from with_cycle
+        cast(d.events_before + n.order_in_day as bigint) as event_order
+    from numbered as n
+    inner join days as d on d.day = cast(n.occurred_at as date)
 )
 
+-- Stored in event order: the OCEL export reads one range of event_order at a time
+-- (sql/exports/event_batches.sql), which then reads only its own row groups.
 select * from final
+order by event_order

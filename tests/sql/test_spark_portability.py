@@ -18,10 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journey_mining import steps
 from journey_mining.build import model_parameters
 from journey_mining.config import Config
-from journey_mining.generator import GeneratorSpec, generate_exports
 from journey_mining.spark_sql import portability_problems, to_spark
 from journey_mining.sql_models import SQL_DIR, discover_models
 
@@ -169,31 +167,19 @@ def _plain(value):
 
 
 @pytest.fixture(scope="module")
-def generated_warehouse(tmp_path_factory) -> Path:
-    """A small generated world with settings and a seed of its own (not the sample's),
-    loaded and built by DuckDB."""
-    folder = tmp_path_factory.mktemp("generated")
-    generate_exports(folder / "exports", GeneratorSpec(n_accounts=120, seed=53, regress=0.35,
-                                                       skip=0.25, renewal=0.6))
-    path = folder / "generated.duckdb"
-    steps.run_all(path, folder / "exports", Config(), steps=["load", "build"])
-    return path
-
-
-@pytest.fixture(scope="module")
 def sample_built(sample_warehouse) -> Path:
     return sample_warehouse
 
 
 @pytest.mark.spark
 @pytest.mark.xdist_group("spark")
-@pytest.mark.parametrize("world", ["sample_built", "generated_warehouse"])
-def test_every_model_gives_duckdbs_table_on_spark(spark, world, request, tmp_path):
-    """Each SQL model, run by Spark on the input tables DuckDB built, writes DuckDB's
-    table: same columns in the same order with the same types, and the same rows (as a
-    multiset), floats to 1e-9 relative. The Python models (the stays) are read, not run."""
-    warehouse = request.getfixturevalue(world)
-    differences = models_differing_on_spark(spark, warehouse, tmp_path)
+def test_every_model_gives_duckdbs_table_on_spark(spark, sample_built, tmp_path):
+    """Each SQL model, run by Spark on the input tables DuckDB built from the sample,
+    writes DuckDB's table: same columns in the same order with the same types, and the
+    same rows (as a multiset), floats to 1e-9 relative. The Python models (the stays) are
+    read, not run. (A generated world goes through `journey run` on both engines in
+    tests/pipelines/test_spark_engine.py, every table compared.)"""
+    differences = models_differing_on_spark(spark, sample_built, tmp_path)
     assert differences == {}
 
 
