@@ -378,6 +378,84 @@ def command_benchmark(exports: Path, work: Path, target: int, events: int,
     print(f"  wrote {path}")
 
 
+def _replace_section(title: str, lines: list[str]) -> Path:
+    """BENCHMARKS.md with the section `## <title>` replaced by `lines` (appended when new)."""
+    path = REPO / "BENCHMARKS.md"
+    text = path.read_text()
+    pattern = re.compile(rf"## {re.escape(title)}\n.*?(?=\n## |\Z)", re.S)
+    section = "\n".join(lines) + "\n"
+    text = (pattern.sub(section, text) if pattern.search(text)
+            else text.rstrip() + "\n\n" + section)
+    path.write_text(text.strip() + "\n")
+    return path
+
+
+def engine_benchmark(exports: Path, work: Path, target: int, events: int,
+                     memory_limit: str | None, write: bool, master: str = "local[2]") -> None:
+    """`journey run` on the same exports with engine.kind duckdb, then spark (`master`),
+    one after the other (same hour), each into a fresh warehouse with the default
+    outputs; the marts of both are exported (`journey export-marts`) and their row counts
+    compared. BENCHMARKS.md gets a section "journey run on Spark, N events"."""
+    shutil.rmtree(work / "command", ignore_errors=True)
+    (work / "command").mkdir(parents=True)
+    results, counts = {}, {}
+    for kind in ("duckdb", "spark"):
+        config = work / "command" / f"{kind}.yml"
+        config.write_text((f"resources:\n  memory_limit: {memory_limit}\n"
+                           if memory_limit else "")
+                          + (f"engine:\n  kind: spark\n  master: {master}\n"
+                             if kind == "spark" else ""))
+        warehouse = work / "command" / (f"{kind}.duckdb" if kind == "duckdb" else "spark")
+        base = [str(Path(sys.executable).parent / "journey")]
+        args = [*base, "run", "--input", str(exports), "--warehouse", str(warehouse),
+                "--config", str(config), "--outputs", str(work / "command" / f"out_{kind}"),
+                "--reports", str(work / "command" / f"rep_{kind}")]
+        results[kind] = _run_command(args, work, kind)
+        marts = work / "command" / f"marts_{kind}"
+        subprocess.run([*base, "export-marts", "--warehouse", str(warehouse), "--config",
+                        str(config), "--to", str(marts)], check=True, capture_output=True)
+        import duckdb
+
+        con = duckdb.connect()
+        counts[kind] = {p.stem: con.execute(
+            "SELECT count(*) FROM read_parquet($p)", {"p": str(p)}).fetchall()[0][0]
+            for p in sorted(marts.glob("*.parquet"))}
+    same = counts["duckdb"] == counts["spark"]
+    duck, spark = results["duckdb"], results["spark"]
+    build = {kind: dict(r["steps"]).get("build", float("nan")) for kind, r in results.items()}
+    print(f"  build: duckdb {build['duckdb']:.1f} s, spark {build['spark']:.1f} s "
+          f"(x{build['spark'] / build['duckdb']:.1f}); marts' row counts equal: {same}")
+    if not write:
+        return
+    label = f"{target / 1e6:g} M"
+    lines = [f"## journey run on Spark, {label} events", "",
+             f"{events:,} generated events.", "",
+             f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; `journey run` as a user "
+             "runs it (a subprocess, default outputs), first with engine.kind duckdb, then "
+             f"with engine.kind spark, master {master}, on the same exports, each into a "
+             "fresh warehouse"
+             + (f"; resources.memory_limit {memory_limit}" if memory_limit else "")
+             + ". On Spark only the build's SQL models run on Spark (README, \"On Apache "
+             "Spark\"); the steps after it read its Parquet through DuckDB. Peak memory is "
+             "the resident set of the process tree (the command, its Prefect server, the "
+             "Spark JVM).", "",
+             "| step | duckdb (s) | spark (s) |", "|---|---:|---:|"]
+    for step in dict.fromkeys(step for r in (duck, spark) for step, _ in r["steps"]):
+        cells = [next((f"{sec:.1f}" for s_, sec in r["steps"] if s_ == step), "-")
+                 for r in (duck, spark)]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    lines += [f"| **journey run, start to exit** | **{duck['wall']:.1f}** | "
+              f"**{spark['wall']:.1f}** |", "",
+              "| measure | value |", "|---|---:|",
+              f"| build on Spark / build on DuckDB | x{build['spark'] / build['duckdb']:.1f} |",
+              f"| run on Spark / run on DuckDB | x{spark['wall'] / duck['wall']:.1f} |",
+              f"| peak resident memory, duckdb | {duck['peak_mb']:,.0f} MB |",
+              f"| peak resident memory, spark | {spark['peak_mb']:,.0f} MB |",
+              f"| tables exported by `journey export-marts` | {len(counts['spark'])} |",
+              f"| their row counts equal on both engines | {'yes' if same else 'no'} |"]
+    print(f"  wrote {_replace_section(f'journey run on Spark, {label} events', lines)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -400,6 +478,9 @@ def main() -> None:
     parser.add_argument("--no-increment", action="store_true",
                         help="with --command: the full run only, not the next nights' "
                              "0.3 %% increments")
+    parser.add_argument("--engines", action="store_true",
+                        help="time `journey run` with engine.kind duckdb and then spark "
+                             "(local[2]) on the same exports")
     parser.add_argument("--from-step", default=None,
                         help="keep the warehouse of an earlier run in --work and run the steps "
                              "from this one on (e.g. build after a load that took 12 minutes); "
@@ -433,6 +514,12 @@ def main() -> None:
     size = sum(p.stat().st_size for p in exports.iterdir() if p.is_file())
     print(f"  generated {events:,} events, {sum(counts.values()):,} rows, {size / 2**20:.0f} MB")
 
+    if args.engines:
+        engine_benchmark(exports, work, args.events, events, args.memory_limit,
+                         not args.no_write)
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     if args.command:
         command_benchmark(exports, work, args.events, events, args.memory_limit,
                           not args.no_write, increment=not args.no_increment)
