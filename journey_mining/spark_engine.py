@@ -6,7 +6,8 @@ What runs where, and why:
 * **Ingest** stays on DuckDB (`catalog_path`: `<warehouse>/journeys.duckdb`): a load is
   all or nothing there, rejected rows kept, as with the default engine.
 * **The SQL models** run on Spark. Each build writes its tables under
-  `<warehouse>/journeys.tables/<build id>/<table>/` (Parquet): the loaded and configuration
+  `<warehouse>/journeys.tables/<build id>/<table>/` (Parquet); a model materialized as
+  a view stays a view on both engines (nothing written): the loaded and configuration
   tables it reads first, then every model in dependency order, each transpiled by
   `spark_sql.to_spark`.
 * **The Python models** (the stays) read their inputs from the build's tables through
@@ -141,6 +142,20 @@ class SparkBuild:
                              f"{first}") from exc
         self.spark.read.parquet(str(path)).createOrReplaceTempView(model.name)
         self.publish(con, model.name)
+
+    def run_sql_view(self, model, parameters: dict) -> None:
+        """A model materialized as a view (`-- materialized: view`) becomes a Spark view:
+        computed where the models after it read it, never written."""
+        try:
+            self.spark.sql(to_spark(model.sql), args=parameters).createOrReplaceTempView(
+                model.name)
+        except ValueError as exc:
+            raise ModelError(f"model {model.layer}/{model.path.name} cannot run on Spark: "
+                             f"{exc}") from None
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise ModelError(f"model {model.layer}/{model.path.name} failed on Spark: "
+                             f"{first}") from exc
 
     def publish(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """The DuckDB view of one table of this build (replacing the table or view of that

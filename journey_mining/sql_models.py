@@ -295,15 +295,19 @@ def _run_model(con, model: Model, parameters: dict, context, since: int | None,
     how, for the log, or for a partial build (new rows, rows rebuilt)."""
     kind = model.materialized.upper()
     try:
-        if spark is not None and model.sql is not None:
-            spark.run_sql_model(con, model, _used(parameters, model.sql))
-            return "on spark"
-        if spark is not None:
+        if spark is not None and model.sql is None:
             _replace_other_kind(con, model.name, "TABLE")
             _store_python_model(con, model, _call(model, con, context))
             for table in model.tables:
                 spark.share(con, table)
             return "table, shared with spark"
+        if spark is not None and kind == "TABLE":
+            spark.run_sql_model(con, model, _used(parameters, model.sql))
+            return "on spark"
+        if spark is not None:
+            # A view stays a view on both: Spark's for the models after it, DuckDB's (the
+            # same SQL, over the build's tables, below) for readers; nothing is written.
+            spark.run_sql_view(model, _used(parameters, model.sql))
         if since is not None:
             return _build_increment(con, model, _used(parameters, model.sql), since)
         _replace_other_kind(con, model.name, kind)

@@ -15,7 +15,7 @@ import pytest
 
 from journey_mining.generator import GeneratorSpec, generate_exports
 from tests.pipelines.test_adversarial import journey
-from tests.sql.test_spark_portability import _spark_missing
+from tests.sql.test_spark_portability import _spark_missing, relation_difference
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark"), pytest.mark.slow]
 
@@ -81,7 +81,8 @@ def test_every_table_equals_the_default_engines(runs):
     assert {"touchpoints", "account_journeys", "engagements", "stage_funnel"} <= views
     differing = {}
     for name in sorted(set(names) - BOOKKEEPING):
-        found = _difference(con, f'journeys.main."{name}"', f'duck.main."{name}"')
+        found = relation_difference(con, f'duck.main."{name}"', f'journeys.main."{name}"',
+                                    CLOCK_COLUMNS)
         if found:
             differing[name] = found
     assert differing == {}
@@ -104,8 +105,8 @@ def test_export_marts_writes_the_same_parquet_from_both_engines(runs):
     for name in files:
         if name.removesuffix(".parquet") in BOOKKEEPING:
             continue
-        found = _difference(con, f"'{work / 'marts_spark' / name}'",
-                            f"'{work / 'marts_duck' / name}'")
+        found = relation_difference(con, f"'{work / 'marts_duck' / name}'",
+                                    f"'{work / 'marts_spark' / name}'", CLOCK_COLUMNS)
         if found:
             differing[name] = found
     assert differing == {}
@@ -146,20 +147,3 @@ def _snapshot(catalog) -> dict[str, int]:
                          "account_stage_history")}
     finally:
         con.close()
-
-
-def _difference(con, left: str, right: str) -> str | None:
-    """None when the two relations hold the same rows (a multiset) with the same column
-    names, floats to 1e-9 relative; else what differs."""
-    kinds = con.execute(f"DESCRIBE SELECT * FROM {left}").fetchall()
-    other = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {right}").fetchall()]
-    if [k[0] for k in kinds] != other:
-        return f"columns {[k[0] for k in kinds]} against {other}"
-    compared = ", ".join(
-        f"printf('%.9e', \"{c}\"::DOUBLE)" if t in ("DOUBLE", "FLOAT")
-        else f'"{c}"::VARCHAR' for c, t, *_ in kinds if c not in CLOCK_COLUMNS)
-    one = con.execute(f"SELECT count(*) FROM (SELECT {compared} FROM {left} EXCEPT ALL "
-                      f"SELECT {compared} FROM {right})").fetchall()[0][0]
-    two = con.execute(f"SELECT count(*) FROM (SELECT {compared} FROM {right} EXCEPT ALL "
-                      f"SELECT {compared} FROM {left})").fetchall()[0][0]
-    return f"{one} rows only on the left, {two} only on the right" if one or two else None

@@ -208,7 +208,9 @@ def models_differing_on_spark(spark, warehouse: Path, work: Path) -> dict[str, s
             except Exception as exc:  # the engine's own error, for the assertion message
                 differences[model.name] = str(exc).strip().splitlines()[0]
                 continue
-            found = _table_difference(con, model.name, out)
+            found = relation_difference(con, f'"{model.name}"',
+                                        f"read_parquet('{out}/*.parquet')",
+                                        CLOCK_COLUMNS.get(model.name, set()))
             if found:
                 differences[model.name] = found
         return differences
@@ -217,25 +219,26 @@ def models_differing_on_spark(spark, warehouse: Path, work: Path) -> dict[str, s
 
 
 # Columns a clock fills, not the data.
-CLOCK_COLUMNS = {("run_parameters", "built_at")}
+CLOCK_COLUMNS = {"run_parameters": {"built_at"}}
 
 
-def _table_difference(con, name: str, spark_out: Path) -> str | None:
-    columns = con.execute(f'DESCRIBE "{name}"').fetchall()
-    spark_columns = con.execute(
-        f"DESCRIBE SELECT * FROM read_parquet('{spark_out}/*.parquet')").fetchall()
+def relation_difference(con, duck: str, spark: str, skip: set[str] = frozenset()
+                        ) -> str | None:
+    """None when two relations (SQL relation texts, DuckDB's side first) have the same
+    columns with the same types and the same rows as a multiset, floats to 1e-9 relative
+    and the `skip` columns left out; else what differs."""
+    columns = con.execute(f"DESCRIBE SELECT * FROM {duck}").fetchall()
+    spark_columns = con.execute(f"DESCRIBE SELECT * FROM {spark}").fetchall()
     duck_types = [(c[0], _same_kind(c[1])) for c in columns]
     spark_types = [(c[0], _same_kind(c[1])) for c in spark_columns]
     if duck_types != spark_types:
         return f"columns {duck_types} on DuckDB, {spark_types} on Spark"
     compared = ", ".join(_comparable(column, kind) for column, kind, *_ in columns
-                         if (name, column) not in CLOCK_COLUMNS)
-    query = (f'SELECT count(*) FROM (SELECT {compared} FROM "{name}" EXCEPT ALL '
-             f"SELECT {compared} FROM read_parquet('{spark_out}/*.parquet'))")
-    missing = con.execute(query).fetchall()[0][0]
-    query = (f"SELECT count(*) FROM (SELECT {compared} FROM read_parquet("
-             f"'{spark_out}/*.parquet') EXCEPT ALL SELECT {compared} FROM \"{name}\")")
-    extra = con.execute(query).fetchall()[0][0]
+                         if column not in skip)
+    missing, extra = (con.execute(
+        f"SELECT count(*) FROM (SELECT {compared} FROM {one} EXCEPT ALL "
+        f"SELECT {compared} FROM {other})").fetchall()[0][0]
+        for one, other in ((duck, spark), (spark, duck)))
     if missing or extra:
         return f"{missing} of DuckDB's rows not on Spark, {extra} of Spark's not on DuckDB"
     return None
