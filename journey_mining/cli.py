@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from journey_mining.errors import JourneyError
+from journey_mining.errors import ConfigError, JourneyError
 
 __all__ = [
     "app",
@@ -107,14 +107,20 @@ def _engine_warehouse(warehouse: Path, config: Path | None) -> Path:
     """The DuckDB file a run opens: `--warehouse` itself, or with engine.kind spark the
     catalog of the warehouse folder (spark_engine.catalog_path), once Spark is known to
     be able to start here (pyspark, a Java runtime)."""
+    from journey_mining import spark_engine
     from journey_mining.config import load_config
 
     if load_config(config).engine.kind != "spark":
+        if warehouse.is_dir():
+            hint = ("; it holds a Spark warehouse (journeys.duckdb): pass --config with "
+                    "engine.kind: spark" if spark_engine.catalog_path(warehouse).exists()
+                    else "")
+            raise ConfigError(f"--warehouse {warehouse} is a folder, and the DuckDB "
+                              f"engine's warehouse is a file (e.g. {warehouse}/journeys."
+                              f"duckdb){hint}")
         return warehouse
-    from journey_mining import spark_engine
-
+    catalog = spark_engine.catalog_path(warehouse)  # a URI is refused before Java is looked for
     spark_engine.check_available()
-    catalog = spark_engine.catalog_path(warehouse)
     catalog.parent.mkdir(parents=True, exist_ok=True)
     return catalog
 
@@ -420,8 +426,9 @@ def export_marts(
         Path("warehouse/journeys.duckdb"),
     config: Annotated[Path | None, typer.Option(help="YAML config (engine.kind)")] = None,
 ) -> None:
-    """Write every mart and account_stage_history as Parquet (one file per table), from
-    a warehouse of either engine: for BI tools, or another engine to read."""
+    """Write every mart, account_stage_history and the analysis tables (mining,
+    re-engagement, churn, drivers, KPI history, rejected rows) as Parquet, one file per
+    table, from a warehouse of either engine: for BI tools, or another engine to read."""
     from journey_mining import exports, steps
     from journey_mining import warehouse as warehouse_lib
     from journey_mining.errors import NoDataError

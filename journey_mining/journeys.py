@@ -143,8 +143,11 @@ def _churn(con: duckdb.DuckDBPyConnection) -> dict | None:
 
 
 def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """The tables the warehouse holds (optional steps' tables may be absent)."""
-    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    """The tables and views the warehouse holds (optional steps' tables may be absent;
+    with engine.kind spark the models are views over the build's Parquet)."""
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() UNION "
+        "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
 
 
 def journey_summary(con: duckdb.DuckDBPyConnection) -> JourneySummary:

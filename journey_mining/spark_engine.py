@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -60,7 +61,8 @@ def catalog_path(warehouse: str | Path) -> Path:
     current build and the tables of the steps after the build. A URI is refused: the
     steps after the build read the Parquet through DuckDB, on a file system."""
     text = str(warehouse)
-    if "://" in text:
+    # A command-line Path has folded "s3a://b/x" into "s3a:/b/x": a scheme either way.
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", text):
         raise ConfigError(f"--warehouse {text}: a URI is not supported yet with engine.kind "
                           "spark; give a folder on a file system Spark and this machine "
                           "share (a local folder with master local[N], or a shared mount)")
@@ -84,7 +86,12 @@ def check_available() -> None:
         raise ConfigError("engine.kind is spark but pyspark is not installed: pip install "
                           "'journey-mining[spark]' (pyspark 4.3, and a Java 17+ runtime)"
                           ) from None
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+    home = os.environ.get("JAVA_HOME")
+    if home and not (Path(home) / "bin" / "java").is_file():
+        raise ConfigError(f"engine.kind is spark but JAVA_HOME ({home}) holds no bin/java: "
+                          "point it at a Java 17+ runtime, or unset it to use java on the "
+                          "PATH")
+    if not (home or shutil.which("java")):
         raise ConfigError("engine.kind is spark but no Java runtime was found (java on the "
                           "PATH or JAVA_HOME): install Java 17 or later, e.g. Debian's "
                           "openjdk-17-jre-headless")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from journey_mining.warehouse import table_exists
+
 __all__ = ["ReportData", "report_data"]
 
 
@@ -54,11 +56,6 @@ class ReportData:
     fits: dict = field(default_factory=dict)
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $t",
-                            {"t": table}).fetchall()[0][0])
-
-
 def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
     """Read the marts and analysis tables of the last build (each in its stated order).
 
@@ -71,7 +68,7 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
         return con.sql(sql).df()
 
     def optional(table: str, sql: str | None = None) -> pd.DataFrame | None:
-        if _exists(con, table):
+        if table_exists(con, table):
             return q(sql) if sql else con.table(table).df()
         absent.append(table)
         return None
@@ -114,18 +111,18 @@ def report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
         rejects=q("SELECT * FROM reject_reasons ORDER BY rows DESC, source, reason"),
         resolution=q("SELECT * FROM identity_resolution"),
         advocates=q("SELECT * FROM advocates ORDER BY first_advocacy_at"),
-        tests=q("SELECT * FROM data_test_results") if _exists(con, "data_test_results")
+        tests=q("SELECT * FROM data_test_results") if table_exists(con, "data_test_results")
         else None,
         drivers=optional("conversion_drivers"),
         attribution=optional("attribution"),
         representatives=optional("representative_journeys"),
         history=(q("""SELECT * FROM kpi_history
                       QUALIFY row_number() OVER (PARTITION BY as_of ORDER BY built_at DESC) = 1
-                      ORDER BY as_of""") if _exists(con, "kpi_history") else None),
+                      ORDER BY as_of""") if table_exists(con, "kpi_history") else None),
         absent=tuple(absent),
         purchases=bool(q("SELECT instant_engagements FROM run_parameters").iloc[0, 0]),
         fits=({r.analysis: (r.fitted_at, r.data_as_of, r.this_build) for r in q(
                   "SELECT analysis, fitted_at, data_as_of, fitted_at >= (SELECT built_at "
                   "FROM run_parameters) AS this_build FROM model_fits").itertuples()}
-              if _exists(con, "model_fits") else {}),
+              if table_exists(con, "model_fits") else {}),
     )

@@ -75,3 +75,47 @@ def test_version_and_a_generate_that_never_overwrites_the_sample(tmp_path):
     assert {p.name: p.stat().st_mtime for p in SAMPLE.iterdir()} == before
     missing = subprocess.run([JOURNEY, "generate"], capture_output=True, text=True)
     assert missing.returncode != 0 and "--out" in missing.stderr
+
+
+def _engine_command(tmp_path, *args: str, config: str | None, env: dict | None = None):
+    import os
+
+    if config is not None:
+        (tmp_path / "engine.yml").write_text(config)
+        args = (*args, "--config", "engine.yml")
+    return subprocess.run([JOURNEY, *args], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+SPARK = "engine:\n  kind: spark\n"
+
+
+@pytest.mark.parametrize("uri", ["s3a://bucket/journeys", "hdfs://nn:8020/wh"])
+@pytest.mark.parametrize("command", ["run", "export-marts"])
+def test_a_uri_warehouse_on_spark_is_one_sentence_and_creates_nothing(tmp_path, uri,
+                                                                      command):
+    args = (["run", "--input", str(SAMPLE)] if command == "run" else
+            ["export-marts", "--to", "marts"])
+    result = _engine_command(tmp_path, *args, "--warehouse", uri, config=SPARK)
+    assert result.returncode == 1
+    assert "a URI is not supported yet with engine.kind spark" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["engine.yml"]
+
+
+def test_a_spark_warehouse_folder_without_its_config_says_what_to_pass(tmp_path):
+    (tmp_path / "wh").mkdir()
+    (tmp_path / "wh" / "journeys.duckdb").write_bytes(b"")
+    result = _engine_command(tmp_path, "export-marts", "--to", "marts", "--warehouse", "wh",
+                             config=None)
+    assert result.returncode == 1
+    assert "pass --config with engine.kind: spark" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_java_home_without_java_is_named_before_anything_runs(tmp_path):
+    result = _engine_command(tmp_path, "run", "--input", str(SAMPLE), "--warehouse", "wh",
+                             config=SPARK, env={"JAVA_HOME": str(tmp_path / "no-jdk")})
+    assert result.returncode == 1
+    assert "holds no bin/java" in result.stdout + result.stderr
+    assert not (tmp_path / "wh" / "journeys.duckdb").exists()
