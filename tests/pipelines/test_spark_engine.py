@@ -123,8 +123,8 @@ def test_a_build_that_fails_on_spark_changes_nothing_readers_see(runs):
         "from journey_mining.errors import ModelError\n"
         "run = se.SparkBuild.run_sql_model\n"
         "def failing(self, con, model, parameters):\n"
-        "    if model.name == 'int_touchpoints_stitched':\n"
-        "        raise ModelError('model intermediate/int_touchpoints_stitched.sql failed "
+        "    if model.name == 'int_journey_events':\n"
+        "        raise ModelError('model intermediate/int_journey_events.sql failed "
         "on Spark: planted')\n"
         "    return run(self, con, model, parameters)\n"
         "se.SparkBuild.run_sql_model = failing\n")
@@ -132,7 +132,7 @@ def test_a_build_that_fails_on_spark_changes_nothing_readers_see(runs):
                      "spark.yml", "--outputs", "out_spark", "--reports", "rep_spark",
                      "--no-static-images", "--full-rebuild", cwd=work, python=planted)
     assert failed.returncode != 0
-    assert "int_touchpoints_stitched" in failed.stdout + failed.stderr
+    assert "int_journey_events" in failed.stdout + failed.stderr
     assert [p.name for p in (work / "spark_wh" / "journeys.tables").iterdir()] == [build.name]
     assert _snapshot(catalog) == before
 
