@@ -25,6 +25,7 @@ folder with `master: local[N]`, or a shared mount with a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -137,32 +138,18 @@ class SparkBuild:
     def run_sql_model(self, con: duckdb.DuckDBPyConnection, model, parameters: dict) -> None:
         """A SQL model run by Spark into this build, then published to DuckDB."""
         path = self.folder / model.name
-        try:
+        with _named(model):
             frame = self.spark.sql(to_spark(model.sql), args=parameters)
             frame.write.mode("overwrite").parquet(str(path))
-        except ValueError as exc:  # outside the portable subset (sql/README.md)
-            raise ModelError(f"model {model.layer}/{model.path.name} cannot run on Spark: "
-                             f"{exc}") from None
-        except Exception as exc:  # Spark's own error, named like a failing DuckDB model
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-            raise ModelError(f"model {model.layer}/{model.path.name} failed on Spark: "
-                             f"{first}") from exc
         self.spark.read.parquet(str(path)).createOrReplaceTempView(model.name)
         self.publish(con, model.name)
 
     def run_sql_view(self, model, parameters: dict) -> None:
         """A model materialized as a view (`-- materialized: view`) becomes a Spark view:
         computed where the models after it read it, never written."""
-        try:
+        with _named(model):
             self.spark.sql(to_spark(model.sql), args=parameters).createOrReplaceTempView(
                 model.name)
-        except ValueError as exc:
-            raise ModelError(f"model {model.layer}/{model.path.name} cannot run on Spark: "
-                             f"{exc}") from None
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-            raise ModelError(f"model {model.layer}/{model.path.name} failed on Spark: "
-                             f"{first}") from exc
 
     def publish(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """The DuckDB view of one table of this build (replacing the table or view of that
@@ -193,3 +180,18 @@ class SparkBuild:
         for folder in self.root.iterdir() if self.root.is_dir() else ():
             if folder.is_dir() and folder.name != self.build_id:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _named(model):
+    """A model's failure on Spark as one ModelError naming its file, like a failing
+    DuckDB model: outside the portable subset (sql/README.md), or Spark's own error."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ModelError(f"model {model.layer}/{model.path.name} cannot run on Spark: "
+                         f"{exc}") from None
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise ModelError(f"model {model.layer}/{model.path.name} failed on Spark: "
+                         f"{first}") from exc
