@@ -560,7 +560,9 @@ def run_step(step: Step, ctx: RunContext) -> StepResult:
         if not step.optional or is_stop(exc):
             raise
         problem = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-        ctx.logger.error("%s failed; the run goes on without it: %s", step.name, problem)
+        # The traceback goes with it: `journey run` shows it with --debug only.
+        ctx.logger.error("%s failed; the run goes on without it: %s", step.name, problem,
+                         exc_info=True)
         with warehouse.connected(ctx.warehouse) as con:
             warehouse.record_issue(con, step.name, problem)
             # What an earlier build left in its tables is not this build's answer.

@@ -226,6 +226,14 @@ def test_a_failed_optional_step_renders_the_report_and_is_not_a_complete_build(
     assert rows(warehouse, "SELECT count(*) FROM duckdb_tables() WHERE table_name = "
                            "'build_state'") == [(0,)]
     assert not operations.nothing_new(warehouse, small_exports, load_config(None))
+    assert "re-engagement failed; the run goes on without it" in run.stderr
+    assert "Traceback" not in run.stderr
+    # --debug shows where it failed
+    debug = journey("run", "--input", str(small_exports), "--warehouse", str(warehouse),
+                    "--no-static-images", "--debug", cwd=tmp_path, python=FAIL_REENGAGEMENT)
+    assert debug.returncode == 0, debug.stderr[-3000:]
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert ", in broken" in debug.stderr  # the frame of the planted function
 
 
 # The 2 in 19 stops that were lost: DuckDB ran our signal handler itself while checking
