@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from journey_mining.sql_models import read_sql
+from journey_mining.warehouse import table_exists
 
 __all__ = [
     "BATCH_EVENTS",
@@ -168,14 +169,10 @@ def export_marts(con: duckdb.DuckDBPyConnection, folder: Path, names: list[str]
     warehouse holds, as `<folder>/<table>.parquet`, each appearing whole or not at all;
     returns (table -> file, tables not in the warehouse: a step that did not write them,
     e.g. churn scores without clients)."""
-    present = {row[0] for row in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
-        "UNION SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' "
-        "AND NOT internal").fetchall()}
     folder.mkdir(parents=True, exist_ok=True)
     written, absent = {}, []
     for name in names:
-        if name not in present:
+        if not table_exists(con, name):
             absent.append(name)
             continue
         path = folder / f"{name}.parquet"

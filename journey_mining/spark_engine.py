@@ -6,10 +6,10 @@ What runs where, and why:
 * **Ingest** stays on DuckDB (`catalog_path`: `<warehouse>/journeys.duckdb`): a load is
   all or nothing there, rejected rows kept, as with the default engine.
 * **The SQL models** run on Spark. Each build writes its tables under
-  `<warehouse>/journeys.tables/<build id>/<table>/` (Parquet); a model materialized as
-  a view stays a view on both engines (nothing written): the loaded and configuration
-  tables it reads first, then every model in dependency order, each transpiled by
-  `spark_sql.to_spark`.
+  `<warehouse>/journeys.tables/<build id>/<table>/` (Parquet): the loaded and
+  configuration tables it reads first, then every model in dependency order, each
+  transpiled by `spark_sql.to_spark`. A model materialized as a view stays a view on
+  both engines (nothing written).
 * **The Python models** (the stays) read their inputs from the build's tables through
   DuckDB and write their frames back as Parquet, which Spark reads for the next models.
 * **The switch.** DuckDB holds one view per table over the build's Parquet, created in
@@ -38,6 +38,7 @@ import duckdb
 
 from journey_mining.errors import ConfigError, ModelError
 from journey_mining.spark_sql import to_spark
+from journey_mining.warehouse import drop_tables
 
 __all__ = ["SparkBuild", "catalog_path", "check_available", "session", "tables_root"]
 
@@ -161,14 +162,7 @@ class SparkBuild:
             f'"{column}"::TIMESTAMP AS "{column}"' if str(kind) == "TIMESTAMP WITH TIME ZONE"
             else f'"{column}"' for column, kind in zip(stored.columns, stored.types,
                                                        strict=True))
-        for kind in ("TABLE", "VIEW"):
-            exists = con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE table_name = $n AND $k = 'TABLE' "
-                "AND schema_name = 'main' UNION ALL SELECT count(*) FROM duckdb_views() "
-                "WHERE view_name = $n AND $k = 'VIEW' AND schema_name = 'main' AND NOT internal",
-                {"n": name, "k": kind}).fetchall()
-            if sum(row[0] for row in exists):
-                con.execute(f'DROP {kind} "{name}"')
+        drop_tables(con, [name])
         con.execute(f"CREATE VIEW \"{name}\" AS SELECT {columns} FROM read_parquet('{files}')")
 
     def discard(self) -> None:

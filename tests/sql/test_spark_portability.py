@@ -11,7 +11,6 @@ Java runtime is absent (`make test` installs both).
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -83,12 +82,14 @@ def test_the_subset_check_passes_what_the_rules_make_equal(sql):
 # -- on Spark ---------------------------------------------------------------------------
 
 def _spark_missing() -> str | None:
+    """Why Spark cannot start here, in the command's own words (None: it can)."""
+    from journey_mining.errors import ConfigError
+    from journey_mining.spark_engine import check_available
+
     try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return "pyspark is not installed (make install puts it in the venv)"
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        return "no Java runtime (make test installs openjdk-17-jre-headless with apt)"
+        check_available()
+    except ConfigError as exc:
+        return str(exc)
     return None
 
 
