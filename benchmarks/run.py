@@ -392,27 +392,33 @@ def _replace_section(title: str, lines: list[str]) -> Path:
 
 def engine_benchmark(exports: Path, work: Path, target: int, events: int,
                      memory_limit: str | None, write: bool, master: str = "local[2]") -> None:
-    """`journey run` on the same exports with engine.kind duckdb, then spark (`master`),
-    one after the other (same hour), each into a fresh warehouse with the default
-    outputs; the marts of both are exported (`journey export-marts`) and their row counts
-    compared. BENCHMARKS.md gets a section "journey run on Spark, N events"."""
+    """`journey run` on the same exports with engine.kind duckdb, then spark (`master`)
+    into a warehouse folder, then spark into a URI warehouse (`file://`, through Hadoop's
+    FileSystem as s3a:// would be), one after the other (same hour), each into a fresh
+    warehouse with the default outputs; the marts of each are exported (`journey
+    export-marts`) and their row counts compared. BENCHMARKS.md gets a section "journey
+    run on Spark, N events"."""
     shutil.rmtree(work / "command", ignore_errors=True)
     (work / "command").mkdir(parents=True)
     results, counts = {}, {}
-    for kind in ("duckdb", "spark"):
-        config = work / "command" / f"{kind}.yml"
-        config.write_text((f"resources:\n  memory_limit: {memory_limit}\n"
-                           if memory_limit else "")
-                          + (f"engine:\n  kind: spark\n  master: {master}\n"
-                             if kind == "spark" else ""))
-        warehouse = work / "command" / (f"{kind}.duckdb" if kind == "duckdb" else "spark")
+    limit = f"resources:\n  memory_limit: {memory_limit}\n" if memory_limit else ""
+    spark = f"engine:\n  kind: spark\n  master: {master}\n"
+    settings = {  # kind: (config, --warehouse)
+        "duckdb": (limit, str(work / "command" / "duckdb.duckdb")),
+        "spark": (limit + spark, str(work / "command" / "spark")),
+        "spark, URI": (limit + spark + "  catalog: uri_catalog/journeys.duckdb\n",
+                       (work / "command" / "lake").as_uri()),
+    }
+    for number, (kind, (text, warehouse)) in enumerate(settings.items()):
+        config = work / "command" / f"engine_{number}.yml"
+        config.write_text(text)
         base = [str(Path(sys.executable).parent / "journey")]
-        args = [*base, "run", "--input", str(exports), "--warehouse", str(warehouse),
-                "--config", str(config), "--outputs", str(work / "command" / f"out_{kind}"),
-                "--reports", str(work / "command" / f"rep_{kind}")]
+        args = [*base, "run", "--input", str(exports), "--warehouse", warehouse,
+                "--config", str(config), "--outputs", str(work / "command" / f"out_{number}"),
+                "--reports", str(work / "command" / f"rep_{number}")]
         results[kind] = _run_command(args, work, kind)
-        marts = work / "command" / f"marts_{kind}"
-        subprocess.run([*base, "export-marts", "--warehouse", str(warehouse), "--config",
+        marts = work / "command" / f"marts_{number}"
+        subprocess.run([*base, "export-marts", "--warehouse", warehouse, "--config",
                         str(config), "--to", str(marts)], check=True, capture_output=True)
         import duckdb
 
@@ -420,11 +426,11 @@ def engine_benchmark(exports: Path, work: Path, target: int, events: int,
         counts[kind] = {p.stem: con.execute(
             "SELECT count(*) FROM read_parquet($p)", {"p": str(p)}).fetchall()[0][0]
             for p in sorted(marts.glob("*.parquet"))}
-    same = counts["duckdb"] == counts["spark"]
-    duck, spark = results["duckdb"], results["spark"]
+    same = all(counts[kind] == counts["duckdb"] for kind in counts)
     build = {kind: dict(r["steps"]).get("build", float("nan")) for kind, r in results.items()}
-    print(f"  build: duckdb {build['duckdb']:.1f} s, spark {build['spark']:.1f} s "
-          f"(x{build['spark'] / build['duckdb']:.1f}); marts' row counts equal: {same}")
+    duck = results["duckdb"]
+    print("  build: " + ", ".join(f"{kind} {sec:.1f} s" for kind, sec in build.items())
+          + f"; marts' row counts equal: {same}")
     if not write:
         return
     label = f"{target / 1e6:g} M"
@@ -432,27 +438,33 @@ def engine_benchmark(exports: Path, work: Path, target: int, events: int,
              f"{events:,} generated events.", "",
              f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; `journey run` as a user "
              "runs it (a subprocess, default outputs), first with engine.kind duckdb, then "
-             f"with engine.kind spark, master {master}, on the same exports, each into a "
-             "fresh warehouse"
+             f"with engine.kind spark, master {master}, into a warehouse folder, then into a "
+             "URI warehouse (`file://`, through Hadoop's FileSystem as `s3a://` would be: "
+             "loaded tables uploaded, built tables downloaded beside the catalog), on the "
+             "same exports, each into a fresh warehouse"
              + (f"; resources.memory_limit {memory_limit}" if memory_limit else "")
              + ". On Spark only the build's SQL models run on Spark (README, \"On Apache "
              "Spark\"); the steps after it read its Parquet through DuckDB. Peak memory is "
              "the resident set of the process tree (the command, its Prefect server, the "
              "Spark JVM).", "",
-             "| step | duckdb (s) | spark (s) |", "|---|---:|---:|"]
-    for step in dict.fromkeys(step for r in (duck, spark) for step, _ in r["steps"]):
+             "| step | " + " | ".join(f"{kind} (s)" for kind in results) + " |",
+             "|---|" + "---:|" * len(results)]
+    for step in dict.fromkeys(step for r in results.values() for step, _ in r["steps"]):
         cells = [next((f"{sec:.1f}" for s_, sec in r["steps"] if s_ == step), "-")
-                 for r in (duck, spark)]
+                 for r in results.values()]
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
-    lines += [f"| **journey run, start to exit** | **{duck['wall']:.1f}** | "
-              f"**{spark['wall']:.1f}** |", "",
-              "| measure | value |", "|---|---:|",
-              f"| build on Spark / build on DuckDB | x{build['spark'] / build['duckdb']:.1f} |",
-              f"| run on Spark / run on DuckDB | x{spark['wall'] / duck['wall']:.1f} |",
-              f"| peak resident memory, duckdb | {duck['peak_mb']:,.0f} MB |",
-              f"| peak resident memory, spark | {spark['peak_mb']:,.0f} MB |",
-              f"| tables exported by `journey export-marts` | {len(counts['spark'])} |",
-              f"| their row counts equal on both engines | {'yes' if same else 'no'} |"]
+    lines += ["| **journey run, start to exit** | "
+              + " | ".join(f"**{r['wall']:.1f}**" for r in results.values()) + " |", "",
+              "| measure | value |", "|---|---:|"]
+    for kind, r in results.items():
+        if kind != "duckdb":
+            lines += [f"| build on {kind} / build on DuckDB | "
+                      f"x{build[kind] / build['duckdb']:.1f} |",
+                      f"| run on {kind} / run on DuckDB | x{r['wall'] / duck['wall']:.1f} |"]
+    lines += [f"| peak resident memory, {kind} | {r['peak_mb']:,.0f} MB |"
+              for kind, r in results.items()]
+    lines += [f"| tables exported by `journey export-marts` | {len(counts['spark'])} |",
+              f"| their row counts equal on every engine | {'yes' if same else 'no'} |"]
     print(f"  wrote {_replace_section(f'journey run on Spark, {label} events', lines)}")
 
 

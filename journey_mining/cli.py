@@ -103,14 +103,24 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None,
     return settings
 
 
-def _engine_warehouse(warehouse: Path, config: Path | None) -> Path:
-    """The DuckDB file a run opens: `--warehouse` itself, or with engine.kind spark the
-    catalog of the warehouse folder (spark_engine.catalog_path), once Spark is known to
-    be able to start here (pyspark, a Java runtime)."""
+def _engine_warehouse(warehouse: str | Path, config: Path | None,
+                      writes: bool = True) -> tuple[Path, str | None]:
+    """The DuckDB file a run opens and, with a URI warehouse, where Spark's tables go:
+    `--warehouse` itself on the default engine; with engine.kind spark the catalog of the
+    warehouse folder, or the config's engine.catalog for a URI (spark_engine.locate),
+    once Spark is known to be able to start here (pyspark, a Java runtime) and, for a
+    command that `writes` there, to write to the URI (the session started for the check
+    is the one the build uses)."""
     from journey_mining import spark_engine
     from journey_mining.config import load_config
 
-    if load_config(config).engine.kind != "spark":
+    engine = load_config(config).engine
+    if engine.kind != "spark":
+        if spark_engine.is_uri(warehouse):
+            raise ConfigError(f"--warehouse {warehouse} is a URI, which only the Spark "
+                              "engine writes to: pass --config with engine.kind: spark "
+                              "(and engine.catalog), or give a DuckDB file")
+        warehouse = Path(warehouse)
         if warehouse.is_dir():
             hint = ("; it holds a Spark warehouse (journeys.duckdb): pass --config with "
                     "engine.kind: spark" if spark_engine.catalog_path(warehouse).exists()
@@ -118,30 +128,33 @@ def _engine_warehouse(warehouse: Path, config: Path | None) -> Path:
             raise ConfigError(f"--warehouse {warehouse} is a folder, and the DuckDB "
                               f"engine's warehouse is a file (e.g. {warehouse}/journeys."
                               f"duckdb){hint}")
-        return warehouse
-    catalog = spark_engine.catalog_path(warehouse)  # a URI is refused before Java is looked for
+        return warehouse, None
+    catalog, tables_uri = spark_engine.locate(warehouse, engine.catalog)  # before Java
     spark_engine.check_available()
+    if tables_uri and writes:
+        spark_engine.check_writable(tables_uri, engine)
     catalog.parent.mkdir(parents=True, exist_ok=True)
-    return catalog
+    return catalog, tables_uri
 
 
-def _run(input_dir: Path, warehouse: Path, config: Path | None, as_of: dt.datetime | None,
-         full_reload: bool, outputs: Path, reports: Path = Path("reports"),
-         static_images: bool = True, debug: bool = False, refit: bool = False,
-         full_rebuild: bool = False) -> dict:
+def _run(input_dir: Path, warehouse: str | Path, config: Path | None,
+         as_of: dt.datetime | None, full_reload: bool, outputs: Path,
+         reports: Path = Path("reports"), static_images: bool = True, debug: bool = False,
+         refit: bool = False, full_rebuild: bool = False) -> dict:
     _prefect_environment()
     from journey_mining import warehouse as warehouse_lib
 
-    warehouse = _engine_warehouse(warehouse, config)
+    warehouse, tables_uri = _engine_warehouse(warehouse, config)
     settings = _preflight(input_dir, warehouse, config)
     # Held from here to the end: a second run is refused in a second, before Prefect.
     with warehouse_lib.exclusive(warehouse, share_in_process=True):
         return _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, reports,
-                           static_images, debug, settings, refit, full_rebuild)
+                           static_images, debug, settings, refit, full_rebuild, tables_uri)
 
 
 def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, reports,
-                static_images, debug, settings, refit=False, full_rebuild=False) -> dict:
+                static_images, debug, settings, refit=False, full_rebuild=False,
+                tables_uri=None) -> dict:
     from journey_mining import operations
     from journey_mining import warehouse as warehouse_lib
     from journey_mining.operations import local_prefect_api, stop_on_signals
@@ -167,7 +180,7 @@ def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, repor
             return journey_pipeline(
                 str(input_dir), str(warehouse), str(config) if config else None, as_of,
                 full_reload, str(outputs), str(reports), static_images, refit=refit,
-                full_rebuild=full_rebuild,
+                full_rebuild=full_rebuild, tables_uri=tables_uri,
             )
     except BaseException:
         if new_warehouse:
@@ -264,10 +277,11 @@ def _main(version: Annotated[bool, typer.Option(
 @app.command()
 def run(
     input: Annotated[Path, typer.Option("--input", "-i", help="folder of source exports")],
-    warehouse: Annotated[Path, typer.Option(
+    warehouse: Annotated[str, typer.Option(
         help="DuckDB warehouse file (created if absent); with engine.kind spark, the "
-             "warehouse folder (its journeys.duckdb and journeys.tables/)")] =
-        Path("warehouse/journeys.duckdb"),
+             "warehouse folder (its journeys.duckdb and journeys.tables/) or a URI "
+             "(s3a://..., hdfs://...; the catalog is then engine.catalog)")] =
+        "warehouse/journeys.duckdb",
     config: Annotated[Path | None, typer.Option(help="YAML config (column maps, stage map, ...)")] =
         None,
     as_of: Annotated[str | None, typer.Option(help="analysis date (default: latest event)")] =
@@ -333,8 +347,9 @@ def demo(
 @app.command()
 def serve(
     input: Annotated[Path, typer.Option("--input", "-i", help="folder of source exports")],
-    warehouse: Annotated[Path, typer.Option(help="DuckDB warehouse file")] =
-        Path("warehouse/journeys.duckdb"),
+    warehouse: Annotated[str, typer.Option(
+        help="DuckDB warehouse file; with engine.kind spark, the warehouse folder or URI")] =
+        "warehouse/journeys.duckdb",
     config: Annotated[Path | None, typer.Option(help="YAML config (schedule.cron, ...)")] = None,
     cron: Annotated[str | None, typer.Option(help="cron line, overrides schedule.cron")] = None,
     name: Annotated[str, typer.Option(help="deployment name")] = "daily-journeys",
@@ -355,7 +370,7 @@ def serve(
     from journey_mining.operations import local_prefect_api
 
     try:
-        warehouse = _engine_warehouse(warehouse, config)
+        warehouse, tables_uri = _engine_warehouse(warehouse, config)
         settings = _preflight(input, warehouse, config, need_files=False)
         if cron is not None:
             settings.schedule.with_cron(cron)  # a bad --cron before the API starts
@@ -373,7 +388,7 @@ def serve(
         try:
             definition = deployment(str(input), str(warehouse),
                                     str(config) if config else None, cron, name,
-                                    str(outputs), str(reports))
+                                    str(outputs), str(reports), tables_uri)
         except JourneyError as exc:
             _fail(exc)
         schedule = definition.schedules[0].schedule
@@ -421,9 +436,9 @@ def _serve(definition) -> None:
 @app.command("export-marts")
 def export_marts(
     to: Annotated[Path, typer.Option("--to", help="folder for the Parquet files")],
-    warehouse: Annotated[Path, typer.Option(
-        help="DuckDB warehouse file; with engine.kind spark, the warehouse folder")] =
-        Path("warehouse/journeys.duckdb"),
+    warehouse: Annotated[str, typer.Option(
+        help="DuckDB warehouse file; with engine.kind spark, the warehouse folder or URI "
+             "(whose catalog, engine.catalog, is read)")] = "warehouse/journeys.duckdb",
     config: Annotated[Path | None, typer.Option(help="YAML config (engine.kind)")] = None,
 ) -> None:
     """Write every mart, account_stage_history and the analysis tables (mining,
@@ -434,7 +449,7 @@ def export_marts(
     from journey_mining.errors import NoDataError
 
     try:
-        path = _engine_warehouse(warehouse, config)
+        path, _ = _engine_warehouse(warehouse, config, writes=False)
         if not path.exists():
             raise NoDataError(f"{path}: no warehouse there yet; run `journey run` first")
         with warehouse_lib.connected(path, read_only=True) as con:

@@ -563,6 +563,11 @@ class EngineConfig(_Strict):
                         description="Spark master: local[N], spark://host:7077, k8s://...")
     conf: dict[str, str] = Field(default_factory=dict,
                                  description="Spark settings, e.g. spark.driver.memory: 4g")
+    catalog: str | None = Field(
+        default=None,
+        description="with a URI --warehouse (s3a://, hdfs://, ...): the local DuckDB file "
+                    "that holds the loads and the tables the steps after the build read, "
+                    "relative to this config file")
 
     @field_validator("conf", mode="before")
     @classmethod
@@ -681,4 +686,10 @@ def load_config(path: str | Path | None) -> Config:
         config = config.model_copy(
             update={"analysis": config.analysis.model_copy(update={"stage_map": resolved})}
         )
+    catalog = config.engine.catalog
+    if catalog and not Path(catalog).is_absolute():
+        # So is the catalog of a URI warehouse: the config and its catalog go together.
+        resolved = str((path.parent / catalog).resolve())
+        config = config.model_copy(
+            update={"engine": config.engine.model_copy(update={"catalog": resolved})})
     return config

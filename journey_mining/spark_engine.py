@@ -19,8 +19,22 @@ What runs where, and why:
 * **The steps after the build** (mining, churn, drivers, data tests, report, exports)
   read those views like tables, on DuckDB, unchanged.
 
-Spark needs the Parquet folder on a file system both it and this process read: a local
-folder with `master: local[N]`, or a shared mount with a cluster.
+Where the tables are (`locate`):
+
+* **A folder** (`--warehouse wh/`, or a `.duckdb` path): the catalog is `wh/journeys.duckdb`
+  and the builds are under `wh/journeys.tables/`; Spark and this process read the same
+  files (a local folder with `master: local[N]`, or a mount both share).
+* **A URI** (`--warehouse s3a://bucket/journeys`, `hdfs://...`, `abfss://...`,
+  `file:///...`): Spark writes the builds under `<uri>/journeys.tables/`, where other
+  Spark jobs read them; the catalog is a local DuckDB file (`engine.catalog`). Files move
+  between the two through Hadoop's FileSystem on the driver, with Spark's own
+  credentials: the tables DuckDB gives Spark are uploaded as the Parquet DuckDB wrote,
+  and each table Spark writes is downloaded, as the Parquet Spark wrote, into the
+  catalog's local copy of the build (`journeys.tables/<build id>/`, the same layout as a
+  folder warehouse), which the views read. Files, not Arrow batches through the driver:
+  the bytes and so the types are exactly those of a folder warehouse (Arrow would turn
+  DuckDB's HUGEINT into a decimal where Parquet gives a double, and refuses unsigned
+  types), and a table is never held whole in the driver's memory.
 """
 
 from __future__ import annotations
@@ -40,7 +54,8 @@ from journey_mining.errors import ConfigError, ModelError
 from journey_mining.spark_sql import to_spark
 from journey_mining.warehouse import drop_tables
 
-__all__ = ["SparkBuild", "catalog_path", "check_available", "session", "tables_root"]
+__all__ = ["SparkBuild", "catalog_path", "check_available", "check_writable", "is_uri",
+           "locate", "session", "tables_root"]
 
 CATALOG_FILE = "journeys.duckdb"
 
@@ -57,19 +72,48 @@ _DEFAULT_CONF = {
 }
 
 
+# A URI as a user writes it (s3a://bucket/x, file:///tmp/x); one letter is a drive (C:/).
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+# A URI a pathlib.Path has folded ("s3a://b/x" -> "s3a:/b/x"): its authority is lost.
+_FOLDED_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/(?!/)")
+# The name of a build's folder (SparkBuild.build_id): nothing else under a root is removed.
+_BUILD_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
+def is_uri(warehouse: str | Path) -> bool:
+    """Whether `--warehouse` names a URI (tables written by Spark there) or a folder."""
+    return bool(_URI.match(str(warehouse)))
+
+
 def catalog_path(warehouse: str | Path) -> Path:
-    """The DuckDB file of a Spark warehouse: `--warehouse` itself when it names a .duckdb
+    """The DuckDB file of a folder warehouse: `--warehouse` itself when it names a .duckdb
     file, else `journeys.duckdb` in that folder. It holds the loads, the views over the
-    current build and the tables of the steps after the build. A URI is refused: the
-    steps after the build read the Parquet through DuckDB, on a file system."""
-    text = str(warehouse)
-    # A command-line Path has folded "s3a://b/x" into "s3a:/b/x": a scheme either way.
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", text):
-        raise ConfigError(f"--warehouse {text}: a URI is not supported yet with engine.kind "
-                          "spark; give a folder on a file system Spark and this machine "
-                          "share (a local folder with master local[N], or a shared mount)")
+    current build and the tables of the steps after the build."""
+    if _FOLDED_URI.match(str(warehouse)):
+        raise ConfigError(f"--warehouse {warehouse}: a URI that lost its '//' (a file "
+                          "path cannot hold one); pass it as text, e.g. s3a://bucket/path")
     path = Path(warehouse)
     return path if path.suffix == ".duckdb" else path / CATALOG_FILE
+
+
+def locate(warehouse: str | Path, catalog: str | None) -> tuple[Path, str | None]:
+    """A Spark warehouse's (catalog, tables URI): for a folder, the catalog inside it
+    and no URI; for a URI, the local catalog the config names (`engine.catalog`)."""
+    text = str(warehouse)
+    if not is_uri(text):
+        if catalog:
+            raise ConfigError(f"engine.catalog ({catalog}) is for a URI --warehouse; the "
+                              f"folder {text} keeps its own catalog (journeys.duckdb): "
+                              "remove engine.catalog, or give --warehouse as a URI")
+        return catalog_path(text), None
+    if not catalog:
+        raise ConfigError(f"--warehouse {text} is a URI: set engine.catalog in the config to "
+                          "the local DuckDB file that holds the loads and what the steps "
+                          "after the build read (e.g. engine.catalog: journeys.duckdb)")
+    if Path(catalog).suffix != ".duckdb":
+        raise ConfigError(f"engine.catalog ({catalog}) names a DuckDB file: end it in "
+                          ".duckdb")
+    return Path(catalog), text.rstrip("/")
 
 
 def tables_root(catalog: str | Path) -> Path:
@@ -99,6 +143,14 @@ def check_available() -> None:
                           "openjdk-17-jre-headless")
 
 
+def check_writable(tables_uri: str, engine) -> None:
+    """A ConfigError in one sentence when Spark, started as the build starts it
+    (`engine`: master and conf), cannot write to the URI: no file system for its scheme
+    here, or the URI refused. Checked before a run, not half-way through a build."""
+    spark = session(engine.master, tuple(sorted(engine.conf.items())))
+    _RemoteFolder(spark, tables_uri).check_reachable()
+
+
 @functools.cache
 def session(master: str, conf: tuple[tuple[str, str], ...] = ()):
     """The process's Spark session for this master and conf (started once: ~8 s)."""
@@ -119,14 +171,24 @@ class SparkBuild:
 
     Inputs and Python models' tables are written by DuckDB as Parquet and read by
     Spark; SQL models are run by Spark and written as Parquet; every table gets a DuckDB
-    view over its Parquet in the build's transaction (`publish`).
+    view over its Parquet in the build's transaction (`publish`). With a tables URI,
+    Spark's copy of the build is there and the views read a local copy of its files.
     """
 
-    def __init__(self, spark, catalog: str | Path):
+    def __init__(self, spark, catalog: str | Path, tables_uri: str | None = None):
         self.spark = spark
-        self.root = tables_root(catalog).resolve()  # views read it from any folder
         self.build_id = uuid.uuid4().hex[:12]
+        self.root = tables_root(catalog).resolve()  # views read it from any folder
         self.folder = self.root / self.build_id
+        self.remote = None
+        if tables_uri:
+            self.remote = _RemoteFolder(spark, f"{tables_uri}/{tables_root(catalog).name}")
+
+    def _spark_path(self, name: str) -> str:
+        """Where Spark reads and writes one table of this build."""
+        if self.remote is None:
+            return str(self.folder / name)
+        return f"{self.remote.uri}/{self.build_id}/{name}"
 
     def share(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """A table DuckDB holds (loaded, configuration, a Python model's), given to Spark:
@@ -134,15 +196,20 @@ class SparkBuild:
         path = self.folder / name
         path.mkdir(parents=True, exist_ok=True)
         con.table(name).to_parquet(str(path / "part-0.parquet"))
-        self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
+        if self.remote is not None:  # DuckDB reads its own table: no local copy kept
+            self.remote.upload(path / "part-0.parquet", f"{self._spark_path(name)}/part-0.parquet")
+            shutil.rmtree(path)
+        self.spark.read.parquet(self._spark_path(name)).createOrReplaceTempView(name)
 
     def run_sql_model(self, con: duckdb.DuckDBPyConnection, model, parameters: dict) -> None:
         """A SQL model run by Spark into this build, then published to DuckDB."""
-        path = self.folder / model.name
+        target = self._spark_path(model.name)
         with _named(model):
             frame = self.spark.sql(to_spark(model.sql), args=parameters)
-            frame.write.mode("overwrite").parquet(str(path))
-        self.spark.read.parquet(str(path)).createOrReplaceTempView(model.name)
+            frame.write.mode("overwrite").parquet(target)
+        self.spark.read.parquet(target).createOrReplaceTempView(model.name)
+        if self.remote is not None:
+            self.remote.download_parquet(target, self.folder / model.name)
         self.publish(con, model.name)
 
     def run_sql_view(self, model, parameters: dict) -> None:
@@ -166,14 +233,87 @@ class SparkBuild:
         con.execute(f"CREATE VIEW \"{name}\" AS SELECT {columns} FROM read_parquet('{files}')")
 
     def discard(self) -> None:
-        """A failed build leaves nothing: its folder goes (readers never saw it)."""
+        """A failed build leaves nothing: its folders go (readers never saw them)."""
         shutil.rmtree(self.folder, ignore_errors=True)
+        if self.remote is not None:
+            self.remote.remove(self.build_id)
 
     def keep_only_this(self) -> None:
-        """After the commit: the folders of earlier builds go (no view reads them now)."""
+        """After the commit: the folders of earlier builds go (no view reads them now).
+        Only folders named like a build are removed: nothing else a user keeps there."""
         for folder in self.root.iterdir() if self.root.is_dir() else ():
-            if folder.is_dir() and folder.name != self.build_id:
+            if folder.is_dir() and _BUILD_ID.match(folder.name) and folder != self.folder:
                 shutil.rmtree(folder, ignore_errors=True)
+        if self.remote is not None:
+            for name in self.remote.folders():
+                if _BUILD_ID.match(name) and name != self.build_id:
+                    self.remote.remove(name)
+
+
+class _RemoteFolder:
+    """A folder at a URI, through Hadoop's FileSystem on the driver: the file system and
+    the credentials Spark itself uses for that scheme (engine.conf, the cluster's)."""
+
+    def __init__(self, spark, uri: str):
+        self.uri = uri
+        jvm = spark.sparkContext._jvm
+        self._path = jvm.org.apache.hadoop.fs.Path
+        self._hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+        self._fs = None
+
+    def _filesystem(self):
+        if self._fs is None:
+            self._fs = self._path(self.uri).getFileSystem(self._hadoop_conf)
+        return self._fs
+
+    def check_reachable(self) -> None:
+        """A ConfigError in one sentence when Spark has no file system for the scheme here
+        (s3a:// needs hadoop-aws on Spark's class path) or cannot create the folder."""
+        scheme = self.uri.split(":", 1)[0]
+        try:
+            created = self._filesystem().mkdirs(self._path(self.uri))
+        except Exception as exc:  # noqa: BLE001 - Py4J and Spark wrap every Java error
+            java = getattr(exc, "java_exception", None)
+            text = java.toString() if java is not None else str(exc)
+            if "No FileSystem for scheme" in text or "ClassNotFoundException" in text:
+                raise ConfigError(f"--warehouse {self.uri}: Spark has no file system for "
+                                  f"{scheme}:// here; add its connector to Spark's class "
+                                  "path (for s3a, hadoop-aws and the AWS SDK jars, e.g. "
+                                  "engine.conf spark.jars), or run on a cluster that has "
+                                  "it") from None
+            first = next((line for line in text.splitlines() if line.strip()), repr(exc))
+            raise ConfigError(f"--warehouse {self.uri}: Spark cannot write there: "
+                              f"{first.strip()}") from None
+        if not created:
+            raise ConfigError(f"--warehouse {self.uri}: Spark cannot create that folder")
+
+    def upload(self, local: Path, uri: str) -> None:
+        """One local file to the URI (replacing what is there)."""
+        self._filesystem().copyFromLocalFile(False, True, self._path(str(local)),
+                                             self._path(uri))
+
+    def download_parquet(self, uri: str, local: Path) -> None:
+        """The Parquet files of one table Spark wrote, into a local folder, in name order
+        (the order of Spark's tasks, which DuckDB's glob keeps)."""
+        local.mkdir(parents=True, exist_ok=True)
+        statuses = self._filesystem().listStatus(self._path(uri))
+        names = sorted(str(status.getPath().getName()) for status in statuses
+                       if status.isFile())
+        for name in (name for name in names if name.endswith(".parquet")):
+            self._filesystem().copyToLocalFile(False, self._path(f"{uri}/{name}"),
+                                               self._path(str(local / name)), True)
+
+    def folders(self) -> list[str]:
+        """The names of the folders at the URI (the builds there)."""
+        root = self._path(self.uri)
+        if not self._filesystem().exists(root):
+            return []
+        return [str(status.getPath().getName())
+                for status in self._filesystem().listStatus(root) if status.isDirectory()]
+
+    def remove(self, name: str) -> None:
+        """One folder at the URI, with everything in it (absent: nothing to do)."""
+        self._filesystem().delete(self._path(f"{self.uri}/{name}"), True)
 
 
 @contextlib.contextmanager

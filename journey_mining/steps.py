@@ -111,6 +111,7 @@ class RunContext:
     run_name: str | None = None              # report folder name (default: asof-<date>)
     static_images: bool = True
     pseudonym_key: str | None = None
+    tables_uri: str | None = None            # engine.kind spark: the URI of its tables
     logger: logging.Logger | logging.LoggerAdapter = log
     results: dict = field(default_factory=dict)   # step name -> its StepResult
     # Prefect's artifacts (the flow sets it; None: nothing to publish)
@@ -251,10 +252,11 @@ def _spark_build(ctx: RunContext):
         return None
     from journey_mining import spark_engine
 
-    ctx.logger.info("engine: spark (%s); the models' tables go to %s", engine.master,
-                    spark_engine.tables_root(ctx.warehouse))
+    where = (f"{ctx.tables_uri}/{spark_engine.tables_root(ctx.warehouse).name}"
+             if ctx.tables_uri else spark_engine.tables_root(ctx.warehouse))
+    ctx.logger.info("engine: spark (%s); the models' tables go to %s", engine.master, where)
     spark = spark_engine.session(engine.master, tuple(sorted(engine.conf.items())))
-    return spark_engine.SparkBuild(spark, ctx.warehouse)
+    return spark_engine.SparkBuild(spark, ctx.warehouse, ctx.tables_uri)
 
 
 def _built_how(how: tuple[int, int] | str) -> str:

@@ -113,21 +113,24 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
                      as_of: dt.datetime | None = None, full_reload: bool = False,
                      outputs: str = "outputs", reports_dir: str = "reports",
                      static_images: bool = True, wait_for_lock_seconds: float = 0,
-                     refit: bool = False, full_rebuild: bool = False) -> dict:
+                     refit: bool = False, full_rebuild: bool = False,
+                     tables_uri: str | None = None) -> dict:
     """Load the exports; if anything changed, run every declared step and publish.
 
     Holds the warehouse for the whole run: a second run against it is refused, or
     waits up to `wait_for_lock_seconds` (the scheduled deployment waits an hour).
     Report folder, outputs and artifact keys are named by the build's as-of date.
     `refit` fits the heavy analyses now instead of on their cadence (config `fits`);
-    `full_rebuild` builds every model in full, none of them in part.
+    `full_rebuild` builds every model in full, none of them in part. `tables_uri`: with
+    engine.kind spark and a URI warehouse, where Spark writes the tables
+    (`warehouse_path` is then the local catalog).
     """
     config = load_config(config_path)
     # The key comes from the environment, never a parameter: Prefect stores parameters.
     ctx = steps.RunContext(warehouse_path, config, input_dir, as_of=as_of,
                            full_reload=full_reload, outputs=outputs, reports_dir=reports_dir,
                            static_images=static_images, pseudonym_key=pseudonym_key(config),
-                           refit=refit, full_rebuild=full_rebuild)
+                           refit=refit, full_rebuild=full_rebuild, tables_uri=tables_uri)
     ctx.publish = publish_artifacts
     with warehouse.exclusive(warehouse_path, wait_for_lock_seconds):
         outcome = steps.run_plan(ctx, _execute)
@@ -136,7 +139,8 @@ def journey_pipeline(input_dir: str, warehouse_path: str, config_path: str | Non
 
 def deployment(input_dir: str, warehouse_path: str, config_path: str | None = None,
                cron: str | None = None, name: str = "daily-journeys",
-               outputs: str = "outputs", reports_dir: str = "reports"):
+               outputs: str = "outputs", reports_dir: str = "reports",
+               tables_uri: str | None = None):
     """The pipeline as a Prefect deployment on the config's cron (or `cron`)."""
     from prefect.client.schemas.schedules import CronSchedule
 
@@ -155,7 +159,7 @@ def deployment(input_dir: str, warehouse_path: str, config_path: str | None = No
                     "config_path": str(Path(config_path).resolve()) if config_path else None,
                     "outputs": str(Path(outputs).resolve()),
                     "reports_dir": str(Path(reports_dir).resolve()),
-                    "wait_for_lock_seconds": 3600},
+                    "wait_for_lock_seconds": 3600, "tables_uri": tables_uri},
         description="Load new exports, rebuild, mine and report the customer journeys.",
         tags=["journey-mining"],
     )

@@ -90,15 +90,38 @@ def _engine_command(tmp_path, *args: str, config: str | None, env: dict | None =
 SPARK = "engine:\n  kind: spark\n"
 
 
-@pytest.mark.parametrize("uri", ["s3a://bucket/journeys", "hdfs://nn:8020/wh"])
+@pytest.mark.parametrize(("uri", "config", "said"), [
+    ("s3a://bucket/journeys", SPARK, "is a URI: set engine.catalog in the config"),
+    ("hdfs://nn:8020/wh", SPARK, "is a URI: set engine.catalog in the config"),
+    ("s3a://bucket/journeys", None, "is a URI, which only the Spark engine writes to"),
+    ("wh", SPARK + "  catalog: local.duckdb\n", "engine.catalog (")])
 @pytest.mark.parametrize("command", ["run", "export-marts"])
-def test_a_uri_warehouse_on_spark_is_one_sentence_and_creates_nothing(tmp_path, uri,
-                                                                      command):
+def test_a_uri_warehouse_without_what_it_needs_is_one_sentence_and_creates_nothing(
+        tmp_path, uri, config, said, command):
     args = (["run", "--input", str(SAMPLE)] if command == "run" else
             ["export-marts", "--to", "marts"])
-    result = _engine_command(tmp_path, *args, "--warehouse", uri, config=SPARK)
+    result = _engine_command(tmp_path, *args, "--warehouse", uri, config=config)
     assert result.returncode == 1
-    assert "a URI is not supported yet with engine.kind spark" in result.stdout + result.stderr
+    assert said in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["engine.yml"] if config else [])
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_a_uri_spark_cannot_write_to_is_one_sentence_before_anything_runs(tmp_path):
+    """s3a:// without the hadoop-aws connector (not shipped with pyspark): said once
+    Spark has started, before a row is loaded (no network is needed to find it out)."""
+    from tests.sql.test_spark_portability import _spark_missing
+
+    if _spark_missing():
+        pytest.skip(_spark_missing())
+    result = _engine_command(tmp_path, "run", "--input", str(SAMPLE), "--warehouse",
+                             "s3a://bucket/journeys",
+                             config=SPARK + "  catalog: cat/journeys.duckdb\n")
+    assert result.returncode == 1
+    assert ("Spark has no file system for s3a:// here; add its connector to Spark's class "
+            "path") in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["engine.yml"]
 

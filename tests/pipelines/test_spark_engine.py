@@ -1,7 +1,8 @@
 """`journey run` with `engine.kind: spark`, as a user runs it (issue 30): the report is
-written, every model's table equals the default engine's on the same exports, `journey
-export-marts` writes the same Parquet from both, and a build that fails on Spark
-changes nothing a reader sees.
+written, every model's table equals the default engine's on the same exports, with the
+warehouse a folder or a URI (`file://`, which goes through Hadoop's FileSystem as
+s3a:// or hdfs:// would), `journey export-marts` writes the same Parquet from both
+engines, and a build that fails on Spark changes nothing a reader sees.
 
 One small generated world with a seed and settings of its own (not the sample's). The
 commands run as subprocesses, each with its own Spark session (~8 s to start) and
@@ -26,6 +27,9 @@ engine:
   conf:
     spark.sql.shuffle.partitions: 2
 """
+# The same engine with a URI warehouse: the catalog is a local file the config names.
+URI_CONFIG = SPARK_CONFIG.replace("engine:\n", "engine:\n  catalog: uri_catalog/journeys.duckdb\n")
+STALE_BUILD = "0123456789ab"  # a folder named like a build, left by an earlier run
 
 # Columns a clock or the run's own fingerprint fills, not the data.
 CLOCK_COLUMNS = {"built_at", "loaded_at", "trained_at", "fitted_at", "finished_at",
@@ -50,11 +54,19 @@ def runs(tmp_path_factory):
     duck = journey("run", "--input", "exports", "--warehouse", "duck.duckdb",
                    "--outputs", "out_duck", "--reports", "rep_duck", "--no-static-images",
                    cwd=work)
-    return work, spark, duck
+    (work / "uri.yml").write_text(URI_CONFIG)
+    for root in (work / "lake" / "journeys.tables", work / "uri_catalog" / "journeys.tables"):
+        (root / STALE_BUILD / "touchpoints").mkdir(parents=True)
+        (root / STALE_BUILD / "touchpoints" / "part-0.parquet").write_bytes(b"old")
+        (root / "notes").mkdir()  # not a build: a user's folder stays
+    uri = journey("run", "--input", "exports", "--warehouse", (work / "lake").as_uri(),
+                  "--config", "uri.yml", "--outputs", "out_uri", "--reports", "rep_uri",
+                  "--no-static-images", cwd=work)
+    return work, spark, duck, uri
 
 
 def test_journey_run_on_spark_writes_the_report(runs):
-    work, spark, _ = runs
+    work, spark, *_ = runs
     assert spark.returncode == 0, spark.stderr[-3000:]
     assert "engine: spark (local[2])" in spark.stderr
     assert (work / "spark_wh" / "journeys.duckdb").is_file()
@@ -64,11 +76,36 @@ def test_journey_run_on_spark_writes_the_report(runs):
     assert "report:" in spark.stdout and report.stat().st_size > 100_000
 
 
-def test_every_table_equals_the_default_engines(runs):
-    work, spark, duck = runs
-    assert spark.returncode == 0 and duck.returncode == 0, (spark.stderr[-2000:],
-                                                            duck.stderr[-2000:])
-    con = duckdb.connect(str(work / "spark_wh" / "journeys.duckdb"), read_only=True)
+def test_a_uri_warehouse_keeps_the_build_there_and_its_files_beside_the_catalog(runs):
+    work, *_, uri = runs
+    assert uri.returncode == 0, uri.stderr[-3000:]
+    assert f"the models' tables go to {(work / 'lake').as_uri()}/journeys.tables" in uri.stderr
+    remote, local = work / "lake" / "journeys.tables", work / "uri_catalog" / "journeys.tables"
+    # The earlier build is gone from both; what is not a build stays.
+    (build,) = {p.name for p in remote.iterdir()} - {"notes"}
+    assert {p.name for p in local.iterdir()} == {build, "notes"} and build != STALE_BUILD
+    # Spark wrote every model at the URI; the views read the catalog's copy of its files.
+    written = {p.name for p in (remote / build).iterdir()}
+    assert {"stg_crm__accounts", "account_journeys", "stage_funnel", "engagements"} <= written
+    assert "touchpoints" not in written  # a view model: computed by Spark, never written
+    for name in ("account_journeys", "stage_funnel"):
+        assert (sorted(p.name for p in (remote / build / name).glob("*.parquet"))
+                == sorted(p.name for p in (local / build / name).glob("*.parquet")) != [])
+    # The loaded tables were uploaded for Spark, and not kept twice on this machine.
+    assert (remote / build / "raw_web_events").is_dir()
+    assert not (local / build / "raw_web_events").exists()
+    con = duckdb.connect(str(work / "uri_catalog" / "journeys.duckdb"), read_only=True)
+    sql = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'account_journeys'"
+                      ).fetchall()[0][0]
+    assert str(local / build / "account_journeys") in sql
+
+
+@pytest.mark.parametrize("catalog", ["spark_wh/journeys.duckdb", "uri_catalog/journeys.duckdb"])
+def test_every_table_equals_the_default_engines(runs, catalog):
+    work, spark, duck, uri = runs
+    assert spark.returncode == uri.returncode == duck.returncode == 0, (
+        spark.stderr[-2000:], uri.stderr[-2000:], duck.stderr[-2000:])
+    con = duckdb.connect(str(work / catalog), read_only=True)
     con.execute(f"ATTACH '{work / 'duck.duckdb'}' AS duck (READ_ONLY)")
     names = [row[0] for row in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = 'journeys' "
@@ -90,7 +127,7 @@ def test_every_table_equals_the_default_engines(runs):
 
 
 def test_export_marts_writes_the_same_parquet_from_both_engines(runs):
-    work, _, _ = runs
+    work, *_ = runs
     spark = journey("export-marts", "--warehouse", "spark_wh", "--config", "spark.yml",
                     "--to", "marts_spark", cwd=work)
     duck = journey("export-marts", "--warehouse", "duck.duckdb", "--to", "marts_duck",
@@ -113,28 +150,38 @@ def test_export_marts_writes_the_same_parquet_from_both_engines(runs):
 
 
 def test_a_build_that_fails_on_spark_changes_nothing_readers_see(runs):
-    work, spark, _ = runs
-    assert spark.returncode == 0
-    catalog = work / "spark_wh" / "journeys.duckdb"
-    before = _snapshot(catalog)
-    (build,) = (work / "spark_wh" / "journeys.tables").iterdir()
+    """On the URI warehouse, where a build has two copies to leave as they were: Spark's
+    at the URI and the catalog's beside it."""
+    work, *_, uri = runs
+    assert uri.returncode == 0
+    catalog = work / "uri_catalog" / "journeys.duckdb"
+    roots = (work / "lake" / "journeys.tables", work / "uri_catalog" / "journeys.tables")
+    before = _snapshot(catalog), [sorted(p.name for p in root.iterdir()) for root in roots]
     planted = (
         "import journey_mining.spark_engine as se\n"
         "from journey_mining.errors import ModelError\n"
         "run = se.SparkBuild.run_sql_model\n"
         "def failing(self, con, model, parameters):\n"
         "    if model.name == 'int_journey_events':\n"
+        "        import pathlib\n"
+        "        remote = pathlib.Path('lake/journeys.tables') / self.build_id\n"
+        "        pathlib.Path('failed_build.txt').write_text(' '.join([\n"
+        "            self.build_id, str((remote / 'stg_crm__accounts').is_dir()),\n"
+        "            str((self.folder / 'stg_crm__accounts').is_dir())]))\n"
         "        raise ModelError('model intermediate/int_journey_events.sql failed "
         "on Spark: planted')\n"
         "    return run(self, con, model, parameters)\n"
         "se.SparkBuild.run_sql_model = failing\n")
-    failed = journey("run", "--input", "exports", "--warehouse", "spark_wh", "--config",
-                     "spark.yml", "--outputs", "out_spark", "--reports", "rep_spark",
+    failed = journey("run", "--input", "exports", "--warehouse", (work / "lake").as_uri(),
+                     "--config", "uri.yml", "--outputs", "out_uri", "--reports", "rep_uri",
                      "--no-static-images", "--full-rebuild", cwd=work, python=planted)
     assert failed.returncode != 0
     assert "int_journey_events" in failed.stdout + failed.stderr
-    assert [p.name for p in (work / "spark_wh" / "journeys.tables").iterdir()] == [build.name]
-    assert _snapshot(catalog) == before
+    # The failed build had written its earlier models at the URI and beside the catalog.
+    build, remote_written, local_written = (work / "failed_build.txt").read_text().split()
+    assert (remote_written, local_written) == ("True", "True")
+    after = _snapshot(catalog), [sorted(p.name for p in root.iterdir()) for root in roots]
+    assert after == before
 
 
 def _snapshot(catalog) -> dict[str, int]:
