@@ -52,10 +52,11 @@ import duckdb
 
 from journey_mining.errors import ConfigError, ModelError
 from journey_mining.spark_sql import to_spark
+from journey_mining.sql_models import used_parameters
 from journey_mining.warehouse import drop_tables
 
 __all__ = ["SparkBuild", "catalog_path", "check_available", "check_writable", "is_uri",
-           "locate", "session", "tables_root"]
+           "locate", "session", "spark_sql_of", "tables_root"]
 
 CATALOG_FILE = "journeys.duckdb"
 
@@ -166,6 +167,12 @@ def session(master: str, conf: tuple[tuple[str, str], ...] = ()):
     return spark
 
 
+def spark_sql_of(model) -> str:
+    """What Spark runs for a SQL model: its own `<name>.spark.sql` where it has one, else
+    its file transpiled by the project's rules (`spark_sql.to_spark`)."""
+    return model.spark_sql if model.spark_sql is not None else to_spark(model.sql)
+
+
 class SparkBuild:
     """One build's tables on Spark: what `sql_models.run_models` calls for each table.
 
@@ -205,7 +212,8 @@ class SparkBuild:
         """A SQL model run by Spark into this build, then published to DuckDB."""
         target = self._spark_path(model.name)
         with _named(model):
-            frame = self.spark.sql(to_spark(model.sql), args=parameters)
+            sql = spark_sql_of(model)
+            frame = self.spark.sql(sql, args=used_parameters(parameters, sql, ":"))
             frame.write.mode("overwrite").parquet(target)
         self.spark.read.parquet(target).createOrReplaceTempView(model.name)
         if self.remote is not None:
@@ -216,8 +224,9 @@ class SparkBuild:
         """A model materialized as a view (`-- materialized: view`) becomes a Spark view:
         computed where the models after it read it, never written."""
         with _named(model):
-            self.spark.sql(to_spark(model.sql), args=parameters).createOrReplaceTempView(
-                model.name)
+            sql = spark_sql_of(model)
+            view = self.spark.sql(sql, args=used_parameters(parameters, sql, ":"))
+            view.createOrReplaceTempView(model.name)
 
     def publish(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """The DuckDB view of one table of this build (replacing the table or view of that

@@ -14,6 +14,9 @@ Every SELECT that makes a table lives in a file under `sql/`:
   `Incremental`): between builds with the same code and settings, the runner rebuilds
   only the rows that can have changed and keeps the others, which a full build would
   give unchanged.
+* `sql/<layer>/<name>.spark.sql` beside a SQL model is that model in Spark SQL, run on
+  Spark instead of the transpiled file (`engine.kind: spark`), for a model that cannot
+  keep to the portable subset (sql/README.md); none needs one today.
 * every other `.sql` under `sql/` (`analysis/`, `exports/`, `mining/`, `states/methods/`) is a
   query a library function runs with bound `$parameters` (`read_sql`), never a
   template: identifiers are fixed in the file, values are bound.
@@ -117,6 +120,7 @@ class Model:
     declared_reads: tuple[str, ...] = field(default=())
     also_writes: tuple[str, ...] = field(default=())   # a Python model's other tables
     incremental: Incremental | None = None
+    spark_sql: str | None = None         # its own Spark SQL (<name>.spark.sql), if any
 
     @property
     def materialized(self) -> str:
@@ -199,7 +203,7 @@ def model_tables(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -> l
     what a step that builds them declares it writes."""
     names = []
     for layer in layers:
-        names += [path.stem for path in sorted((sql_dir / layer).glob("*.sql"))]
+        names += [path.stem for path in _model_files(sql_dir / layer)]
         names += [t for model in _python_models(sql_dir, layer) for t in model.tables]
     return names
 
@@ -219,13 +223,32 @@ def unknown_reads(models: list[Model], available: set[str]) -> list[str]:
     return problems
 
 
+SPARK_SUFFIX = ".spark.sql"
+
+
+def _model_files(folder: Path) -> list[Path]:
+    """The SQL models of one layer folder: its .sql files but the Spark versions beside
+    them, each of which must have its model (else a ModelError naming it)."""
+    files = sorted(folder.glob("*.sql"))
+    models = [path for path in files if not path.name.endswith(SPARK_SUFFIX)]
+    names = {path.stem for path in models}
+    for path in files:
+        if path.name.endswith(SPARK_SUFFIX) and path.name[:-len(SPARK_SUFFIX)] not in names:
+            stem = path.name[:-len(SPARK_SUFFIX)]
+            raise ModelError(f"{folder.name}/{path.name} is the Spark version of a model "
+                             f"{stem}.sql that is not there: add the model, or remove it")
+    return models
+
+
 def discover_models(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -> list[Model]:
     """Every model under sql/<layer>/, in an order where each runs after what it reads."""
     models = {}
     for layer in layers:
-        for path in sorted((sql_dir / layer).glob("*.sql")):
-            models[path.stem] = Model(path.stem, layer, path, path.read_text(),
-                                      incremental=_incremental_spec(path))
+        for path in _model_files(sql_dir / layer):
+            override = path.with_name(f"{path.stem}{SPARK_SUFFIX}")
+            models[path.stem] = Model(
+                path.stem, layer, path, path.read_text(), incremental=_incremental_spec(path),
+                spark_sql=override.read_text() if override.is_file() else None)
         for model in _python_models(sql_dir, layer):
             models[model.name] = model
     writer = {table: model.name for model in models.values() for table in model.tables}
@@ -302,20 +325,20 @@ def _run_model(con, model: Model, parameters: dict, context, since: int | None,
                 spark.share(con, table)
             return "table, shared with spark"
         if spark is not None and kind == "TABLE":
-            spark.run_sql_model(con, model, _used(parameters, model.sql))
+            spark.run_sql_model(con, model, parameters)
             return "on spark"
         if spark is not None:
             # A view stays a view on both: Spark's for the models after it, DuckDB's (the
             # same SQL, over the build's tables, below) for readers; nothing is written.
-            spark.run_sql_view(model, _used(parameters, model.sql))
+            spark.run_sql_view(model, parameters)
         if since is not None:
-            return _build_increment(con, model, _used(parameters, model.sql), since)
+            return _build_increment(con, model, used_parameters(parameters, model.sql), since)
         _replace_other_kind(con, model.name, kind)
         if model.sql is None:
             _store_python_model(con, model, _call(model, con, context))
         else:
             con.execute(f'CREATE OR REPLACE {kind} "{model.name}" AS\n{model.sql}',
-                        _used(parameters, model.sql))
+                        used_parameters(parameters, model.sql))
         return kind.lower()
     except duckdb.InterruptException:
         raise  # a stop, not a failure of the model
@@ -324,8 +347,10 @@ def _run_model(con, model: Model, parameters: dict, context, since: int | None,
                          f"{str(exc).splitlines()[0]}") from exc
 
 
-def _used(parameters: dict, sql: str | None) -> dict:
-    return {k: v for k, v in parameters.items() if sql and f"${k}" in sql}
+def used_parameters(parameters: dict, sql: str | None, mark: str = "$") -> dict:
+    """The bound parameters a query names (`$name` in DuckDB, `:name` in Spark SQL): an
+    engine is given only those."""
+    return {k: v for k, v in parameters.items() if sql and f"{mark}{k}" in sql}
 
 
 def _previous(name: str) -> str:

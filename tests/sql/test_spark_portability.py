@@ -19,8 +19,10 @@ import pytest
 
 from journey_mining.build import model_parameters
 from journey_mining.config import Config
+from journey_mining.errors import ModelError
+from journey_mining.spark_engine import SparkBuild, spark_sql_of
 from journey_mining.spark_sql import portability_problems, to_spark
-from journey_mining.sql_models import SQL_DIR, discover_models
+from journey_mining.sql_models import SPARK_SUFFIX, SQL_DIR, discover_models, used_parameters
 
 # Every model layer, and the SQL the later steps run: a file here that leaves the subset
 # would fail on Spark. The exports are written by DuckDB from the tables (not models).
@@ -35,8 +37,13 @@ NOT_YET_PORTABLE: dict[str, str] = {
 
 
 def _sql_files():
+    """The DuckDB SQL of the checked folders; a model with its own Spark SQL beside it
+    (`<name>.spark.sql`) runs that on Spark instead, so neither is held to the subset."""
     for folder in CHECKED_FOLDERS:
-        yield from sorted((SQL_DIR / folder).rglob("*.sql"))
+        for path in sorted((SQL_DIR / folder).rglob("*.sql")):
+            if not (path.name.endswith(SPARK_SUFFIX)
+                    or path.with_name(path.stem + SPARK_SUFFIX).is_file()):
+                yield path
 
 
 def test_every_sql_file_is_in_the_portable_subset():
@@ -203,9 +210,10 @@ def models_differing_on_spark(spark, warehouse: Path, work: Path) -> dict[str, s
             if model.sql is None:
                 continue
             out = work / "out" / model.name
-            bound = {k: v for k, v in parameters.items() if f"${k}" in model.sql}
+            sql = spark_sql_of(model)
             try:
-                spark.sql(to_spark(model.sql), args=bound).write.parquet(str(out))
+                spark.sql(sql, args=used_parameters(parameters, sql, ":")).write.parquet(
+                    str(out))
             except Exception as exc:  # the engine's own error, for the assertion message
                 differences[model.name] = str(exc).strip().splitlines()[0]
                 continue
@@ -258,3 +266,46 @@ def _comparable(column: str, kind: str) -> str:
         return f"printf('%.9e', \"{column}\"::DOUBLE) AS \"{column}\""
     return f"\"{column}\"::VARCHAR AS \"{column}\""
 
+
+
+def _override_models(folder: Path, with_model: bool = True) -> Path:
+    """A layer with one model outside the subset (`len()` of a list and a `$parameter`)
+    and its own Spark SQL beside it."""
+    layer = folder / "staging"
+    layer.mkdir(parents=True)
+    if with_model:
+        (layer / "pairs.sql").write_text(
+            "select k, len([k, k + $step]) as n, k + $step as next_k from numbers")
+    (layer / f"pairs{SPARK_SUFFIX}").write_text(
+        "select k, size(array(k, k + :step)) as n, k + :step as next_k from numbers")
+    return folder
+
+
+def test_a_spark_version_beside_a_model_is_its_spark_sql_not_a_model(tmp_path):
+    (model,) = discover_models(_override_models(tmp_path), layers=("staging",))
+    assert model.name == "pairs" and "len(" in model.sql
+    assert spark_sql_of(model) == (tmp_path / "staging" / "pairs.spark.sql").read_text()
+    assert portability_problems(model.sql)  # why it needs one
+
+
+def test_a_spark_version_without_its_model_is_named(tmp_path):
+    with pytest.raises(ModelError, match=r"staging/pairs.spark.sql is the Spark version "
+                                         r"of a model pairs.sql that is not there"):
+        discover_models(_override_models(tmp_path, with_model=False), layers=("staging",))
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_a_model_with_its_own_spark_sql_runs_that_on_spark(spark, tmp_path):
+    """The build on Spark runs the `.spark.sql` (the DuckDB file's `len()` would fail
+    there), binds its `:parameters`, and publishes DuckDB's table."""
+    (model,) = discover_models(_override_models(tmp_path / "sql"), layers=("staging",))
+    con = duckdb.connect(str(tmp_path / "journeys.duckdb"))
+    con.execute("CREATE TABLE numbers AS SELECT range AS k FROM range(5)")
+    build = SparkBuild(spark, tmp_path / "journeys.duckdb")
+    build.share(con, "numbers")
+    build.run_sql_model(con, model, {"step": 2, "unused": 1})
+    on_spark = sorted(con.execute("FROM pairs").fetchall())
+    expected = sorted(con.execute(model.sql, used_parameters({"step": 2}, model.sql))
+                      .fetchall())
+    assert on_spark == expected == [(k, 2, k + 2) for k in range(5)]
