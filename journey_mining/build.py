@@ -18,10 +18,12 @@ from journey_mining import channels, stages
 from journey_mining.errors import ModelError
 from journey_mining.sources import SOURCES
 from journey_mining.sql_models import (
+    SPARK_SUFFIX,
     SQL_DIR,
     discover_models,
     model_tables,
     run_models,
+    unknown_parameters,
     unknown_reads,
 )
 from journey_mining.warehouse import (
@@ -63,10 +65,14 @@ def model_parameters(params, as_of=None) -> dict:
 
 def checked_models() -> list:
     """The models in run order, refused in one sentence (ModelError) when one does not
-    parse or reads a table nothing builds before it: checked before a build starts
+    parse, reads a table nothing builds before it or binds a parameter the build does
+    not give: checked before a build starts
     (and by `journey run` before Prefect starts), never half-way."""
     models = discover_models()
     problems = unknown_reads(models, {*CONFIG_TABLES, *LOADED_TABLES})
+    from journey_mining.config import AnalysisParams
+
+    problems += unknown_parameters(models, set(model_parameters(AnalysisParams())))
     if problems:
         raise ModelError("; ".join(problems))
     return models
@@ -175,13 +181,16 @@ def _record_increments(con: duckdb.DuckDBPyConnection, names: list[str], state: 
                 "now()::TIMESTAMP AS built_at", {"names": names, "f": state})
 
 
-def code_fingerprint() -> str:
+def code_fingerprint(spark: bool = False) -> str:
     """The SQL models, their declarations and the library's code and default settings
     files (the stage map and marketing channel rules a config does not replace), as one
-    hash."""
+    hash. A model's Spark version (`<name>.spark.sql`) counts only for a `spark` build:
+    adding one does not rebuild a DuckDB warehouse."""
     code = hashlib.sha256()
     library = Path(__file__).parent
-    for path in sorted(SQL_DIR.rglob("*.sql")) + sorted(SQL_DIR.rglob("*.yml")) + \
+    models = [path for path in sorted(SQL_DIR.rglob("*.sql"))
+              if spark or not path.name.endswith(SPARK_SUFFIX)]
+    for path in models + sorted(SQL_DIR.rglob("*.yml")) + \
             sorted(library.rglob("*.py")) + sorted(library.rglob("*.yml")):
         code.update(path.read_bytes())
     return code.hexdigest()
@@ -196,17 +205,18 @@ def settings_fingerprint(params) -> dict:
                           if stage_map is not None and stage_map.is_file() else None)}
 
 
-def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None, outputs=None) -> str:
-    """What a run depends on: loaded data, analysis parameters, SQL and library code, and
-    which files it writes (`outputs`: exports turned back on are written by the next run
-    even when nothing else changed)."""
+def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None, outputs=None,
+                      spark: bool = False) -> str:
+    """What a run depends on: loaded data, analysis parameters, SQL and library code (with
+    the models' Spark versions on a `spark` build), and which files it writes (`outputs`:
+    exports turned back on are written by the next run even when nothing else changed)."""
     from journey_mining import __version__
 
     last_load = con.execute(
         "SELECT coalesce(max(load_id), 0) FROM loads WHERE rows_loaded > 0 OR rows_rejected > 0"
     ).fetchall()[0][0]
     payload = {"load": last_load, **settings_fingerprint(params),
-               "as_of": str(as_of), "code": code_fingerprint(), "version": __version__,
+               "as_of": str(as_of), "code": code_fingerprint(spark), "version": __version__,
                "outputs": outputs.model_dump(mode="json") if outputs is not None else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -219,12 +229,12 @@ def last_build_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
     return rows[0][0] if rows else None
 
 
-def is_up_to_date(con: duckdb.DuckDBPyConnection, params, as_of=None, outputs=None
-                  ) -> tuple[bool, str]:
+def is_up_to_date(con: duckdb.DuckDBPyConnection, params, as_of=None, outputs=None,
+                  spark: bool = False) -> tuple[bool, str]:
     """(nothing new?, this build's fingerprint): the one "nothing new" decision, taken by
     the plan's `check for changes` step and by `journey run` before Prefect starts. A
     model's table dropped since (by hand, by a tool) is something new: the run builds it."""
-    current = build_fingerprint(con, params, as_of, outputs)
+    current = build_fingerprint(con, params, as_of, outputs, spark)
     return last_build_fingerprint(con) == current and not missing_models(con), current
 
 

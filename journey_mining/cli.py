@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -103,17 +104,19 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None,
     return settings
 
 
-def _engine_warehouse(warehouse: str | Path, config: Path | None,
-                      writes: bool = True) -> tuple[Path, str | None]:
+def _engine_warehouse(warehouse: str | Path, config: Path | None) -> tuple[Path, str | None]:
     """The DuckDB file a run opens and, with a URI warehouse, where Spark's tables go:
     `--warehouse` itself on the default engine; with engine.kind spark the catalog of the
     warehouse folder, or the config's engine.catalog for a URI (spark_engine.locate),
-    once Spark is known to be able to start here (pyspark, a Java runtime) and, for a
-    command that `writes` there, to write to the URI (the session started for the check
-    is the one the build uses)."""
+    once Spark is known to be installed here (pyspark, a Java runtime). Nothing is
+    created (the run's lock makes the folder); whether Spark runs (`_check_spark`) is
+    asked later, when a run has something to build."""
     from journey_mining import spark_engine
     from journey_mining.config import load_config
 
+    if not str(warehouse).strip():
+        raise ConfigError("--warehouse is empty: give a DuckDB file (e.g. warehouse/"
+                          "journeys.duckdb), or with engine.kind spark a folder or a URI")
     engine = load_config(config).engine
     if engine.kind != "spark":
         if spark_engine.is_uri(warehouse):
@@ -131,10 +134,19 @@ def _engine_warehouse(warehouse: str | Path, config: Path | None,
         return warehouse, None
     catalog, tables_uri = spark_engine.locate(warehouse, engine.catalog)  # before Java
     spark_engine.check_available()
-    if tables_uri and writes:
-        spark_engine.check_writable(tables_uri, engine)
-    catalog.parent.mkdir(parents=True, exist_ok=True)
     return catalog, tables_uri
+
+
+def _check_spark(config: Path | None, tables_uri: str | None) -> None:
+    """With engine.kind spark: Spark started as the build starts it runs a job and, with
+    a URI warehouse, writes there (spark_engine.check_runs), or the command stops in one
+    sentence before anything is loaded. The session is the one the build then uses."""
+    from journey_mining import spark_engine
+    from journey_mining.config import load_config
+
+    engine = load_config(config).engine
+    if engine.kind == "spark":
+        spark_engine.check_runs(engine, tables_uri)
 
 
 def _run(input_dir: Path, warehouse: str | Path, config: Path | None,
@@ -146,10 +158,24 @@ def _run(input_dir: Path, warehouse: str | Path, config: Path | None,
 
     warehouse, tables_uri = _engine_warehouse(warehouse, config)
     settings = _preflight(input_dir, warehouse, config)
-    # Held from here to the end: a second run is refused in a second, before Prefect.
-    with warehouse_lib.exclusive(warehouse, share_in_process=True):
-        return _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, reports,
-                           static_images, debug, settings, refit, full_rebuild, tables_uri)
+    made = _first_missing_folder(warehouse.parent)
+    try:
+        # Held from here to the end: a second run is refused in a second, before Prefect.
+        with warehouse_lib.exclusive(warehouse, share_in_process=True):
+            return _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs,
+                               reports, static_images, debug, settings, refit, full_rebuild,
+                               tables_uri)
+    except BaseException:
+        if made is not None and not any(p.is_file() for p in made.rglob("*")):
+            shutil.rmtree(made, ignore_errors=True)  # a refused first run leaves no folder
+        raise
+
+
+def _first_missing_folder(folder: Path) -> Path | None:
+    """The outermost of `folder` and its parents that does not exist yet (None: it
+    exists): what a first run creates, and removes again if it ends with nothing in it."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    return missing[-1] if missing else None
 
 
 def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, reports,
@@ -167,6 +193,7 @@ def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, repor
         latest = warehouse_lib.home_folder(reports, warehouse) / "latest" / "index.html"
         return {"unchanged": True, "load": {}, "warehouse": str(warehouse.resolve()),
                 "report": str(latest.resolve()) if latest.exists() else None}
+    _check_spark(config, tables_uri)
     new_warehouse = not warehouse.exists()
     try:
         # A plain line, not a spinner: the run's log lines follow it on stderr.
@@ -372,6 +399,7 @@ def serve(
     try:
         warehouse, tables_uri = _engine_warehouse(warehouse, config)
         settings = _preflight(input, warehouse, config, need_files=False)
+        _check_spark(config, tables_uri)
         if cron is not None:
             settings.schedule.with_cron(cron)  # a bad --cron before the API starts
     except JourneyError as exc:
@@ -449,7 +477,7 @@ def export_marts(
     from journey_mining.errors import NoDataError
 
     try:
-        path, _ = _engine_warehouse(warehouse, config, writes=False)
+        path, _ = _engine_warehouse(warehouse, config)
         if not path.exists():
             raise NoDataError(f"{path}: no warehouse there yet; run `journey run` first")
         with warehouse_lib.connected(path, read_only=True) as con:

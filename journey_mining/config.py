@@ -552,6 +552,12 @@ class FitCadence(_Strict):
                     "history it learnt from (0: any)")
 
 
+# The masters Spark's SparkContext accepts (local, local[N], local[N,F], local[*],
+# local-cluster[...], spark://, k8s://, yarn).
+_SPARK_MASTER = re.compile(r"^(local(\[[0-9*]+(,\s*[0-9]+)?\])?|local-cluster\[[0-9,\s]+\]"
+                           r"|spark://\S+|k8s://\S+|yarn)$")
+
+
 class EngineConfig(_Strict):
     """Where the SQL models run (contract v3, section 5). DuckDB by default, in the
     warehouse file; Spark when one machine is not enough (journey_mining/spark_engine.py:
@@ -568,6 +574,23 @@ class EngineConfig(_Strict):
         description="with a URI --warehouse (s3a://, hdfs://, ...): the local DuckDB file "
                     "that holds the loads and the tables the steps after the build read, "
                     "relative to this config file")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_alone(cls, value):
+        """`engine: spark` is read as `engine: {kind: spark}`: the kind is the setting
+        most users write, the others have defaults."""
+        return {"kind": value} if isinstance(value, str) else value
+
+    @field_validator("master")
+    @classmethod
+    def _spark_master(cls, value: str) -> str:
+        """Spark accepts local, local[N], spark://, k8s:// and yarn (anything else ends in
+        a Java stack trace after the load); checked here, before anything runs."""
+        if not _SPARK_MASTER.match(value):
+            raise ValueError(f"{value!r} is not a Spark master: local[N], local[*], "
+                             "spark://host:7077, k8s://https://host:443 or yarn")
+        return value
 
     @field_validator("conf", mode="before")
     @classmethod

@@ -58,13 +58,14 @@ def history_rows(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
                        "AND occurred_at <= $as_of", {"as_of": as_of}).fetchall()[0][0]
 
 
-def fit_fingerprint(params) -> str:
+def fit_fingerprint(params, spark: bool = False) -> str:
     """What decides a fit besides the data: the analysis settings (`AnalysisParams`,
-    the stage map file's content), the SQL models and the library's code, its version."""
+    the stage map file's content), the SQL models (with their Spark versions when the
+    models run on `spark`) and the library's code, its version."""
     from journey_mining import __version__
     from journey_mining.build import code_fingerprint, settings_fingerprint
 
-    payload = {**settings_fingerprint(params), "code": code_fingerprint(),
+    payload = {**settings_fingerprint(params), "code": code_fingerprint(spark),
                "version": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

@@ -301,6 +301,7 @@ def nothing_new(warehouse_path, input_dir, config, as_of=None) -> bool:
         ).fetchall()}
         if any(f.sha256 not in seen for f in files):
             return False
-        return build.is_up_to_date(con, config.analysis, as_of, config.outputs)[0]
+        return build.is_up_to_date(con, config.analysis, as_of, config.outputs,
+                                   config.engine.kind == "spark")[0]
     finally:
         con.close()

@@ -46,17 +46,18 @@ import re
 import shutil
 import sys
 import uuid
+import warnings
 from pathlib import Path
 
 import duckdb
 
 from journey_mining.errors import ConfigError, ModelError
 from journey_mining.spark_sql import to_spark
-from journey_mining.sql_models import used_parameters
+from journey_mining.sql_models import SPARK_SUFFIX, SQL_DIR, used_parameters
 from journey_mining.warehouse import drop_tables
 
-__all__ = ["SparkBuild", "catalog_path", "check_available", "check_writable", "is_uri",
-           "locate", "session", "spark_sql_of", "tables_root"]
+__all__ = ["SparkBuild", "catalog_path", "check_available", "check_runs", "is_uri",
+           "locate", "session", "spark_sql_of", "spark_versions", "tables_root"]
 
 CATALOG_FILE = "journeys.duckdb"
 
@@ -65,11 +66,15 @@ _FIXED_CONF = {
     "spark.sql.session.timeZone": "UTC",  # timestamps are naive UTC, as in DuckDB
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
+# Spark's JVM logs errors only, a line each (its warnings about the host name or Hadoop's
+# native library, and stack traces, are not for a marketing analyst's terminal).
+_LOG_SETTINGS = Path(__file__).parent / "config" / "spark_log4j2.properties"
 # Defaults a user's conf may change.
 _DEFAULT_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "8",
     "spark.log.structuredLogging.enabled": "false",
+    "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG_SETTINGS}",
 }
 
 
@@ -144,12 +149,32 @@ def check_available() -> None:
                           "openjdk-17-jre-headless")
 
 
-def check_writable(tables_uri: str, engine) -> None:
+def check_runs(engine, tables_uri: str | None = None) -> None:
     """A ConfigError in one sentence when Spark, started as the build starts it
-    (`engine`: master and conf), cannot write to the URI: no file system for its scheme
-    here, or the URI refused. Checked before a run, not half-way through a build."""
-    spark = session(engine.master, tuple(sorted(engine.conf.items())))
-    _RemoteFolder(spark, tables_uri).check_reachable()
+    (`engine`: master and conf), cannot run a job (the master unreachable, a setting it
+    refuses) or, with a URI warehouse, cannot write there (no file system for its scheme
+    here, or the URI refused). Checked before the load, not half-way through a build;
+    the session started here is the one the build uses."""
+    try:
+        spark = session(engine.master, tuple(sorted(engine.conf.items())))
+        spark.range(1).count()
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"engine.master {engine.master}: Spark could not run a job there "
+                          f"({_first_line(exc)}); check the master is up and reachable "
+                          "from this machine, and engine.conf") from exc
+    if tables_uri:
+        _RemoteFolder(spark, tables_uri).check_reachable()
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error's text (Spark's carry a JVM stack trace after it); of
+    the Java exception for an error raised in the JVM (py4j's own first line only says
+    which call failed)."""
+    java = getattr(exc, "java_exception", None)
+    text = str(java.toString() if java is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @functools.cache
@@ -159,12 +184,22 @@ def session(master: str, conf: tuple[tuple[str, str], ...] = ()):
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # pandas 3 with pyspark 4.3 (constraints.txt): no step converts through pyspark's
+    # pandas, the tables move as Parquet files.
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas",
+                            FutureWarning)
     builder = SparkSession.builder.master(master).appName("journey-mining")
     for key, value in {**_DEFAULT_CONF, **dict(conf), **_FIXED_CONF}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def spark_versions(sql_dir: Path = SQL_DIR) -> list[str]:
+    """The models' own Spark versions (`<layer>/<name>.spark.sql`), as the log names them."""
+    return [path.relative_to(sql_dir).as_posix()
+            for path in sorted(sql_dir.rglob(f"*{SPARK_SUFFIX}"))]
 
 
 def spark_sql_of(model) -> str:
@@ -332,9 +367,15 @@ def _named(model):
     try:
         yield
     except ValueError as exc:
-        raise ModelError(f"model {model.layer}/{model.path.name} cannot run on Spark: "
+        raise ModelError(f"model {_spark_file(model)} cannot run on Spark: "
                          f"{exc}") from None
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise ModelError(f"model {model.layer}/{model.path.name} failed on Spark: "
-                         f"{first}") from exc
+        raise ModelError(f"model {_spark_file(model)} failed on Spark: "
+                         f"{_first_line(exc)}") from exc
+
+
+def _spark_file(model) -> str:
+    """The file Spark ran for a model, as errors name it: its own Spark version where it
+    has one (the file to edit), else the model's file."""
+    name = f"{model.name}{SPARK_SUFFIX}" if model.spark_sql is not None else model.path.name
+    return f"{model.layer}/{name}"

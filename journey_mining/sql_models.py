@@ -42,8 +42,9 @@ from journey_mining.warehouse import store_frame
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["LAYERS", "SQL_DIR", "Incremental", "Model", "discover_models", "model_tables",
-           "read_sql", "reads_of", "run_models", "unknown_reads"]
+__all__ = ["LAYERS", "SPARK_SUFFIX", "SQL_DIR", "Incremental", "Model", "discover_models",
+           "model_tables", "parameters_of", "read_sql", "reads_of", "run_models",
+           "unknown_parameters", "unknown_reads"]
 
 
 def _sql_dir() -> Path:
@@ -164,6 +165,42 @@ def reads_of(sql: str, path: Path | None = None) -> set[str]:
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
         read |= {table.name.lower() for table in tree.find_all(exp.Table)} - ctes
     return read
+
+
+def parameters_of(sql: str, dialect: str = "duckdb") -> set[str]:
+    """The names a query binds: `$name` in DuckDB SQL, `:name` in Spark SQL (a model's
+    own Spark version). Parsed, so `'$.path'` in a string or `::INT` is no parameter."""
+    import sqlglot
+    from sqlglot import exp
+
+    return {node.name for tree in sqlglot.parse(sql, read=dialect) if tree is not None
+            for node in tree.find_all(exp.Placeholder) if node.name}
+
+
+def unknown_parameters(models: list[Model], known: set[str]) -> list[str]:
+    """A sentence per model file that binds a parameter the build does not give (a typo,
+    or one of another version): found before a build starts, not when the model runs."""
+    import sqlglot
+
+    problems = []
+    for model in models:
+        versions = [(model.path.name, model.sql, "duckdb", "$"),
+                    (f"{model.name}{SPARK_SUFFIX}", model.spark_sql, "spark", ":")]
+        for name, sql, dialect, mark in versions:
+            if sql is None:
+                continue
+            try:
+                unknown = sorted(parameters_of(sql, dialect) - known)
+            except sqlglot.errors.ParseError as exc:
+                problems.append(f"{model.layer}/{name} does not parse as {dialect} SQL: "
+                                f"{str(exc).splitlines()[0]}")
+                continue
+            if unknown:
+                problems.append(
+                    f"{model.layer}/{name} binds {', '.join(mark + u for u in unknown)}, "
+                    f"which the build does not give (it gives "
+                    f"{', '.join(mark + k for k in sorted(known))})")
+    return problems
 
 
 def _python_models(sql_dir: Path, layer: str) -> list[Model]:

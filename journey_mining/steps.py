@@ -217,7 +217,8 @@ def _check(ctx: RunContext) -> ChangeCheck:
 
     with warehouse.connected(ctx.warehouse, read_only=True) as con:
         unchanged, current = build.is_up_to_date(con, ctx.config.analysis, ctx.as_of,
-                                                 ctx.config.outputs)
+                                                 ctx.config.outputs,
+                                                 ctx.config.engine.kind == "spark")
     unchanged = unchanged and not (ctx.refit or ctx.full_rebuild)
     if unchanged:
         ctx.logger.info("nothing new since the last run: warehouse left as it was")
@@ -255,6 +256,11 @@ def _spark_build(ctx: RunContext):
     where = (f"{ctx.tables_uri}/{spark_engine.tables_root(ctx.warehouse).name}"
              if ctx.tables_uri else spark_engine.tables_root(ctx.warehouse))
     ctx.logger.info("engine: spark (%s); the models' tables go to %s", engine.master, where)
+    own = spark_engine.spark_versions()
+    if own:
+        ctx.logger.info("Spark runs %d model%s from %s own Spark version instead of the "
+                        "transpiled file: %s", len(own), "" if len(own) == 1 else "s",
+                        "its" if len(own) == 1 else "their", ", ".join(own))
     spark = spark_engine.session(engine.master, tuple(sorted(engine.conf.items())))
     return spark_engine.SparkBuild(spark, ctx.warehouse, ctx.tables_uri)
 
@@ -311,7 +317,7 @@ def _fit_due(ctx: RunContext, con, analysis: str, tables: tuple[str, ...]):
     one cadence decision of the heavy steps (journey_mining.fits)."""
     from journey_mining import fits
 
-    fingerprint = fits.fit_fingerprint(ctx.config.analysis)
+    fingerprint = fits.fit_fingerprint(ctx.config.analysis, ctx.config.engine.kind == "spark")
     last = fits.last_fit(con, analysis)
     as_of = con.execute("SELECT as_of FROM run_parameters").fetchall()[0][0]
     asked = ("asked for with --refit" if ctx.refit else

@@ -120,3 +120,19 @@ def test_a_config_that_is_not_a_mapping_is_one_line(tmp_path, text, expected):
     with pytest.raises(ConfigError, match=expected) as caught:
         load_config(path)
     assert "\n" not in str(caught.value)
+
+
+def test_engine_spark_alone_is_the_spark_engine_with_its_defaults():
+    """`engine: spark` is what most users write; it reads as `engine: {kind: spark}`."""
+    assert Config.model_validate({"engine": "spark"}).engine == \
+        Config.model_validate({"engine": {"kind": "spark"}}).engine
+    with pytest.raises(ValueError, match="Input should be 'duckdb' or 'spark'"):
+        Config.model_validate({"engine": "sparkk"})
+
+
+@pytest.mark.parametrize("master", ["local", "local[2]", "local[*]", "local[4,2]",
+                                    "spark://h1:7077,h2:7077", "k8s://https://k:443", "yarn"])
+def test_every_master_spark_accepts_is_accepted(master):
+    from journey_mining.config import EngineConfig
+
+    assert EngineConfig(kind="spark", master=master).master == master

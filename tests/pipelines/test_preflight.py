@@ -37,6 +37,9 @@ def journey_run(tmp_path, config: dict | None, stage_map: str | None = None,
     ({"analysis": {"engagements": {"start": []}}}, None, "needs at least one activity"),
     ({"analysis": {"churn_kind": "sometimes"}}, None, "churn_kind"),
     ({"ingest": {"sources": {"crm_activities": {"encoding": "cp1252"}}}}, None, "encoding"),
+    # Spark would refuse it only after the load, in a Java stack trace.
+    ({"engine": {"kind": "spark", "master": "banana"}}, None,
+     "engine.master: 'banana' is not a Spark master"),
 ])
 def test_a_bad_setting_is_one_line_before_anything_runs(tmp_path, config, stage_map, message):
     result, elapsed = journey_run(tmp_path, config, stage_map)
@@ -122,6 +125,38 @@ def test_a_uri_spark_cannot_write_to_is_one_sentence_before_anything_runs(tmp_pa
     assert result.returncode == 1
     assert ("Spark has no file system for s3a:// here; add its connector to Spark's class "
             "path") in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["engine.yml"]
+
+
+@pytest.mark.parametrize(("args", "config", "said"), [
+    (["run", "--input", str(SAMPLE), "--warehouse", ""], SPARK, "--warehouse is empty"),
+    (["run", "--input", str(SAMPLE), "--warehouse", ""], None, "--warehouse is empty"),
+    (["export-marts", "--to", "marts", "--warehouse", "ghost/wh"], SPARK,
+     "ghost/wh/journeys.duckdb: no warehouse there yet")])
+def test_a_warehouse_that_is_not_there_is_one_sentence_and_creates_nothing(
+        tmp_path, args, config, said):
+    """An empty --warehouse would be the current folder; a read of a Spark warehouse
+    that is not there must not leave its folder behind."""
+    result = _engine_command(tmp_path, *args, config=config)
+    assert result.returncode == 1
+    assert said in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["engine.yml"] if config else [])
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_a_spark_that_cannot_start_is_one_sentence_before_anything_is_loaded(tmp_path):
+    """A setting the JVM refuses stands for a master that is down (which Spark gives up
+    on after a minute): one sentence naming engine.master, no stack trace, no load."""
+    from tests.sql.test_spark_portability import _spark_missing
+
+    if _spark_missing():
+        pytest.skip(_spark_missing())
+    result = _engine_command(tmp_path, "run", "--input", str(SAMPLE), "--warehouse", "wh",
+                             config=SPARK + "  conf:\n    spark.driver.memory: banana\n")
+    assert result.returncode == 1
+    assert "error: engine.master local[2]: Spark could not run a job there" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["engine.yml"]
 

@@ -11,6 +11,7 @@ Java runtime is absent (`make test` installs both).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,7 +23,13 @@ from journey_mining.config import Config
 from journey_mining.errors import ModelError
 from journey_mining.spark_engine import SparkBuild, spark_sql_of
 from journey_mining.spark_sql import portability_problems, to_spark
-from journey_mining.sql_models import SPARK_SUFFIX, SQL_DIR, discover_models, used_parameters
+from journey_mining.sql_models import (
+    SPARK_SUFFIX,
+    SQL_DIR,
+    discover_models,
+    unknown_parameters,
+    used_parameters,
+)
 
 # Every model layer, and the SQL the later steps run: a file here that leaves the subset
 # would fail on Spark. The exports are written by DuckDB from the tables (not models).
@@ -342,6 +349,53 @@ def test_a_spark_version_without_its_model_is_named(tmp_path):
     with pytest.raises(ModelError, match=r"staging/pairs.spark.sql is the Spark version "
                                          r"of a model pairs.sql that is not there"):
         discover_models(_override_models(tmp_path, with_model=False), layers=("staging",))
+
+
+@pytest.mark.parametrize(("file", "sql", "said"), [
+    ("pairs.spark.sql", "select k + :stepp as next_k from numbers",
+     "staging/pairs.spark.sql binds :stepp, which the build does not give (it gives :step)"),
+    ("pairs.sql", "select k + $stepp as next_k from numbers",
+     "staging/pairs.sql binds $stepp, which the build does not give (it gives $step)"),
+    ("pairs.spark.sql", "select k + from", "staging/pairs.spark.sql does not parse as spark")])
+def test_a_parameter_the_build_does_not_give_is_named_before_the_build(
+        tmp_path, file, sql, said):
+    """Found when the models are checked (before `journey run` starts Prefect), not when
+    Spark reaches the model, minutes into a build."""
+    folder = _override_models(tmp_path)
+    models = discover_models(folder, layers=("staging",))
+    assert unknown_parameters(models, {"step"}) == []
+    (folder / "staging" / file).write_text(sql)
+    problems = unknown_parameters(discover_models(folder, layers=("staging",)), {"step"})
+    assert len(problems) == 1 and problems[0].startswith(said)
+
+
+def test_a_spark_version_counts_in_the_fingerprint_of_spark_builds_only(tmp_path, monkeypatch):
+    """Adding a `.spark.sql` rebuilds a Spark warehouse, never a DuckDB one."""
+    from journey_mining import build as build_lib
+
+    folder = _override_models(tmp_path / "sql")
+    (folder / "staging" / "pairs.spark.sql").unlink()
+    monkeypatch.setattr(build_lib, "SQL_DIR", folder)
+    before = build_lib.code_fingerprint(), build_lib.code_fingerprint(spark=True)
+    _override_models(tmp_path / "again")
+    shutil.copy(tmp_path / "again" / "staging" / "pairs.spark.sql", folder / "staging")
+    assert build_lib.code_fingerprint() == before[0]
+    assert build_lib.code_fingerprint(spark=True) != before[1]
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_a_failing_spark_version_is_named_as_the_file_spark_ran(spark, tmp_path):
+    """The error names `pairs.spark.sql`, the file to edit, not the DuckDB model."""
+    folder = _override_models(tmp_path / "sql")
+    (folder / "staging" / "pairs.spark.sql").write_text("select no_such_column from numbers")
+    (model,) = discover_models(folder, layers=("staging",))
+    con = duckdb.connect(str(tmp_path / "journeys.duckdb"))
+    con.execute("CREATE TABLE numbers AS SELECT range AS k FROM range(5)")
+    build = SparkBuild(spark, tmp_path / "journeys.duckdb")
+    build.share(con, "numbers")
+    with pytest.raises(ModelError, match=r"^model staging/pairs\.spark\.sql failed on Spark: "):
+        build.run_sql_model(con, model, {"step": 2})
 
 
 @pytest.mark.spark
