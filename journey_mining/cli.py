@@ -137,14 +137,12 @@ def _engine_warehouse(warehouse: str | Path, config: Path | None) -> tuple[Path,
     return catalog, tables_uri
 
 
-def _check_spark(config: Path | None, tables_uri: str | None) -> None:
+def _check_spark(engine, tables_uri: str | None) -> None:
     """With engine.kind spark: Spark started as the build starts it runs a job and, with
     a URI warehouse, writes there (spark_engine.check_runs), or the command stops in one
     sentence before anything is loaded. The session is the one the build then uses."""
     from journey_mining import spark_engine
-    from journey_mining.config import load_config
 
-    engine = load_config(config).engine
     if engine.kind == "spark":
         spark_engine.check_runs(engine, tables_uri)
 
@@ -193,7 +191,7 @@ def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, repor
         latest = warehouse_lib.home_folder(reports, warehouse) / "latest" / "index.html"
         return {"unchanged": True, "load": {}, "warehouse": str(warehouse.resolve()),
                 "report": str(latest.resolve()) if latest.exists() else None}
-    _check_spark(config, tables_uri)
+    _check_spark(settings.engine, tables_uri)
     new_warehouse = not warehouse.exists()
     try:
         # A plain line, not a spinner: the run's log lines follow it on stderr.
@@ -399,7 +397,7 @@ def serve(
     try:
         warehouse, tables_uri = _engine_warehouse(warehouse, config)
         settings = _preflight(input, warehouse, config, need_files=False)
-        _check_spark(config, tables_uri)
+        _check_spark(settings.engine, tables_uri)
         if cron is not None:
             settings.schedule.with_cron(cron)  # a bad --cron before the API starts
     except JourneyError as exc:

@@ -56,8 +56,8 @@ from journey_mining.spark_sql import to_spark
 from journey_mining.sql_models import SPARK_SUFFIX, SQL_DIR, used_parameters
 from journey_mining.warehouse import drop_tables
 
-__all__ = ["SparkBuild", "catalog_path", "check_available", "check_runs", "is_uri",
-           "locate", "session", "spark_sql_of", "spark_versions", "tables_root"]
+__all__ = ["SparkBuild", "catalog_path", "check_available", "check_runs", "engine_session",
+           "is_uri", "locate", "session", "spark_sql_of", "spark_versions", "tables_root"]
 
 CATALOG_FILE = "journeys.duckdb"
 
@@ -156,7 +156,7 @@ def check_runs(engine, tables_uri: str | None = None) -> None:
     here, or the URI refused). Checked before the load, not half-way through a build;
     the session started here is the one the build uses."""
     try:
-        spark = session(engine.master, tuple(sorted(engine.conf.items())))
+        spark = engine_session(engine)
         spark.range(1).count()
     except ConfigError:
         raise
@@ -194,6 +194,11 @@ def session(master: str, conf: tuple[tuple[str, str], ...] = ()):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def engine_session(engine):
+    """The session for the config's engine settings (`EngineConfig`: master and conf)."""
+    return session(engine.master, tuple(sorted(engine.conf.items())))
 
 
 def spark_versions(sql_dir: Path = SQL_DIR) -> list[str]:

@@ -261,7 +261,7 @@ def _spark_build(ctx: RunContext):
         ctx.logger.info("Spark runs %d model%s from %s own Spark version instead of the "
                         "transpiled file: %s", len(own), "" if len(own) == 1 else "s",
                         "its" if len(own) == 1 else "their", ", ".join(own))
-    spark = spark_engine.session(engine.master, tuple(sorted(engine.conf.items())))
+    spark = spark_engine.engine_session(engine)
     return spark_engine.SparkBuild(spark, ctx.warehouse, ctx.tables_uri)
 
 

@@ -1,8 +1,8 @@
 """The suite's budget (15 minutes on 2 cores) rests on `--dist loadgroup`: the tests of
 one xdist group run on one worker, so a module-scoped run (`journey run` on Spark, the
 Prefect API, a generated world) happens once. pytest-xdist adds the group to each test's
-id; a pytest it cannot do that with (9.x with xdist 3.8) groups nothing, silently, and the
-suite took 1,847 s instead of about 750 s."""
+id; a pytest it cannot do that with (9.x with xdist 3.8) groups nothing, silently: the
+suite took 1,847 s that way, 1,354 s with the groups on the same machine."""
 
 from __future__ import annotations
 
