@@ -29,7 +29,7 @@ import pytest
 from journey_mining import operations
 from journey_mining.config import load_config
 from journey_mining.generator import GeneratorSpec, generate_exports
-from tests.conftest import REPO
+from tests.conftest import REPO, user_env
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
 PREFECT_START = "a local Prefect API starts first"
@@ -41,8 +41,7 @@ def journey(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600
             python: str | None = None) -> subprocess.CompletedProcess:
     """`journey ARGS` as a user runs it (its own Prefect home); with `python`, the same
     command with that code run first in its process (to plant a failure)."""
-    env = {**os.environ, "PREFECT_HOME": str(cwd / ".prefect"), **(env or {})}
-    env.pop("PREFECT_API_URL", None)
+    env = user_env(cwd / ".prefect", **(env or {}))
     command = ([JOURNEY, *args] if python is None else
                [sys.executable, "-c", python + "\nimport sys\nfrom journey_mining.cli import main"
                 "\nsys.argv = ['journey', *" + repr(list(args)) + "]\nmain()"])
@@ -524,8 +523,7 @@ def _start(args: list[str], cwd: Path) -> tuple[subprocess.Popen, list[str]]:
     list its stderr lines are read into (read all along, so the pipe never fills)."""
     import threading
 
-    env = {**os.environ, "PREFECT_HOME": str(cwd / ".prefect")}
-    env.pop("PREFECT_API_URL", None)
+    env = user_env(cwd / ".prefect")
     run = subprocess.Popen([JOURNEY, *args], cwd=cwd, env=env, stderr=subprocess.PIPE,
                            stdout=subprocess.DEVNULL, text=True, start_new_session=True)
     lines: list[str] = []

@@ -15,7 +15,7 @@ import pytest
 from journey_mining import build, ingest, warehouse
 from journey_mining.errors import WarehouseLockedError
 from journey_mining.pipelines.journey_pipeline import journey_pipeline
-from tests.conftest import WEB_HEADER, write_csv
+from tests.conftest import WEB_HEADER, user_env, write_csv
 
 
 @pytest.fixture
@@ -136,11 +136,9 @@ def test_an_all_skipped_load_records_nothing(tmp_path, exports):
 
 
 def test_an_unchanged_folder_is_decided_before_prefect_starts(tmp_path, exports):
-    import os
 
-    def journey(prefect_home):
-        env = {**os.environ, "PREFECT_HOME": str(prefect_home)}
-        env.pop("PREFECT_API_URL", None)
+    def journey(prefect_home, seed=True):
+        env = user_env(prefect_home, seed=seed)
         return subprocess.run(
             [str(__import__("pathlib").Path(sys.executable).parent / "journey"), "run",
              "--input", str(exports), "--warehouse", str(tmp_path / "w.duckdb"),
@@ -151,7 +149,7 @@ def test_an_unchanged_folder_is_decided_before_prefect_starts(tmp_path, exports)
     first = journey(tmp_path / "prefect1")
     assert first.returncode == 0, first.stderr[-2000:]
     before = snapshot(tmp_path / "w.duckdb")
-    again = journey(tmp_path / "prefect2")
+    again = journey(tmp_path / "prefect2", seed=False)
     assert again.returncode == 0 and again.stdout.startswith("nothing new")
     assert "report:" in again.stdout
     assert not (tmp_path / "prefect2").exists()  # no Prefect API was started
@@ -220,14 +218,12 @@ def test_the_next_night_keeps_the_fits_and_builds_in_part_refit_and_full_rebuild
     the report says their date) and rebuilds the touchpoints in part, a form fill tying
     a visitor's two earlier visits included; on a copy of that warehouse `--refit` fits
     again at once and `--full-rebuild` builds every model in full, to the same tables."""
-    import os
     import shutil
     from pathlib import Path
 
     from tests.journey_mining.test_incremental_build import _differences
 
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
-    env.pop("PREFECT_API_URL", None)
+    env = user_env(tmp_path / "prefect")
     db, copy = tmp_path / "w.duckdb", tmp_path / "copy.duckdb"
 
     # Two of the four touchpoints tied later would be late history above 1 % and fit

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from journey_mining.stages import activity_name
-from tests.conftest import SHARED_REAL
+from tests.conftest import SHARED_REAL, user_env
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
 needs_shared = pytest.mark.skipif(not SHARED_REAL.is_dir(), reason="needs ../shared/data/real")
@@ -45,7 +45,8 @@ def run_journey(tmp_path: Path, frame: pd.DataFrame, stage_map: dict,
         [JOURNEY, "run", "--input", str(exports), "--config", str(tmp_path / "journey.yml"),
          "--warehouse", str(tmp_path / "w.duckdb"), "--outputs", str(tmp_path / "out"),
          "--reports", str(tmp_path / "reports"), "--no-static-images"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600)
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        env=user_env(tmp_path / ".prefect"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "report:" in result.stdout
     return duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)

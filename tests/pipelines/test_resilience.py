@@ -4,7 +4,6 @@ it stops promptly, leaves nothing behind, and says what happened in one line."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from journey_mining import build, churn, discovery, ingest, journeys, mining, wa
 from journey_mining.config import AnalysisParams
 from journey_mining.errors import NoDataError, WarehouseError, WarehouseLockedError
 from journey_mining.generator import GeneratorSpec, generate_exports
-from tests.conftest import REPO
+from tests.conftest import REPO, user_env
 from tests.journeys_fixture import built_journeys, write_journey_exports
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
@@ -68,8 +67,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_kill_9_of_a_run_takes_its_prefect_server_down(tmp_path):
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
-    env.pop("PREFECT_API_URL", None)
+    env = user_env(tmp_path / "prefect")
     run = subprocess.Popen([JOURNEY, "run", "--input", str(REPO / "data" / "sample"),
                             "--warehouse", str(tmp_path / "w.duckdb"), "--no-static-images"],
                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -253,8 +251,7 @@ def test_a_failed_first_run_leaves_no_warehouse_and_no_traceback(tmp_path):
     exports.mkdir()
     (exports / "web_events.csv").write_text("id,occurred_at,anonymous_id,event_name\n"
                                             "w1,2025-01-01,a,page_view\n")
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
-    env.pop("PREFECT_API_URL", None)
+    env = user_env(tmp_path / "prefect")
     result = subprocess.run([JOURNEY, "run", "--input", str(exports), "--warehouse",
                              str(tmp_path / "w.duckdb"), "--no-static-images"],
                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
@@ -283,8 +280,8 @@ def test_a_model_with_a_typo_fails_in_one_line_and_keeps_the_previous_build(tmp_
     from tests.journeys_fixture import write_journey_exports
 
     copy = _own_models_checkout(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(copy), "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = user_env(tmp_path / "prefect", PYTHONPATH=str(copy),
+                   PREFECT_SERVER_ANALYTICS_ENABLED="false")
     run = [sys.executable, "-m", "journey_mining", "run", "--input",
            str(write_journey_exports(tmp_path / "in")), "--warehouse", str(tmp_path / "w.duckdb"),
            "--outputs", str(tmp_path / "out"), "--reports", str(tmp_path / "rep"),

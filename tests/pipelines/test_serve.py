@@ -4,7 +4,6 @@ cleanly on SIGTERM; a folder that does not exist is one line before anything sta
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,14 +13,13 @@ from pathlib import Path
 import pytest
 
 from journey_mining.generator import GeneratorSpec, generate_exports
+from tests.conftest import user_env
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
 
 
 def _env(tmp_path: Path) -> dict:
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect")}
-    env.pop("PREFECT_API_URL", None)
-    return env
+    return user_env(tmp_path / ".prefect")
 
 
 def test_a_missing_input_folder_is_refused_before_serving(tmp_path):

@@ -162,13 +162,13 @@ def test_a_build_that_fails_on_spark_changes_nothing_readers_see(runs):
         "from journey_mining.errors import ModelError\n"
         "run = se.SparkBuild.run_sql_model\n"
         "def failing(self, con, model, parameters):\n"
-        "    if model.name == 'int_journey_events':\n"
+        "    if model.name == 'stg_crm__contacts':\n"
         "        import pathlib\n"
         "        remote = pathlib.Path('lake/journeys.tables') / self.build_id\n"
         "        pathlib.Path('failed_build.txt').write_text(' '.join([\n"
         "            self.build_id, str((remote / 'stg_crm__accounts').is_dir()),\n"
         "            str((self.folder / 'stg_crm__accounts').is_dir())]))\n"
-        "        raise ModelError('model intermediate/int_journey_events.sql failed "
+        "        raise ModelError('model staging/stg_crm__contacts.sql failed "
         "on Spark: planted')\n"
         "    return run(self, con, model, parameters)\n"
         "se.SparkBuild.run_sql_model = failing\n")
@@ -176,7 +176,7 @@ def test_a_build_that_fails_on_spark_changes_nothing_readers_see(runs):
                      "--config", "uri.yml", "--outputs", "out_uri", "--reports", "rep_uri",
                      "--no-static-images", "--full-rebuild", cwd=work, python=planted)
     assert failed.returncode != 0
-    assert "int_journey_events" in failed.stdout + failed.stderr
+    assert "stg_crm__contacts" in failed.stdout + failed.stderr
     # The failed build had written its earlier models at the URI and beside the catalog.
     build, remote_written, local_written = (work / "failed_build.txt").read_text().split()
     assert (remote_written, local_written) == ("True", "True")
