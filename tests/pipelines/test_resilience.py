@@ -251,7 +251,7 @@ def test_a_failed_first_run_leaves_no_warehouse_and_no_traceback(tmp_path):
     exports.mkdir()
     (exports / "web_events.csv").write_text("id,occurred_at,anonymous_id,event_name\n"
                                             "w1,2025-01-01,a,page_view\n")
-    env = user_env(tmp_path / "prefect")
+    env = user_env(tmp_path / "prefect", seed=False)
     result = subprocess.run([JOURNEY, "run", "--input", str(exports), "--warehouse",
                              str(tmp_path / "w.duckdb"), "--no-static-images"],
                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
