@@ -413,3 +413,33 @@ def test_a_model_with_its_own_spark_sql_runs_that_on_spark(spark, tmp_path):
     expected = sorted(con.execute(model.sql, used_parameters({"step": 2}, model.sql))
                       .fetchall())
     assert on_spark == expected == [(k, 2, k + 2) for k in range(5)]
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_a_folder_warehouse_keeps_only_the_committed_build(spark, tmp_path):
+    """The build of a folder warehouse (no URI): its tables are Parquet under
+    journeys.tables/<build id>, the catalog's views read them; after the commit only
+    earlier builds' folders go (a user's own folder stays), and a failed build removes
+    its own folder and nothing else."""
+    catalog = tmp_path / "journeys.duckdb"
+    root = tmp_path / "journeys.tables"
+    (root / "0123456789ab" / "touchpoints").mkdir(parents=True)  # an earlier build
+    (root / "notes").mkdir()
+    (model,) = discover_models(_override_models(tmp_path / "sql"), layers=("staging",))
+    con = duckdb.connect(str(catalog))
+    con.execute("CREATE TABLE numbers AS SELECT range AS k FROM range(5)")
+    kept = SparkBuild(spark, catalog)
+    kept.share(con, "numbers")
+    kept.run_sql_model(con, model, {"step": 1})
+    kept.keep_only_this()
+    assert sorted(p.name for p in root.iterdir()) == sorted([kept.build_id, "notes"])
+    assert (root / kept.build_id / "pairs").is_dir()
+    assert str(root / kept.build_id / "pairs") in con.execute(
+        "SELECT sql FROM duckdb_views() WHERE view_name = 'pairs'").fetchall()[0][0]
+    failed = SparkBuild(spark, catalog)
+    failed.share(con, "numbers")
+    assert (root / failed.build_id / "numbers").is_dir()
+    failed.discard()
+    assert sorted(p.name for p in root.iterdir()) == sorted([kept.build_id, "notes"])
+    assert con.execute("SELECT max(next_k) FROM pairs").fetchall() == [(5,)]
