@@ -206,7 +206,7 @@ def test_a_purchase_log_gets_bgnbd_through_journey_run(tmp_path):
                           str(tmp_path / "journey.yml"), "--warehouse", str(tmp_path / "w.duckdb"),
                           "--outputs", str(tmp_path / "o"), "--reports", str(tmp_path / "r"),
                           "--no-static-images"], capture_output=True, text=True, cwd=tmp_path,
-                         timeout=600, env=user_env(tmp_path / ".prefect"))
+                         timeout=600, env=user_env(tmp_path / ".prefect", shared_api=True))
     assert run.returncode == 0, run.stderr[-3000:]
     con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
     runs = con.sql("SELECT * FROM model_runs").df().iloc[-1]

@@ -38,10 +38,12 @@ FORMULAS = ("=HYPERLINK(\"http://x.io\",\"{}\")", "+1+cmd|' /C calc'!A0 {}", "@S
 
 
 def journey(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600,
-            python: str | None = None) -> subprocess.CompletedProcess:
-    """`journey ARGS` as a user runs it (its own Prefect home); with `python`, the same
-    command with that code run first in its process (to plant a failure)."""
-    env = user_env(cwd / ".prefect", **(env or {}))
+            python: str | None = None, shared_api: bool = False
+            ) -> subprocess.CompletedProcess:
+    """`journey ARGS` as a user runs it (its own Prefect home; with `shared_api`, a Prefect
+    server already running: `user_env`); with `python`, the same command with that code
+    run first in its process (to plant a failure)."""
+    env = user_env(cwd / ".prefect", shared_api=shared_api, **(env or {}))
     command = ([JOURNEY, *args] if python is None else
                [sys.executable, "-c", python + "\nimport sys\nfrom journey_mining.cli import main"
                 "\nsys.argv = ['journey', *" + repr(list(args)) + "]\nmain()"])
@@ -97,7 +99,8 @@ def run_once(root: Path, exports, config_text: str, warehouse: Path, env: dict |
     config.write_text(config_text)
     warehouse = root / warehouse
     run = journey("run", "--input", str(folder), "--warehouse", str(warehouse), "--config",
-                  str(config), "--no-static-images", cwd=root, env=env, timeout=900)
+                  str(config), "--no-static-images", cwd=root, env=env, timeout=900,
+                  shared_api=True)
     return run, warehouse, root
 
 
@@ -217,7 +220,8 @@ def test_a_failed_optional_step_renders_the_report_and_is_not_a_complete_build(
         tmp_path, small_exports):
     warehouse = tmp_path / "w.duckdb"
     run = journey("run", "--input", str(small_exports), "--warehouse", str(warehouse),
-                  "--no-static-images", cwd=tmp_path, python=FAIL_REENGAGEMENT)
+                  "--no-static-images", cwd=tmp_path, python=FAIL_REENGAGEMENT,
+                  shared_api=True)
     assert run.returncode == 0, run.stderr[-3000:]
     page = (tmp_path / "reports" / "w" / "latest" / "index.html").read_text()
     assert "re-engagement: RuntimeError: planted failure" in page
@@ -229,7 +233,8 @@ def test_a_failed_optional_step_renders_the_report_and_is_not_a_complete_build(
     assert "Traceback" not in run.stderr
     # --debug shows where it failed
     debug = journey("run", "--input", str(small_exports), "--warehouse", str(warehouse),
-                    "--no-static-images", "--debug", cwd=tmp_path, python=FAIL_REENGAGEMENT)
+                    "--no-static-images", "--debug", cwd=tmp_path, python=FAIL_REENGAGEMENT,
+                    shared_api=True)
     assert debug.returncode == 0, debug.stderr[-3000:]
     assert "Traceback (most recent call last)" in debug.stderr
     assert ", in broken" in debug.stderr  # the frame of the planted function
@@ -268,7 +273,7 @@ def test_a_stop_in_a_query_is_never_retried_nor_recorded(tmp_path, small_exports
     extra = []
     if module == "mining":  # a warehouse built before; another as-of makes mining run again
         first = journey("run", "--input", str(small_exports), "--warehouse", str(warehouse),
-                        "--no-static-images", cwd=tmp_path)
+                        "--no-static-images", cwd=tmp_path, shared_api=True)
         assert first.returncode == 0, first.stderr[-3000:]
         extra = ["--as-of", "2025-06-01"]
     run = journey("run", "--input", str(small_exports), "--warehouse", str(warehouse),

@@ -223,7 +223,7 @@ def test_the_next_night_keeps_the_fits_and_builds_in_part_refit_and_full_rebuild
 
     from tests.journey_mining.test_incremental_build import _differences
 
-    env = user_env(tmp_path / "prefect")
+    env = user_env(tmp_path / "prefect", shared_api=True)
     db, copy = tmp_path / "w.duckdb", tmp_path / "copy.duckdb"
 
     # Two of the four touchpoints tied later would be late history above 1 % and fit

@@ -46,7 +46,7 @@ def run_journey(tmp_path: Path, frame: pd.DataFrame, stage_map: dict,
          "--warehouse", str(tmp_path / "w.duckdb"), "--outputs", str(tmp_path / "out"),
          "--reports", str(tmp_path / "reports"), "--no-static-images"],
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
-        env=user_env(tmp_path / ".prefect"))
+        env=user_env(tmp_path / ".prefect", shared_api=True))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "report:" in result.stdout
     return duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)

@@ -280,7 +280,7 @@ def test_a_model_with_a_typo_fails_in_one_line_and_keeps_the_previous_build(tmp_
     from tests.journeys_fixture import write_journey_exports
 
     copy = _own_models_checkout(tmp_path)
-    env = user_env(tmp_path / "prefect", PYTHONPATH=str(copy),
+    env = user_env(tmp_path / "prefect", shared_api=True, PYTHONPATH=str(copy),
                    PREFECT_SERVER_ANALYTICS_ENABLED="false")
     run = [sys.executable, "-m", "journey_mining", "run", "--input",
            str(write_journey_exports(tmp_path / "in")), "--warehouse", str(tmp_path / "w.duckdb"),

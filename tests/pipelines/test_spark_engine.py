@@ -8,7 +8,8 @@ its bookkeeping is tested on a small build in tests/sql/test_spark_portability.p
 
 One small generated world with a seed and settings of its own (not the sample's). The
 commands run as subprocesses, each with its own Spark session (~8 s to start) and
-Prefect API; the module shares one xdist group with the other Spark tests.
+Prefect server of the test process (`user_env`); the module shares one xdist group with
+the other Spark tests.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def runs(tmp_path_factory):
                                                      skip=0.2))
     duck = journey("run", "--input", "exports", "--warehouse", "duck.duckdb",
                    "--outputs", "out_duck", "--reports", "rep_duck", "--no-static-images",
-                   cwd=work)
+                   cwd=work, shared_api=True)
     (work / "uri.yml").write_text(URI_CONFIG)
     for root in (work / "lake" / "journeys.tables", work / "uri_catalog" / "journeys.tables"):
         (root / STALE_BUILD / "touchpoints").mkdir(parents=True)
@@ -59,7 +60,7 @@ def runs(tmp_path_factory):
         (root / "notes").mkdir()  # not a build: a user's folder stays
     uri = journey("run", "--input", "exports", "--warehouse", (work / "lake").as_uri(),
                   "--config", "uri.yml", "--outputs", "out_uri", "--reports", "rep_uri",
-                  "--no-static-images", cwd=work)
+                  "--no-static-images", cwd=work, shared_api=True)
     return work, duck, uri
 
 
@@ -168,7 +169,8 @@ def test_a_build_that_fails_on_spark_changes_nothing_readers_see(runs):
         "se.SparkBuild.run_sql_model = failing\n")
     failed = journey("run", "--input", "exports", "--warehouse", (work / "lake").as_uri(),
                      "--config", "uri.yml", "--outputs", "out_uri", "--reports", "rep_uri",
-                     "--no-static-images", "--full-rebuild", cwd=work, python=planted)
+                     "--no-static-images", "--full-rebuild", cwd=work, python=planted,
+                     shared_api=True)
     assert failed.returncode != 0
     assert "stg_crm__contacts" in failed.stdout + failed.stderr
     # The failed build had written its earlier models at the URI and beside the catalog.
