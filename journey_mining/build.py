@@ -35,8 +35,8 @@ from journey_mining.warehouse import (
 
 __all__ = ["CONFIG_TABLES", "LOADED_TABLES", "build", "build_fingerprint", "checked_models",
            "code_fingerprint", "incremental_fingerprint", "settings_fingerprint",
-           "is_up_to_date",
-           "last_build_fingerprint", "missing_models", "model_parameters", "record_build"]
+           "is_up_to_date", "last_build_fingerprint", "last_build_place", "missing_models",
+           "model_parameters", "record_build"]
 
 # Written by the build before the models: the ladder, the stage map and the rules they join.
 CONFIG_TABLES = ("stage_ladder", "stage_map", "negative_signals", "observed_stage_changes",
@@ -206,17 +206,20 @@ def settings_fingerprint(params) -> dict:
 
 
 def build_fingerprint(con: duckdb.DuckDBPyConnection, params, as_of=None, outputs=None,
-                      spark: bool = False) -> str:
+                      place: str = "duckdb") -> str:
     """What a run depends on: loaded data, analysis parameters, SQL and library code (with
-    the models' Spark versions on a `spark` build), and which files it writes (`outputs`:
-    exports turned back on are written by the next run even when nothing else changed)."""
+    the models' Spark versions on a Spark build), which files it writes (`outputs`:
+    exports turned back on are written by the next run even when nothing else changed),
+    and where the models' tables are (`spark_engine.tables_place`: another engine, or a
+    Spark warehouse moved or named by another URI, is a build of its own)."""
     from journey_mining import __version__
 
     last_load = con.execute(
         "SELECT coalesce(max(load_id), 0) FROM loads WHERE rows_loaded > 0 OR rows_rejected > 0"
     ).fetchall()[0][0]
     payload = {"load": last_load, **settings_fingerprint(params),
-               "as_of": str(as_of), "code": code_fingerprint(spark), "version": __version__,
+               "as_of": str(as_of), "code": code_fingerprint(place != "duckdb"),
+               "version": __version__, "place": place,
                "outputs": outputs.model_dump(mode="json") if outputs is not None else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -230,11 +233,11 @@ def last_build_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 def is_up_to_date(con: duckdb.DuckDBPyConnection, params, as_of=None, outputs=None,
-                  spark: bool = False) -> tuple[bool, str]:
+                  place: str = "duckdb") -> tuple[bool, str]:
     """(nothing new?, this build's fingerprint): the one "nothing new" decision, taken by
     the plan's `check for changes` step and by `journey run` before Prefect starts. A
     model's table dropped since (by hand, by a tool) is something new: the run builds it."""
-    current = build_fingerprint(con, params, as_of, outputs, spark)
+    current = build_fingerprint(con, params, as_of, outputs, place)
     return last_build_fingerprint(con) == current and not missing_models(con), current
 
 
@@ -247,8 +250,20 @@ def missing_models(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [name for name in model_tables() if name not in present]
 
 
-def record_build(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:
-    """Remember the fingerprint of a complete run (build, mining, analysis, report)."""
+def record_build(con: duckdb.DuckDBPyConnection, fingerprint: str,
+                 place: str = "duckdb") -> None:
+    """Remember the fingerprint of a complete run (build, mining, analysis, report) and
+    where its model tables are (`spark_engine.tables_place`)."""
     con.execute("CREATE OR REPLACE TABLE build_state AS "
-                "SELECT $fingerprint AS fingerprint, now()::TIMESTAMP AS built_at",
-                {"fingerprint": fingerprint})
+                "SELECT $fingerprint AS fingerprint, now()::TIMESTAMP AS built_at, "
+                "$place AS tables_at", {"fingerprint": fingerprint, "place": place})
+
+
+def last_build_place(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Where the last complete run's model tables are (None: no complete run recorded,
+    or one recorded before the place was)."""
+    if not table_exists(con, "build_state") or "tables_at" not in {
+            row[0] for row in con.execute("DESCRIBE build_state").fetchall()}:
+        return None
+    rows = con.execute("SELECT tables_at FROM build_state").fetchall()
+    return rows[0][0] if rows else None

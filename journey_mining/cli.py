@@ -137,13 +137,27 @@ def _engine_warehouse(warehouse: str | Path, config: Path | None) -> tuple[Path,
     return catalog, tables_uri
 
 
+def _tables_place(settings, warehouse: Path, tables_uri: str | None) -> str:
+    from journey_mining import spark_engine
+
+    return spark_engine.tables_place(settings.engine.kind, warehouse, tables_uri)
+
+
 def _check_spark(engine, tables_uri: str | None) -> None:
     """With engine.kind spark: Spark started as the build starts it runs a job and, with
     a URI warehouse, writes there (spark_engine.check_runs), or the command stops in one
     sentence before anything is loaded. The session is the one the build then uses."""
+    import logging
+
     from journey_mining import spark_engine
 
     if engine.kind == "spark":
+        # py4j logs through the root logger (`logging.info`) from its own threads, which
+        # gives the root a handler of Python's default format (basicConfig) before
+        # Prefect sets up its own: the run's log lines lost their time and step names.
+        # This process is the command's: its root logger gets a handler that does nothing.
+        if not logging.getLogger().handlers:
+            logging.getLogger().addHandler(logging.NullHandler())
         spark_engine.check_runs(engine, tables_uri)
 
 
@@ -186,8 +200,11 @@ def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, repor
     # No other run can hold it now (our lock): a process that does is a notebook's.
     warehouse_lib.check_not_open_elsewhere(warehouse)
 
+    operations.check_tables_place(warehouse, _tables_place(settings, warehouse, tables_uri),
+                                  full_rebuild)
     forced = full_reload or refit or full_rebuild
-    if not forced and operations.nothing_new(warehouse, input_dir, settings, as_of):
+    if not forced and operations.nothing_new(warehouse, input_dir, settings, as_of,
+                                             tables_uri):
         latest = warehouse_lib.home_folder(reports, warehouse) / "latest" / "index.html"
         return {"unchanged": True, "load": {}, "warehouse": str(warehouse.resolve()),
                 "report": str(latest.resolve()) if latest.exists() else None}
@@ -397,6 +414,8 @@ def serve(
     try:
         warehouse, tables_uri = _engine_warehouse(warehouse, config)
         settings = _preflight(input, warehouse, config, need_files=False)
+        operations.check_tables_place(
+            warehouse, _tables_place(settings, warehouse, tables_uri), False)
         _check_spark(settings.engine, tables_uri)
         if cron is not None:
             settings.schedule.with_cron(cron)  # a bad --cron before the API starts
@@ -470,14 +489,20 @@ def export_marts(
     """Write every mart, account_stage_history and the analysis tables (mining,
     re-engagement, churn, drivers, KPI history, rejected rows) as Parquet, one file per
     table, from a warehouse of either engine: for BI tools, or another engine to read."""
-    from journey_mining import exports, steps
+    from journey_mining import exports, operations, steps
     from journey_mining import warehouse as warehouse_lib
+    from journey_mining.config import load_config
     from journey_mining.errors import NoDataError
 
     try:
-        path, _ = _engine_warehouse(warehouse, config)
+        path, tables_uri = _engine_warehouse(warehouse, config)
         if not path.exists():
             raise NoDataError(f"{path}: no warehouse there yet; run `journey run` first")
+        if to.exists() and not to.is_dir():
+            raise ConfigError(f"--to {to}: a file is there; give a folder for the Parquet "
+                              "files")
+        operations.check_tables_place(
+            path, _tables_place(load_config(config), path, tables_uri), None)
         with warehouse_lib.connected(path, read_only=True) as con:
             written, absent = exports.export_marts(con, to, steps.mart_tables())
     except JourneyError as exc:

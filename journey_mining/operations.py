@@ -33,7 +33,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from journey_mining import build, warehouse
+from journey_mining import build, spark_engine, warehouse
+from journey_mining.errors import ConfigError
 
 __all__ = [
     "RunStopped",
@@ -276,10 +277,12 @@ def quiet_tracebacks() -> None:
                 handler.addFilter(_NoTraceback())
 
 
-def nothing_new(warehouse_path, input_dir, config, as_of=None) -> bool:
+def nothing_new(warehouse_path, input_dir, config, as_of=None,
+                tables_uri: str | None = None) -> bool:
     """True when a run would change nothing: every file of `input_dir` was loaded before
-    (same SHA-256) and the build fingerprint (data, parameters, code) is the last
-    complete run's. Decided on a read-only connection, before Prefect starts."""
+    (same SHA-256) and the build fingerprint (data, parameters, code, where the tables
+    are) is the last complete run's. Decided on a read-only connection, before Prefect
+    starts."""
     import duckdb
 
     from journey_mining import ingest
@@ -301,7 +304,32 @@ def nothing_new(warehouse_path, input_dir, config, as_of=None) -> bool:
         ).fetchall()}
         if any(f.sha256 not in seen for f in files):
             return False
-        return build.is_up_to_date(con, config.analysis, as_of, config.outputs,
-                                   config.engine.kind == "spark")[0]
+        place = spark_engine.tables_place(config.engine.kind, path, tables_uri)
+        return build.is_up_to_date(con, config.analysis, as_of, config.outputs, place)[0]
     finally:
         con.close()
+
+
+def check_tables_place(warehouse_path, place: str, rebuild: bool | None) -> None:
+    """Refuse, in one sentence, a command on a warehouse whose last complete build put its
+    model tables somewhere else than this command would read or write them: another
+    engine, a Spark warehouse moved or copied (its views read the original's files), or
+    a URI that is not the one it was built at (a typo would build a second copy there).
+    `rebuild` True: `journey run --full-rebuild`, which builds it again here; None: a
+    command that only reads (export-marts), which has no such way out."""
+    path = Path(warehouse_path)
+    if rebuild or not path.exists():
+        return
+    with warehouse.connected(path, read_only=True) as con:
+        built = build.last_build_place(con)
+    if built is None or built == place:
+        return
+    def said(where: str) -> str:
+        return ("inside the DuckDB file" if where == "duckdb"
+                else f"on Spark at {where.removeprefix('spark ')}")
+    fix = ("build it again with `journey run --full-rebuild`" if rebuild is not None
+           else "give the --warehouse and --config it was built with, or build it again "
+                "with `journey run --full-rebuild`")
+    raise ConfigError(f"{path}: its last build keeps the model tables {said(built)}, and "
+                      f"this command would use them {said(place)} (another engine, a "
+                      f"moved warehouse or another URI): {fix}")

@@ -57,7 +57,8 @@ from journey_mining.sql_models import SPARK_SUFFIX, SQL_DIR, used_parameters
 from journey_mining.warehouse import drop_tables
 
 __all__ = ["SparkBuild", "catalog_path", "check_available", "check_runs", "engine_session",
-           "is_uri", "locate", "session", "spark_sql_of", "spark_versions", "tables_root"]
+           "is_uri", "locate", "session", "spark_sql_of", "spark_versions", "tables_place",
+           "tables_root"]
 
 CATALOG_FILE = "journeys.duckdb"
 
@@ -120,6 +121,19 @@ def locate(warehouse: str | Path, catalog: str | None) -> tuple[Path, str | None
         raise ConfigError(f"engine.catalog ({catalog}) names a DuckDB file: end it in "
                           ".duckdb")
     return Path(catalog), text.rstrip("/")
+
+
+def tables_place(kind: str, catalog: str | Path, tables_uri: str | None = None) -> str:
+    """Where a build's model tables are, as recorded with it (build_state.tables_at):
+    `duckdb` (inside the warehouse file, wherever it is moved), else `spark <folder or
+    URI of its tables>`. A build somewhere else is another warehouse: a run there is a
+    full rebuild the user asks for, and an export from there is refused
+    (`operations.check_tables_place`)."""
+    if kind != "spark":
+        return "duckdb"
+    if tables_uri:
+        return f"spark {tables_uri}/{tables_root(catalog).name}"
+    return f"spark {tables_root(catalog).resolve()}"
 
 
 def tables_root(catalog: str | Path) -> Path:

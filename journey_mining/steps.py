@@ -117,6 +117,13 @@ class RunContext:
     # Prefect's artifacts (the flow sets it; None: nothing to publish)
     publish: Callable[[RunContext, str | None], None] | None = None
 
+    def tables_place(self) -> str:
+        """Where this run's model tables go (`spark_engine.tables_place`)."""
+        from journey_mining import spark_engine
+
+        return spark_engine.tables_place(self.config.engine.kind, self.warehouse,
+                                         self.tables_uri)
+
     def report_home(self, create: bool = False) -> Path | None:
         """This warehouse's report folder (`reports_dir/<warehouse>`), None if no report."""
         return (None if self.reports_dir is None
@@ -217,8 +224,7 @@ def _check(ctx: RunContext) -> ChangeCheck:
 
     with warehouse.connected(ctx.warehouse, read_only=True) as con:
         unchanged, current = build.is_up_to_date(con, ctx.config.analysis, ctx.as_of,
-                                                 ctx.config.outputs,
-                                                 ctx.config.engine.kind == "spark")
+                                                 ctx.config.outputs, ctx.tables_place())
     unchanged = unchanged and not (ctx.refit or ctx.full_rebuild)
     if unchanged:
         ctx.logger.info("nothing new since the last run: warehouse left as it was")
@@ -482,7 +488,8 @@ def _record(ctx: RunContext) -> StepResult:
     with warehouse.connected(ctx.warehouse) as con:
         issues = warehouse.run_issues(con)
         if not issues and not (tested and tested.errors):
-            build.record_build(con, ctx.results["check for changes"].fingerprint)
+            build.record_build(con, ctx.results["check for changes"].fingerprint,
+                               ctx.tables_place())
             return StepResult(tables=["build_state"])
     why = ", ".join(dict.fromkeys(step for step, _ in issues)) or "data tests"
     ctx.logger.warning("not recorded as a complete build: %s failed; the next run does it "

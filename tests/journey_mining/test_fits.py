@@ -146,3 +146,24 @@ def test_turning_an_export_back_on_is_something_new(tmp_path):
     off = build.build_fingerprint(con, AnalysisParams(), None, OutputFiles(ocel=False))
     assert build.build_fingerprint(con, AnalysisParams(), None, OutputFiles()) != off
     assert build.build_fingerprint(con, AnalysisParams(), None, OutputFiles(ocel=False)) == off
+
+
+def test_where_the_tables_are_is_part_of_a_build(tmp_path):
+    """Another engine, a moved Spark folder or another URI is a build of its own (never
+    "nothing new"), and a complete run records where its tables are."""
+    from journey_mining import build, spark_engine
+
+    con = built_journeys(tmp_path)
+    places = [spark_engine.tables_place("duckdb", tmp_path / "w.duckdb"),
+              spark_engine.tables_place("spark", tmp_path / "wh" / "journeys.duckdb"),
+              spark_engine.tables_place("spark", tmp_path / "moved" / "journeys.duckdb"),
+              spark_engine.tables_place("spark", "cat/journeys.duckdb", "s3a://b/lake"),
+              spark_engine.tables_place("spark", "cat/journeys.duckdb", "s3a://b/lake2")]
+    assert places[0] == "duckdb" and places[3] == "spark s3a://b/lake/journeys.tables"
+    assert places[1] == f"spark {(tmp_path / 'wh' / 'journeys.tables').resolve()}"
+    fingerprints = {build.build_fingerprint(con, AnalysisParams(), None, None, place)
+                    for place in places}
+    assert len(fingerprints) == len(places)
+    assert build.last_build_place(con) is None  # no complete run yet
+    build.record_build(con, "f", places[3])
+    assert build.last_build_place(con) == places[3]

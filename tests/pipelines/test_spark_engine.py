@@ -190,3 +190,41 @@ def _snapshot(catalog) -> dict[str, int]:
                          "account_stage_history")}
     finally:
         con.close()
+
+
+def test_a_warehouse_is_used_where_its_tables_are_or_refused_in_one_sentence(runs):
+    """Found by a new user: a Spark config on a DuckDB warehouse said "nothing new", an
+    export from a mistyped URI exported the catalog's other URI, and an export from a
+    moved Spark folder ended in a traceback. Each is now one sentence naming where the
+    tables are and what to do, before Spark or Prefect starts, and changes nothing."""
+    work, duck, uri = runs
+    assert duck.returncode == uri.returncode == 0
+    (work / "spark.yml").write_text(SPARK_CONFIG)
+    catalog = work / "uri_catalog" / "journeys.duckdb"
+    before = _snapshot(work / "duck.duckdb"), _snapshot(catalog)
+    lake = (work / "lake").as_uri()
+    typo = (work / "lkae").as_uri()
+    engine = journey("run", "--input", "exports", "--warehouse", "duck.duckdb", "--config",
+                     "spark.yml", "--no-static-images", cwd=work)
+    other_uri = journey("run", "--input", "exports", "--warehouse", typo, "--config",
+                        "uri.yml", "--no-static-images", cwd=work)
+    export = journey("export-marts", "--warehouse", typo, "--config", "uri.yml", "--to",
+                     "typo_marts", cwd=work)
+    (work / "a_file").write_text("")
+    to_file = journey("export-marts", "--warehouse", lake, "--config", "uri.yml", "--to",
+                      "a_file", cwd=work)
+    for result in (engine, other_uri, export, to_file):
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "engine: spark" not in result.stderr + result.stdout
+    assert engine.stderr.startswith(
+        "error: duck.duckdb: its last build keeps the model tables inside the DuckDB file, "
+        f"and this command would use them on Spark at {work / 'duck.tables'}")
+    assert "journey run --full-rebuild" in engine.stderr
+    for result in (other_uri, export):
+        assert (f"keeps the model tables on Spark at {lake}/journeys.tables, and this "
+                f"command would use them on Spark at {typo}/journeys.tables") in result.stderr
+    assert to_file.stderr.strip() == "error: --to a_file: a file is there; give a folder for " \
+                                     "the Parquet files"
+    assert not (work / "lkae").exists() and not (work / "typo_marts").exists()
+    assert (_snapshot(work / "duck.duckdb"), _snapshot(catalog)) == before
