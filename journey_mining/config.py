@@ -673,6 +673,9 @@ def _problem(err: dict) -> str:
                              "rules out to use the default rules"}
     where = ".".join(str(p) for p in loc)
     message = f"{where}: {err['msg'].removeprefix('Value error, ')}"
+    if err["type"] == "literal_error":  # one of a few words: say what was given instead
+        message = f"{where}: {err.get('input')!r} is not one of the choices; " + (
+            err["msg"][0].lower() + err["msg"][1:])
     if err["type"] == "extra_forbidden":
         import difflib
 

@@ -3,7 +3,8 @@
 -- journey KPIs, how many reached each prospect stage and client (stage_funnel), and the
 -- last load's rows. What the SQL cannot read is bound: $failed_checks (data tests that
 -- failed), $run_issues (optional analyses that failed), $churn_status and
--- $churn_roc_auc (the latest churn model run, empty without one).
+-- $churn_roc_auc (the latest churn model run, empty without one; typed, so that a
+-- warehouse with no churn model yet exports a text and a number column, not nulls).
 WITH kpis AS (SELECT * FROM journey_kpis),
 funnel AS (
     SELECT max(reached) FILTER (WHERE stage = 'awareness') AS reached_awareness,
@@ -23,5 +24,5 @@ SELECT now()::TIMESTAMP AS built_at, k.as_of, k.accounts, k.touchpoints, k.resol
        f.*, f.reached_client / nullif(f.reached_awareness, 0) AS prospect_to_client_rate,
        k.dropped_accounts, k.re_engagement_rate, l.*,
        $failed_checks AS failed_data_tests, $run_issues AS run_issues,
-       $churn_status AS churn_status, $churn_roc_auc AS churn_roc_auc
+       $churn_status::VARCHAR AS churn_status, $churn_roc_auc::DOUBLE AS churn_roc_auc
 FROM kpis k, funnel f, load l

@@ -35,6 +35,8 @@ def test_defaults_when_no_config_is_given():
         ("analysis:\n  dormacy_days: 30\n",
          "analysis.dormacy_days: unknown setting; did you mean analysis.dormancy_days?"),
         ("ingest: [\n", "not valid YAML"),
+        ("engine:\n  kind: Spark\n",
+         "engine.kind: 'Spark' is not one of the choices; input should be 'duckdb' or 'spark'"),
         # values that cannot work pass no more (issue 27: each failed later, in a traceback)
         ("analysis:\n  dormancy_days: 100000000000000000000000\n",
          "analysis.dormancy_days: Input should be less than or equal to 36500"),
