@@ -931,6 +931,12 @@ def store_churn(con: duckdb.DuckDBPyConnection, run: ChurnRun) -> None:
                if c.endswith(("auc", "brier", "rate", "compared", "compared_rows",
                               "gain_low", "gain_high", "_c"))]
     record[metrics] = record[metrics].astype(float)
+    # So are the texts and flags of a model not fitted (a column of nothing but NULLs
+    # would be stored, and exported as Parquet, with no type at all).
+    record = record.astype({column: kind for column, kind in (
+        ("bgnbd_params", "string"), ("reliability", "string"),
+        ("bgnbd_calibrated", "boolean")) if column in record.columns})
+    scores = run.scores.astype({"risk_band": "string"} if "risk_band" in run.scores else {})
     with transaction(con):
-        store_frame(con, "churn_scores", run.scores)
+        store_frame(con, "churn_scores", scores)
         store_frame(con, "model_runs", record, append=True)

@@ -107,9 +107,12 @@ def gap_touchpoint_lift(con: duckdb.DuckDBPyConnection, window_days: int = 180,
             "lift": lift, "lift_ci_low": low, "lift_ci_high": high,
             "significant": low > 1 or high < 1, "defines_return": bool(r.defines_return),
         })
-    columns = ["touchpoint", "defines_return", "gaps_with", "returned_with", "return_rate_with",
-               "return_rate_without", "lift", "lift_ci_low", "lift_ci_high", "significant"]
-    return pd.DataFrame(rows, columns=columns).sort_values(
+    # Typed even with no row (no gaps yet): an empty table keeps its column types.
+    columns = {"touchpoint": "string", "defines_return": "boolean", "gaps_with": "int64",
+               "returned_with": "int64", "return_rate_with": "float64",
+               "return_rate_without": "float64", "lift": "float64", "lift_ci_low": "float64",
+               "lift_ci_high": "float64", "significant": "boolean"}
+    return pd.DataFrame(rows, columns=list(columns)).astype(columns).sort_values(
         "lift", ascending=False).reset_index(drop=True)
 
 
