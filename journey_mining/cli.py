@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
 import signal
@@ -41,6 +42,12 @@ def _prefect_environment() -> None:
     os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "false")
     # The local API can take a while to start on a busy machine (default: 20 s).
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # A library's module-level `logging.info` (py4j's, from Spark's threads) gives a root
+    # logger without handlers Python's default one (basicConfig), and Prefect then keeps
+    # it: the run's lines lost their time and step names. This process is the command's:
+    # its root logger gets a handler that does nothing, and Prefect sets up the rest.
+    if not logging.getLogger().handlers:
+        logging.getLogger().addHandler(logging.NullHandler())
     _accept_stop_signals()
 
 
@@ -104,13 +111,15 @@ def _preflight(input_dir: Path, warehouse_path: Path, config: Path | None,
     return settings
 
 
-def _engine_warehouse(warehouse: str | Path, config: Path | None) -> tuple[Path, str | None]:
+def _engine_warehouse(warehouse: str | Path, config: Path | None
+                      ) -> tuple[Path, str | None, str]:
     """The DuckDB file a run opens and, with a URI warehouse, where Spark's tables go:
     `--warehouse` itself on the default engine; with engine.kind spark the catalog of the
     warehouse folder, or the config's engine.catalog for a URI (spark_engine.locate),
     once Spark is known to be installed here (pyspark, a Java runtime). Nothing is
     created (the run's lock makes the folder); whether Spark runs (`_check_spark`) is
-    asked later, when a run has something to build."""
+    asked later, when a run has something to build. Returns (catalog, tables URI,
+    engine kind)."""
     from journey_mining import spark_engine
     from journey_mining.config import load_config
 
@@ -131,33 +140,19 @@ def _engine_warehouse(warehouse: str | Path, config: Path | None) -> tuple[Path,
             raise ConfigError(f"--warehouse {warehouse} is a folder, and the DuckDB "
                               f"engine's warehouse is a file (e.g. {warehouse}/journeys."
                               f"duckdb){hint}")
-        return warehouse, None
+        return warehouse, None, engine.kind
     catalog, tables_uri = spark_engine.locate(warehouse, engine.catalog)  # before Java
     spark_engine.check_available()
-    return catalog, tables_uri
-
-
-def _tables_place(settings, warehouse: Path, tables_uri: str | None) -> str:
-    from journey_mining import spark_engine
-
-    return spark_engine.tables_place(settings.engine.kind, warehouse, tables_uri)
+    return catalog, tables_uri, engine.kind
 
 
 def _check_spark(engine, tables_uri: str | None) -> None:
     """With engine.kind spark: Spark started as the build starts it runs a job and, with
     a URI warehouse, writes there (spark_engine.check_runs), or the command stops in one
     sentence before anything is loaded. The session is the one the build then uses."""
-    import logging
-
     from journey_mining import spark_engine
 
     if engine.kind == "spark":
-        # py4j logs through the root logger (`logging.info`) from its own threads, which
-        # gives the root a handler of Python's default format (basicConfig) before
-        # Prefect sets up its own: the run's log lines lost their time and step names.
-        # This process is the command's: its root logger gets a handler that does nothing.
-        if not logging.getLogger().handlers:
-            logging.getLogger().addHandler(logging.NullHandler())
         spark_engine.check_runs(engine, tables_uri)
 
 
@@ -168,7 +163,7 @@ def _run(input_dir: Path, warehouse: str | Path, config: Path | None,
     _prefect_environment()
     from journey_mining import warehouse as warehouse_lib
 
-    warehouse, tables_uri = _engine_warehouse(warehouse, config)
+    warehouse, tables_uri, _ = _engine_warehouse(warehouse, config)
     settings = _preflight(input_dir, warehouse, config)
     made = _first_missing_folder(warehouse.parent)
     try:
@@ -200,8 +195,8 @@ def _locked_run(input_dir, warehouse, config, as_of, full_reload, outputs, repor
     # No other run can hold it now (our lock): a process that does is a notebook's.
     warehouse_lib.check_not_open_elsewhere(warehouse)
 
-    operations.check_tables_place(warehouse, _tables_place(settings, warehouse, tables_uri),
-                                  full_rebuild)
+    operations.check_tables_place(warehouse, settings.engine.kind, tables_uri,
+                                  full_rebuild=full_rebuild)
     forced = full_reload or refit or full_rebuild
     if not forced and operations.nothing_new(warehouse, input_dir, settings, as_of,
                                              tables_uri):
@@ -412,10 +407,9 @@ def serve(
     from journey_mining.operations import local_prefect_api
 
     try:
-        warehouse, tables_uri = _engine_warehouse(warehouse, config)
+        warehouse, tables_uri, kind = _engine_warehouse(warehouse, config)
         settings = _preflight(input, warehouse, config, need_files=False)
-        operations.check_tables_place(
-            warehouse, _tables_place(settings, warehouse, tables_uri), False)
+        operations.check_tables_place(warehouse, kind, tables_uri)
         _check_spark(settings.engine, tables_uri)
         if cron is not None:
             settings.schedule.with_cron(cron)  # a bad --cron before the API starts
@@ -491,18 +485,16 @@ def export_marts(
     table, from a warehouse of either engine: for BI tools, or another engine to read."""
     from journey_mining import exports, operations, steps
     from journey_mining import warehouse as warehouse_lib
-    from journey_mining.config import load_config
     from journey_mining.errors import NoDataError
 
     try:
-        path, tables_uri = _engine_warehouse(warehouse, config)
+        path, tables_uri, kind = _engine_warehouse(warehouse, config)
         if not path.exists():
             raise NoDataError(f"{path}: no warehouse there yet; run `journey run` first")
         if to.exists() and not to.is_dir():
             raise ConfigError(f"--to {to}: a file is there; give a folder for the Parquet "
                               "files")
-        operations.check_tables_place(
-            path, _tables_place(load_config(config), path, tables_uri), None)
+        operations.check_tables_place(path, kind, tables_uri, reads_only=True)
         with warehouse_lib.connected(path, read_only=True) as con:
             written, absent = exports.export_marts(con, to, steps.mart_tables())
     except JourneyError as exc:

@@ -310,26 +310,31 @@ def nothing_new(warehouse_path, input_dir, config, as_of=None,
         con.close()
 
 
-def check_tables_place(warehouse_path, place: str, rebuild: bool | None) -> None:
+def check_tables_place(warehouse_path, kind: str, tables_uri: str | None = None,
+                       full_rebuild: bool = False, reads_only: bool = False) -> None:
     """Refuse, in one sentence, a command on a warehouse whose last complete build put its
-    model tables somewhere else than this command would read or write them: another
-    engine, a Spark warehouse moved or copied (its views read the original's files), or
-    a URI that is not the one it was built at (a typo would build a second copy there).
-    `rebuild` True: `journey run --full-rebuild`, which builds it again here; None: a
-    command that only reads (export-marts), which has no such way out."""
+    model tables somewhere else than this command (engine `kind`, `tables_uri`) would
+    read or write them: another engine, a Spark warehouse moved or copied (its views read
+    the original's files), or a URI that is not the one it was built at (a typo would
+    build a second copy there). `journey run --full-rebuild` builds it again here; a
+    command that only reads (`reads_only`: export-marts) has no such way out."""
     path = Path(warehouse_path)
-    if rebuild or not path.exists():
+    if full_rebuild or not path.exists():
         return
+    place = spark_engine.tables_place(kind, path, tables_uri)
     with warehouse.connected(path, read_only=True) as con:
         built = build.last_build_place(con)
     if built is None or built == place:
         return
-    def said(where: str) -> str:
-        return ("inside the DuckDB file" if where == "duckdb"
-                else f"on Spark at {where.removeprefix('spark ')}")
-    fix = ("build it again with `journey run --full-rebuild`" if rebuild is not None
-           else "give the --warehouse and --config it was built with, or build it again "
-                "with `journey run --full-rebuild`")
-    raise ConfigError(f"{path}: its last build keeps the model tables {said(built)}, and "
-                      f"this command would use them {said(place)} (another engine, a "
+    fix = ("give the --warehouse and --config it was built with, or build it again with "
+           "`journey run --full-rebuild`" if reads_only
+           else "build it again with `journey run --full-rebuild`")
+    raise ConfigError(f"{path}: its last build keeps the model tables {_said(built)}, and "
+                      f"this command would use them {_said(place)} (another engine, a "
                       f"moved warehouse or another URI): {fix}")
+
+
+def _said(place: str) -> str:
+    """A place of the tables (`spark_engine.tables_place`) as the sentence says it."""
+    return ("inside the DuckDB file" if place == "duckdb"
+            else f"on Spark at {place.removeprefix('spark ')}")

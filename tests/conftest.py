@@ -46,7 +46,8 @@ def user_env(prefect_home: Path, seed: bool = True, shared_api: bool = False,
     With `shared_api` the command uses a `prefect server start` already running (one per
     test process), as a user with a Prefect server of their own sets PREFECT_API_URL:
     for the long runs whose subject is not the temporary API (its start, stop and the
-    refusals before it are tested on commands that start their own), ~4 s less a run.
+    refusals before it are tested on commands that start their own): the ~3.5 s a seeded
+    home's API takes to start (measured) less a run.
     """
     if seed and not prefect_home.exists():
         shutil.copytree(_prefect_template(), prefect_home)

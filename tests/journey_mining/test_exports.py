@@ -204,25 +204,3 @@ def test_an_export_that_fails_leaves_the_previous_file_and_no_partial_one(tmp_pa
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["j.jsonocel"]
 
-
-def test_every_exported_column_has_a_type_on_a_warehouse_with_little_yet(tmp_path):
-    """On a small world (no churn model can be fitted, no gap between engagements yet),
-    the columns with no value and the tables with no row still have their types: BI
-    tools refuse Parquet's null type (a new user found four such columns)."""
-    from journey_mining import steps
-    from journey_mining.config import Config
-    from journey_mining.generator import GeneratorSpec, generate_exports
-
-    generate_exports(tmp_path / "in", GeneratorSpec(n_accounts=30, seed=5))
-    path = tmp_path / "w.duckdb"
-    steps.run_all(path, tmp_path / "in", Config(),
-                  steps=[s.name for s in steps.STEPS if s.name != "report"])
-    with duckdb.connect(str(path), read_only=True) as con:
-        written, _ = exports.export_marts(con, tmp_path / "marts", steps.mart_tables())
-        assert con.execute("SELECT count(*) FROM gap_touchpoint_lift").fetchall() == [(0,)]
-        assert con.execute("SELECT count(*) FROM model_runs WHERE roc_auc IS NULL"
-                           ).fetchall() == [(1,)]
-    untyped = {(name, column) for name in written for column, kind, *_ in duckdb.execute(
-        f"DESCRIBE SELECT * FROM '{tmp_path / 'marts' / name}.parquet'").fetchall()
-        if kind.strip('"') == "NULL"}
-    assert untyped == set()
