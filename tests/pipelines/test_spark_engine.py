@@ -68,6 +68,8 @@ def test_journey_run_on_spark_writes_the_report(runs):
     work, _, uri = runs
     assert uri.returncode == 0, uri.stderr[-3000:]
     assert "engine: spark (local[2])" in uri.stderr
+    # Prefect's own line format (py4j's logging once replaced it with Python's default)
+    assert " | INFO    | Task run 'build-" in uri.stderr and "INFO:prefect" not in uri.stderr
     assert (work / "uri_catalog" / "journeys.duckdb").is_file()
     report = next((work / "rep_uri").rglob("index.html"))
     assert "report:" in uri.stdout and report.stat().st_size > 100_000
